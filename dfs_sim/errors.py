@@ -1,0 +1,34 @@
+"""Typed errors for bad user input.
+
+Library code raises these; only the command-line layer turns them into one line on stderr and exit code 2.
+Every message names the file (or object) and the problem, so a user can fix it without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DfsSimError", "TraceFormatError", "LayerTableError", "ConfigError", "OutputError"]
+
+
+class DfsSimError(Exception):
+    """Base class for every error caused by bad input rather than by a bug."""
+
+    def __init__(self, source: object, problem: str) -> None:
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+class TraceFormatError(DfsSimError):
+    """A trace file is unreadable, truncated or violates the trace format (DESIGN §2)."""
+
+
+class LayerTableError(DfsSimError):
+    """A layer table has impossible shapes or does not match what it is used with."""
+
+
+class ConfigError(DfsSimError):
+    """A TOML configuration (preset, sweep, training) is malformed or out of range."""
+
+
+class OutputError(DfsSimError):
+    """An output location cannot be written safely."""

@@ -1,0 +1,270 @@
+"""Layer tables: every compute layer of a network with its shape, and which gated block it belongs to.
+
+A layer table is the only thing the hardware models see of the network. Each ``ConvLayer`` row is either part of a
+gated block (``block`` is its index among the gated blocks, and it runs at the block's chosen option) or always runs
+(``block is None``) at ``fixed_option``. A strided block's 1×1 projection has ``role="projection"``: it belongs to
+its block but runs at its ``fixed_option`` whatever the gate chose, because the shortcut must be computed even when
+the block is skipped (DESIGN §1). The gates' own layers are listed with ``kind="gate"``: they cost something.
+
+Nothing here imports torch: hardware people build tables without a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Iterable, Iterator, Sequence
+
+from dfs_sim.errors import LayerTableError
+from dfs_sim.options import DFS_OPTIONS, Option
+
+__all__ = ["ConvLayer", "LayerTable", "cifar_resnet_layers", "CIFAR_DEPTHS", "GATE_EMBED_DIM"]
+
+KINDS = ("conv", "linear", "gate")
+ROLES = ("main", "projection")
+CIFAR_DEPTHS = (8, 14, 20, 26, 32, 38, 44, 56, 74, 110)
+GATE_EMBED_DIM = 10  # the gate's 1×1 conv width and LSTM size in the DFS and SkipNet reference code
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One compute layer; a fully connected layer is a 1×1 convolution on a 1×1 input.
+
+    Shapes follow the usual convolution notation: ``batch`` images of ``in_ch × in_h × in_w`` convolved with
+    ``out_ch`` filters of ``in_ch/groups × kernel × kernel`` at ``stride`` with ``padding`` on every side.
+    """
+
+    in_ch: int
+    out_ch: int
+    in_h: int
+    in_w: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    batch: int = 1
+    name: str = ""
+    kind: str = "conv"
+    block: int | None = None
+    fixed_option: int | None = None
+    role: str = "main"
+
+    def __post_init__(self) -> None:
+        problem = self._shape_problem()
+        if problem:
+            raise LayerTableError(self.name or "layer", problem)
+
+    def _shape_problem(self) -> str | None:
+        for field_name in ("in_ch", "out_ch", "in_h", "in_w", "kernel", "stride", "groups", "batch"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                return f"{field_name} must be a positive integer, got {value!r}"
+        if isinstance(self.padding, bool) or not isinstance(self.padding, int) or self.padding < 0:
+            return f"padding must be a non-negative integer, got {self.padding!r}"
+        if self.in_ch % self.groups or self.out_ch % self.groups:
+            return f"groups={self.groups} does not divide in_ch={self.in_ch} and out_ch={self.out_ch}"
+        if self.in_h + 2 * self.padding < self.kernel or self.in_w + 2 * self.padding < self.kernel:
+            return f"kernel {self.kernel} is larger than the padded input {self.in_h}x{self.in_w}+2*{self.padding}"
+        if self.kind not in KINDS:
+            return f"kind must be one of {KINDS}, got {self.kind!r}"
+        if self.role not in ROLES:
+            return f"role must be one of {ROLES}, got {self.role!r}"
+        for field_name in ("block", "fixed_option"):
+            value = getattr(self, field_name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                return f"{field_name} must be null or a non-negative integer, got {value!r}"
+        if self.block is None and self.fixed_option is None:
+            return "a layer outside every gated block needs a fixed_option"
+        if self.role == "projection" and (self.block is None or self.fixed_option is None):
+            return "a projection belongs to a gated block and runs at a fixed_option"
+        if self.role == "main" and self.block is not None and self.fixed_option is not None:
+            return "a main layer of a gated block runs at the block's option, so fixed_option must be null"
+        return None
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates: N·K·P·Q·(C/g)·R·S (hw.md §2 notation)."""
+        return self.batch * self.out_ch * self.out_h * self.out_w * (self.in_ch // self.groups) * self.kernel**2
+
+    @property
+    def weight_count(self) -> int:
+        return self.out_ch * (self.in_ch // self.groups) * self.kernel**2
+
+    @property
+    def input_count(self) -> int:
+        return self.batch * self.in_ch * self.in_h * self.in_w
+
+    @property
+    def output_count(self) -> int:
+        return self.batch * self.out_ch * self.out_h * self.out_w
+
+    @property
+    def always_runs(self) -> bool:
+        """True when the layer's cost does not depend on any gate decision."""
+        return self.block is None
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict, source: object = "layer table") -> "ConvLayer":
+        """Build a layer from a metadata record; unknown or missing keys raise ``LayerTableError``."""
+        if not isinstance(record, dict):
+            raise LayerTableError(source, f"layer entry is not an object: {record!r}")
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise LayerTableError(source, f"layer {record.get('name', '?')!r} has unknown keys {unknown}")
+        required = {"in_ch", "out_ch", "in_h", "in_w", "kernel", "name", "kind", "block", "fixed_option", "role"}
+        missing = sorted(required - set(record))
+        if missing:
+            raise LayerTableError(source, f"layer {record.get('name', '?')!r} lacks keys {missing}")
+        try:
+            return cls(**record)
+        except LayerTableError as error:
+            raise LayerTableError(source, f"layer {record.get('name', '?')!r}: {error.problem}") from None
+
+
+class LayerTable(Sequence[ConvLayer]):
+    """An ordered, validated list of ``ConvLayer`` rows with the gated-block bookkeeping done once."""
+
+    def __init__(self, layers: Iterable[ConvLayer], source: object = "layer table") -> None:
+        self._layers = tuple(layers)
+        self.source = str(source)
+        if not self._layers:
+            raise LayerTableError(source, "the layer table is empty")
+        names = [layer.name for layer in self._layers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise LayerTableError(source, f"duplicate layer names {duplicates[:3]}")
+        blocks = sorted({layer.block for layer in self._layers if layer.block is not None})
+        if blocks != list(range(len(blocks))):
+            raise LayerTableError(source, f"gated block indices must be 0..B-1 without gaps, got {blocks[:5]}...")
+        for block in blocks:
+            if not any(layer.block == block and layer.role == "main" for layer in self._layers):
+                raise LayerTableError(source, f"gated block {block} has no main layer")
+        self.num_blocks = len(blocks)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._layers[index]
+
+    def __iter__(self) -> Iterator[ConvLayer]:
+        return iter(self._layers)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LayerTable) and self._layers == other._layers
+
+    def __hash__(self) -> int:
+        return hash(self._layers)
+
+    def __repr__(self) -> str:
+        return f"LayerTable({len(self)} layers, {self.num_blocks} gated blocks, {self.total_macs:,} MACs)"
+
+    @property
+    def layers(self) -> tuple[ConvLayer, ...]:
+        return self._layers
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self._layers)
+
+    def block_layers(self, block: int) -> tuple[ConvLayer, ...]:
+        return tuple(layer for layer in self._layers if layer.block == block)
+
+    def fixed_layers(self) -> tuple[ConvLayer, ...]:
+        return tuple(layer for layer in self._layers if layer.block is None)
+
+    def block_macs(self, block: int, role: str = "main") -> int:
+        return sum(layer.macs for layer in self.block_layers(block) if layer.role == role)
+
+    def check_options(self, num_options: int) -> None:
+        """Every ``fixed_option`` must name one of ``num_options`` codes."""
+        for layer in self._layers:
+            if layer.fixed_option is not None and layer.fixed_option >= num_options:
+                raise LayerTableError(
+                    self.source, f"layer {layer.name!r} has fixed_option {layer.fixed_option} but only {num_options} options exist"
+                )
+
+    def to_records(self) -> list[dict]:
+        return [layer.to_record() for layer in self._layers]
+
+    @classmethod
+    def from_records(cls, records: list[dict], source: object = "layer table") -> "LayerTable":
+        if not isinstance(records, list):
+            raise LayerTableError(source, "'layers' must be a list of layer objects")
+        return cls((ConvLayer.from_record(record, source) for record in records), source=source)
+
+    def content_hash(self) -> str:
+        """A stable hash of the shapes and bookkeeping (not of ``source``): equal tables hash equal."""
+        payload = json.dumps(self.to_records(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def cifar_resnet_layers(
+    depth: int = 38,
+    *,
+    num_classes: int = 10,
+    options: Sequence[Option] = DFS_OPTIONS,
+    input_size: int = 32,
+    in_channels: int = 3,
+    widths: tuple[int, int, int] = (16, 32, 64),
+) -> LayerTable:
+    """The gated CIFAR ResNet (6n+2 layers, BasicBlock) of the DFS and SkipNet reference code, as a layer table.
+
+    Three groups of n blocks at widths 16/32/64; the first block of groups 2 and 3 has stride 2 and a 1×1 projection.
+    The stem, the first block, the final linear layer, every projection and the gates run at full precision
+    (the option with ``float=True``). Every block but the first is gated; the gate of gated block b reads the output
+    of the block before it: AvgPool → 1×1 conv to 10 channels → LSTM(10, 10) → Linear(10, len(options)).
+    The LSTM step is listed as one linear layer of 20 → 40 (the four gates over input and hidden state).
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise LayerTableError(f"cifar_resnet_layers(depth={depth})", "depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, 110, ...)")
+    full_precision = [option.code for option in options if option.float]
+    if len(full_precision) != 1:
+        raise LayerTableError("cifar_resnet_layers", "the option list must contain exactly one full-precision option")
+    fp = full_precision[0]
+    blocks_per_group = (depth - 2) // 6
+    layers: list[ConvLayer] = [ConvLayer(in_channels, widths[0], input_size, input_size, 3, 1, 1, name="stem", fixed_option=fp)]
+    channels, size, gated = widths[0], input_size, 0
+    for group, width in enumerate(widths):
+        for index in range(blocks_per_group):
+            stride = 2 if group > 0 and index == 0 else 1
+            prefix = f"group{group + 1}.block{index}"
+            is_gated = not (group == 0 and index == 0)
+            block = gated if is_gated else None
+            fixed = None if is_gated else fp
+            if is_gated:
+                layers += _gate_layers(gated, channels, len(options), fp)
+            out_size = (size + 2 - 3) // stride + 1
+            layers.append(ConvLayer(channels, width, size, size, 3, stride, 1, name=f"{prefix}.conv1", block=block, fixed_option=fixed))
+            layers.append(ConvLayer(width, width, out_size, out_size, 3, 1, 1, name=f"{prefix}.conv2", block=block, fixed_option=fixed))
+            if stride != 1 or channels != width:
+                layers.append(
+                    ConvLayer(channels, width, size, size, 1, stride, 0, name=f"{prefix}.projection",
+                              block=block, fixed_option=fp, role="projection")
+                )
+            channels, size = width, out_size
+            gated += is_gated
+    layers.append(ConvLayer(channels, num_classes, 1, 1, 1, name="fc", kind="linear", fixed_option=fp))
+    return LayerTable(layers, source=f"cifar_resnet_layers(depth={depth})")
+
+
+def _gate_layers(block: int, in_channels: int, num_options: int, fp: int) -> list[ConvLayer]:
+    embed = GATE_EMBED_DIM
+    return [
+        ConvLayer(in_channels, embed, 1, 1, 1, name=f"gate{block}.conv", kind="gate", fixed_option=fp),
+        ConvLayer(2 * embed, 4 * embed, 1, 1, 1, name=f"gate{block}.lstm", kind="gate", fixed_option=fp),
+        ConvLayer(embed, num_options, 1, 1, 1, name=f"gate{block}.fc", kind="gate", fixed_option=fp),
+    ]

@@ -1,0 +1,113 @@
+"""The per-block choices a gate can make, and the paper's cost proxy for them.
+
+DFS (Shen et al., AAAI 2020) gives every gated block seven options in this code order: skip, weights *and*
+activations quantized to 8, 10, 12, 14, 16 bits, and full precision. SkipNet is the binary case (skip, full
+precision). Static baselines use the DFS list with every block at one code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = [
+    "Option",
+    "DFS_OPTIONS",
+    "SKIPNET_OPTIONS",
+    "FULL_PRECISION_BITS",
+    "options_for_method",
+    "options_from_meta",
+    "options_to_meta",
+    "proxy_costs",
+]
+
+FULL_PRECISION_BITS = 32
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice for a block: ``w_bits``/``a_bits`` are 0 for skip and 32 with ``float=True`` for full precision."""
+
+    code: int
+    name: str
+    w_bits: int
+    a_bits: int
+    float: bool = False
+
+    @property
+    def is_skip(self) -> bool:
+        return self.w_bits == 0 and self.a_bits == 0
+
+    @property
+    def proxy_cost(self) -> float:
+        """The DFS paper's cost proxy, (bits/32)²; 0 for skip, 1 for full precision (DESIGN §1)."""
+        if self.is_skip:
+            return 0.0
+        return (self.w_bits / FULL_PRECISION_BITS) * (self.a_bits / FULL_PRECISION_BITS)
+
+
+def _quantized(code: int, bits: int) -> Option:
+    return Option(code, f"q{bits}", bits, bits)
+
+
+DFS_OPTIONS: tuple[Option, ...] = (
+    Option(0, "skip", 0, 0),
+    *(_quantized(code, bits) for code, bits in enumerate((8, 10, 12, 14, 16), start=1)),
+    Option(6, "fp", FULL_PRECISION_BITS, FULL_PRECISION_BITS, float=True),
+)
+
+SKIPNET_OPTIONS: tuple[Option, ...] = (
+    Option(0, "skip", 0, 0),
+    Option(1, "fp", FULL_PRECISION_BITS, FULL_PRECISION_BITS, float=True),
+)
+
+_BY_METHOD = {"dfs": DFS_OPTIONS, "static": DFS_OPTIONS, "skipnet": SKIPNET_OPTIONS}
+
+
+def options_for_method(method: str) -> tuple[Option, ...]:
+    """The option list a method uses; unknown methods raise ``KeyError`` listing the valid ones."""
+    try:
+        return _BY_METHOD[method]
+    except KeyError:
+        raise KeyError(f"unknown method {method!r}; valid: {sorted(_BY_METHOD)}") from None
+
+
+def options_to_meta(options: tuple[Option, ...]) -> list[dict]:
+    return [asdict(option) for option in options]
+
+
+def options_from_meta(entries: list[dict]) -> tuple[Option, ...]:
+    """Parse the ``options`` list of trace metadata; raises ``ValueError`` naming the first bad entry."""
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("'options' must be a non-empty list")
+    options = []
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"options[{position}] is not an object")
+        try:
+            option = Option(
+                code=_as_int(entry["code"]),
+                name=str(entry["name"]),
+                w_bits=_as_int(entry["w_bits"]),
+                a_bits=_as_int(entry["a_bits"]),
+                float=bool(entry.get("float", False)),
+            )
+        except KeyError as missing:
+            raise ValueError(f"options[{position}] lacks key {missing}") from None
+        if option.code != position:
+            raise ValueError(f"options[{position}] has code {option.code}; codes must be 0, 1, 2, ... in order")
+        if not (0 <= option.w_bits <= FULL_PRECISION_BITS and 0 <= option.a_bits <= FULL_PRECISION_BITS):
+            raise ValueError(f"options[{position}] has bits outside 0..{FULL_PRECISION_BITS}")
+        if (option.w_bits == 0) != (option.a_bits == 0):
+            raise ValueError(f"options[{position}] skips only one operand (w_bits={option.w_bits}, a_bits={option.a_bits})")
+        options.append(option)
+    return tuple(options)
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def proxy_costs(options: tuple[Option, ...]) -> list[float]:
+    return [option.proxy_cost for option in options]

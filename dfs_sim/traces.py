@@ -1,0 +1,320 @@
+"""The trace format (DESIGN §2): one Parquet file per run, one row per evaluated input.
+
+Columns: ``input_id`` (int64), ``label`` (int16), ``pred`` (int16), ``confidence`` (float32, the softmax maximum) and
+one uint8 column per gated block, ``block_00``, ``block_01``, ..., holding the option code the gate chose. The schema
+metadata key ``dfs_sim`` holds JSON with the run's description, its option list and its layer table.
+
+Integrity: pages are written with checksums that are verified on read, and a hash of the table's contents is stored
+in the metadata and checked, so a flipped byte is an error rather than silently different data. Every check that
+fails raises ``TraceFormatError`` with a one-line message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dfs_sim._atomic import atomic_path
+from dfs_sim.errors import LayerTableError, TraceFormatError
+from dfs_sim.layer_table import LayerTable
+from dfs_sim.options import Option, options_from_meta, options_to_meta
+from dfs_sim.provenance import command_line, git_commit, utc_now, versions
+
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "METHODS",
+    "TraceRun",
+    "TraceFormatError",
+    "block_column",
+    "make_meta",
+    "read_trace",
+    "read_traces",
+    "write_trace",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"dfs_sim"
+METHODS = ("dfs", "skipnet", "static")
+BLOCK_PREFIX = "block_"
+CODE_DTYPE = np.uint8
+VALUE_COLUMNS: dict[str, pa.DataType] = {
+    "input_id": pa.int64(),
+    "label": pa.int16(),
+    "pred": pa.int16(),
+    "confidence": pa.float32(),
+}
+REQUIRED_META = ("format_version", "method", "budget", "model", "options", "layers", "seed", "versions",
+                 "git_commit", "command", "created", "content_hash")
+REQUIRED_MODEL = ("arch", "depth", "dataset", "num_classes", "input_size")
+
+
+def block_column(block: int) -> str:
+    return f"{BLOCK_PREFIX}{block:02d}"
+
+
+@dataclass(frozen=True, eq=False)
+class TraceRun:
+    """One run's per-input decisions and outcomes, with its metadata as a dict.
+
+    ``codes`` is (N inputs × B gated blocks) uint8 in C order; the other arrays have length N.
+    """
+
+    meta: dict
+    codes: np.ndarray
+    input_id: np.ndarray
+    label: np.ndarray
+    pred: np.ndarray
+    confidence: np.ndarray
+    path: Path | None = None
+    layers: LayerTable = field(init=False, repr=False)
+    options: tuple[Option, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        source = self.path if self.path is not None else "trace"
+        layers, options = _parse_meta(self.meta, source)
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "codes", np.ascontiguousarray(self.codes, dtype=CODE_DTYPE))
+        for name, dtype in (("input_id", np.int64), ("label", np.int16), ("pred", np.int16), ("confidence", np.float32)):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        _check_values(self, source)
+
+    @property
+    def name(self) -> str:
+        """The run's name: the file's stem, or ``meta['name']`` for a run not read from a file."""
+        return self.path.stem if self.path is not None else str(self.meta.get("name", "run"))
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    @property
+    def budget(self) -> float | None:
+        return self.meta["budget"]
+
+    @property
+    def num_inputs(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.codes.shape[1])
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.label == self.pred
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    def content_hash(self) -> str:
+        return _content_hash(self.input_id, self.label, self.pred, self.confidence, self.codes)
+
+
+def make_meta(
+    *,
+    method: str,
+    budget: float | None,
+    model: dict,
+    options: Sequence[Option],
+    layers: LayerTable,
+    seed: int,
+    command: str | None = None,
+    **extra: Any,
+) -> dict:
+    """Metadata for a new trace, with versions, git commit, command and time filled in.
+
+    ``content_hash`` is added by ``write_trace``; ``extra`` keys (e.g. the checkpoint, the split) are kept as given.
+    """
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "method": method,
+        "budget": budget,
+        "model": dict(model),
+        "options": options_to_meta(tuple(options)),
+        "layers": layers.to_records(),
+        "seed": seed,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "command": command if command is not None else command_line(),
+        "created": utc_now(),
+        **extra,
+    }
+    meta["content_hash"] = ""
+    return meta
+
+
+def write_trace(path: str | os.PathLike, run: TraceRun) -> Path:
+    """Write ``run`` to ``path`` atomically (temporary name, then rename); returns the path written."""
+    path = Path(path)
+    meta = dict(run.meta, content_hash=run.content_hash())
+    columns = {
+        "input_id": pa.array(run.input_id, pa.int64()),
+        "label": pa.array(run.label, pa.int16()),
+        "pred": pa.array(run.pred, pa.int16()),
+        "confidence": pa.array(run.confidence, pa.float32()),
+    }
+    for block in range(run.num_blocks):
+        columns[block_column(block)] = pa.array(run.codes[:, block], pa.uint8())
+    table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd", write_page_checksum=True, write_statistics=False)
+    return path
+
+
+def read_trace(path: str | os.PathLike) -> TraceRun:
+    """Read and validate one trace file; every problem raises ``TraceFormatError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TraceFormatError(path, "no such trace file")
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise TraceFormatError(path, f"not a readable Parquet file or truncated ({_first_line(error)})") from None
+    raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw_meta is None:
+        raise TraceFormatError(path, "metadata key 'dfs_sim' is missing; was this written by dfs_sim.traces?")
+    try:
+        meta = json.loads(raw_meta)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TraceFormatError(path, f"metadata is not valid JSON ({_first_line(error)})") from None
+    if not isinstance(meta, dict):
+        raise TraceFormatError(path, "metadata is not a JSON object")
+    layers, _ = _parse_meta(meta, path)
+    _check_columns(table.schema, layers.num_blocks, path)
+    if table.num_rows == 0:
+        raise TraceFormatError(path, "the trace has no rows")
+    for name in table.column_names:
+        if table.column(name).null_count:
+            raise TraceFormatError(path, f"column {name!r} has missing values")
+    codes = np.empty((table.num_rows, layers.num_blocks), dtype=CODE_DTYPE)
+    for block in range(layers.num_blocks):
+        codes[:, block] = table.column(block_column(block)).to_numpy()
+    values = {name: table.column(name).to_numpy() for name in VALUE_COLUMNS}
+    stored_hash = meta.get("content_hash")
+    actual_hash = _content_hash(values["input_id"], values["label"], values["pred"], values["confidence"], codes)
+    if stored_hash != actual_hash:
+        raise TraceFormatError(path, "content hash does not match the data: the file was changed or corrupted")
+    return TraceRun(meta=meta, codes=codes, path=path, **values)
+
+
+def read_traces(folder: str | os.PathLike) -> list[TraceRun]:
+    """Read every ``*.parquet`` trace in ``folder`` (or one file), sorted by file name."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [read_trace(folder)]
+    if not folder.is_dir():
+        raise TraceFormatError(folder, "no such folder")
+    paths = sorted(folder.glob("*.parquet"))
+    if not paths:
+        raise TraceFormatError(folder, "the folder holds no *.parquet trace files")
+    return [read_trace(path) for path in paths]
+
+
+def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, ...]]:
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise TraceFormatError(source, f"metadata lacks {missing}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise TraceFormatError(
+            source, f"unknown format_version {meta['format_version']!r}; this dfs_sim reads version {FORMAT_VERSION}"
+        )
+    if meta["method"] not in METHODS:
+        raise TraceFormatError(source, f"metadata 'method' is {meta['method']!r}; expected one of {METHODS}")
+    budget = meta["budget"]
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
+        raise TraceFormatError(source, f"metadata 'budget' must be a number or null, got {budget!r}")
+    model = meta["model"]
+    if not isinstance(model, dict) or any(key not in model for key in REQUIRED_MODEL):
+        raise TraceFormatError(source, f"metadata 'model' must be an object with keys {list(REQUIRED_MODEL)}")
+    try:
+        options = options_from_meta(meta["options"])
+    except ValueError as error:
+        raise TraceFormatError(source, f"metadata 'options': {error}") from None
+    try:
+        layers = LayerTable.from_records(meta["layers"], source=source)
+        layers.check_options(len(options))
+    except LayerTableError as error:
+        raise TraceFormatError(source, f"metadata 'layers': {error.problem}") from None
+    if layers.num_blocks == 0:
+        raise TraceFormatError(source, "metadata 'layers' has no gated block")
+    return layers, options
+
+
+def _check_columns(schema: pa.Schema, num_blocks: int, source: object) -> None:
+    names = schema.names
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise TraceFormatError(source, f"duplicate columns {duplicates}")
+    for name, dtype in VALUE_COLUMNS.items():
+        if name not in names:
+            raise TraceFormatError(source, f"column {name!r} is missing")
+        if schema.field(name).type != dtype:
+            raise TraceFormatError(source, f"column {name!r} has type {schema.field(name).type}, expected {dtype}")
+    expected_codes = [block_column(block) for block in range(num_blocks)]
+    code_columns = [name for name in names if name not in VALUE_COLUMNS]
+    missing = [name for name in expected_codes if name not in code_columns]
+    if missing:
+        raise TraceFormatError(
+            source, f"code columns {missing[:3]} missing: the layer table has {num_blocks} gated blocks"
+        )
+    extra = [name for name in code_columns if name not in expected_codes]
+    if extra:
+        raise TraceFormatError(
+            source, f"unexpected columns {extra[:3]}: the layer table has {num_blocks} gated blocks"
+        )
+    for name in expected_codes:
+        if schema.field(name).type != pa.uint8():
+            raise TraceFormatError(source, f"column {name!r} has type {schema.field(name).type}, expected uint8")
+
+
+def _check_values(run: TraceRun, source: object) -> None:
+    count = run.codes.shape[0]
+    if run.codes.ndim != 2 or run.codes.shape[1] != run.layers.num_blocks:
+        raise TraceFormatError(
+            source, f"codes have shape {run.codes.shape}; the layer table has {run.layers.num_blocks} gated blocks"
+        )
+    for name in VALUE_COLUMNS:
+        if getattr(run, name).shape != (count,):
+            raise TraceFormatError(source, f"{name} has shape {getattr(run, name).shape}, expected ({count},)")
+    if count == 0:
+        raise TraceFormatError(source, "the trace has no rows")
+    num_options = len(run.options)
+    if int(run.codes.max()) >= num_options:
+        block = int(np.argmax((run.codes >= num_options).any(axis=0)))
+        raise TraceFormatError(
+            source, f"column {block_column(block)!r} has option code {int(run.codes[:, block].max())}, "
+                    f"but only codes 0..{num_options - 1} exist"
+        )
+    if np.unique(run.input_id).size != count:
+        raise TraceFormatError(source, "input_id has duplicate values")
+    num_classes = run.meta["model"]["num_classes"]
+    for name in ("label", "pred"):
+        column = getattr(run, name)
+        if column.min() < 0 or column.max() >= num_classes:
+            raise TraceFormatError(source, f"column {name!r} has values outside 0..{num_classes - 1}")
+    if not np.all((run.confidence >= 0) & (run.confidence <= 1)):
+        raise TraceFormatError(source, "column 'confidence' has values outside [0, 1]")
+
+
+def _content_hash(input_id, label, pred, confidence, codes) -> str:
+    digest = hashlib.sha256()
+    for array, dtype in ((input_id, "<i8"), (label, "<i2"), (pred, "<i2"), (confidence, "<f4"), (codes, "u1")):
+        digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
