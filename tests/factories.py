@@ -1,0 +1,65 @@
+"""Traces that the tests make themselves (never shipped as an example)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS, options_for_method
+from dfs_sim.traces import METADATA_KEY, TraceRun, block_column, make_meta
+
+
+def make_run(method: str = "dfs", *, depth: int = 8, n: int = 50, seed: int = 0, budget: float | None = 50.0,
+             num_classes: int = 10, codes: np.ndarray | None = None, name: str = "run") -> TraceRun:
+    """A random but valid run: codes, labels and predictions drawn from a seeded generator."""
+    options = options_for_method(method)
+    layers = cifar_resnet_layers(depth, num_classes=num_classes, options=options)
+    rng = np.random.default_rng(seed)
+    if codes is None:
+        codes = rng.integers(0, len(options), size=(n, layers.num_blocks), dtype=np.uint8)
+    n = codes.shape[0]
+    meta = make_meta(
+        method=method,
+        budget=None if method == "static" else budget,
+        model={"arch": "cifar_resnet", "depth": depth, "dataset": "synthetic", "num_classes": num_classes,
+               "input_size": [3, 32, 32]},
+        options=options,
+        layers=layers,
+        seed=seed,
+        command="tests",
+        name=name,
+    )
+    label = rng.integers(0, num_classes, size=n)
+    pred = np.where(rng.random(n) < 0.7, label, rng.integers(0, num_classes, size=n))
+    return TraceRun(meta=meta, codes=codes, input_id=np.arange(n) * 3 + 7, label=label, pred=pred,
+                    confidence=rng.random(n).astype(np.float32))
+
+
+def write_raw(path: Path, columns: dict[str, pa.Array], meta: dict | bytes | None) -> Path:
+    """Write a Parquet file without any validation, to build malformed traces."""
+    table = pa.table(columns)
+    if meta is not None:
+        raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
+        table = table.replace_schema_metadata({METADATA_KEY: raw})
+    pq.write_table(table, path)
+    return path
+
+
+def raw_columns(run: TraceRun) -> dict[str, pa.Array]:
+    columns = {
+        "input_id": pa.array(run.input_id, pa.int64()),
+        "label": pa.array(run.label, pa.int16()),
+        "pred": pa.array(run.pred, pa.int16()),
+        "confidence": pa.array(run.confidence, pa.float32()),
+    }
+    for block in range(run.num_blocks):
+        columns[block_column(block)] = pa.array(run.codes[:, block], pa.uint8())
+    return columns
+
+
+__all__ = ["make_run", "write_raw", "raw_columns", "DFS_OPTIONS", "SKIPNET_OPTIONS"]

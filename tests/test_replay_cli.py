@@ -1,0 +1,90 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.summary import computation_pct, run_summary
+from dfs_sim.replay import main
+from dfs_sim.traces import write_trace
+from tests.factories import make_run
+
+
+def test_computation_pct_by_hand():
+    # ResNet-8 has two gated blocks. Input 0: skip + q8; input 1: fp + q16; input 2: q12 + fp.
+    codes = np.array([[0, 1], [6, 5], [3, 6]], dtype=np.uint8)
+    run = make_run(codes=codes)
+    by_hand = (0 + 1 / 16 + 1 + 1 / 4 + 9 / 64 + 1) / 6 * 100
+    assert computation_pct(run) == pytest.approx(by_hand)
+    skipnet = make_run("skipnet", codes=np.array([[0, 1], [1, 1]], dtype=np.uint8))
+    assert computation_pct(skipnet) == pytest.approx(75.0)
+
+
+def test_summary_rows_and_histogram():
+    dfs = make_run("dfs", n=40, seed=1, name="dfs_a")
+    skipnet = make_run("skipnet", n=30, seed=2, name="skip_a")
+    frame = run_summary([dfs, skipnet])
+    assert list(frame["run"]) == ["dfs_a", "skip_a"]
+    assert list(frame["n"]) == [40, 30]
+    assert frame.loc[0, "accuracy"] == pytest.approx(np.mean(dfs.label == dfs.pred))
+    fractions = frame.filter(like="frac_")
+    np.testing.assert_allclose(fractions.sum(axis=1), 1.0)
+    assert frame.loc[1, "frac_q8"] == 0.0
+    assert frame.loc[1, "frac_skip"] == pytest.approx(np.mean(skipnet.codes == 0))
+
+
+def _traces(folder, count=3):
+    folder.mkdir()
+    for index, method in enumerate(["dfs", "skipnet", "static"][:count]):
+        codes = None
+        if method == "static":
+            codes = np.full((20, 2), 1, dtype=np.uint8)
+        write_trace(folder / f"{method}_r8.parquet", make_run(method, n=20, seed=index, codes=codes))
+    return folder
+
+
+def test_cli_writes_summary_without_importing_torch(tmp_path):
+    traces = _traces(tmp_path / "traces")
+    out = tmp_path / "out"
+    code = ("import sys; from dfs_sim.replay import main; rc = main([sys.argv[1], '--out', sys.argv[2]]); "
+            "assert 'torch' not in sys.modules, 'replay imported torch'; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, str(traces), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(out / "per_run.csv")
+    assert list(frame["run"]) == ["dfs_r8", "skipnet_r8", "static_r8"]
+    assert frame.loc[2, "computation_pct"] == pytest.approx(100 / 16)
+    assert (out / "manifest.json").is_file()
+    assert sorted(path.name for path in out.iterdir()) == ["manifest.json", "per_run.csv"]
+
+
+def test_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
+    traces = _traces(tmp_path / "traces")
+    (traces / "zz_broken.parquet").write_bytes(b"PAR1 not really")
+    out = tmp_path / "out"
+    assert main([str(traces), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "zz_broken.parquet" in error
+    assert not out.exists()
+
+
+def test_existing_results_are_not_touched_by_bad_input(tmp_path, capsys):
+    traces = _traces(tmp_path / "traces")
+    out = tmp_path / "out"
+    assert main([str(traces), "--out", str(out)]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    (traces / "a_broken.parquet").write_bytes(b"")
+    assert main([str(traces), "--out", str(out)]) == 2
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_empty_folder_and_output_file(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no *.parquet" in capsys.readouterr().err
+    traces = _traces(tmp_path / "traces", count=1)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("keep me")
+    assert main([str(traces), "--out", str(blocker)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert blocker.read_text() == "keep me"
