@@ -1,0 +1,78 @@
+"""DFS against SkipNet and static quantization at matched cost and at matched accuracy.
+
+For every DFS run and preset, each baseline method's Pareto front (cost down, accuracy up) is interpolated linearly
+between its runs: the accuracy the baseline reaches at the DFS run's cost, and the cost it needs for the DFS run's
+accuracy. Outside the span of the front the answer is "out of range": we never extrapolate.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.pareto import pareto_front
+
+__all__ = ["BASELINES", "COST_AXES", "front_points", "interpolate_front", "matched_comparison"]
+
+BASELINES = ("skipnet", "static")
+COST_AXES = ("energy_pj_mean", "latency_us_mean")
+OK, OUT_OF_RANGE, NO_RUNS = "ok", "out of range", "no runs"
+
+
+def front_points(per_run: pd.DataFrame, cost: str, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The Pareto-optimal rows of ``per_run`` for (``cost`` min, accuracy max), sorted by cost, duplicates dropped.
+
+    Along the result both cost and accuracy strictly increase, so either can be interpolated against the other.
+    """
+    front = per_run[pareto_front(per_run, {cost: "min", "accuracy": "max"})]
+    front = front.sort_values([cost, "accuracy"]).drop_duplicates(subset=[cost, "accuracy"])
+    return front[[cost, "accuracy", *extra]].reset_index(drop=True)
+
+
+def interpolate_front(front: pd.DataFrame, x: str, value: float, y: Sequence[str]) -> tuple[dict, str]:
+    """Linear interpolation of columns ``y`` at ``front[x] == value``; ``({}, status)`` outside the front's span."""
+    if front.empty:
+        return {}, NO_RUNS
+    xs = front[x].to_numpy(dtype=float)
+    if not np.isfinite(value) or value < xs[0] or value > xs[-1]:
+        return {}, OUT_OF_RANGE
+    return {column: float(np.interp(value, xs, front[column].to_numpy(dtype=float))) for column in y}, OK
+
+
+def matched_comparison(per_run: pd.DataFrame, baselines: Sequence[str] = BASELINES,
+                       axes: Sequence[str] = COST_AXES) -> pd.DataFrame:
+    """One row per DFS run × preset × baseline × cost axis.
+
+    Columns: ``dfs_cost`` and ``dfs_accuracy`` of the DFS run; ``baseline_accuracy_at_cost`` (the baseline's
+    accuracy at the same cost) and ``accuracy_gain`` = DFS − baseline; ``baseline_cost_at_accuracy`` (the cost the
+    baseline needs for the DFS run's accuracy) and ``cost_ratio`` = baseline / DFS (above 1: DFS is cheaper);
+    ``status_at_cost`` and ``status_at_accuracy`` say "ok", "out of range" or "no runs".
+    """
+    axes = [axis for axis in axes if axis in per_run.columns]
+    rows = []
+    for preset, at_preset in per_run.groupby("preset", sort=False):
+        for axis in axes:
+            fronts = {name: front_points(at_preset[at_preset["method"] == name], axis) for name in baselines}
+            for _, dfs in at_preset[at_preset["method"] == "dfs"].iterrows():
+                cost, accuracy = float(dfs[axis]), float(dfs["accuracy"])
+                for name, front in fronts.items():
+                    at_cost, status_cost = interpolate_front(front, axis, cost, ["accuracy"])
+                    at_accuracy, status_accuracy = interpolate_front(front, "accuracy", accuracy, [axis])
+                    baseline_accuracy = at_cost.get("accuracy", np.nan)
+                    baseline_cost = at_accuracy.get(axis, np.nan)
+                    rows.append({
+                        "run": dfs["run"], "budget": dfs.get("budget"), "preset": preset, "baseline": name,
+                        "axis": axis, "dfs_cost": cost, "dfs_accuracy": accuracy,
+                        "baseline_accuracy_at_cost": baseline_accuracy,
+                        "accuracy_gain": accuracy - baseline_accuracy,
+                        "status_at_cost": status_cost,
+                        "baseline_cost_at_accuracy": baseline_cost,
+                        "cost_ratio": baseline_cost / cost if cost > 0 else np.nan,
+                        "status_at_accuracy": status_accuracy,
+                    })
+    columns = ["run", "budget", "preset", "baseline", "axis", "dfs_cost", "dfs_accuracy",
+               "baseline_accuracy_at_cost", "accuracy_gain", "status_at_cost", "baseline_cost_at_accuracy",
+               "cost_ratio", "status_at_accuracy"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,58 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.matched import front_points, matched_comparison
+
+
+def _frame():
+    rows = [
+        # static: a front at energies 10, 20, 40 with accuracies .6, .8, .9, and one dominated run
+        ("static_q8", "static", 10.0, 0.60), ("static_q12", "static", 20.0, 0.80),
+        ("static_fp", "static", 40.0, 0.90), ("static_bad", "static", 30.0, 0.70),
+        # skipnet: two runs
+        ("skip_a", "skipnet", 15.0, 0.50), ("skip_b", "skipnet", 25.0, 0.85),
+        # dfs runs: inside both fronts, below them, above them
+        ("dfs_mid", "dfs", 15.0, 0.84), ("dfs_low", "dfs", 5.0, 0.30), ("dfs_high", "dfs", 50.0, 0.95),
+    ]
+    frame = pd.DataFrame(rows, columns=["run", "method", "energy_pj_mean", "accuracy"])
+    frame["preset"] = "toy"
+    frame["latency_us_mean"] = frame["energy_pj_mean"] / 10
+    frame["budget"] = 50.0
+    return frame
+
+
+def test_front_points_drop_dominated_runs_and_sort():
+    front = front_points(_frame().query("method == 'static'"), "energy_pj_mean")
+    assert front["energy_pj_mean"].tolist() == [10.0, 20.0, 40.0]
+    assert front["accuracy"].tolist() == [0.6, 0.8, 0.9]
+
+
+def test_interpolation_by_hand():
+    table = matched_comparison(_frame())
+    row = table.query("run == 'dfs_mid' and baseline == 'static' and axis == 'energy_pj_mean'").iloc[0]
+    assert row["baseline_accuracy_at_cost"] == pytest.approx(0.70)       # halfway between (10, .6) and (20, .8)
+    assert row["accuracy_gain"] == pytest.approx(0.14)
+    assert row["baseline_cost_at_accuracy"] == pytest.approx(20 + 20 * 0.4)  # accuracy .84 between .8 and .9
+    assert row["cost_ratio"] == pytest.approx(28 / 15)
+    skip = table.query("run == 'dfs_mid' and baseline == 'skipnet' and axis == 'energy_pj_mean'").iloc[0]
+    assert skip["baseline_accuracy_at_cost"] == pytest.approx(0.50)
+    assert skip["baseline_cost_at_accuracy"] == pytest.approx(15 + 10 * (0.34 / 0.35))
+    latency = table.query("run == 'dfs_mid' and baseline == 'static' and axis == 'latency_us_mean'").iloc[0]
+    assert latency["baseline_cost_at_accuracy"] == pytest.approx(2.8)
+
+
+def test_out_of_range_is_not_extrapolated():
+    table = matched_comparison(_frame()).query("baseline == 'static' and axis == 'energy_pj_mean'")
+    low = table.query("run == 'dfs_low'").iloc[0]
+    high = table.query("run == 'dfs_high'").iloc[0]
+    for row in (low, high):
+        assert row["status_at_cost"] == "out of range" and np.isnan(row["baseline_accuracy_at_cost"])
+        assert row["status_at_accuracy"] == "out of range" and np.isnan(row["baseline_cost_at_accuracy"])
+
+
+def test_missing_baseline_says_no_runs():
+    frame = _frame().query("method != 'skipnet'")
+    table = matched_comparison(frame).query("baseline == 'skipnet'")
+    assert set(table["status_at_cost"]) == {"no runs"}
+    assert len(table) == 3 * 2  # three DFS runs × two axes
