@@ -1,1 +1,24 @@
-"""Hardware cost models: what a layer costs at a chosen (weight bits, activation bits) on an accelerator preset."""
+"""Hardware cost models: what a layer costs at a chosen (weight bits, activation bits) on an accelerator preset.
+
+Presets are TOML files (``cost_models/presets``); kinds ``bitfusion``, ``bitserial`` (Stripes, Loom) and
+``bitparallel`` are dispatched by a registry. ``layer_cost`` / ``option_cost`` cost one layer; ``build_cost_table``
+costs a whole layer table per gated block and option, cached on disk. See DESIGN §3 and reference/hw.md.
+"""
+
+from cost_models.cost_table import CostTable, build_cost_table, default_cache_dir
+from cost_models.model import METRICS, LayerCost, layer_cost, option_cost, skip_cost
+from cost_models.preset import Preset, list_presets, load_preset
+
+__all__ = [
+    "CostTable",
+    "LayerCost",
+    "METRICS",
+    "Preset",
+    "build_cost_table",
+    "default_cache_dir",
+    "layer_cost",
+    "list_presets",
+    "load_preset",
+    "option_cost",
+    "skip_cost",
+]

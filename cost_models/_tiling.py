@@ -1,0 +1,383 @@
+"""Shared tiling and memory model: loop-order × power-of-two tile search, buffer fills, DRAM traffic and stalls.
+
+Every accelerator model reduces a layer to a ``Mapping`` (how its array consumes the loops) and calls ``search``.
+The dataflow is the public Bit Fusion simulator's optimizer (hsharma35/bitfusion @04ec1c8, ``optimizer.py``; described
+in reference/hw.md §1.3), re-expressed here for any array:
+
+* Loops B, OW, OH, IC, OC are tiled with power-of-two tiles (OC in multiples of the array's columns unless im2col);
+  the kernel window is never tiled. All 5! loop orders are tried. [repo]
+* A tile must fit ``fit_fraction`` (½, double buffering) of each buffer. [repo]
+* Each buffer's fill is promoted outward through the loop nest while the loop indexes that tensor and the enlarged
+  fill still fits; loops that do not index the tensor leave the fill in place; once promotion stops every outer
+  loop multiplies the traffic. DRAM reads are the sums of the fills. [repo]
+* SRAM accesses inside a tile follow the cheapest of input-, output- and weight-stationary by a bit-count proxy. [repo]
+* Stalls: ``max(0, ceil(middle_dram_bits / bw) - compute) + ceil(first_fill / bw) + ceil(last_drain / bw)``: a
+  roofline with perfect overlap except for the first fill and the last drain. [repo]
+* The pick is the fewest total cycles, then the least energy (same energy formula as the simulator). [repo]
+
+Outputs (``output_policy``):
+
+* ``ACC`` (0): the public simulator's policy: outputs move as ``acc_bits`` partial sums, each output tile is loaded
+  from DRAM before it is accumulated (also the first time) and written back after. [repo]
+* ``ACT`` (1, default, our assumption): outputs start at zero in the OBUF (no first load); when the IC loop is
+  outside the output tile's fill, partial sums spill to DRAM and are read back at ``acc_bits``; the final outputs
+  are written once at ``out_bits`` (the layer's activation width), counting real (unpadded) outputs.
+
+Compute cycles per tile (hw.md §1.3 and §2): ``b · ceil(oc/cols) · ceil(oh·ow/windows) · K² · ceil(ic/(rows·pack)) ·
+temporal``; with im2col ``ceil(b·oh·ow/windows) · ceil(oc/cols) · ceil(K²·ic/(rows·pack)) · temporal``. Bit Fusion has
+``windows = 1``; bit-serial arrays put ``windows`` output positions side by side and ``temporal`` is the serial cycle
+count per step.
+
+``search`` runs a Numba kernel (``_search_kernel``); ``search_reference`` is the plain exhaustive twin the tests
+compare it with.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+__all__ = ["Mapping", "Search", "search", "search_reference", "LOOPS", "ORDERS", "ACC", "ACT"]
+
+LOOPS = ("B", "OW", "OH", "IC", "OC")
+# Which tensor each loop indexes: columns act, wgt, out (public simulator tile_deps) [repo].
+_DEPS = np.array([[1, 0, 1], [1, 0, 1], [1, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=np.int64)
+ORDERS = np.array(list(itertools.permutations(range(5))), dtype=np.int64)  # outermost first
+ACC, ACT = 0, 1
+_NRESULT = 22
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How an array consumes one layer at one precision: the numbers ``search`` needs besides the layer."""
+
+    rows: int  # reduction lanes (input channels, or K²·C with im2col) per cycle
+    cols: int  # output channels per cycle
+    windows: int  # output positions per cycle
+    pack: int  # operands packed per reduction lane (Bit Fusion spatial fusion)
+    temporal: int  # cycles per step (temporal fusion, or bit-serial cycles)
+    im2col: bool
+    pad_outputs: bool  # output tiles occupy whole column banks
+    a_bits: int
+    w_bits: int
+    acc_bits: int
+    out_bits: int
+    output_policy: int  # ACC or ACT
+    cap_act_bits: int
+    cap_wgt_bits: int
+    cap_out_bits: int
+    dram_bits_per_cycle: int
+    # prices used only to break ties between equally fast tilings (as the public simulator does)
+    prices: tuple[float, ...]  # compute_pj_per_cycle, act r/w, wgt r/w, out r/w, dram (pJ per bit)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Action counts of the best mapping of one layer (all in cycles or bits), and the tiling that gives them."""
+
+    cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    mem_cycles: int
+    fill_drain_cycles: int
+    dram_read_bits: int
+    dram_write_bits: int
+    ibuf_read_bits: int
+    ibuf_write_bits: int
+    wbuf_read_bits: int
+    wbuf_write_bits: int
+    obuf_read_bits: int
+    obuf_write_bits: int
+    order: tuple[str, ...]
+    tiles: tuple[int, int, int, int, int]  # b, ow, oh, ic, oc
+    energy_pj: float  # the tie-break energy (simulator formula)
+
+
+def _tile_sizes(total: int, step: int = 1) -> np.ndarray:
+    """Power-of-two multiples of ``step`` up to the first that covers ``total`` (each clipped to ``total``)."""
+    sizes = []
+    size = step
+    while True:
+        sizes.append(min(size, total))
+        if size >= total:
+            break
+        size *= 2
+    return np.array(sizes, dtype=np.int64)
+
+
+def _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, mapping):
+    b_tiles = _tile_sizes(batch)
+    o_tiles = _tile_sizes(max(out_h, out_w))
+    ic_tiles = _tile_sizes(in_ch)
+    oc_tiles = _tile_sizes(out_ch, 1 if mapping.im2col else mapping.cols)
+    return b_tiles, o_tiles, ic_tiles, oc_tiles
+
+
+def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int, mapping: Mapping) -> Search:
+    """Best mapping by the Numba kernel. Raises ``ValueError`` when no tile fits the buffers."""
+    b_tiles, o_tiles, ic_tiles, oc_tiles = _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, mapping)
+    ints = np.array(
+        [batch, out_h, out_w, in_ch, out_ch, kernel, stride, int(mapping.im2col), mapping.rows, mapping.cols,
+         mapping.windows, mapping.pack, mapping.temporal, mapping.a_bits, mapping.w_bits, mapping.acc_bits,
+         mapping.out_bits, mapping.output_policy, mapping.cap_act_bits, mapping.cap_wgt_bits, mapping.cap_out_bits,
+         mapping.dram_bits_per_cycle, int(mapping.pad_outputs)],
+        dtype=np.int64,
+    )
+    prices = np.array(mapping.prices, dtype=np.float64)
+    result = _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, ORDERS, _DEPS)
+    return _to_search(result, prices, out_h, out_w)
+
+
+def _to_search(result: np.ndarray, prices: np.ndarray, out_h: int, out_w: int) -> Search:
+    if result[0] < 0:
+        raise ValueError("no tiling fits the buffers")
+    values = [int(v) for v in result[:_NRESULT - 1]]
+    order = tuple(LOOPS[i] for i in ORDERS[values[13]])
+    b, o, ic, oc = values[14:18]
+    return Search(
+        cycles=values[0], compute_cycles=values[1], stall_cycles=values[2], mem_cycles=values[3],
+        fill_drain_cycles=values[4], dram_read_bits=values[5], dram_write_bits=values[6],
+        ibuf_read_bits=values[7], ibuf_write_bits=values[8], wbuf_read_bits=values[9], wbuf_write_bits=values[10],
+        obuf_read_bits=values[11], obuf_write_bits=values[12], order=order,
+        tiles=(b, min(o, out_w), min(o, out_h), ic, oc), energy_pj=float(result[_NRESULT - 1]),
+    )
+
+
+@numba.njit(cache=True)
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@numba.njit(cache=True)
+def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, deps):  # pragma: no cover - compiled
+    B, OH, OW, IC, OC, K, S = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6]
+    im2col, rows, cols, windows, pack, temporal = ints[7], ints[8], ints[9], ints[10], ints[11], ints[12]
+    a_bits, w_bits, acc_bits, out_bits, policy = ints[13], ints[14], ints[15], ints[16], ints[17]
+    cap = np.empty(3, np.int64)
+    cap[0], cap[1], cap[2] = ints[18], ints[19], ints[20]
+    bw, pad_out = ints[21], ints[22]
+    red = rows * pack
+    best = np.full(_NRESULT, -1.0)
+    best_cycles = -1
+    best_energy = 0.0
+    tile = np.empty(3, np.int64)
+    fill = np.empty(3, np.int64)
+    peak = np.empty(3, np.int64)
+    promote = np.empty(3, np.int64)
+    counts = np.empty(5, np.int64)
+    for oi in range(orders.shape[0]):
+        for b in b_tiles:
+            for o in o_tiles:
+                ow = min(o, OW)
+                oh = min(o, OH)
+                for ic in ic_tiles:
+                    for oc in oc_tiles:
+                        counts[0] = _cdiv(B, b)
+                        counts[1] = _cdiv(OW, ow)
+                        counts[2] = _cdiv(OH, oh)
+                        counts[3] = _cdiv(IC, ic)
+                        counts[4] = _cdiv(OC, oc)
+                        oc_slots = _cdiv(oc, cols) * cols if pad_out else oc
+                        tile[1] = _cdiv(K * K * ic, red) * red * oc * w_bits
+                        if im2col:
+                            tile[0] = ow * oh * K * K * ic * b * a_bits
+                        else:
+                            tile[0] = (K + (ow - 1) * S) * (K + (oh - 1) * S) * ic * b * a_bits
+                        out_elems = ow * oh * oc_slots * b
+                        tile[2] = out_elems * acc_bits
+                        if tile[0] > cap[0] or tile[1] > cap[1] or tile[2] > cap[2]:
+                            continue
+                        for x in range(3):
+                            fill[x] = tile[x]
+                            peak[x] = tile[x]
+                            promote[x] = 1
+                        for pos in range(4, -1, -1):
+                            loop = orders[oi, pos]
+                            n = counts[loop]
+                            for x in range(3):
+                                if promote[x]:
+                                    if deps[loop, x]:
+                                        fill[x] *= n
+                                        if fill[x] > cap[x]:
+                                            promote[x] = 0
+                                        else:
+                                            peak[x] = fill[x]
+                                else:
+                                    fill[x] *= n
+                        ntiles = counts[0] * counts[1] * counts[2] * counts[3] * counts[4]
+                        # inner-loop SRAM traffic by the cheapest stationarity (bit-count proxy) [repo]
+                        is_loop = _cdiv(oc, cols) * cols
+                        if im2col:
+                            os_loop = _cdiv(ic * K * K, red) * red
+                        else:
+                            os_loop = _cdiv(ic, red) * red * K * K
+                        ws_loop = b * oh * ow
+                        e_is = (os_loop * ws_loop) * (a_bits + is_loop * (w_bits + acc_bits))
+                        e_os = (is_loop * ws_loop) * (acc_bits + os_loop * (a_bits + w_bits))
+                        e_ws = (os_loop * is_loop) * (w_bits + ws_loop * (a_bits + acc_bits))
+                        e_min = min(e_is, e_os, e_ws)
+                        reduce_in = K * K * ic * oh * ow * b
+                        macs = reduce_in * oc
+                        if e_is == e_min:
+                            act_r = reduce_in * a_bits
+                            out_rw = macs * acc_bits
+                            wgt_r = macs * w_bits
+                        elif e_os == e_min:
+                            act_r = macs * a_bits
+                            out_rw = oc * oh * ow * b * acc_bits
+                            wgt_r = macs * w_bits
+                        else:
+                            act_r = macs * a_bits
+                            out_rw = macs * acc_bits
+                            wgt_r = K * K * ic * oc * w_bits
+                        act_r *= ntiles
+                        out_rw *= ntiles
+                        wgt_r *= ntiles
+                        distinct_out = tile[2] * counts[0] * counts[1] * counts[2] * counts[4]
+                        if policy == 0:
+                            dram_rd = fill[0] + fill[1] + fill[2]
+                            dram_wr = fill[2]
+                            first = peak[0] + peak[1] + peak[2]
+                            last = peak[2]
+                            obuf_w = out_rw + fill[2]
+                        else:
+                            spill = fill[2] - distinct_out
+                            final_bits = B * OH * OW * OC * out_bits
+                            dram_rd = fill[0] + fill[1] + spill
+                            dram_wr = spill + final_bits
+                            first = peak[0] + peak[1]
+                            last = (peak[2] // acc_bits) * out_bits
+                            obuf_w = out_rw + spill
+                        obuf_r = out_rw + fill[2]
+                        if im2col:
+                            per_tile = _cdiv(b * oh * ow, windows) * _cdiv(oc, cols) * _cdiv(K * K * ic, red) * temporal
+                        else:
+                            per_tile = b * _cdiv(oc, cols) * _cdiv(oh * ow, windows) * K * K * _cdiv(ic, red) * temporal
+                        compute = ntiles * per_tile
+                        middle = dram_rd + dram_wr - first - last
+                        mem = _cdiv(middle, bw)
+                        fill_drain = _cdiv(first, bw) + _cdiv(last, bw)
+                        stalls = max(0, mem - compute) + fill_drain
+                        cycles = compute + stalls
+                        energy = (compute * prices[0] + act_r * prices[1] + fill[0] * prices[2]
+                                  + wgt_r * prices[3] + fill[1] * prices[4] + obuf_r * prices[5] + obuf_w * prices[6]
+                                  + (dram_rd + dram_wr) * prices[7])
+                        if best_cycles < 0 or cycles < best_cycles or (cycles == best_cycles and energy < best_energy):
+                            best_cycles = cycles
+                            best_energy = energy
+                            best[0] = cycles
+                            best[1] = compute
+                            best[2] = stalls
+                            best[3] = mem
+                            best[4] = fill_drain
+                            best[5] = dram_rd
+                            best[6] = dram_wr
+                            best[7] = act_r
+                            best[8] = fill[0]
+                            best[9] = wgt_r
+                            best[10] = fill[1]
+                            best[11] = obuf_r
+                            best[12] = obuf_w
+                            best[13] = oi
+                            best[14] = b
+                            best[15] = o
+                            best[16] = ic
+                            best[17] = oc
+                            best[18] = 0
+                            best[19] = 0
+                            best[20] = 0
+                            best[_NRESULT - 1] = energy
+    return best
+
+
+def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int,
+                     mapping: Mapping) -> Search:
+    """Plain exhaustive twin of ``search``: every loop order × every power-of-two tiling, scored one by one in Python.
+
+    Slow (tens of thousands of Python evaluations per layer); the tests compare it with the Numba kernel.
+    """
+    m = mapping
+    b_tiles, o_tiles, ic_tiles, oc_tiles = (list(map(int, t)) for t in _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, m))
+    deps = {"B": ("act", "out"), "OW": ("act", "out"), "OH": ("act", "out"), "IC": ("act", "wgt"), "OC": ("wgt", "out")}
+    caps = {"act": m.cap_act_bits, "wgt": m.cap_wgt_bits, "out": m.cap_out_bits}
+    red = m.rows * m.pack
+    k2 = kernel * kernel
+    e_core, e_ar, e_aw, e_wr, e_ww, e_or, e_ow, e_dram = m.prices
+    best = None
+    for order_index, order in enumerate(itertools.permutations(LOOPS)):
+        for b, o, ic, oc in itertools.product(b_tiles, o_tiles, ic_tiles, oc_tiles):
+            ow, oh = min(o, out_w), min(o, out_h)
+            counts = {"B": math.ceil(batch / b), "OW": math.ceil(out_w / ow), "OH": math.ceil(out_h / oh),
+                      "IC": math.ceil(in_ch / ic), "OC": math.ceil(out_ch / oc)}
+            slots = math.ceil(oc / m.cols) * m.cols if m.pad_outputs else oc
+            if m.im2col:
+                act = ow * oh * k2 * ic * b * m.a_bits
+            else:
+                act = (kernel + (ow - 1) * stride) * (kernel + (oh - 1) * stride) * ic * b * m.a_bits
+            tile = {"act": act, "wgt": math.ceil(k2 * ic / red) * red * oc * m.w_bits, "out": ow * oh * slots * b * m.acc_bits}
+            if any(tile[x] > caps[x] for x in tile):
+                continue
+            fill, peak, growing = dict(tile), dict(tile), {x: True for x in tile}
+            for loop in reversed(order):
+                for x in fill:
+                    if not growing[x]:
+                        fill[x] *= counts[loop]
+                    elif x in deps[loop]:
+                        fill[x] *= counts[loop]
+                        if fill[x] > caps[x]:
+                            growing[x] = False
+                        else:
+                            peak[x] = fill[x]
+            ntiles = math.prod(counts.values())
+            is_loop = math.ceil(oc / m.cols) * m.cols
+            os_loop = math.ceil(ic * k2 / red) * red if m.im2col else math.ceil(ic / red) * red * k2
+            ws_loop = b * oh * ow
+            proxies = [
+                (os_loop * ws_loop) * (m.a_bits + is_loop * (m.w_bits + m.acc_bits)),
+                (is_loop * ws_loop) * (m.acc_bits + os_loop * (m.a_bits + m.w_bits)),
+                (os_loop * is_loop) * (m.w_bits + ws_loop * (m.a_bits + m.acc_bits)),
+            ]
+            style = proxies.index(min(proxies))
+            window_reads = k2 * ic * oh * ow * b
+            macs = window_reads * oc
+            act_r = (window_reads if style == 0 else macs) * m.a_bits * ntiles
+            wgt_r = (k2 * ic * oc if style == 2 else macs) * m.w_bits * ntiles
+            out_rw = (oc * oh * ow * b if style == 1 else macs) * m.acc_bits * ntiles
+            if m.output_policy == ACC:
+                dram_rd = fill["act"] + fill["wgt"] + fill["out"]
+                dram_wr = fill["out"]
+                first = peak["act"] + peak["wgt"] + peak["out"]
+                last = peak["out"]
+                obuf_w = out_rw + fill["out"]
+            else:
+                distinct = tile["out"] * counts["B"] * counts["OW"] * counts["OH"] * counts["OC"]
+                spill = fill["out"] - distinct
+                dram_rd = fill["act"] + fill["wgt"] + spill
+                dram_wr = spill + batch * out_h * out_w * out_ch * m.out_bits
+                first = peak["act"] + peak["wgt"]
+                last = peak["out"] // m.acc_bits * m.out_bits
+                obuf_w = out_rw + spill
+            obuf_r = out_rw + fill["out"]
+            if m.im2col:
+                per_tile = math.ceil(b * oh * ow / m.windows) * math.ceil(oc / m.cols) * math.ceil(k2 * ic / red)
+            else:
+                per_tile = b * math.ceil(oc / m.cols) * math.ceil(oh * ow / m.windows) * k2 * math.ceil(ic / red)
+            compute = ntiles * per_tile * m.temporal
+            bw = m.dram_bits_per_cycle
+            mem = math.ceil((dram_rd + dram_wr - first - last) / bw)
+            fill_drain = math.ceil(first / bw) + math.ceil(last / bw)
+            stalls = max(0, mem - compute) + fill_drain
+            cycles = compute + stalls
+            energy = (compute * e_core + act_r * e_ar + fill["act"] * e_aw + wgt_r * e_wr + fill["wgt"] * e_ww
+                      + obuf_r * e_or + obuf_w * e_ow + (dram_rd + dram_wr) * e_dram)
+            if best is None or cycles < best[0] or (cycles == best[0] and energy < best[-1]):
+                best = (cycles, compute, stalls, mem, fill_drain, dram_rd, dram_wr, act_r, fill["act"], wgt_r,
+                        fill["wgt"], obuf_r, obuf_w, order_index, b, o, ic, oc, energy)
+    if best is None:
+        raise ValueError("no tiling fits the buffers")
+    result = np.array(list(best[:18]) + [0, 0, 0, best[-1]], dtype=np.float64)
+    return _to_search(result, np.asarray(m.prices), out_h, out_w)

@@ -1,0 +1,47 @@
+"""Bit Fusion (Sharma et al., ISCA 2018): how a layer maps onto a rows × cols array of Fusion Units.
+
+Sources: the paper and act-lab page (spatial fusion of 2-bit BitBricks, hw.md §1.1), the public simulator
+hsharma35/bitfusion @04ec1c8 (packing along input channels, im2col for the first layer, hw.md §1.3), and our
+extension for operands wider than ``pmax`` (temporal fusion, hw.md §5.2), which the public simulator cannot run.
+"""
+
+from __future__ import annotations
+
+from cost_models._tiling import Mapping
+from cost_models.preset import BitFusionArray, Preset
+
+__all__ = ["fusion_rates", "array_mapping"]
+
+
+def fusion_rates(pmax: int, pmin: int, a_bits: int, w_bits: int) -> tuple[int, int]:
+    """(spatial packing r_s, temporal passes t): a Fusion Unit does r_s / t MACs per cycle.
+
+    ``a' = max(a, pmin)``, ``w' = max(w, pmin)``;
+    ``r_s = floor(pmax / min(a', pmax)) · floor(pmax / min(w', pmax))`` (public simulator ``get_perf_factor`` [repo]:
+    odd widths round down to the power-of-two class, 5..7 bits cost what 8 bits cost);
+    ``t = ceil(a'/pmax) · ceil(w'/pmax)`` (temporal fusion above ``pmax``: 16 bit takes 4 cycles at pmax 8 [paper,
+    act-lab page]; the product rule for mixed widths is our inference, hw.md §5.2). So any 9..16-bit operand costs
+    what a 16-bit one costs.
+    """
+    a = max(a_bits, pmin)
+    w = max(w_bits, pmin)
+    spatial = (pmax // min(a, pmax)) * (pmax // min(w, pmax))
+    temporal = -(-a // pmax) * -(-w // pmax)
+    return spatial, temporal
+
+
+def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, **common) -> tuple[Mapping, int]:
+    """Mapping of a layer onto the Fusion-Unit array, and the number of units charged per compute cycle.
+
+    Reduction runs down the ``rows`` (input channels, packed r_s per FU), output channels across the ``cols``
+    [repo]. A layer with at most ``im2col_max_in_ch`` input channels (the RGB stem) is lowered with im2col, so
+    K²·C is packed instead of C [repo: first layer]. Every FU is charged every compute cycle, as the public
+    simulator charges the whole core per cycle [repo].
+    """
+    array: BitFusionArray = preset.array
+    spatial, temporal = fusion_rates(array.pmax, array.pmin, a_bits, w_bits)
+    mapping = Mapping(
+        rows=array.rows, cols=array.cols, windows=1, pack=spatial, temporal=temporal,
+        im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits, **common,
+    )
+    return mapping, array.rows * array.cols

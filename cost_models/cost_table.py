@@ -1,0 +1,151 @@
+"""Cost tables: what a preset charges per gated block and option, and once for the always-run layers (DESIGN §3).
+
+``CostTable.block[b, k, m]`` is gated block ``b`` at option ``k`` for metric ``METRICS[m]``, *including* the block's
+projection layer (role ``projection``), which runs at its ``fixed_option`` even when the block is skipped.
+``CostTable.fixed[m]`` sums every always-run layer (stem, first block, fc, gates) at its ``fixed_option``. A block's
+cost depends only on its own option's (w_bits, a_bits, float, skip), so replay is a gather-sum.
+
+Skip under ``skip = "copy"``: a skipped block without a projection copies its input once (its first main layer's
+input); a block with a projection does not copy, its projection writes the block output [our assumption].
+
+Tables are cached on disk (``.npz``, written atomically) keyed by a hash of the layer table, the preset, the
+options and ``MODEL_VERSION``; a cache file that does not load, or whose key or checksum does not match, is
+rebuilt, not trusted. Default folder: ``$DFS_SIM_CACHE`` or ``~/.cache/dfs_sim/cost_tables``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cost_models.model import METRICS, LayerCost, option_cost, skip_cost
+from cost_models.preset import Preset, load_preset
+from dfs_sim._atomic import atomic_write_bytes
+from dfs_sim.layer_table import LayerTable
+from dfs_sim.options import DFS_OPTIONS, Option, options_to_meta
+
+__all__ = ["CostTable", "build_cost_table", "default_cache_dir", "MODEL_VERSION"]
+
+# Bump when a formula changes: old cache files then stop matching.
+MODEL_VERSION = "cost-models-1"
+
+
+@dataclass(frozen=True, eq=False)
+class CostTable:
+    block: np.ndarray  # float64 (num_blocks, num_options, len(METRICS))
+    fixed: np.ndarray  # float64 (len(METRICS),)
+    preset: Preset
+    options: tuple[Option, ...]
+    key: str
+    metrics: tuple[str, ...] = METRICS
+
+    @property
+    def num_blocks(self) -> int:
+        return self.block.shape[0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy long frame: block (-1 = the always-run layers), option (code), option_name, metric, value."""
+        blocks, options, metrics = np.meshgrid(np.arange(self.block.shape[0]), np.arange(self.block.shape[1]),
+                                               np.arange(self.block.shape[2]), indexing="ij")
+        frame = pd.DataFrame({
+            "block": blocks.ravel().astype(np.int64),
+            "option": options.ravel().astype(np.int64),
+            "metric": np.asarray(self.metrics, dtype=object)[metrics.ravel()],
+            "value": self.block.ravel(),
+        })
+        fixed = pd.DataFrame({"block": -1, "option": -1, "metric": list(self.metrics), "value": self.fixed})
+        frame = pd.concat([frame, fixed], ignore_index=True)
+        names = {option.code: option.name for option in self.options}
+        frame.insert(2, "option_name", frame["option"].map(names).fillna("fixed"))
+        frame.insert(0, "preset", self.preset.name)
+        return frame
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("DFS_SIM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "dfs_sim" / "cost_tables"
+
+
+def table_key(layer_table: LayerTable, preset: Preset, options: Sequence[Option]) -> str:
+    payload = json.dumps([MODEL_VERSION, layer_table.content_hash(), preset.content_hash(),
+                          options_to_meta(tuple(options))], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def build_cost_table(layer_table: LayerTable, preset: "Preset | str", options: Sequence[Option] = DFS_OPTIONS,
+                     cache_dir: "str | os.PathLike | None" = None, use_cache: bool = True) -> CostTable:
+    """Cost of every gated block at every option, plus the always-run layers; cached on disk (see module doc)."""
+    preset = load_preset(preset)
+    options = tuple(options)
+    layer_table.check_options(len(options))
+    key = table_key(layer_table, preset, options)
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = path / f"{preset.name}-{key}.npz"
+    if use_cache:
+        cached = _load(path, key, layer_table.num_blocks, len(options))
+        if cached is not None:
+            return CostTable(cached[0], cached[1], preset, options, key)
+    block, fixed = _build(layer_table, preset, options)
+    if use_cache:
+        _store(path, key, block, fixed)
+    return CostTable(block, fixed, preset, options, key)
+
+
+def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...]) -> tuple[np.ndarray, np.ndarray]:
+    block = np.zeros((layer_table.num_blocks, len(options), len(METRICS)), dtype=np.float64)
+    for index in range(layer_table.num_blocks):
+        layers = layer_table.block_layers(index)
+        main = [layer for layer in layers if layer.role == "main"]
+        projection = sum((option_cost(layer, preset, options[layer.fixed_option])
+                          for layer in layers if layer.role == "projection"), LayerCost())
+        has_projection = any(layer.role == "projection" for layer in layers)
+        for code, option in enumerate(options):
+            if option.is_skip:
+                cost = projection if has_projection else skip_cost(main[0], preset)
+            else:
+                cost = sum((option_cost(layer, preset, option) for layer in main), projection)
+            block[index, code] = cost.metrics()
+    fixed_cost = sum((option_cost(layer, preset, options[layer.fixed_option]) for layer in layer_table.fixed_layers()),
+                     LayerCost())
+    return block, np.array(fixed_cost.metrics(), dtype=np.float64)
+
+
+def _checksum(key: str, block: np.ndarray, fixed: np.ndarray) -> str:
+    digest = hashlib.sha256(key.encode())
+    digest.update(np.ascontiguousarray(block, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(fixed, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _load(path: Path, key: str, num_blocks: int, num_options: int):
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            block, fixed = data["block"].astype(np.float64), data["fixed"].astype(np.float64)
+            stored_key, checksum = str(data["key"]), str(data["checksum"])
+    except Exception:  # any unreadable file is rebuilt, never trusted
+        return None
+    if (stored_key != key or block.shape != (num_blocks, num_options, len(METRICS)) or fixed.shape != (len(METRICS),)
+            or checksum != _checksum(key, block, fixed)):
+        return None
+    return block, fixed
+
+
+def _store(path: Path, key: str, block: np.ndarray, fixed: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, block=block, fixed=fixed, key=np.array(key), checksum=np.array(_checksum(key, block, fixed)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as error:
+        warnings.warn(f"{path}: cost table not cached ({error})", stacklevel=3)

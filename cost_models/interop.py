@@ -1,0 +1,89 @@
+"""Interoperability: read a SCALE-Sim topology CSV as a layer table; write a HAQ-style lookup table (``.npy``).
+
+SCALE-Sim v2 topology (scalesim-project/scale-sim-v2, hw.md §4.2): columns ``Layer name, IFMAP Height, IFMAP Width,
+Filter Height, Filter Width, Channels, Num Filter, Strides``; the IFMAP is taken as given (already padded), so
+padding is 0. Every layer becomes an always-run layer at ``fixed_option``.
+
+HAQ (mit-han-lab/haq, hw.md §4.5): an array indexed ``[layer, w_bits - 1, a_bits - 1]``, one entry per layer and
+bit pair, holding one metric; a network's cost is the sum over layers of the looked-up entries.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cost_models.model import layer_cost
+from cost_models.preset import Preset, load_preset
+from dfs_sim._atomic import atomic_path
+from dfs_sim.errors import LayerTableError
+from dfs_sim.layer_table import ConvLayer, LayerTable
+from dfs_sim.options import DFS_OPTIONS
+
+__all__ = ["read_scalesim_topology", "haq_table", "write_haq_table", "HAQ_METRICS"]
+
+_SCALESIM_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
+                     "Num Filter", "Strides")
+HAQ_METRICS = ("cycles", "energy_pj", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits", "latency_us")
+
+
+def read_scalesim_topology(path: "str | os.PathLike", fixed_option: int = DFS_OPTIONS[-1].code) -> LayerTable:
+    """Layer table from a SCALE-Sim conv topology CSV; raises ``LayerTableError`` naming the file and row."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise LayerTableError(path, f"cannot read topology: {error}") from None
+    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise LayerTableError(path, "empty topology file")
+    header = [cell.strip() for cell in rows[0] if cell.strip()]
+    if tuple(header[:len(_SCALESIM_COLUMNS)]) != _SCALESIM_COLUMNS:
+        raise LayerTableError(path, f"header must start with {', '.join(_SCALESIM_COLUMNS)}; got {', '.join(header)}")
+    layers = []
+    for line, row in enumerate(rows[1:], start=2):
+        cells = [cell.strip() for cell in row]
+        try:
+            name = cells[0]
+            height, width, fh, fw, channels, filters, stride = (int(cells[i]) for i in range(1, 8))
+        except (IndexError, ValueError):
+            raise LayerTableError(path, f"line {line}: expected a name and 7 integers, got {row}") from None
+        if fh != fw:
+            raise LayerTableError(path, f"line {line}: only square filters are supported, got {fh}x{fw}")
+        try:
+            layers.append(ConvLayer(channels, filters, height, width, fh, stride, 0, name=name or f"layer{line - 1}",
+                                    kind="conv", fixed_option=fixed_option))
+        except LayerTableError as error:
+            raise LayerTableError(path, f"line {line}: {error.problem}") from None
+    return LayerTable(layers, source=path)
+
+
+def haq_table(layer_table: LayerTable, preset: "Preset | str", metric: str = "energy_pj", max_bits: int = 8) -> np.ndarray:
+    """float64 array (layers, max_bits, max_bits): ``[l, w-1, a-1]`` = ``metric`` of layer l at (w, a)."""
+    preset = load_preset(preset)
+    if metric not in HAQ_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(HAQ_METRICS)}")
+    table = np.zeros((len(layer_table), max_bits, max_bits), dtype=np.float64)
+    for index, layer in enumerate(layer_table):
+        for w in range(1, max_bits + 1):
+            for a in range(1, max_bits + 1):
+                cost = layer_cost(layer, preset, w, a)
+                if metric == "latency_us":
+                    value = preset.cycles_to_us(cost.cycles)
+                else:
+                    value = getattr(cost, metric)
+                table[index, w - 1, a - 1] = value
+    return table
+
+
+def write_haq_table(path: "str | os.PathLike", layer_table: LayerTable, preset: "Preset | str",
+                    metric: str = "energy_pj", max_bits: int = 8) -> np.ndarray:
+    """Write ``haq_table`` to ``path`` (``.npy``) atomically and return it."""
+    table = haq_table(layer_table, preset, metric, max_bits)
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, table)
+    return table

@@ -1,0 +1,171 @@
+"""What one layer costs on one preset: ``layer_cost`` at (w_bits, a_bits), ``option_cost`` for a DFS option.
+
+``layer_cost`` maps the layer onto the preset's array (kind registry), searches the tiling (``_tiling.search``: loop
+order × power-of-two tiles, roofline stalls with first fill and last drain) and prices the action counts
+(``_energy``). Results are memoised per (layer shape, preset, bits): equal shapes in a network are costed once.
+
+Choices (also recorded in each preset's ``[policy]``):
+
+* Outputs (``output_bits``): ``"act"`` (default, DESIGN §3): final outputs leave at the layer's activation bits,
+  partial sums spill at ``acc_bits`` only when the reduction is tiled outside the output tile; ``"acc"``: the public
+  Bit Fusion simulator's policy, every output tile is read and written as ``acc_bits`` partial sums [repo].
+* Full precision (``fp_bits``) on integer hardware: ``"int32"`` (default): a 32×32 integer MAC by the array's own
+  extension (Bit Fusion temporal fusion: 16 passes at pmax 8; bit-serial: 32 serial bits; bit-parallel 16-bit:
+  4 passes), traffic at 32 bits. Reason: none of these designs has a float unit, and int32 is the cheapest exact
+  stand-in for the fp32 layer the paper runs [our assumption, hw.md §5.4]. ``"fp_unit"``: traffic as int32, but the
+  MACs run on a separate fp32 unit at ``fp_macs_per_cycle`` and ``fp_mac_pj`` (Horowitz 45 nm) [hw.md §5.4].
+* Skip (``skip``): ``"alias"`` (default): a skipped layer costs nothing, its output is its input in place [DESIGN
+  §3]; ``"copy"``: the input is read from and written back to DRAM at ``skip_copy_bits`` (DRAM-bound cycles).
+* Grouped convolutions are costed as ``groups`` independent convolutions run one after another [our assumption].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+
+from cost_models import _energy, _tiling
+from cost_models._registry import array_mapping_for
+from cost_models.preset import Preset, load_preset
+from dfs_sim.layer_table import ConvLayer
+from dfs_sim.options import Option
+
+__all__ = ["METRICS", "LayerCost", "layer_cost", "option_cost", "skip_cost"]
+
+METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
+_SRAM_FIELDS = ("ibuf_read_bits", "ibuf_write_bits", "wbuf_read_bits", "wbuf_write_bits", "obuf_read_bits",
+                "obuf_write_bits")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cycles, traffic (bits) and energy (pJ) of one layer at one precision; sums of layers add field by field."""
+
+    cycles: int = 0
+    compute_cycles: int = 0
+    stall_cycles: int = 0
+    e_compute_pj: float = 0.0
+    e_sram_pj: float = 0.0
+    e_dram_pj: float = 0.0
+    dram_read_bits: int = 0
+    dram_write_bits: int = 0
+    ibuf_read_bits: int = 0
+    ibuf_write_bits: int = 0
+    wbuf_read_bits: int = 0
+    wbuf_write_bits: int = 0
+    obuf_read_bits: int = 0
+    obuf_write_bits: int = 0
+    unit_cycles: int = 0  # compute-unit cycles (the compute action count)
+    macs: int = 0
+    mem_cycles: int = 0  # DRAM cycles between the first fill and the last drain (roofline term)
+    fill_drain_cycles: int = 0  # first fill + last drain, never hidden by compute
+
+    @property
+    def energy_pj(self) -> float:
+        return self.e_compute_pj + self.e_sram_pj + self.e_dram_pj
+
+    @property
+    def dram_bits(self) -> int:
+        return self.dram_read_bits + self.dram_write_bits
+
+    @property
+    def sram_bits(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in _SRAM_FIELDS}
+
+    def metrics(self) -> tuple[float, ...]:
+        """The values of ``METRICS`` in order."""
+        return tuple(float(getattr(self, name)) for name in METRICS)
+
+    def __add__(self, other: "LayerCost") -> "LayerCost":
+        return LayerCost(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)})
+
+    def scaled(self, factor: int) -> "LayerCost":
+        return LayerCost(**{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
+
+
+def layer_cost(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: int) -> LayerCost:
+    """Cost of ``layer`` on ``preset`` with ``w_bits``-bit weights and ``a_bits``-bit activations (integer MACs).
+
+    Raises ``ValueError`` for bits < 1 and when no tile of the layer fits the buffers.
+    """
+    preset = load_preset(preset)
+    for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+            raise ValueError(f"{name} must be a positive integer, got {bits!r}")
+    return _cached_cost(_shape(layer), preset, w_bits, a_bits)
+
+
+def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> LayerCost:
+    """Cost of running ``layer`` at a DFS option: skip, quantized (w, a), or full precision per ``fp_bits``."""
+    preset = load_preset(preset)
+    if option.is_skip:
+        return skip_cost(layer, preset)
+    if option.float:
+        base = layer_cost(layer, preset, option.w_bits, option.a_bits)
+        if preset.policy.fp_bits == "fp_unit":
+            return _on_fp_unit(layer, preset, option.w_bits, option.a_bits, base)
+        return base
+    return layer_cost(layer, preset, option.w_bits, option.a_bits)
+
+
+def skip_cost(layer: ConvLayer, preset: "Preset | str") -> LayerCost:
+    """A skipped layer: nothing under ``skip = "alias"``; a DRAM read and write of its input under ``"copy"``.
+
+    ``copy`` cycles are the DRAM transfer time (read then write, no compute to hide it) [our assumption].
+    """
+    preset = load_preset(preset)
+    if preset.policy.skip == "alias":
+        return LayerCost()
+    bits = layer.input_count * preset.policy.skip_copy_bits
+    cycles = 2 * math.ceil(bits / preset.dram.bits_per_cycle)
+    return LayerCost(cycles=cycles, stall_cycles=cycles, e_dram_pj=_energy.price_dram(2 * bits, preset),
+                     dram_read_bits=bits, dram_write_bits=bits)
+
+
+def _shape(layer: ConvLayer) -> tuple[int, ...]:
+    return (layer.in_ch, layer.out_ch, layer.in_h, layer.in_w, layer.kernel, layer.stride, layer.padding,
+            layer.groups, layer.batch)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> LayerCost:
+    in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
+    out_h = (in_h + 2 * padding - kernel) // stride + 1
+    out_w = (in_w + 2 * padding - kernel) // stride + 1
+    group_in, group_out = in_ch // groups, out_ch // groups
+    policy, buffers = preset.policy, preset.buffers
+    kib_bits = 1024 * 8 * buffers.fit_fraction
+    common = dict(
+        pad_outputs=buffers.pad_outputs_to_cols, acc_bits=policy.acc_bits,
+        out_bits=a_bits, output_policy=_tiling.ACC if policy.output_bits == "acc" else _tiling.ACT,
+        cap_act_bits=int(buffers.ibuf_kib * kib_bits), cap_wgt_bits=int(buffers.wbuf_kib * kib_bits),
+        cap_out_bits=int(buffers.obuf_kib * kib_bits), dram_bits_per_cycle=preset.dram.bits_per_cycle,
+    )
+    to_mapping = array_mapping_for(preset.kind)
+    mapping, units = to_mapping(preset, group_in, a_bits, w_bits, prices=(), **common)
+    mapping = dataclasses.replace(mapping, prices=_energy.tie_break_prices(preset, units))
+    try:
+        found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping)
+    except ValueError:
+        raise ValueError(f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}") from None
+    sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
+    unit_cycles = found.compute_cycles * units
+    cost = LayerCost(
+        cycles=found.cycles, compute_cycles=found.compute_cycles, stall_cycles=found.stall_cycles,
+        e_compute_pj=_energy.price_compute(unit_cycles, preset), e_sram_pj=_energy.price_sram(sram, preset),
+        e_dram_pj=_energy.price_dram(found.dram_read_bits + found.dram_write_bits, preset),
+        dram_read_bits=found.dram_read_bits, dram_write_bits=found.dram_write_bits, unit_cycles=unit_cycles,
+        macs=batch * out_h * out_w * group_out * group_in * kernel * kernel, mem_cycles=found.mem_cycles,
+        fill_drain_cycles=found.fill_drain_cycles, **sram,
+    )
+    return cost.scaled(groups) if groups > 1 else cost
+
+
+def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base: LayerCost) -> LayerCost:
+    """Full precision on a separate fp32 unit: traffic of the int32 mapping, MACs at ``fp_macs_per_cycle``."""
+    compute = math.ceil(base.macs / preset.policy.fp_macs_per_cycle)
+    stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
+    return dataclasses.replace(base, cycles=compute + stalls, compute_cycles=compute, stall_cycles=stalls,
+                               unit_cycles=base.macs, e_compute_pj=base.macs * preset.policy.fp_mac_pj)

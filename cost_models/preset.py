@@ -1,0 +1,311 @@
+"""Hardware presets: TOML data files loaded into frozen dataclasses and validated on load.
+
+A preset file has a ``schema_version``, a ``name``, a ``kind`` (one of the registered accelerator kinds), a
+``description`` and the sections ``[clock]``, ``[array]`` (kind-specific), ``[buffers]``, ``[dram]``, ``[energy]`` and
+``[policy]``. Every constant carries its source in a comment of the file; Python code holds no hardware numbers.
+An unknown key, a missing key, a wrong type, a zero or negative size or an unknown kind or policy raises
+``ConfigError`` with one line naming the file and the key (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dfs_sim.errors import ConfigError
+
+__all__ = [
+    "Preset",
+    "BitFusionArray",
+    "SerialArray",
+    "ParallelArray",
+    "Buffers",
+    "Dram",
+    "Energy",
+    "Policy",
+    "ARRAY_SPECS",
+    "PRESET_DIR",
+    "SCHEMA_VERSION",
+    "list_presets",
+    "load_preset",
+]
+
+SCHEMA_VERSION = 1
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+
+@dataclass(frozen=True)
+class BitFusionArray:
+    """Bit Fusion array: ``rows`` × ``cols`` Fusion Units of BitBricks ``pmin`` bits wide, fusing up to ``pmax``."""
+
+    rows: int
+    cols: int
+    pmax: int
+    pmin: int
+    im2col_max_in_ch: int
+
+
+@dataclass(frozen=True)
+class SerialArray:
+    """Bit-serial tile geometry (DaDianNao-style): ``tiles`` × (``filters`` × ``windows`` SIPs) × ``lanes``.
+
+    ``variant`` is ``"stripes"`` (activations serial, weights ``pe_width`` bits parallel) or ``"loom"`` (both serial,
+    ``act_bits_per_cycle`` activation bits and one weight bit per cycle).
+    """
+
+    variant: str
+    tiles: int
+    filters: int
+    windows: int
+    lanes: int
+    pe_width: int
+    act_bits_per_cycle: int
+    im2col_max_in_ch: int
+
+
+@dataclass(frozen=True)
+class ParallelArray:
+    """Fixed bit-parallel array: ``tiles`` × ``filters`` × ``lanes`` × ``windows`` multipliers ``pe_width`` bits wide."""
+
+    tiles: int
+    filters: int
+    windows: int
+    lanes: int
+    pe_width: int
+    im2col_max_in_ch: int
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """On-chip buffers in KiB; a tile must fit ``fit_fraction`` of each (double buffering)."""
+
+    ibuf_kib: float
+    wbuf_kib: float
+    obuf_kib: float
+    fit_fraction: float
+    pad_outputs_to_cols: bool
+
+
+@dataclass(frozen=True)
+class Dram:
+    bits_per_cycle: int
+    pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Per-action energies (Accelergy style): one compute-unit cycle, and one bit read or written per buffer."""
+
+    unit_cycle_pj: float
+    ibuf_read_pj_per_bit: float
+    ibuf_write_pj_per_bit: float
+    wbuf_read_pj_per_bit: float
+    wbuf_write_pj_per_bit: float
+    obuf_read_pj_per_bit: float
+    obuf_write_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a choice moves (DESIGN §3): output width, what skip copies, how full precision is executed."""
+
+    output_bits: str
+    acc_bits: int
+    skip: str
+    skip_copy_bits: int
+    fp_bits: str
+    fp_macs_per_cycle: float
+    fp_mac_pj: float
+
+
+ARRAY_SPECS: dict[str, type] = {"bitfusion": BitFusionArray, "bitserial": SerialArray, "bitparallel": ParallelArray}
+_CHOICES = {
+    ("policy", "output_bits"): ("act", "acc"),
+    ("policy", "skip"): ("alias", "copy"),
+    ("policy", "fp_bits"): ("int32", "fp_unit"),
+    ("array", "variant"): ("stripes", "loom"),
+}
+# Keys that may be zero (everything else numeric must be > 0).
+_MAY_BE_ZERO = {("array", "im2col_max_in_ch")}
+_TOP_KEYS = ("schema_version", "name", "kind", "description")
+_SECTIONS = {"clock": None, "array": None, "buffers": Buffers, "dram": Dram, "energy": Energy, "policy": Policy}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One accelerator configuration. ``array`` is the kind's geometry dataclass (see ``ARRAY_SPECS``)."""
+
+    name: str
+    kind: str
+    description: str
+    freq_mhz: float
+    array: Any
+    buffers: Buffers
+    dram: Dram
+    energy: Energy
+    policy: Policy
+    schema_version: int = SCHEMA_VERSION
+    source: str = ""
+
+    @property
+    def clock_hz(self) -> float:
+        return self.freq_mhz * 1e6
+
+    def cycles_to_us(self, cycles):
+        """Cycles at this preset's clock in microseconds (works on scalars and numpy arrays)."""
+        return cycles / self.freq_mhz
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("source")
+        return data
+
+    def content_hash(self) -> str:
+        """A stable hash of every value (not of the file path): equal presets hash equal."""
+        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "Preset":
+        """A copy with top-level fields or ``section__key`` values changed, e.g. ``policy__output_bits="acc"``."""
+        from dataclasses import replace as _replace
+
+        top = {key: value for key, value in changes.items() if "__" not in key}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            if "__" in key:
+                section, name = key.split("__", 1)
+                nested.setdefault(section, {})[name] = value
+        for section, values in nested.items():
+            top[section] = _replace(getattr(self, section), **values)
+        return _replace(self, **top)
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped presets (files in ``cost_models/presets``), sorted."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: "str | Path | Preset") -> Preset:
+    """Load a shipped preset by name, or a user's TOML file by path; raises ``ConfigError`` on any problem."""
+    if isinstance(name_or_path, Preset):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.is_file()):
+        path = PRESET_DIR / f"{text}.toml"
+        if not path.is_file():
+            raise ConfigError(text, f"unknown preset; valid: {', '.join(list_presets())} (or a path to a .toml file)")
+    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
+
+
+_CACHE: dict[tuple[str, int], Preset] = {}
+
+
+def _load_cached(path: str, mtime: int) -> Preset:
+    key = (path, mtime)
+    if key not in _CACHE:
+        _CACHE[key] = _parse_file(Path(path))
+    return _CACHE[key]
+
+
+def _parse_file(path: Path) -> Preset:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(path, f"not valid TOML: {error}") from None
+    return preset_from_dict(data, source=path)
+
+
+def preset_from_dict(data: dict, source: object = "preset") -> Preset:
+    """Validate a parsed TOML document and build the ``Preset``."""
+    unknown = sorted(set(data) - set(_TOP_KEYS) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(source, f"unknown key {unknown[0]!r}; valid top-level keys: {', '.join(_TOP_KEYS + tuple(_SECTIONS))}")
+    for key in _TOP_KEYS + tuple(_SECTIONS):
+        if key not in data:
+            raise ConfigError(source, f"missing key {key!r}")
+    version = data["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
+        raise ConfigError(source, f"key 'schema_version': expected {SCHEMA_VERSION}, got {version!r}")
+    for key in ("name", "kind", "description"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise ConfigError(source, f"key {key!r}: expected a non-empty string, got {data[key]!r}")
+    kind = data["kind"]
+    if kind not in ARRAY_SPECS:
+        raise ConfigError(source, f"key 'kind': unknown kind {kind!r}; valid: {', '.join(sorted(ARRAY_SPECS))}")
+    clock = _section(data, "clock", source)
+    _check_keys(clock, ("freq_mhz",), "clock", source)
+    freq = _number(clock["freq_mhz"], "clock", "freq_mhz", float, source)
+    sections = {}
+    for section, cls in _SECTIONS.items():
+        if section == "clock":
+            continue
+        cls = ARRAY_SPECS[kind] if section == "array" else cls
+        sections[section] = _build(cls, _section(data, section, source), section, source)
+    preset = Preset(
+        name=data["name"], kind=kind, description=data["description"], freq_mhz=freq,
+        schema_version=version, source=str(source), **sections,
+    )
+    _check_consistency(preset, source)
+    return preset
+
+
+def _section(data: dict, section: str, source: object) -> dict:
+    value = data[section]
+    if not isinstance(value, dict):
+        raise ConfigError(source, f"key {section!r}: expected a table [{section}]")
+    return value
+
+
+def _check_keys(values: dict, expected: tuple[str, ...], section: str, source: object) -> None:
+    unknown = sorted(set(values) - set(expected))
+    if unknown:
+        raise ConfigError(source, f"unknown key '{section}.{unknown[0]}'; valid: {', '.join(expected)}")
+    for key in expected:
+        if key not in values:
+            raise ConfigError(source, f"missing key '{section}.{key}'")
+
+
+def _build(cls: type, values: dict, section: str, source: object):
+    names = tuple(field.name for field in fields(cls))
+    _check_keys(values, names, section, source)
+    kwargs = {}
+    for field in fields(cls):
+        value = values[field.name]
+        kind = field.type if isinstance(field.type, str) else field.type.__name__
+        if kind == "str":
+            choices = _CHOICES.get((section, field.name))
+            if not isinstance(value, str) or (choices and value not in choices):
+                raise ConfigError(source, f"key '{section}.{field.name}': expected one of {choices}, got {value!r}")
+            kwargs[field.name] = value
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(source, f"key '{section}.{field.name}': expected true or false, got {value!r}")
+            kwargs[field.name] = value
+        else:
+            kwargs[field.name] = _number(value, section, field.name, int if kind == "int" else float, source)
+    return cls(**kwargs)
+
+
+def _number(value: object, section: str, key: str, kind: type, source: object):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ConfigError(source, f"key '{section}.{key}': expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if value < 0 or (value == 0 and (section, key) not in _MAY_BE_ZERO):
+        raise ConfigError(source, f"key '{section}.{key}': must be {'>= 0' if (section, key) in _MAY_BE_ZERO else '> 0'}, got {value!r}")
+    return kind(value)
+
+
+def _check_consistency(preset: Preset, source: object) -> None:
+    if preset.buffers.fit_fraction > 1:
+        raise ConfigError(source, f"key 'buffers.fit_fraction': must be in (0, 1], got {preset.buffers.fit_fraction}")
+    array = preset.array
+    if isinstance(array, BitFusionArray) and array.pmin > array.pmax:
+        raise ConfigError(source, f"key 'array.pmin': {array.pmin} exceeds array.pmax {array.pmax}")
+    if isinstance(array, SerialArray) and array.act_bits_per_cycle > array.pe_width:
+        raise ConfigError(source, f"key 'array.act_bits_per_cycle': {array.act_bits_per_cycle} exceeds array.pe_width")

@@ -1,0 +1,86 @@
+"""``python -m cost_models.table``: per-layer costs for every option as CSV, for people who want the table itself.
+
+    python -m cost_models.table --preset bitfusion_eyeriss --arch resnet38 [--options dfs|skipnet]
+    python -m cost_models.table --preset stripes --topology net.csv          # a SCALE-Sim topology
+    python -m cost_models.table --preset loom --arch resnet20 --haq-out t.npy --haq-metric cycles --max-bits 16
+
+Bad input prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+import pandas as pd
+
+from cost_models.interop import HAQ_METRICS, read_scalesim_topology, write_haq_table
+from cost_models.model import option_cost
+from cost_models.preset import load_preset
+from dfs_sim.errors import DfsSimError
+from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
+from dfs_sim.options import options_for_method
+
+__all__ = ["main", "layer_frame"]
+
+
+def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
+    """One row per (layer, option): the layer's own cost at that option (always-run layers at every option too)."""
+    preset = load_preset(preset)
+    rows = []
+    for layer in layer_table:
+        for option in options:
+            cost = option_cost(layer, preset, option)
+            rows.append({
+                "preset": preset.name, "layer": layer.name, "block": -1 if layer.block is None else layer.block,
+                "role": layer.role, "kind": layer.kind, "fixed_option": -1 if layer.fixed_option is None else layer.fixed_option,
+                "option": option.code, "option_name": option.name, "w_bits": option.w_bits, "a_bits": option.a_bits,
+                "macs": layer.macs, "cycles": cost.cycles, "stall_cycles": cost.stall_cycles,
+                "latency_us": preset.cycles_to_us(cost.cycles), "energy_pj": cost.energy_pj,
+                "e_compute_pj": cost.e_compute_pj, "e_sram_pj": cost.e_sram_pj, "e_dram_pj": cost.e_dram_pj,
+                "dram_read_bits": cost.dram_read_bits, "dram_write_bits": cost.dram_write_bits,
+                "dram_bits": cost.dram_bits,
+            })
+    return pd.DataFrame(rows)
+
+
+def _arch(text: str) -> LayerTable:
+    match = re.fullmatch(r"resnet(\d+)", text.lower())
+    if not match:
+        raise DfsSimError("--arch", f"expected resnetN (N = 6n+2, e.g. resnet38), got {text!r}")
+    return cifar_resnet_layers(int(match.group(1)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cost_models.table", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True, help="shipped preset name or path to a preset .toml")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--arch", default=None, help="resnetN, the gated CIFAR ResNet (default resnet38)")
+    source.add_argument("--topology", default=None, help="SCALE-Sim topology CSV instead of --arch")
+    parser.add_argument("--options", default="dfs", help="option list: dfs or skipnet (default dfs)")
+    parser.add_argument("--haq-out", default=None, help="also write a HAQ lookup table (.npy) [layer, w-1, a-1]")
+    parser.add_argument("--haq-metric", default="energy_pj", choices=HAQ_METRICS)
+    parser.add_argument("--max-bits", type=int, default=8, help="HAQ table bits 1..max-bits (default 8)")
+    args = parser.parse_args(argv)
+    try:
+        preset = load_preset(args.preset)
+        try:
+            options = options_for_method(args.options)
+        except KeyError as error:
+            raise DfsSimError("--options", str(error.args[0])) from None
+        layers = read_scalesim_topology(args.topology) if args.topology else _arch(args.arch or "resnet38")
+        if args.max_bits < 1 or args.max_bits > 32:
+            raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
+        frame = layer_frame(layers, preset, options)
+        if args.haq_out:
+            write_haq_table(args.haq_out, layers, preset, args.haq_metric, args.max_bits)
+    except (DfsSimError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    frame.to_csv(sys.stdout, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
