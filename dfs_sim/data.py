@@ -1,0 +1,167 @@
+"""Data: CIFAR-10/100 from the standard python batches at a user-given path, and scikit-learn's digits at 32×32×3.
+
+Images are kept as uint8 (N × 3 × 32 × 32) and normalized per batch. ``BatchStream`` draws training batches from a
+seeded ``torch.Generator`` (a fresh permutation every epoch, random crops and flips from the same generator); its
+state goes into checkpoints so a resumed run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from dfs_sim.errors import DfsSimError
+
+__all__ = ["DataError", "Split", "load_split", "BatchStream", "DATASETS", "AUGMENTATIONS", "num_classes_of"]
+
+DATASETS = ("cifar10", "cifar100", "digits")
+AUGMENTATIONS = ("none", "crop", "crop_flip")
+_CIFAR_STATS = {  # per-channel mean and std of the training images, in [0, 1]
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+_CIFAR_FILES = {
+    "cifar10": {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+    "cifar100": {"train": ["train"], "test": ["test"]},
+}
+_LABEL_KEYS = {"cifar10": b"labels", "cifar100": b"fine_labels"}
+DIGITS_TEST_SIZE = 360  # of 1797 images
+
+
+class DataError(DfsSimError):
+    """A data set is missing, unreadable or malformed."""
+
+
+def num_classes_of(dataset: str) -> int:
+    return {"cifar10": 10, "cifar100": 100, "digits": 10}[dataset]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a data set: uint8 images, int64 labels and the inputs' ids (their index in the source)."""
+
+    name: str
+    dataset: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    input_ids: torch.Tensor
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
+        return (images.float() / 255.0 - mean) / std
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.normalize(self.images[index]), self.labels[index]
+
+
+def load_split(dataset: str, split: str, path: str | Path | None = None, split_seed: int = 0) -> Split:
+    """Load ``split`` ("train" or "test") of ``dataset``; CIFAR needs ``path``, digits needs nothing."""
+    if dataset not in DATASETS:
+        raise DataError("dataset", f"unknown data set {dataset!r}; valid: {', '.join(DATASETS)}")
+    if split not in ("train", "test"):
+        raise DataError("split", f"unknown split {split!r}; valid: train, test")
+    if dataset == "digits":
+        return _digits(split, split_seed)
+    return _cifar(dataset, split, path)
+
+
+def _digits(split: str, split_seed: int) -> Split:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    images = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False).clamp_(0, 1)
+    images = torch.round(images * 255).to(torch.uint8).repeat(1, 3, 1, 1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    order = np.random.default_rng(split_seed).permutation(len(labels))
+    test_ids, train_ids = np.sort(order[:DIGITS_TEST_SIZE]), np.sort(order[DIGITS_TEST_SIZE:])
+    train = images[torch.from_numpy(train_ids)].float() / 255.0
+    mean = tuple(float(train[:, c].mean()) for c in range(3))
+    std = tuple(float(train[:, c].std()) for c in range(3))
+    ids = torch.from_numpy(train_ids if split == "train" else test_ids)
+    return Split(split, "digits", images[ids].contiguous(), labels[ids], ids.to(torch.int64), mean, std)
+
+
+def _cifar(dataset: str, split: str, path: str | Path | None) -> Split:
+    if path is None:
+        raise DataError(dataset, "needs a data path (the folder with the python batches, e.g. cifar-10-batches-py)")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(folder, f"data folder for {dataset} does not exist")
+    images, labels = [], []
+    for file_name in _CIFAR_FILES[dataset][split]:
+        file = folder / file_name
+        if not file.is_file():
+            raise DataError(file, f"missing {dataset} batch file {file_name!r}")
+        try:
+            with open(file, "rb") as handle:
+                entry = pickle.load(handle, encoding="bytes")
+            data = np.asarray(entry[b"data"], dtype=np.uint8)
+            target = np.asarray(entry[_LABEL_KEYS[dataset]], dtype=np.int64)
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise DataError(file, f"not a {dataset} python batch ({type(error).__name__}: {error})") from None
+        if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != target.shape[0]:
+            raise DataError(file, f"malformed batch: data {data.shape}, labels {target.shape}; expected N×3072 and N")
+        if target.size and (target.min() < 0 or target.max() >= num_classes_of(dataset)):
+            raise DataError(file, f"labels outside 0..{num_classes_of(dataset) - 1}")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(target)
+    stacked = torch.from_numpy(np.concatenate(images))
+    mean, std = _CIFAR_STATS[dataset]
+    return Split(split, dataset, stacked, torch.from_numpy(np.concatenate(labels)),
+                 torch.arange(stacked.shape[0], dtype=torch.int64), mean, std)
+
+
+class BatchStream:
+    """Endless seeded training batches: a new permutation per epoch, then random crop (pad 4) and flip."""
+
+    def __init__(self, split: Split, batch_size: int, seed: int, augment: str = "crop_flip") -> None:
+        if augment not in AUGMENTATIONS:
+            raise DataError("augment", f"unknown augmentation {augment!r}; valid: {', '.join(AUGMENTATIONS)}")
+        self.split, self.batch_size, self.augment = split, batch_size, augment
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(split), generator=self.generator)
+        self.position = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.position + self.batch_size > len(self.order):  # drop the incomplete tail, start a new epoch
+            self.order = torch.randperm(len(self.split), generator=self.generator)
+            self.position = 0
+        index = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        images = self.split.images[index]
+        if self.augment != "none":
+            images = self._crop_flip(images)
+        return self.split.normalize(images), self.split.labels[index]
+
+    def _crop_flip(self, images: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = images.shape
+        padded = F.pad(images, (4, 4, 4, 4))
+        dy = torch.randint(0, 9, (n,), generator=self.generator)
+        dx = torch.randint(0, 9, (n,), generator=self.generator)
+        rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(n, 3, h, w + 8)
+        cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(n, 3, h, w)
+        out = padded.gather(2, rows).gather(3, cols)
+        if self.augment == "crop_flip":
+            flip = torch.rand(n, generator=self.generator) < 0.5
+            out = torch.where(flip.view(n, 1, 1, 1), out.flip(3), out)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])

@@ -1,0 +1,269 @@
+"""The gated CIFAR ResNet of DFS and SkipNet (DESIGN §1), and its layer table observed by forward hooks.
+
+6n+2 layers: a 3×3 stem, three groups of n BasicBlocks at widths 16/32/64 (stride 2 and a 1×1 projection at the first
+block of groups 2 and 3), global average pooling and a linear classifier. The stem, the first block, the classifier
+and every projection always run at full precision; every other block is gated and runs at the option its gate picks
+(or at one fixed option for the static baselines and for backbone training).
+
+Two execution paths give the same result at evaluation:
+- ``forward_candidates`` (training): every option of a gated block is computed on the whole batch and mixed by the
+  straight-through one-hot mask, ``Σ_k mask_k · candidate_k``. Under that estimator the weights only receive gradient
+  through candidates that some input chose, so candidates chosen by no input in the batch are computed under
+  ``torch.no_grad()``: the gate still gets their values, and gradients equal the naive all-with-grad version.
+- ``forward_grouped`` (inference): the batch is split by the chosen option and each group runs only its option.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dfs_sim.blocks import GatedBasicBlock
+from dfs_sim.errors import ConfigError
+from dfs_sim.gate import GateController, GateEmbedding
+from dfs_sim.layer_table import CIFAR_DEPTHS, GATE_EMBED_DIM, ConvLayer, LayerTable
+from dfs_sim.options import DFS_OPTIONS, Option
+
+__all__ = ["GatedOutput", "GatedResNet", "traced_layer_table"]
+
+
+class GatedOutput(NamedTuple):
+    """``logits`` (N × classes), ``masks`` (N × B × options, one-hot forward values), ``probs`` (gate softmax or None)."""
+
+    logits: torch.Tensor
+    masks: torch.Tensor
+    probs: torch.Tensor | None
+
+    @property
+    def codes(self) -> torch.Tensor:
+        """The chosen option of every input and gated block (N × B, int64)."""
+        return self.masks.detach().argmax(dim=2)
+
+
+class GatedResNet(nn.Module):
+    """Gated CIFAR ResNet; ``static_option`` fixes every gated block to one code (no gates run)."""
+
+    def __init__(
+        self,
+        depth: int = 38,
+        num_classes: int = 10,
+        options: Sequence[Option] = DFS_OPTIONS,
+        static_option: int | None = None,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        embed_dim: int = GATE_EMBED_DIM,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if depth not in CIFAR_DEPTHS and (depth < 8 or (depth - 2) % 6):
+            raise ConfigError("GatedResNet", f"depth must be 6n+2 (8, 14, 20, 38, 74, ...), got {depth}")
+        self.depth, self.num_classes, self.options = depth, num_classes, tuple(options)
+        self.widths, self.embed_dim, self.in_channels = tuple(widths), embed_dim, in_channels
+        full = [option.code for option in self.options if option.float]
+        if len(full) != 1:
+            raise ConfigError("GatedResNet", "the option list needs exactly one full-precision option")
+        self.fp_code = full[0]
+        if static_option is not None and not 0 <= static_option < len(self.options):
+            raise ConfigError("GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}")
+        self.static_option = static_option
+        self.register_buffer("costs", torch.tensor([option.proxy_cost for option in self.options]))
+
+        n = (depth - 2) // 6
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(widths[0])
+        blocks, names, gate_channels = [], [], []
+        channels = widths[0]
+        for group, width in enumerate(widths):
+            for index in range(n):
+                stride = 2 if group > 0 and index == 0 else 1
+                if blocks:  # every block but the first is gated; its gate reads the previous block's output
+                    gate_channels.append(channels)
+                blocks.append(GatedBasicBlock(channels, width, stride))
+                names.append(f"group{group + 1}.block{index}")
+                channels = width
+        self.first_block = blocks[0]
+        self.blocks = nn.ModuleList(blocks[1:])
+        self.block_names = tuple(names)
+        self.gate_embeddings = nn.ModuleList(GateEmbedding(c, embed_dim) for c in gate_channels)
+        self.controller = GateController(embed_dim, len(self.options))
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and not isinstance(module.weight, nn.parameter.UninitializedParameter):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    @property
+    def num_gated(self) -> int:
+        return len(self.blocks)
+
+    def gate_parameters(self) -> list[nn.Parameter]:
+        return [*self.gate_embeddings.parameters(), *self.controller.parameters()]
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        gate_ids = {id(p) for p in self.gate_parameters()}
+        return [p for p in self.parameters() if id(p) not in gate_ids]
+
+    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state without the gates (to reuse a trained backbone in a model with another option list)."""
+        return self.backbone_state_dict_of(self.state_dict())
+
+    @staticmethod
+    def backbone_state_dict_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in state.items() if not k.startswith(("gate_embeddings.", "controller.")) and k != "costs"}
+
+    def computation_pct(self, masks: torch.Tensor) -> torch.Tensor:
+        """The paper's proxy: Σ mask·cost / (number of gated decisions) × 100."""
+        if masks.shape[1] == 0:
+            return masks.new_tensor(100.0)
+        return (masks * self.costs).sum() / (masks.shape[0] * masks.shape[1]) * 100
+
+    def computation_cost(self, masks: torch.Tensor) -> torch.Tensor:
+        """Σ mask·cost over the batch and the gated blocks (the joint stage's penalty term)."""
+        return (masks * self.costs).sum()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem_bn(self.stem(x)))
+        return self.first_block(x, self.options[self.fp_code])
+
+    def _tail(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+    def _fixed_mask(self, x: torch.Tensor, code: int) -> torch.Tensor:
+        mask = x.new_zeros(x.shape[0], len(self.options))
+        mask[:, code] = 1
+        return mask
+
+    def forward(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
+        """Training: the all-candidates mix; evaluation: only the chosen option of each input."""
+        if self.training:
+            return self.forward_candidates(x, fixed_code=fixed_code)
+        return self.forward_grouped(x, fixed_code=fixed_code)
+
+    def forward_candidates(self, x: torch.Tensor, fixed_code: int | None = None, naive: bool = False) -> GatedOutput:
+        """Every option computed on the whole batch and mixed by the mask; ``naive`` keeps all of them in the graph."""
+        fixed = self.static_option if fixed_code is None else fixed_code
+        x = self._head(x)
+        masks, probs, state = [], [], None
+        for b, block in enumerate(self.blocks):
+            if fixed is not None:
+                x = block(x, self.options[fixed])
+                masks.append(self._fixed_mask(x, fixed))
+                continue
+            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+            shortcut = block.shortcut(x)
+            chosen = set(mask.detach().argmax(dim=1).unique().tolist())
+            out = None
+            for k, option in enumerate(self.options):
+                if naive or k in chosen:
+                    candidate = block.candidate(x, shortcut, option)
+                else:
+                    with torch.no_grad():
+                        candidate = block.candidate(x, shortcut, option)
+                term = mask[:, k].view(-1, 1, 1, 1) * candidate
+                out = term if out is None else out + term
+            x = out
+            masks.append(mask)
+            probs.append(prob)
+        return self._output(x, masks, probs)
+
+    def forward_grouped(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
+        """Group the batch by chosen option and run each group at its option only (use in eval mode)."""
+        fixed = self.static_option if fixed_code is None else fixed_code
+        x = self._head(x)
+        masks, probs, state = [], [], None
+        for b, block in enumerate(self.blocks):
+            if fixed is not None:
+                x = block(x, self.options[fixed])
+                masks.append(self._fixed_mask(x, fixed))
+                continue
+            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+            codes = mask.detach().argmax(dim=1)
+            shortcut = block.shortcut(x)
+            out = None
+            for k in codes.unique().tolist():
+                index = (codes == k).nonzero().squeeze(1)
+                part = block.candidate(x.index_select(0, index), shortcut.index_select(0, index), self.options[k])
+                if out is None:
+                    out = part.new_zeros((x.shape[0], *part.shape[1:]))
+                out = out.index_copy(0, index, part)
+            x = out
+            masks.append(F.one_hot(codes, len(self.options)).to(x.dtype))
+            probs.append(prob)
+        return self._output(x, masks, probs)
+
+    def _output(self, x: torch.Tensor, masks: list, probs: list) -> GatedOutput:
+        logits = self._tail(x)
+        stacked = torch.stack(masks, dim=1) if masks else logits.new_zeros(logits.shape[0], 0, len(self.options))
+        return GatedOutput(logits, stacked, torch.stack(probs, dim=1) if probs else None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+def _compute_layers(model: GatedResNet):
+    """(name, module, call index, kind, block, role, fixed_option) of every compute layer, in layer-table order."""
+    fp = model.fp_code
+    rows = [("stem", model.stem, 0, "conv", None, "main", fp)]
+    all_blocks = [model.first_block, *model.blocks]
+    for position, (name, block) in enumerate(zip(model.block_names, all_blocks)):
+        gated = position > 0
+        b = position - 1 if gated else None
+        if gated:
+            rows += [
+                (f"gate{b}.conv", model.gate_embeddings[b].conv, 0, "gate", None, "main", fp),
+                (f"gate{b}.lstm", model.controller.lstm, b, "gate", None, "main", fp),
+                (f"gate{b}.fc", model.controller.fc, b, "gate", None, "main", fp),
+            ]
+        fixed = None if gated else fp
+        rows += [(f"{name}.conv1", block.conv1, 0, "conv", b, "main", fixed),
+                 (f"{name}.conv2", block.conv2, 0, "conv", b, "main", fixed)]
+        if block.projection is not None:
+            rows.append((f"{name}.projection", block.projection[0], 0, "conv", b, "projection", fp))
+    rows.append(("fc", model.fc, 0, "linear", None, "main", fp))
+    return rows
+
+
+def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
+    """The model's layer table, with every shape observed by forward hooks on one all-candidates forward pass."""
+    rows = _compute_layers(model)
+    seen: dict[int, list[tuple[int, ...]]] = {}
+    handles = []
+
+    def hook(module, inputs, _output):
+        seen.setdefault(id(module), []).append(tuple(inputs[0].shape))
+
+    for module in {id(row[1]): row[1] for row in rows}.values():
+        handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model.forward_candidates(torch.zeros(1, model.in_channels, input_size, input_size, device=device), naive=True)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    layers = []
+    for name, module, call, kind, block, role, fixed in rows:
+        shape = seen[id(module)][call]
+        if isinstance(module, nn.Conv2d):
+            _, in_ch, in_h, in_w = shape
+            layer = ConvLayer(in_ch, module.out_channels, in_h, in_w, module.kernel_size[0], module.stride[0],
+                              module.padding[0], module.groups, name=name, kind=kind, block=block,
+                              fixed_option=fixed, role=role)
+        elif isinstance(module, nn.LSTM):  # one step: the four gates over [input, hidden] → a 2E → 4E linear layer
+            layer = ConvLayer(shape[-1] + module.hidden_size, 4 * module.hidden_size, 1, 1, 1, name=name, kind=kind,
+                              block=block, fixed_option=fixed, role=role)
+        else:
+            layer = ConvLayer(shape[-1], module.out_features, 1, 1, 1, name=name, kind=kind, block=block,
+                              fixed_option=fixed, role=role)
+        layers.append(layer)
+    return LayerTable(layers, source=f"traced {type(model).__name__}(depth={model.depth})")
