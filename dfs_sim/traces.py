@@ -5,7 +5,7 @@ one uint8 column per gated block, ``block_00``, ``block_01``, ..., holding the o
 metadata key ``dfs_sim`` holds JSON with the run's description, its option list and its layer table.
 
 Integrity: pages are written with checksums that are verified on read, and a hash of the table's contents is stored
-in the metadata and checked, so a flipped byte is an error rather than silently different data. Every check that
+(and of the metadata) in the metadata and checked, so a flipped byte is an error rather than silently different data. Every check that
 fails raises ``TraceFormatError`` with a one-line message naming the file and the problem.
 """
 
@@ -118,7 +118,8 @@ class TraceRun:
         return float(self.correct.mean())
 
     def content_hash(self) -> str:
-        return _content_hash(self.input_id, self.label, self.pred, self.confidence, self.codes)
+        """A hash of the metadata (but its own ``content_hash``) and of every value: what makes this run this run."""
+        return _content_hash(self.meta, self.input_id, self.label, self.pred, self.confidence, self.codes)
 
 
 def make_meta(
@@ -203,7 +204,7 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         codes[:, block] = table.column(block_column(block)).to_numpy()
     values = {name: table.column(name).to_numpy() for name in VALUE_COLUMNS}
     stored_hash = meta.get("content_hash")
-    actual_hash = _content_hash(values["input_id"], values["label"], values["pred"], values["confidence"], codes)
+    actual_hash = _content_hash(meta, values["input_id"], values["label"], values["pred"], values["confidence"], codes)
     if stored_hash != actual_hash:
         raise TraceFormatError(path, "content hash does not match the data: the file was changed or corrupted")
     return TraceRun(meta=meta, codes=codes, path=path, **values)
@@ -308,8 +309,10 @@ def _check_values(run: TraceRun, source: object) -> None:
         raise TraceFormatError(source, "column 'confidence' has values outside [0, 1]")
 
 
-def _content_hash(input_id, label, pred, confidence, codes) -> str:
+def _content_hash(meta, input_id, label, pred, confidence, codes) -> str:
     digest = hashlib.sha256()
+    described = {key: value for key, value in meta.items() if key != "content_hash"}
+    digest.update(json.dumps(described, sort_keys=True).encode())
     for array, dtype in ((input_id, "<i8"), (label, "<i2"), (pred, "<i2"), (confidence, "<f4"), (codes, "u1")):
         digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
     return digest.hexdigest()[:32]

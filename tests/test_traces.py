@@ -127,7 +127,7 @@ def _meta_for(run: TraceRun, columns: dict) -> dict:
     """The run's metadata with a content hash that matches ``columns``, so the checks after the hash are reached."""
     codes = np.stack([columns[block_column(b)].to_numpy() for b in range(run.num_blocks)], axis=1)
     values = [columns[name].to_numpy() for name in ("input_id", "label", "pred", "confidence")]
-    return dict(run.meta, content_hash=_content_hash(*values, codes))
+    return dict(run.meta, content_hash=_content_hash(run.meta, *values, codes))
 
 
 def test_value_problems(tmp_path):
