@@ -181,28 +181,32 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         raise TraceFormatError(path, "no such trace file")
     try:
         table = pq.read_table(path, page_checksum_verification=True)
+        raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
+        column_types = [(field.name, field.type) for field in table.schema]
     except (pa.ArrowException, OSError, ValueError) as error:
         raise TraceFormatError(path, f"not a readable Parquet file or truncated ({_first_line(error)})") from None
-    raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw_meta is None:
         raise TraceFormatError(path, "metadata key 'dfs_sim' is missing; was this written by dfs_sim.traces?")
     try:
         meta = json.loads(raw_meta)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # JSON and Unicode decoding errors alike
         raise TraceFormatError(path, f"metadata is not valid JSON ({_first_line(error)})") from None
     if not isinstance(meta, dict):
         raise TraceFormatError(path, "metadata is not a JSON object")
     layers, _ = _parse_meta(meta, path)
-    _check_columns(table.schema, layers.num_blocks, path)
+    _check_columns(column_types, layers.num_blocks, path)
     if table.num_rows == 0:
         raise TraceFormatError(path, "the trace has no rows")
     for name in table.column_names:
         if table.column(name).null_count:
             raise TraceFormatError(path, f"column {name!r} has missing values")
-    codes = np.empty((table.num_rows, layers.num_blocks), dtype=CODE_DTYPE)
-    for block in range(layers.num_blocks):
-        codes[:, block] = table.column(block_column(block)).to_numpy()
-    values = {name: table.column(name).to_numpy() for name in VALUE_COLUMNS}
+    try:
+        codes = np.empty((table.num_rows, layers.num_blocks), dtype=CODE_DTYPE)
+        for block in range(layers.num_blocks):
+            codes[:, block] = table.column(block_column(block)).to_numpy()
+        values = {name: table.column(name).to_numpy() for name in VALUE_COLUMNS}
+    except (pa.ArrowException, ValueError) as error:
+        raise TraceFormatError(path, f"column data cannot be decoded ({_first_line(error)})") from None
     stored_hash = meta.get("content_hash")
     actual_hash = _content_hash(meta, values["input_id"], values["label"], values["pred"], values["confidence"], codes)
     if stored_hash != actual_hash:
@@ -253,16 +257,17 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     return layers, options
 
 
-def _check_columns(schema: pa.Schema, num_blocks: int, source: object) -> None:
-    names = schema.names
+def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int, source: object) -> None:
+    names = [name for name, _ in column_types]
+    types = dict(column_types)
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise TraceFormatError(source, f"duplicate columns {duplicates}")
     for name, dtype in VALUE_COLUMNS.items():
         if name not in names:
             raise TraceFormatError(source, f"column {name!r} is missing")
-        if schema.field(name).type != dtype:
-            raise TraceFormatError(source, f"column {name!r} has type {schema.field(name).type}, expected {dtype}")
+        if types[name] != dtype:
+            raise TraceFormatError(source, f"column {name!r} has type {types[name]}, expected {dtype}")
     expected_codes = [block_column(block) for block in range(num_blocks)]
     code_columns = [name for name in names if name not in VALUE_COLUMNS]
     missing = [name for name in expected_codes if name not in code_columns]
@@ -276,8 +281,8 @@ def _check_columns(schema: pa.Schema, num_blocks: int, source: object) -> None:
             source, f"unexpected columns {extra[:3]}: the layer table has {num_blocks} gated blocks"
         )
     for name in expected_codes:
-        if schema.field(name).type != pa.uint8():
-            raise TraceFormatError(source, f"column {name!r} has type {schema.field(name).type}, expected uint8")
+        if types[name] != pa.uint8():
+            raise TraceFormatError(source, f"column {name!r} has type {types[name]}, expected uint8")
 
 
 def _check_values(run: TraceRun, source: object) -> None:
