@@ -13,6 +13,13 @@ in reference/hw.md §1.3), re-expressed here for any array:
 * SRAM accesses inside a tile follow the cheapest of input-, output- and weight-stationary by a bit-count proxy. [repo]
 * Stalls: ``max(0, ceil(middle_dram_bits / bw) - compute) + ceil(first_fill / bw) + ceil(last_drain / bw)``: a
   roofline with perfect overlap except for the first fill and the last drain. [repo]
+  ``fill_rule`` says what the first fill and the last drain are. ``PROMOTED`` (0): the public simulator's choice,
+  each buffer's whole promoted block is loaded before compute starts [repo]. ``TILE`` (1, default, our assumption):
+  compute starts once the first tile of each operand is in (double buffering hides the rest) and only the last
+  output tile drains after compute. Reason: with ``PROMOTED`` a wider operand can stop promotion earlier, shrink
+  the first fill and so make a layer *faster* at more bits (the public simulator's own table shows it, e.g.
+  3×3 64→64 at a=3: 114,732 cycles at w=7 but 114,156 at w=8); with ``TILE`` every term of a tiling's cycles grows
+  with the bits and the feasible tilings shrink, so more bits never cost fewer cycles.
 * The pick is the fewest total cycles, then the least energy (same energy formula as the simulator). [repo]
 
 Outputs (``output_policy``):
@@ -41,13 +48,15 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["Mapping", "Search", "search", "search_reference", "LOOPS", "ORDERS", "ACC", "ACT"]
+__all__ = ["Mapping", "Search", "search", "search_reference", "LOOPS", "ORDERS", "ACC", "ACT", "PROMOTED", "TILE"]
 
 LOOPS = ("B", "OW", "OH", "IC", "OC")
 # Which tensor each loop indexes: columns act, wgt, out (public simulator tile_deps) [repo].
 _DEPS = np.array([[1, 0, 1], [1, 0, 1], [1, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=np.int64)
 ORDERS = np.array(list(itertools.permutations(range(5))), dtype=np.int64)  # outermost first
+LOOPS_INDEX = {tuple(LOOPS[i] for i in order): index for index, order in enumerate(ORDERS)}
 ACC, ACT = 0, 1
+PROMOTED, TILE = 0, 1
 _NRESULT = 22
 
 
@@ -67,6 +76,7 @@ class Mapping:
     acc_bits: int
     out_bits: int
     output_policy: int  # ACC or ACT
+    fill_rule: int  # PROMOTED or TILE
     cap_act_bits: int
     cap_wgt_bits: int
     cap_out_bits: int
@@ -95,6 +105,8 @@ class Search:
     order: tuple[str, ...]
     tiles: tuple[int, int, int, int, int]  # b, ow, oh, ic, oc
     energy_pj: float  # the tie-break energy (simulator formula)
+    style: int = 0  # inner-loop stationarity: 0 input, 1 output, 2 weight
+    o_tile: int = 1  # the power-of-two output tile before clipping to out_h / out_w
 
 
 def _tile_sizes(total: int, step: int = 1) -> np.ndarray:
@@ -117,18 +129,30 @@ def _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, mapping):
     return b_tiles, o_tiles, ic_tiles, oc_tiles
 
 
-def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int, mapping: Mapping) -> Search:
-    """Best mapping by the Numba kernel. Raises ``ValueError`` when no tile fits the buffers."""
+def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int, mapping: Mapping,
+           fixed: "Search | None" = None) -> Search:
+    """Best mapping by the Numba kernel. Raises ``ValueError`` when no tile fits the buffers.
+
+    With ``fixed`` (a ``Search`` found for other bits), only that loop order, tiling and stationarity are evaluated.
+    """
     b_tiles, o_tiles, ic_tiles, oc_tiles = _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, mapping)
+    orders, style, order_offset = ORDERS, None, 0
+    if fixed is not None:
+        b, _, _, ic, oc = fixed.tiles
+        b_tiles, o_tiles = np.array([b], np.int64), np.array([fixed.o_tile], np.int64)
+        ic_tiles, oc_tiles = np.array([ic], np.int64), np.array([oc], np.int64)
+        order_offset = LOOPS_INDEX[fixed.order]
+        orders, style = ORDERS[order_offset:order_offset + 1], fixed.style
     ints = np.array(
         [batch, out_h, out_w, in_ch, out_ch, kernel, stride, int(mapping.im2col), mapping.rows, mapping.cols,
          mapping.windows, mapping.pack, mapping.temporal, mapping.a_bits, mapping.w_bits, mapping.acc_bits,
          mapping.out_bits, mapping.output_policy, mapping.cap_act_bits, mapping.cap_wgt_bits, mapping.cap_out_bits,
-         mapping.dram_bits_per_cycle, int(mapping.pad_outputs)],
+         mapping.dram_bits_per_cycle, int(mapping.pad_outputs), mapping.fill_rule, -1 if style is None else style],
         dtype=np.int64,
     )
     prices = np.array(mapping.prices, dtype=np.float64)
-    result = _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, ORDERS, _DEPS)
+    result = _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, _DEPS)
+    result[13] += order_offset
     return _to_search(result, prices, out_h, out_w)
 
 
@@ -144,6 +168,7 @@ def _to_search(result: np.ndarray, prices: np.ndarray, out_h: int, out_w: int) -
         ibuf_read_bits=values[7], ibuf_write_bits=values[8], wbuf_read_bits=values[9], wbuf_write_bits=values[10],
         obuf_read_bits=values[11], obuf_write_bits=values[12], order=order,
         tiles=(b, min(o, out_w), min(o, out_h), ic, oc), energy_pj=float(result[_NRESULT - 1]),
+        style=values[18], o_tile=o,
     )
 
 
@@ -159,7 +184,7 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, d
     a_bits, w_bits, acc_bits, out_bits, policy = ints[13], ints[14], ints[15], ints[16], ints[17]
     cap = np.empty(3, np.int64)
     cap[0], cap[1], cap[2] = ints[18], ints[19], ints[20]
-    bw, pad_out = ints[21], ints[22]
+    bw, pad_out, fill_rule, forced_style = ints[21], ints[22], ints[23], ints[24]
     red = rows * pack
     best = np.full(_NRESULT, -1.0)
     best_cycles = -1
@@ -219,7 +244,15 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, d
                         e_is = (os_loop * ws_loop) * (a_bits + is_loop * (w_bits + acc_bits))
                         e_os = (is_loop * ws_loop) * (acc_bits + os_loop * (a_bits + w_bits))
                         e_ws = (os_loop * is_loop) * (w_bits + ws_loop * (a_bits + acc_bits))
-                        e_min = min(e_is, e_os, e_ws)
+                        if forced_style == 0:
+                            e_min = e_is
+                        elif forced_style == 1:
+                            e_min, e_is = e_os, e_os + 1
+                        elif forced_style == 2:
+                            e_min, e_is, e_os = e_ws, e_ws + 1, e_ws + 1
+                        else:
+                            e_min = min(e_is, e_os, e_ws)
+                        style = 0 if e_is == e_min else (1 if e_os == e_min else 2)
                         reduce_in = K * K * ic * oh * ow * b
                         macs = reduce_in * oc
                         if e_is == e_min:
@@ -238,6 +271,9 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, d
                         out_rw *= ntiles
                         wgt_r *= ntiles
                         distinct_out = tile[2] * counts[0] * counts[1] * counts[2] * counts[4]
+                        if fill_rule == 1:
+                            for x in range(3):
+                                peak[x] = tile[x]
                         if policy == 0:
                             dram_rd = fill[0] + fill[1] + fill[2]
                             dram_wr = fill[2]
@@ -250,7 +286,7 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, d
                             dram_rd = fill[0] + fill[1] + spill
                             dram_wr = spill + final_bits
                             first = peak[0] + peak[1]
-                            last = (peak[2] // acc_bits) * out_bits
+                            last = (peak[2] // tile[2]) * (ow * oh * oc * b) * out_bits
                             obuf_w = out_rw + spill
                         obuf_r = out_rw + fill[2]
                         if im2col:
@@ -287,7 +323,7 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, d
                             best[15] = o
                             best[16] = ic
                             best[17] = oc
-                            best[18] = 0
+                            best[18] = style
                             best[19] = 0
                             best[20] = 0
                             best[_NRESULT - 1] = energy
@@ -332,6 +368,8 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
                             growing[x] = False
                         else:
                             peak[x] = fill[x]
+            if m.fill_rule == TILE:
+                peak = dict(tile)
             ntiles = math.prod(counts.values())
             is_loop = math.ceil(oc / m.cols) * m.cols
             os_loop = math.ceil(ic * k2 / red) * red if m.im2col else math.ceil(ic / red) * red * k2
@@ -359,7 +397,7 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
                 dram_rd = fill["act"] + fill["wgt"] + spill
                 dram_wr = spill + batch * out_h * out_w * out_ch * m.out_bits
                 first = peak["act"] + peak["wgt"]
-                last = peak["out"] // m.acc_bits * m.out_bits
+                last = peak["out"] // tile["out"] * (ow * oh * oc * b) * m.out_bits
                 obuf_w = out_rw + spill
             obuf_r = out_rw + fill["out"]
             if m.im2col:
@@ -376,8 +414,8 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
                       + obuf_r * e_or + obuf_w * e_ow + (dram_rd + dram_wr) * e_dram)
             if best is None or cycles < best[0] or (cycles == best[0] and energy < best[-1]):
                 best = (cycles, compute, stalls, mem, fill_drain, dram_rd, dram_wr, act_r, fill["act"], wgt_r,
-                        fill["wgt"], obuf_r, obuf_w, order_index, b, o, ic, oc, energy)
+                        fill["wgt"], obuf_r, obuf_w, order_index, b, o, ic, oc, style, energy)
     if best is None:
         raise ValueError("no tiling fits the buffers")
-    result = np.array(list(best[:18]) + [0, 0, 0, best[-1]], dtype=np.float64)
+    result = np.array(list(best[:18]) + [best[18], 0, 0, best[-1]], dtype=np.float64)
     return _to_search(result, np.asarray(m.prices), out_h, out_w)

@@ -9,6 +9,8 @@ Choices (also recorded in each preset's ``[policy]``):
 * Outputs (``output_bits``): ``"act"`` (default, DESIGN §3): final outputs leave at the layer's activation bits,
   partial sums spill at ``acc_bits`` only when the reduction is tiled outside the output tile; ``"acc"``: the public
   Bit Fusion simulator's policy, every output tile is read and written as ``acc_bits`` partial sums [repo].
+* First fill and last drain (``fill_drain``): ``"tile"`` (default): only the first tile of each operand and the last
+  output tile are exposed; ``"promoted"``: the public simulator's whole promoted blocks [repo]. See ``_tiling``.
 * Full precision (``fp_bits``) on integer hardware: ``"int32"`` (default): a 32×32 integer MAC by the array's own
   extension (Bit Fusion temporal fusion: 16 passes at pmax 8; bit-serial: 32 serial bits; bit-parallel 16-bit:
   4 passes), traffic at 32 bits. Reason: none of these designs has a float unit, and int32 is the cheapest exact
@@ -30,7 +32,7 @@ from cost_models import _energy, _tiling
 from cost_models._registry import array_mapping_for
 from cost_models.preset import Preset, load_preset
 from dfs_sim.layer_table import ConvLayer
-from dfs_sim.options import Option
+from dfs_sim.options import FULL_PRECISION_BITS, Option
 
 __all__ = ["METRICS", "LayerCost", "layer_cost", "option_cost", "skip_cost"]
 
@@ -98,16 +100,20 @@ def layer_cost(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: in
 
 
 def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> LayerCost:
-    """Cost of running ``layer`` at a DFS option: skip, quantized (w, a), or full precision per ``fp_bits``."""
+    """Cost of running ``layer`` at a DFS option: skip, quantized (w, a), or full precision per ``fp_bits``.
+
+    For options with equal weight and activation bits (all DFS and SkipNet options) the mapping-reuse rule of
+    ``_ladder_cost`` applies, so a cost table never charges an option more than an option with more bits.
+    """
     preset = load_preset(preset)
     if option.is_skip:
         return skip_cost(layer, preset)
-    if option.float:
-        base = layer_cost(layer, preset, option.w_bits, option.a_bits)
-        if preset.policy.fp_bits == "fp_unit":
-            return _on_fp_unit(layer, preset, option.w_bits, option.a_bits, base)
-        return base
-    return layer_cost(layer, preset, option.w_bits, option.a_bits)
+    base = layer_cost(layer, preset, option.w_bits, option.a_bits)
+    if option.w_bits == option.a_bits and option.w_bits <= FULL_PRECISION_BITS:
+        base = _ladder_cost(_shape(layer), preset, option.w_bits)[0]
+    if option.float and preset.policy.fp_bits == "fp_unit":
+        return _on_fp_unit(layer, preset, option.w_bits, option.a_bits, base)
+    return base
 
 
 def skip_cost(layer: ConvLayer, preset: "Preset | str") -> LayerCost:
@@ -131,6 +137,12 @@ def _shape(layer: ConvLayer) -> tuple[int, ...]:
 
 @functools.lru_cache(maxsize=65536)
 def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> LayerCost:
+    return _search_cost(shape, preset, w_bits, a_bits)[0]
+
+
+def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int,
+                 fixed: "_tiling.Search | None" = None) -> tuple[LayerCost, _tiling.Search]:
+    """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape."""
     in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
     out_h = (in_h + 2 * padding - kernel) // stride + 1
     out_w = (in_w + 2 * padding - kernel) // stride + 1
@@ -140,6 +152,7 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
     common = dict(
         pad_outputs=buffers.pad_outputs_to_cols, acc_bits=policy.acc_bits,
         out_bits=a_bits, output_policy=_tiling.ACC if policy.output_bits == "acc" else _tiling.ACT,
+        fill_rule=_tiling.PROMOTED if policy.fill_drain == "promoted" else _tiling.TILE,
         cap_act_bits=int(buffers.ibuf_kib * kib_bits), cap_wgt_bits=int(buffers.wbuf_kib * kib_bits),
         cap_out_bits=int(buffers.obuf_kib * kib_bits), dram_bits_per_cycle=preset.dram.bits_per_cycle,
     )
@@ -147,7 +160,7 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
     mapping, units = to_mapping(preset, group_in, a_bits, w_bits, prices=(), **common)
     mapping = dataclasses.replace(mapping, prices=_energy.tie_break_prices(preset, units))
     try:
-        found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping)
+        found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
     except ValueError:
         raise ValueError(f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}") from None
     sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
@@ -160,7 +173,34 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
         macs=batch * out_h * out_w * group_out * group_in * kernel * kernel, mem_cycles=found.mem_cycles,
         fill_drain_cycles=found.fill_drain_cycles, **sram,
     )
-    return cost.scaled(groups) if groups > 1 else cost
+    return (cost.scaled(groups) if groups > 1 else cost), found
+
+
+def _dominates(low: LayerCost, high: LayerCost) -> bool:
+    return low.cycles <= high.cycles and low.energy_pj <= high.energy_pj and low.dram_bits <= high.dram_bits
+
+
+@functools.lru_cache(maxsize=65536)
+def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[LayerCost, _tiling.Search]:
+    """Cost at ``bits``-bit weights and activations, never above the cost at ``bits + 1`` (up to 32).
+
+    Rule [our assumption]: a compiler may always run a layer with the mapping it found for more bits (its tiles
+    are smaller at fewer bits, so it fits). If the search's own pick at ``bits`` costs more cycles, energy or DRAM
+    bits than the pick at ``bits + 1``, the ``bits + 1`` mapping (loop order, tiles, stationarity) is used instead.
+    Reason: the cycle-first search trades large energy for a cycle or two of first fill, so without this rule
+    fewer bits could be charged more energy on fast-DRAM presets.
+    """
+    own = _search_cost(shape, preset, bits, bits)
+    if bits >= FULL_PRECISION_BITS:
+        return own
+    upper, upper_mapping = _ladder_cost(shape, preset, bits + 1)
+    if _dominates(own[0], upper):
+        return own
+    try:
+        reused = _search_cost(shape, preset, bits, bits, fixed=upper_mapping)
+    except ValueError:
+        return own
+    return reused if _dominates(reused[0], upper) else own
 
 
 def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base: LayerCost) -> LayerCost:

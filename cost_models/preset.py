@@ -114,6 +114,7 @@ class Policy:
     """What a choice moves (DESIGN §3): output width, what skip copies, how full precision is executed."""
 
     output_bits: str
+    fill_drain: str
     acc_bits: int
     skip: str
     skip_copy_bits: int
@@ -125,6 +126,7 @@ class Policy:
 ARRAY_SPECS: dict[str, type] = {"bitfusion": BitFusionArray, "bitserial": SerialArray, "bitparallel": ParallelArray}
 _CHOICES = {
     ("policy", "output_bits"): ("act", "acc"),
+    ("policy", "fill_drain"): ("tile", "promoted"),
     ("policy", "skip"): ("alias", "copy"),
     ("policy", "fp_bits"): ("int32", "fp_unit"),
     ("array", "variant"): ("stripes", "loom"),
