@@ -1,0 +1,118 @@
+"""Bit Fusion against the public simulator's cycles, and the Numba tiling search against its exhaustive twin."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from cost_models import layer_cost, load_preset
+from cost_models._tiling import ACC, ACT, PROMOTED, TILE, Mapping, search, search_reference
+from cost_models.bitfusion import fusion_rates
+from dfs_sim.layer_table import ConvLayer
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bitfusion_public_sim_cycles.csv"
+
+
+def public_sim_preset():
+    """bitfusion_eyeriss with the public simulator's policies: 32-bit partial sums, whole promoted first fill."""
+    return load_preset("bitfusion_eyeriss").replace(policy__output_bits="acc", policy__fill_drain="promoted")
+
+
+def _reference_rows():
+    if not REFERENCE.is_file():
+        pytest.skip(f"{REFERENCE} not present")
+    with open(REFERENCE) as handle:
+        return [{key: int(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def _layer(row):
+    out, kernel, stride = row["out_hw"], row["kernel"], row["stride"]
+    return ConvLayer(row["in_ch"], row["out_ch"], out, out, kernel, stride, (kernel - 1) // 2, fixed_option=6)
+
+
+def test_design_anchors():
+    preset = public_sim_preset()
+    small = ConvLayer(64, 64, 56, 56, 3, 1, 1, fixed_option=6)
+    deep = ConvLayer(512, 512, 7, 7, 3, 1, 1, fixed_option=6)
+    assert layer_cost(small, preset, 8, 8).cycles == 226_646
+    assert layer_cost(deep, preset, 8, 8).cycles == 226_562
+    assert layer_cost(small, preset, 4, 4).cycles == 74_204
+    assert layer_cost(deep, preset, 4, 4).cycles == 71_340
+    # hw.md §1.4: 854 stall cycles and 519.7 uJ (389.8 uJ DRAM) at 8x8 for the 56x56 layer
+    cost = layer_cost(small, preset, 8, 8)
+    assert cost.stall_cycles == 854
+    assert cost.energy_pj / 1e6 == pytest.approx(519.7, abs=0.15)
+    assert cost.e_dram_pj / 1e6 == pytest.approx(389.8, abs=0.1)
+
+
+def test_every_public_simulator_cycle_count_matches_exactly():
+    """All 98 (a, w) in 2..8 for both layers: exact, no tolerance."""
+    preset = public_sim_preset()
+    misses = []
+    for row in _reference_rows():
+        cycles = layer_cost(_layer(row), preset, row["w_bits"], row["a_bits"]).cycles
+        if cycles != row["total_cycles"]:
+            misses.append((row, cycles))
+    assert not misses
+
+
+def test_fusion_rates():
+    assert fusion_rates(8, 2, 8, 8) == (1, 1)
+    assert fusion_rates(8, 2, 4, 4) == (4, 1)
+    assert fusion_rates(8, 2, 2, 2) == (16, 1)
+    assert fusion_rates(8, 2, 1, 1) == (16, 1)
+    assert fusion_rates(8, 2, 5, 8) == (1, 1)  # 5..7 bits round to the 8-bit class
+    assert fusion_rates(8, 2, 16, 16) == (1, 4)  # temporal fusion: 16 bit in 4 cycles
+    assert fusion_rates(8, 2, 16, 8) == (1, 2)
+    assert fusion_rates(8, 2, 9, 9) == fusion_rates(8, 2, 16, 16)
+    assert fusion_rates(8, 2, 32, 32) == (1, 16)
+
+
+@pytest.mark.parametrize("name", ["bitfusion_eyeriss", "bitfusion_stripes"])
+def test_nine_bit_operand_costs_what_sixteen_bit_costs_in_compute(name):
+    preset = load_preset(name)
+    layer = ConvLayer(32, 32, 16, 16, 3, 1, 1, fixed_option=6)
+    for w in (8, 9, 16):
+        nine, sixteen = layer_cost(layer, preset, w, 9), layer_cost(layer, preset, w, 16)
+        assert nine.compute_cycles == sixteen.compute_cycles and nine.e_compute_pj == sixteen.e_compute_pj
+    assert layer_cost(layer, preset, 9, 9).compute_cycles == 4 * layer_cost(layer, preset, 8, 8).compute_cycles
+
+
+def _mapping(a, w, *, policy=ACC, fill=PROMOTED, im2col=False, rows=16, cols=32, windows=1, caps=(131072, 262144, 65536),
+             bw=192, pack=None, temporal=1):
+    spatial, passes = fusion_rates(8, 2, a, w)
+    return Mapping(rows=rows, cols=cols, windows=windows, pack=spatial if pack is None else pack,
+                   temporal=passes * temporal, im2col=im2col, pad_outputs=cols > 1 and windows == 1, a_bits=a,
+                   w_bits=w, acc_bits=32, out_bits=a, output_policy=policy, fill_rule=fill, cap_act_bits=caps[0],
+                   cap_wgt_bits=caps[1], cap_out_bits=caps[2], dram_bits_per_cycle=bw,
+                   prices=(235.104, 0.059, 0.114, 0.021, 0.029, 0.033, 0.073, 15.0))
+
+
+CASES = [
+    # (batch, out_h, out_w, in_ch, out_ch, kernel, stride), mapping
+    ((1, 8, 8, 16, 16, 3, 1), _mapping(8, 8)),
+    ((2, 4, 4, 8, 40, 3, 2), _mapping(4, 2, policy=ACT)),
+    ((1, 1, 1, 20, 40, 1, 1), _mapping(16, 16, fill=TILE)),
+    ((1, 6, 6, 3, 16, 3, 1), _mapping(8, 8, im2col=True, policy=ACT, fill=TILE)),
+    ((1, 8, 8, 32, 64, 3, 1), _mapping(10, 10, policy=ACT, fill=TILE, caps=(8192, 16384, 8192))),
+    ((1, 8, 4, 16, 32, 1, 1), _mapping(8, 8, rows=16, cols=256, windows=16, pack=1, temporal=8, policy=ACT, fill=TILE)),
+]
+
+
+@pytest.mark.parametrize("dims, mapping", CASES)
+def test_numba_search_equals_exhaustive_reference(dims, mapping):
+    assert search(*dims, mapping) == search_reference(*dims, mapping)
+
+
+def test_fixed_mapping_reevaluates_the_same_tiling():
+    dims, mapping = CASES[0]
+    found = search(*dims, mapping)
+    again = search(*dims, mapping, fixed=found)
+    assert again == found
+
+
+def test_no_fitting_tile_is_an_error():
+    with pytest.raises(ValueError, match="no tiling"):
+        search(1, 8, 8, 16, 16, 3, 1, _mapping(8, 8, caps=(8, 8, 8)))

@@ -1,0 +1,160 @@
+"""Bit-serial and bit-parallel models against their published ratios, a hand count, and properties of every preset."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cost_models import layer_cost, list_presets, load_preset, option_cost
+from cost_models.bitserial import parallel_twin
+from cost_models.model import skip_cost
+from dfs_sim.layer_table import ConvLayer
+from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS, Option
+
+# Fills the DaDianNao / Stripes tiles: 256 filters, channels a multiple of 16 lanes, 16x16 = 256 windows.
+FILLING = ConvLayer(64, 256, 16, 16, 3, 1, 1, fixed_option=6)
+SMALL = ConvLayer(16, 32, 8, 8, 3, 1, 1, fixed_option=6)
+LINEAR = ConvLayer(64, 10, 1, 1, 1, kind="linear", fixed_option=6)
+STEM = ConvLayer(3, 16, 32, 32, 3, 1, 1, fixed_option=6)
+
+
+@pytest.mark.parametrize("a", [1, 2, 4, 8, 10, 12, 14, 16])
+def test_stripes_speedup_over_its_parallel_twin_is_16_over_a(a):
+    stripes = load_preset("stripes")
+    twin = parallel_twin(stripes)
+    assert twin.array.filters == 16 and twin.array.windows == 1  # DaDianNao
+    assert twin.array == load_preset("bitparallel16").array
+    serial = layer_cost(FILLING, stripes, 16, a).compute_cycles
+    parallel = layer_cost(FILLING, twin, 16, a).compute_cycles
+    assert parallel / serial == pytest.approx(16 / a)
+    # closed form of hw.md §2.2: N·ceil(PQ/16)·ceil(K/256)·RS·ceil(C/16)·a
+    assert serial == math.ceil(16 * 16 / 16) * 1 * 9 * (64 // 16) * a
+
+
+@pytest.mark.parametrize("a, w", [(2, 2), (4, 8), (8, 8), (10, 12), (16, 16), (8, 16)])
+def test_loom_speedup_over_its_parallel_twin_is_256_over_aw(a, w):
+    loom = load_preset("loom")
+    twin = parallel_twin(loom)
+    serial = layer_cost(FILLING, loom, w, a).compute_cycles
+    parallel = layer_cost(FILLING, twin, w, a).compute_cycles
+    assert parallel / serial == pytest.approx(256 / (a * w))
+
+
+def test_bitparallel_gains_nothing_in_compute_from_fewer_bits():
+    preset = load_preset("bitparallel16")
+    full = layer_cost(SMALL, preset, 16, 16)
+    for bits in (1, 2, 4, 8, 10, 12, 14):
+        cost = layer_cost(SMALL, preset, bits, bits)
+        assert cost.compute_cycles == full.compute_cycles and cost.e_compute_pj == full.e_compute_pj
+        ladder = option_cost(SMALL, preset, Option(1, "q", bits, bits))
+        assert ladder.compute_cycles == full.compute_cycles and ladder.dram_bits <= full.dram_bits  # only traffic shrinks
+    assert layer_cost(SMALL, preset, 32, 32).compute_cycles == 4 * full.compute_cycles
+
+
+@pytest.mark.parametrize("name", ["bitfusion_stripes", "stripes", "bitparallel16"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_hand_count_of_dram_bits_when_every_tensor_fits_on_chip(name, bits):
+    """1x1 conv, 32 -> 64 channels on 8x8, batch 1: each tensor crosses DRAM exactly once (128 KB buffers)."""
+    layer = ConvLayer(32, 64, 8, 8, 1, fixed_option=6)
+    cost = layer_cost(layer, name, bits, bits)
+    inputs, weights, outputs = 32 * 8 * 8, 32 * 64, 64 * 8 * 8
+    assert cost.dram_read_bits == (inputs + weights) * bits
+    assert cost.dram_write_bits == outputs * bits  # outputs leave at the activation width (output_bits = "act")
+    assert cost.ibuf_write_bits == inputs * bits and cost.wbuf_write_bits == weights * bits
+
+
+def test_hand_count_with_accumulator_outputs():
+    """Same layer under the public simulator's policy: outputs loaded and stored as 32-bit partial sums."""
+    preset = load_preset("bitfusion_stripes").replace(policy__output_bits="acc")
+    cost = layer_cost(ConvLayer(32, 64, 8, 8, 1, fixed_option=6), preset, 8, 8)
+    assert cost.dram_read_bits == (32 * 64 + 32 * 64) * 8 + 64 * 64 * 32
+    assert cost.dram_write_bits == 64 * 64 * 32
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_more_bits_never_cost_less_along_the_options(name):
+    preset = load_preset(name)
+    for layer in (SMALL, LINEAR, STEM, ConvLayer(32, 64, 16, 16, 3, 2, 1, fixed_option=6)):
+        previous = None
+        for bits in (8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 32):
+            cost = option_cost(layer, preset, Option(1, "q", bits, bits))
+            current = (cost.cycles, cost.energy_pj, cost.dram_bits)
+            if previous is not None:
+                assert all(now >= before for now, before in zip(current, previous)), (layer, bits)
+            previous = current
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_more_bits_of_one_operand_never_cost_fewer_cycles(name):
+    """Cycles are monotone in each operand on its own (the search minimises cycles over a shrinking set)."""
+    preset = load_preset(name)
+    low = 8 if preset.kind == "bitfusion" else 1  # below pmax, Bit Fusion's packing granularity moves weight padding
+    grid = [b for b in (1, 2, 3, 4, 8, 9, 12, 16, 32) if b >= low]
+    for layer in (SMALL, LINEAR):
+        for fixed in grid:
+            a_cycles = [layer_cost(layer, preset, fixed, a).cycles for a in grid]
+            w_cycles = [layer_cost(layer, preset, w, fixed).cycles for w in grid]
+            assert a_cycles == sorted(a_cycles) and w_cycles == sorted(w_cycles)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_skip_costs_less_than_any_execution(name):
+    preset = load_preset(name)
+    for policy in ("alias", "copy"):
+        variant = preset.replace(policy__skip=policy)
+        for layer in (SMALL, LINEAR, FILLING):
+            skipped = option_cost(layer, variant, DFS_OPTIONS[0])
+            for option in DFS_OPTIONS[1:]:
+                run = option_cost(layer, variant, option)
+                assert skipped.energy_pj < run.energy_pj and skipped.compute_cycles == 0
+                if policy == "alias":
+                    assert skipped.cycles == 0 < run.cycles
+
+
+def test_skip_copy_moves_the_input_twice():
+    preset = load_preset("stripes").replace(policy__skip="copy")
+    cost = skip_cost(SMALL, preset)
+    bits = SMALL.input_count * preset.policy.skip_copy_bits
+    assert cost.dram_read_bits == cost.dram_write_bits == bits
+    assert cost.e_dram_pj == pytest.approx(2 * bits * preset.dram.pj_per_bit)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(("bitfusion_eyeriss", "bitfusion_stripes", "stripes", "loom", "bitparallel16")),
+    in_ch=st.sampled_from([3, 8, 16, 32, 64]), out_ch=st.sampled_from([10, 16, 64]), size=st.sampled_from([1, 4, 8, 16]),
+    kernel=st.sampled_from([1, 3]), stride=st.sampled_from([1, 2]), w=st.integers(1, 32), a=st.integers(1, 32),
+)
+def test_energy_parts_add_up_and_are_priced_from_counts(name, in_ch, out_ch, size, kernel, stride, w, a):
+    preset = load_preset(name)
+    layer = ConvLayer(in_ch, out_ch, size, size, kernel, stride, kernel // 2, fixed_option=6)
+    cost = layer_cost(layer, preset, w, a)
+    assert cost.energy_pj == pytest.approx(cost.e_compute_pj + cost.e_sram_pj + cost.e_dram_pj)
+    assert cost.e_dram_pj == pytest.approx(cost.dram_bits * preset.dram.pj_per_bit)
+    energy = preset.energy
+    sram = sum(getattr(cost, f"{buf}_{way}_bits") * getattr(energy, f"{buf}_{way}_pj_per_bit")
+               for buf in ("ibuf", "wbuf", "obuf") for way in ("read", "write"))
+    assert cost.e_sram_pj == pytest.approx(sram)
+    assert cost.e_compute_pj == pytest.approx(cost.unit_cycles * energy.unit_cycle_pj)
+    assert cost.cycles == cost.compute_cycles + cost.stall_cycles
+    assert cost.cycles >= max(cost.compute_cycles, 1)
+
+
+def test_full_precision_policies():
+    preset = load_preset("bitfusion_eyeriss")
+    fp = DFS_OPTIONS[-1]
+    as_int = option_cost(SMALL, preset, fp)
+    assert as_int.compute_cycles == 16 * layer_cost(SMALL, preset, 8, 8).compute_cycles  # 4 x 4 temporal passes
+    unit = option_cost(SMALL, preset.replace(policy__fp_bits="fp_unit"), fp)
+    assert unit.compute_cycles == math.ceil(SMALL.macs / preset.policy.fp_macs_per_cycle)
+    assert unit.e_compute_pj == pytest.approx(SMALL.macs * preset.policy.fp_mac_pj)
+    assert unit.dram_bits == as_int.dram_bits  # traffic at 32 bits either way
+    assert option_cost(SMALL, preset, SKIPNET_OPTIONS[1]) == as_int
+
+
+def test_bad_bits_are_rejected():
+    with pytest.raises(ValueError, match="w_bits"):
+        layer_cost(SMALL, "stripes", 0, 8)
