@@ -1,4 +1,10 @@
-"""The replay pipeline as a Python API: trace folder in, frames and files out. The CLI is a thin shell over this."""
+"""The replay pipeline as a Python API: trace folder in, frames, fronts, plots and a manifest out.
+
+``replay()`` reads and validates every trace and every preset before it writes anything, then for each run × preset
+builds (or loads the cached) cost table, replays every input through the Numba kernel, and writes the per-input part
+atomically under ``OUT/parts/``. A rerun over the same inputs reuses finished parts, so an interrupted replay resumes.
+The final frames are assembled from the parts and written atomically; ``manifest.json`` is written last.
+"""
 
 from __future__ import annotations
 
@@ -6,65 +12,242 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
-from analysis.summary import run_summary
-from dfs_sim._atomic import atomic_write_text
-from dfs_sim.errors import OutputError
+from analysis.frames import per_block_frame, per_input_frame, per_run_frame
+from analysis.matched import matched_comparison
+from analysis.pareto import pareto_front
+from analysis.replay_kernel import replay_costs
+from cost_models import build_cost_table, list_presets, load_preset
+from dfs_sim._atomic import atomic_path, atomic_write_text
+from dfs_sim.errors import ConfigError, OutputError
 from dfs_sim.provenance import git_commit, utc_now, versions
 from dfs_sim.traces import TraceRun, read_traces
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["ReplayResult", "replay", "PARTS_DIR", "MANIFEST"]
+
+PARTS_DIR = "parts"
+MANIFEST = "manifest.json"
+PLOTS_DIR = "plots"
+# Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
+FRAME_VERSION = 1
+FRONT_AXES = {"energy": "energy_pj_mean", "latency": "latency_us_mean"}
 
 
 @dataclass(frozen=True)
 class ReplayResult:
     runs: tuple[TraceRun, ...]
+    presets: tuple
+    per_input: pd.DataFrame
     per_run: pd.DataFrame
+    per_block: pd.DataFrame
+    fronts: pd.DataFrame
+    matched: pd.DataFrame
     out: Path | None
+    timings: dict = field(default_factory=dict)
+    reused_parts: int = 0
 
 
-def replay(traces: str | os.PathLike | list[TraceRun], *, out: str | os.PathLike | None = None,
-           command: str = "") -> ReplayResult:
-    """Read and validate every trace, summarise each run, and (if ``out`` is given) write the results there.
+def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[str] | None = None,
+           out: str | os.PathLike | None = None, force: bool = False, plots: bool = True, command: str = "",
+           progress: bool | None = None) -> ReplayResult:
+    """Replay every run on every preset (default: all shipped presets) and, if ``out`` is given, write the results.
 
-    Every input is validated before anything is written, so bad input leaves ``out`` as it was.
+    Raises a ``DfsSimError`` subclass for bad input (traces, presets, output folder) before anything is written.
+    ``force`` allows writing into a folder that holds results of other inputs. ``progress=None`` shows a bar only on
+    a terminal.
     """
-    started = time.perf_counter()
-    runs = tuple(read_traces(traces)) if not isinstance(traces, list) else tuple(traces)
-    out_dir = _check_output_folder(Path(out)) if out is not None else None
-    per_run = run_summary(runs)
+    clock = _Clock()
+    runs = tuple(read_traces(traces)) if isinstance(traces, (str, os.PathLike)) else tuple(traces)
+    loaded = tuple(load_preset(name) for name in (presets or list_presets()))
+    _check_unique([preset.name for preset in loaded], "--presets")
+    _check_unique([run.name for run in runs], "traces")
+    fingerprint = _inputs_fingerprint(runs)
+    out_dir = _prepare_output(Path(out), fingerprint, force) if out is not None else None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "per_run.csv", per_run.to_csv(index=False, float_format="%.6g"))
-        manifest = {
-            "command": command,
-            "inputs": [_describe_input(run) for run in runs],
-            "versions": versions(),
-            "git_commit": git_commit(),
-            "created": utc_now(),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return ReplayResult(runs=runs, per_run=per_run, out=out_dir)
+        # Claims the folder for these inputs first, so that a rerun after an interruption may resume in it.
+        atomic_write_text(out_dir / MANIFEST, json.dumps({"inputs_fingerprint": fingerprint, "status": "running",
+                                                          "command": command}, indent=2) + "\n")
+    clock.lap("read_s")
+
+    parts, reused = [], 0
+    tables: dict[tuple, object] = {}
+    pairs = [(run, preset) for run in runs for preset in loaded]
+    for run, preset in tqdm(pairs, desc="replay runs x presets", unit="pair", disable=_quiet(progress)):
+        part_path = out_dir / PARTS_DIR / f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet" if out_dir else None
+        part = _read_part(part_path) if part_path is not None else None
+        if part is None:
+            table_key = (run.layers.content_hash(), run.options, preset.content_hash())
+            if table_key not in tables:
+                tables[table_key] = build_cost_table(run.layers, preset, options=run.options)
+            costs = replay_costs(run.codes, tables[table_key])
+            frame = per_input_frame(run, preset.name, costs, us_per_cycle=float(preset.cycles_to_us(1.0)))
+            part = pa.Table.from_pandas(frame, preserve_index=False)
+            if part_path is not None:
+                _write_table(part, part_path)
+        else:
+            reused += 1
+        parts.append(part)
+    clock.lap("replay_s")
+
+    # Parts computed now and parts read back are both Arrow tables with one schema, so the result does not depend
+    # on which parts were reused.
+    per_input_table = pa.concat_tables(parts)
+    per_input = per_input_table.to_pandas()
+    per_run = per_run_frame(per_input, runs)
+    per_block = per_block_frame(runs)
+    fronts = _fronts(per_run)
+    matched = matched_comparison(per_run)
+    clock.lap("frames_s")
+    result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
+    if out_dir is not None:
+        _write_table(per_input_table, out_dir / "per_input.parquet")
+        _write_outputs(result, plots)
+        clock.lap("write_s")
+        _write_manifest(result, fingerprint, command, clock)
+    return result
 
 
-def _check_output_folder(out: Path) -> Path:
+def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``per_run`` on the (cost, accuracy) front of their preset and method, one block per cost axis."""
+    frames = []
+    for name, column in FRONT_AXES.items():
+        mask = pareto_front(per_run, {column: "min", "accuracy": "max"}, by=["preset", "method"])
+        on_front = per_run.loc[mask, ["preset", "method", "run", "budget", "accuracy", "energy_pj_mean",
+                                      "latency_us_mean", "computation_pct"]]
+        frames.append(on_front.assign(front=name).sort_values(["preset", "method", column]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _write_outputs(result: ReplayResult, plots: bool) -> None:
+    out = result.out
+    _write_parquet(result.per_run, out / "per_run.parquet")
+    atomic_write_text(out / "per_run.csv", result.per_run.to_csv(index=False))
+    _write_parquet(result.per_block, out / "per_block.parquet")
+    atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
+    atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
+    if plots:
+        from analysis import plots as figures  # matplotlib is imported only when plots are asked for
+
+        folder = out / PLOTS_DIR
+        folder.mkdir(exist_ok=True)
+        figures.save_figure(figures.frontier_figure(result.per_run, "energy_pj_mean"), folder, "energy_accuracy")
+        figures.save_figure(figures.frontier_figure(result.per_run, "latency_us_mean"), folder, "latency_accuracy")
+        figures.save_figure(figures.decision_map_figure(result.per_block), folder, "decision_maps")
+        figures.save_figure(figures.energy_distribution_figure(result.per_input), folder, "energy_per_input")
+        figures.save_figure(figures.energy_parts_figure(result.per_run), folder, "energy_parts_matched")
+    keep = {f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet"
+            for run in result.runs for preset in result.presets}
+    for stale in (out / PARTS_DIR).glob("*.parquet"):
+        if stale.name not in keep:
+            stale.unlink()
+
+
+def _write_manifest(result: ReplayResult, fingerprint: str, command: str, clock: "_Clock") -> None:
+    manifest = {
+        "command": command,
+        "status": "complete",
+        "inputs_fingerprint": fingerprint,
+        "inputs": [_describe_input(run) for run in result.runs],
+        "presets": [{"name": preset.name, "kind": preset.kind, "hash": preset.content_hash(),
+                     "source": preset.source} for preset in result.presets],
+        "reused_parts": result.reused_parts,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "created": utc_now(),
+        "timings_s": {key: round(value, 3) for key, value in clock.laps.items()},
+    }
+    atomic_write_text(result.out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _prepare_output(out: Path, fingerprint: str, force: bool) -> Path:
+    """Refuse an output path that is a file, is not writable, or holds results of other inputs (unless forced)."""
     if out.exists() and not out.is_dir():
         raise OutputError(out, "the output path exists and is not a folder")
-    existing = next((parent for parent in (out, *out.parents) if parent.exists()), Path("."))
+    existing = next((parent for parent in (out, *out.absolute().parents) if parent.exists()), Path("."))
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(existing, "no permission to write here")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        manifest = out / MANIFEST
+        try:
+            previous = json.loads(manifest.read_text()).get("inputs_fingerprint")
+        except (OSError, ValueError, AttributeError):
+            previous = None
+        if previous != fingerprint:
+            raise OutputError(out, "the folder holds other files or results of other inputs; "
+                                   "choose another --out or pass --force")
+    try:
+        (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(out, f"cannot create the output folder ({error.strerror})") from None
+    for leftover in (*out.glob(".*.tmp"), *out.glob(f"*/.*.tmp")):
+        leftover.unlink()  # temporaries of a run that was killed; never under a final name
     return out
+
+
+def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
+    digest = hashlib.sha256()
+    for run in runs:
+        digest.update(f"{run.name}:{run.content_hash()}:{run.layers.content_hash()};".encode())
+    return digest.hexdigest()[:32]
+
+
+def _part_key(run: TraceRun, preset) -> str:
+    payload = f"{FRAME_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:{preset.content_hash()}"
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _read_part(path: Path) -> pa.Table | None:
+    if not path.is_file():
+        return None
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError):
+        return None  # a damaged part is recomputed, never trusted
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    _write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd")
 
 
 def _describe_input(run: TraceRun) -> dict:
     entry = {"run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
-             "content_hash": run.content_hash()}
+             "content_hash": run.content_hash(), "layers_hash": run.layers.content_hash()}
     if run.path is not None:
         entry["file"] = str(run.path)
         entry["sha256"] = hashlib.sha256(run.path.read_bytes()).hexdigest()
     return entry
+
+
+def _check_unique(names: list[str], source: str) -> None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(source, f"names must be unique, got {duplicates} more than once")
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self.last
+        self.laps["total_s"] = now - self.start
+        self.last = now

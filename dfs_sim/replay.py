@@ -1,7 +1,7 @@
-"""``python -m dfs_sim.replay TRACES_DIR``: replay per-input traces and write per-run results.
+"""``python -m dfs_sim.replay TRACES_DIR``: replay per-input traces on hardware presets and write frames and plots.
 
-A thin command-line layer over ``analysis.pipeline.replay``; bad input ends in one line on stderr and exit code 2.
-This module must not import torch: hardware people run it without a model.
+A thin command-line layer over ``analysis.pipeline.replay``; bad input ends in one line on stderr and exit code 2,
+with nothing written. This module must not import torch: hardware people run it without a model.
 """
 
 from __future__ import annotations
@@ -17,27 +17,61 @@ EXIT_BAD_INPUT = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dfs_sim.replay",
-        description="Replay per-input DFS/SkipNet/static traces and summarise each run.",
+        description="Replay per-input DFS / SkipNet / static traces on accelerator presets: per-input cycles and "
+                    "energy, per-run summaries, Pareto fronts, matched-cost comparisons and plots.",
     )
     parser.add_argument("traces", help="a folder of *.parquet trace files (or one trace file)")
     parser.add_argument("--out", default="results", help="output folder (default: results/)")
+    parser.add_argument("--presets", nargs="+", metavar="PRESET",
+                        help="shipped preset names or paths to preset TOML files (default: every shipped preset)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an output folder that holds results of other inputs")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no tables on stdout")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = "python -m dfs_sim.replay " + " ".join(sys.argv[1:] if argv is None else argv)
-    from analysis.pipeline import replay  # imported late so that --help stays instant
-
+    command = " ".join(["python -m dfs_sim.replay", *(sys.argv[1:] if argv is None else argv)])
     try:
-        result = replay(args.traces, out=args.out, command=command.strip())
+        from analysis.pipeline import replay  # imported late so that --help stays instant
+
+        result = replay(args.traces, presets=args.presets, out=args.out, force=args.force,
+                        plots=not args.no_plots, command=command, progress=False if args.quiet else None)
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    columns = ["run", "method", "budget", "n", "accuracy", "computation_pct"]
-    print(result.per_run[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))
-    print(f"wrote {result.out}/per_run.csv and manifest.json ({len(result.runs)} runs)")
+    if not args.quiet:
+        print(_summary_table(result.per_run))
+        print()
+        print(_matched_table(result.matched))
+        print(f"\nwrote {result.out}/ ({len(result.runs)} runs x {len(result.presets)} presets, "
+              f"{len(result.per_input):,} per-input rows, {result.reused_parts} parts reused, "
+              f"{result.timings.get('total_s', 0):.1f} s)")
     return 0
+
+
+def _summary_table(per_run) -> str:
+    """Runs as rows; accuracy, the paper's proxy, and mean energy per input (µJ) on each preset as columns."""
+    energy = per_run.pivot_table(index="run", columns="preset", values="energy_pj_mean", sort=False) * 1e-6
+    first = per_run.drop_duplicates("run").set_index("run")
+    table = first[["method", "accuracy", "computation_pct"]].join(energy.add_prefix("uJ "))
+    table["accuracy"] *= 100
+    return "Per run (accuracy %, computation %, mean energy per input in µJ):\n" + table.to_string(
+        float_format=lambda value: f"{value:.3g}")
+
+
+def _matched_table(matched) -> str:
+    """For each DFS run and baseline: energy the baseline needs for DFS's accuracy, as a ratio, on each preset."""
+    energy = matched[matched["axis"] == "energy_pj_mean"]
+    if energy.empty:
+        return "Matched comparison: no DFS runs."
+    cells = energy.assign(cell=[f"{ratio:.2f}x" if status == "ok" else status
+                                for ratio, status in zip(energy["cost_ratio"], energy["status_at_accuracy"])])
+    table = cells.pivot_table(index=["run", "baseline"], columns="preset", values="cell", aggfunc="first", sort=False)
+    return ("Energy the baseline needs for the DFS run's accuracy, relative to DFS (above 1x: DFS saves energy):\n"
+            + table.to_string())
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def _traces(folder, count=3):
 def test_cli_writes_summary_without_importing_torch(tmp_path):
     traces = _traces(tmp_path / "traces")
     out = tmp_path / "out"
-    code = ("import sys; from dfs_sim.replay import main; rc = main([sys.argv[1], '--out', sys.argv[2]]); "
+    code = ("import sys; from dfs_sim.replay import main; "
+            "rc = main([sys.argv[1], '--out', sys.argv[2], '--presets', 'bitparallel16', '--no-plots']); "
             "assert 'torch' not in sys.modules, 'replay imported torch'; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, str(traces), str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -55,14 +56,16 @@ def test_cli_writes_summary_without_importing_torch(tmp_path):
     assert list(frame["run"]) == ["dfs_r8", "skipnet_r8", "static_r8"]
     assert frame.loc[2, "computation_pct"] == pytest.approx(100 / 16)
     assert (out / "manifest.json").is_file()
-    assert sorted(path.name for path in out.iterdir()) == ["manifest.json", "per_run.csv"]
+    assert {"per_input.parquet", "per_run.parquet", "per_block.parquet", "fronts.csv", "matched.csv"} <= {
+        path.name for path in out.iterdir()}
+    assert "Per run" in done.stdout and "relative to DFS" in done.stdout
 
 
 def test_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
     traces = _traces(tmp_path / "traces")
     (traces / "zz_broken.parquet").write_bytes(b"PAR1 not really")
     out = tmp_path / "out"
-    assert main([str(traces), "--out", str(out)]) == 2
+    assert main([str(traces), "--out", str(out), "--presets", "bitparallel16"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "zz_broken.parquet" in error
     assert not out.exists()
@@ -71,11 +74,11 @@ def test_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
 def test_existing_results_are_not_touched_by_bad_input(tmp_path, capsys):
     traces = _traces(tmp_path / "traces")
     out = tmp_path / "out"
-    assert main([str(traces), "--out", str(out)]) == 0
-    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert main([str(traces), "--out", str(out), "--presets", "bitparallel16", "--no-plots"]) == 0
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     (traces / "a_broken.parquet").write_bytes(b"")
-    assert main([str(traces), "--out", str(out)]) == 2
-    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert main([str(traces), "--out", str(out), "--presets", "bitparallel16", "--no-plots"]) == 2
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 
 
 def test_empty_folder_and_output_file(tmp_path, capsys):

@@ -1,0 +1,103 @@
+"""Tidy frames: per input (one row per run × preset × input), per run (one row per run × preset), per block.
+
+Units live in the column names (``_pj``, ``_us``, ``_bits``). Per-run values are aggregated from the per-input
+frame, so the per-run mean energy is by construction the mean of the per-input energies.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+from analysis.summary import option_histogram
+from dfs_sim.traces import TraceRun
+
+__all__ = ["COST_METRICS", "ENERGY_PARTS", "per_input_frame", "per_run_frame", "per_block_frame", "run_labels"]
+
+COST_METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
+ENERGY_PARTS = ("e_compute_pj", "e_sram_pj", "e_dram_pj")
+CONFIDENCE_LEVEL = 0.95
+
+
+def run_labels(run: TraceRun) -> dict:
+    return {"run": run.name, "method": run.method, "budget": run.budget}
+
+
+def per_input_frame(run: TraceRun, preset_name: str, costs: np.ndarray, us_per_cycle: float) -> pd.DataFrame:
+    """One row per input of ``run`` on one preset, from the replayed ``costs`` (inputs × ``COST_METRICS``)."""
+    if costs.shape != (run.num_inputs, len(COST_METRICS)):
+        raise ValueError(f"costs have shape {costs.shape}, expected ({run.num_inputs}, {len(COST_METRICS)})")
+    proxy = np.array([option.proxy_cost for option in run.options])[run.codes].mean(axis=1)
+    frame = pd.DataFrame({
+        "run": pd.Series(run.name, index=range(run.num_inputs), dtype="string"),
+        "method": run.method,
+        "budget": np.float64(np.nan if run.budget is None else run.budget),
+        "preset": preset_name,
+        "input_id": run.input_id,
+        "label": run.label,
+        "pred": run.pred,
+        "correct": run.label == run.pred,
+        "confidence": run.confidence,
+        "cycles": costs[:, 0],
+        "latency_us": costs[:, 0] * us_per_cycle,
+        "energy_pj": costs[:, 1] + costs[:, 2] + costs[:, 3],
+        "e_compute_pj": costs[:, 1],
+        "e_sram_pj": costs[:, 2],
+        "e_dram_pj": costs[:, 3],
+        "dram_bits": costs[:, 4],
+        "proxy_cost": proxy,
+    })
+    for column in ("method", "preset"):
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataFrame:
+    """One row per run × preset: accuracy with a Wilson 95% interval, mean/p50/p99 latency and energy, the energy
+    parts, DRAM bits, the paper's computation percentage, and the fraction of decisions at each option."""
+    by_name = {run.name: run for run in runs}
+    rows = []
+    for (run_name, preset), group in per_input.groupby(["run", "preset"], sort=False):
+        run = by_name[run_name]
+        correct = int(group["correct"].sum())
+        interval = binomtest(correct, len(group)).proportion_ci(CONFIDENCE_LEVEL, method="wilson")
+        row = {**run_labels(run), "preset": preset, "n": len(group), "accuracy": correct / len(group),
+               "accuracy_ci_low": interval.low, "accuracy_ci_high": interval.high}
+        for column in ("energy_pj", "latency_us"):
+            values = group[column].to_numpy()
+            row[f"{column}_mean"] = values.mean()
+            row[f"{column}_p50"] = np.percentile(values, 50)
+            row[f"{column}_p99"] = np.percentile(values, 99)
+        row["cycles_mean"] = group["cycles"].mean()
+        for column in (*ENERGY_PARTS, "dram_bits"):
+            row[f"{column}_mean"] = group[column].mean()
+        row["computation_pct"] = group["proxy_cost"].mean() * 100.0
+        histogram = option_histogram(run) / run.codes.size
+        row.update({f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram)})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    fractions = [column for column in frame.columns if column.startswith("frac_")]
+    frame[fractions] = frame[fractions].fillna(0.0)
+    return frame
+
+
+def per_block_frame(runs: Iterable[TraceRun]) -> pd.DataFrame:
+    """One row per run × gated block × option: the fraction of inputs that took the option at that block."""
+    frames = []
+    for run in runs:
+        counts = np.stack([np.bincount(run.codes[:, block], minlength=len(run.options))
+                           for block in range(run.num_blocks)])
+        blocks, codes = np.meshgrid(np.arange(run.num_blocks), np.arange(len(run.options)), indexing="ij")
+        frames.append(pd.DataFrame({
+            **{key: value for key, value in run_labels(run).items()},
+            "block": blocks.ravel(),
+            "option": codes.ravel(),
+            "option_name": [run.options[code].name for code in codes.ravel()],
+            "fraction": (counts / run.num_inputs).ravel(),
+        }))
+    frame = pd.concat(frames, ignore_index=True)
+    frame["budget"] = frame["budget"].astype("float64")
+    return frame

@@ -1,0 +1,161 @@
+"""The plots people look at: energy/latency–accuracy frontiers, decision maps, per-input energy distributions, and
+energy parts at matched accuracy. Each function takes tidy frames and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.matched import front_points, interpolate_front  # noqa: E402
+from analysis.pareto import pareto_front  # noqa: E402
+from dfs_sim._atomic import atomic_path  # noqa: E402
+
+__all__ = ["frontier_figure", "decision_map_figure", "energy_distribution_figure", "energy_parts_figure", "save_figure"]
+
+METHOD_STYLE = {
+    "dfs": {"color": "tab:blue", "marker": "o", "label": "DFS"},
+    "skipnet": {"color": "tab:orange", "marker": "s", "label": "SkipNet"},
+    "static": {"color": "tab:green", "marker": "^", "label": "static"},
+}
+PART_STYLE = {"e_compute_pj": ("compute", "tab:blue"), "e_sram_pj": ("on-chip SRAM", "tab:orange"),
+              "e_dram_pj": ("DRAM", "tab:red")}
+AXIS_LABEL = {"energy_pj_mean": ("Mean energy per input (µJ)", 1e-6),
+              "latency_us_mean": ("Mean latency per input (ms)", 1e-3)}
+
+plt.rcParams.update({"svg.hashsalt": "dfs-sim", "figure.dpi": 100, "font.size": 9})
+
+
+def _grid(count: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.4)):
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False,
+                                layout="constrained")
+    for axis in axes.ravel()[count:]:
+        axis.set_visible(False)
+    return figure, axes.ravel()
+
+
+def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.Figure:
+    """Accuracy against mean cost per input, one panel per preset, one series per method with its front drawn."""
+    label, scale = AXIS_LABEL[cost]
+    presets = list(dict.fromkeys(per_run["preset"]))
+    figure, axes = _grid(len(presets))
+    on_front = pareto_front(per_run, {cost: "min", "accuracy": "max"}, by=["preset", "method"])
+    for axis, preset in zip(axes, presets):
+        for method, style in METHOD_STYLE.items():
+            rows = per_run[(per_run["preset"] == preset) & (per_run["method"] == method)]
+            if rows.empty:
+                continue
+            axis.scatter(rows[cost] * scale, rows["accuracy"] * 100, color=style["color"], marker=style["marker"],
+                         label=style["label"], zorder=3)
+            front = rows[on_front.loc[rows.index]].sort_values(cost)
+            axis.plot(front[cost] * scale, front["accuracy"] * 100, color=style["color"], linewidth=1.2, zorder=2)
+        axis.set_title(preset)
+        axis.set_xlabel(label)
+        axis.set_ylabel("Top-1 accuracy (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right", fontsize=8)
+    what = "energy" if cost.startswith("energy") else "latency"
+    figure.suptitle(f"Accuracy against {what} per input; lines join each method's Pareto front")
+    return figure
+
+
+def decision_map_figure(per_block: pd.DataFrame) -> plt.Figure:
+    """For each run, the fraction of inputs taking each option at each gated block (as in the DFS paper)."""
+    runs = list(dict.fromkeys(per_block["run"]))
+    figure, axes = _grid(len(runs), columns=3, size=(4.6, 2.6))
+    image = None
+    for axis, run in zip(axes, runs):
+        rows = per_block[per_block["run"] == run]
+        table = rows.pivot(index="option", columns="block", values="fraction").sort_index()
+        names = rows.drop_duplicates("option").set_index("option")["option_name"].reindex(table.index)
+        image = axis.imshow(table.to_numpy(), aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                            interpolation="nearest")
+        axis.set_yticks(range(len(names)), names.tolist())
+        step = max(1, math.ceil(table.shape[1] / 9))
+        axis.set_xticks(range(0, table.shape[1], step))
+        axis.set_xlabel("Gated block")
+        axis.set_title(run, fontsize=9)
+    if image is not None:
+        figure.colorbar(image, ax=list(axes), label="Fraction of inputs", shrink=0.6)
+    figure.suptitle("Decision maps: which option each gated block takes")
+    return figure
+
+
+def energy_distribution_figure(per_input: pd.DataFrame) -> plt.Figure:
+    """The distribution of per-input energy of every run, one panel per preset (box: quartiles, whiskers 1–99%)."""
+    presets = list(dict.fromkeys(per_input["preset"]))
+    runs = list(dict.fromkeys(per_input["run"]))
+    figure, axes = _grid(len(presets), columns=2, size=(max(5.0, 0.45 * len(runs) + 2), 3.6))
+    for axis, preset in zip(axes, presets):
+        at_preset = per_input[per_input["preset"] == preset]
+        data = [at_preset.loc[at_preset["run"] == run, "energy_pj"].to_numpy() * 1e-6 for run in runs]
+        methods = [at_preset.loc[at_preset["run"] == run, "method"].iloc[0] for run in runs]
+        boxes = axis.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True)
+        for box, method in zip(boxes["boxes"], methods):
+            box.set_facecolor(METHOD_STYLE[method]["color"])
+            box.set_alpha(0.6)
+        axis.set_xticks(range(1, len(runs) + 1), runs, rotation=60, ha="right", fontsize=7)
+        axis.set_ylabel("Energy per input (µJ)")
+        axis.set_title(preset)
+        axis.grid(alpha=0.3, axis="y")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=style["color"], alpha=0.6) for style in METHOD_STYLE.values()]
+    figure.legend(handles, [style["label"] for style in METHOD_STYLE.values()], loc="upper right")
+    figure.suptitle("Per-input energy of each run")
+    return figure
+
+
+def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
+    """Energy split into compute, SRAM and DRAM for each DFS run and for SkipNet and static at the same accuracy
+    (interpolated along their fronts; a missing bar means the baseline's front does not reach that accuracy)."""
+    presets = list(dict.fromkeys(per_run["preset"]))
+    figure, axes = _grid(len(presets), columns=2, size=(6.0, 3.6))
+    parts = [f"{part}_mean" for part in PART_STYLE]
+    for axis, preset in zip(axes, presets):
+        at_preset = per_run[per_run["preset"] == preset]
+        dfs_runs = at_preset[at_preset["method"] == "dfs"].sort_values("accuracy")
+        fronts = {method: front_points(at_preset[at_preset["method"] == method], "energy_pj_mean", parts)
+                  for method in ("skipnet", "static")}
+        labels, stacks = [], []
+        for _, dfs in dfs_runs.iterrows():
+            labels.append(f"{dfs['run']}\nDFS")
+            stacks.append([dfs[part] for part in parts])
+            for method, front in fronts.items():
+                values, _ = interpolate_front(front, "accuracy", dfs["accuracy"], parts)
+                labels.append(f"{METHOD_STYLE[method]['label']}\n@{dfs['accuracy'] * 100:.1f}%")
+                stacks.append([values.get(part, np.nan) for part in parts])
+        positions = np.arange(len(labels))
+        bottom = np.zeros(len(labels))
+        for index, (name, color) in enumerate(PART_STYLE.values()):
+            heights = np.nan_to_num(np.array([stack[index] for stack in stacks], dtype=float)) * 1e-6
+            axis.bar(positions, heights, bottom=bottom, color=color, label=name, width=0.7)
+            bottom += heights
+        for position, stack in zip(positions, stacks):
+            if np.isnan(stack[0]):
+                axis.text(position, 0, "out of\nrange", ha="center", va="bottom", fontsize=6, color="grey")
+        axis.set_xticks(positions, labels, fontsize=6, rotation=90)
+        axis.set_ylabel("Mean energy per input (µJ)")
+        axis.set_title(preset)
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3, axis="y")
+    figure.suptitle("Energy parts: each DFS run beside SkipNet and static at the same accuracy")
+    return figure
+
+
+def save_figure(figure: plt.Figure, folder: Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` atomically (no timestamps inside, so reruns are byte-identical)."""
+    written = []
+    for suffix, metadata in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
+        path = folder / f"{stem}{suffix}"
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format=suffix[1:], metadata=metadata, dpi=110)
+        written.append(path)
+    plt.close(figure)
+    return written

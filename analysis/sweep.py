@@ -1,0 +1,344 @@
+"""Design-space sweeps: where does input-adaptive fractional skipping pay off across hardware?
+
+A sweep spec (TOML) names a base preset and axes by the preset's own keys (``"array.rows"``, ``"buffers.wbuf_kib"``,
+``"dram.pj_per_bit"``, ``"clock.freq_mhz"``, ...), expanded as a full product or as a seeded sample. Every point is
+validated like a preset file. Each point's cost tables are built (and cached on disk); every run of the traces is
+evaluated there, with means taken from option histograms (no per-input pass) and the p99 latency from the replay
+kernel. The DFS runs' matched-cost gains over SkipNet and static quantization come from ``matched_comparison``.
+
+Work is partitioned by points. Partitions run in-process (``workers=0``) or on Dask (a local cluster by default, or an
+existing scheduler); each partition is written atomically as it finishes, and a rerun resumes from the finished ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from analysis.matched import matched_comparison
+from analysis.replay_kernel import replay_costs
+from cost_models import build_cost_table
+from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
+from dfs_sim._atomic import atomic_path, atomic_write_text
+from dfs_sim.errors import ConfigError, OutputError
+from dfs_sim.provenance import git_commit, utc_now, versions
+from dfs_sim.traces import TraceRun, read_traces
+
+__all__ = ["SweepSpec", "SweepResult", "load_sweep_spec", "run_sweep", "evaluate_points"]
+
+SPEC_SCHEMA_VERSION = 1
+SPEC_KEYS = ("schema_version", "base", "mode", "samples", "seed", "partition_size", "axes", "description")
+PARTITIONS_DIR = "partitions"
+RESULT_FILE = "sweep.parquet"
+FRAME_VERSION = 1
+MEANS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: the base preset document, the axes, and the expanded points (as preset documents)."""
+
+    source: str
+    base: str
+    base_document: dict
+    mode: str
+    samples: int | None
+    seed: int
+    partition_size: int
+    axes: dict[str, tuple]
+    description: str = ""
+
+    @property
+    def axis_names(self) -> list[str]:
+        return list(self.axes)
+
+    def point_values(self) -> list[dict[str, Any]]:
+        """Axis values of every point, in a stable order (product order, or a seeded sample of it)."""
+        product = [dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())]
+        if self.mode == "sample" and self.samples is not None and self.samples < len(product):
+            chosen = np.random.default_rng(self.seed).choice(len(product), size=self.samples, replace=False)
+            product = [product[index] for index in sorted(chosen)]
+        return product
+
+    def point_documents(self) -> list[tuple[int, dict[str, Any], dict]]:
+        """(index, axis values, preset document) for every point; names are ``<base>~<index>``."""
+        points = []
+        for index, values in enumerate(self.point_values()):
+            document = _with_values(self.base_document, values)
+            document["name"] = f"{self.base_document['name']}~{index:04d}"
+            points.append((index, values, document))
+        return points
+
+    def content_hash(self) -> str:
+        payload = json.dumps([self.base_document, self.mode, self.samples, self.seed, self.partition_size,
+                              {key: list(values) for key, values in self.axes.items()}], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    spec: SweepSpec
+    frame: pd.DataFrame
+    out: Path | None
+    partitions: int
+    reused_partitions: int
+
+
+def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read and validate a sweep spec; any problem raises ``ConfigError`` naming the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(path, f"not valid TOML: {error}") from None
+    unknown = sorted(set(data) - set(SPEC_KEYS))
+    if unknown:
+        raise ConfigError(path, f"unknown key {unknown[0]!r}; valid: {', '.join(SPEC_KEYS)}")
+    for key in ("schema_version", "base", "axes"):
+        if key not in data:
+            raise ConfigError(path, f"missing key {key!r}")
+    if data["schema_version"] != SPEC_SCHEMA_VERSION:
+        raise ConfigError(path, f"key 'schema_version': expected {SPEC_SCHEMA_VERSION}, got {data['schema_version']!r}")
+    mode = data.get("mode", "product")
+    if mode not in ("product", "sample"):
+        raise ConfigError(path, f"key 'mode': expected 'product' or 'sample', got {mode!r}")
+    samples = data.get("samples")
+    if mode == "sample" and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise ConfigError(path, f"key 'samples': a sample sweep needs a positive integer, got {samples!r}")
+    seed = data.get("seed", 0)
+    partition_size = data.get("partition_size", 4)
+    for key, value in (("seed", seed), ("partition_size", partition_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+            raise ConfigError(path, f"key {key!r}: expected a {'non-negative' if key == 'seed' else 'positive'} "
+                                    f"integer, got {value!r}")
+    base_path = _base_path(str(data["base"]), path)
+    try:
+        base_document = tomllib.loads(base_path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(path, f"key 'base': cannot read preset {base_path} ({error})") from None
+    _validated_preset(base_document, f"{path}: key 'base'")
+    axes = data["axes"]
+    if not isinstance(axes, dict) or not axes:
+        raise ConfigError(path, "key 'axes': expected a table with at least one axis")
+    checked: dict[str, tuple] = {}
+    for key, values in axes.items():
+        section, _, name = key.partition(".")
+        if not (isinstance(base_document.get(section), dict) and name in base_document[section]):
+            raise ConfigError(path, f"key 'axes.\"{key}\"': {key!r} is not a key of preset {base_document['name']!r}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(path, f"key 'axes.\"{key}\"': expected a non-empty list of values")
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(path, f"key 'axes.\"{key}\"': values repeat")
+        for value in values:
+            _validated_preset(_with_values(base_document, {key: value}), f"{path}: key 'axes.\"{key}\"' = {value!r}")
+        checked[key] = tuple(values)
+    spec = SweepSpec(str(path), str(data["base"]), base_document, mode, samples if mode == "sample" else None, seed,
+                     partition_size, checked, str(data.get("description", "")))
+    for index, values, document in spec.point_documents():
+        _validated_preset(document, f"{path}: point {index} {values}")
+    return spec
+
+
+def evaluate_points(points: Sequence[tuple[int, dict, dict]], runs: Sequence[TraceRun],
+                    cache_dir: str | None = None) -> pd.DataFrame:
+    """One row per point × run: axis values, accuracy, mean and p99 latency, mean energy and its parts, and for
+    DFS runs the matched-cost gains over SkipNet and static at that point."""
+    frames = []
+    for index, values, document in points:
+        preset = preset_from_dict(copy.deepcopy(document), source=document["name"])
+        rows = []
+        for run in runs:
+            table = build_cost_table(run.layers, preset, options=run.options, cache_dir=cache_dir)
+            fractions = _block_fractions(run)
+            means = table.fixed + np.einsum("bk,bkm->m", fractions, table.block)
+            cycles = replay_costs(run.codes, table)[:, 0]
+            row = {"point": index, "preset": preset.name, **{f"axis:{key}": value for key, value in values.items()},
+                   "run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
+                   "accuracy": run.accuracy}
+            row.update({f"{metric}_mean": value for metric, value in zip(MEANS, means)})
+            row["energy_pj_mean"] = means[1] + means[2] + means[3]
+            row["latency_us_mean"] = float(preset.cycles_to_us(means[0]))
+            row["latency_us_p99"] = float(preset.cycles_to_us(np.percentile(cycles, 99)))
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        frames.append(frame.merge(_gains(frame), on="run", how="left"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _gains(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per DFS run: the energy (latency) a baseline needs for the same accuracy over DFS's, and the accuracy DFS
+    gains at the same energy; NaN where the baseline's front does not reach."""
+    matched = matched_comparison(per_run)
+    columns = {"run": per_run.loc[per_run["method"] == "dfs", "run"].tolist()}
+    frame = pd.DataFrame(columns)
+    for baseline in ("skipnet", "static"):
+        for axis, short in (("energy_pj_mean", "energy"), ("latency_us_mean", "latency")):
+            rows = matched[(matched["baseline"] == baseline) & (matched["axis"] == axis)].set_index("run")
+            frame[f"{short}_ratio_vs_{baseline}"] = frame["run"].map(rows["cost_ratio"]).astype(float)
+            if short == "energy":
+                frame[f"accuracy_gain_vs_{baseline}"] = frame["run"].map(rows["accuracy_gain"]).astype(float)
+    return frame
+
+
+def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | Sequence[TraceRun], *,
+              out: str | os.PathLike | None = None, workers: int = 2, scheduler: str | None = None,
+              max_partitions: int | None = None, force: bool = False, progress: bool | None = None,
+              command: str = "") -> SweepResult:
+    """Evaluate every point of ``spec`` on every run; ``workers=0`` runs in this process, otherwise on Dask.
+
+    With ``out``, each partition is written atomically to ``OUT/partitions/`` as it finishes and reused by a rerun;
+    ``max_partitions`` stops after that many new partitions (an interruption on purpose, for tests).
+    """
+    spec = spec if isinstance(spec, SweepSpec) else load_sweep_spec(spec)
+    runs = list(read_traces(traces)) if isinstance(traces, (str, os.PathLike)) else list(traces)
+    points = spec.point_documents()
+    chunks = [points[start:start + spec.partition_size] for start in range(0, len(points), spec.partition_size)]
+    fingerprint = _fingerprint(spec, runs)
+    out_dir = _prepare(Path(out), fingerprint, force) if out is not None else None
+    names = [_partition_name(chunk, fingerprint) for chunk in chunks]
+    done = {name for name in names if out_dir is not None and _readable(out_dir / PARTITIONS_DIR / name)}
+    todo = [(chunk, name) for chunk, name in zip(chunks, names) if name not in done]
+    if max_partitions is not None:
+        todo = todo[:max_partitions]
+    target = (out_dir / PARTITIONS_DIR) if out_dir is not None else None
+    results: dict[str, pd.DataFrame] = {}
+    if todo:
+        results = _execute(todo, runs, target, workers, scheduler, progress)
+    if max_partitions is not None and len(done) + len(results) < len(chunks):
+        return SweepResult(spec, pd.DataFrame(), out_dir, len(chunks), len(done))
+    frames = [results[name] if name in results else pq.read_table(out_dir / PARTITIONS_DIR / name).to_pandas()
+              for name in names]
+    frame = pd.concat(frames, ignore_index=True)
+    if out_dir is not None:
+        with atomic_path(out_dir / RESULT_FILE) as temporary:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, compression="zstd")
+        from analysis import sweep_plots
+
+        sweep_plots.write_sweep_plots(frame, spec.axis_names, out_dir / "plots")
+        manifest = {"command": command, "spec": spec.source, "spec_hash": spec.content_hash(),
+                    "inputs_fingerprint": fingerprint, "points": len(points), "partitions": len(chunks),
+                    "reused_partitions": len(done), "runs": [run.name for run in runs], "versions": versions(),
+                    "git_commit": git_commit(), "created": utc_now(), "status": "complete"}
+        atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return SweepResult(spec, frame, out_dir, len(chunks), len(done))
+
+
+def _execute(todo, runs, target: Path | None, workers: int, scheduler: str | None, progress) -> dict:
+    bar = tqdm(total=len(todo), desc="sweep partitions", unit="part", disable=None if progress is None else not progress)
+    results = {}
+    if workers == 0 and scheduler is None:
+        for chunk, name in todo:
+            results[name] = _evaluate_partition(chunk, runs, None if target is None else str(target / name))
+            bar.update()
+        bar.close()
+        return results
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        with Client(scheduler if scheduler is not None else cluster) as client:
+            shared_runs = client.scatter(runs, broadcast=True)
+            futures = {client.submit(_evaluate_partition, chunk, shared_runs,
+                                     None if target is None else str(target / name), pure=False): name
+                       for chunk, name in todo}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+    finally:
+        bar.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+def _evaluate_partition(chunk, runs, path: str | None) -> pd.DataFrame:
+    frame = evaluate_points(chunk, runs)
+    if path is not None:
+        with atomic_path(path) as temporary:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, compression="zstd")
+    return frame
+
+
+def _block_fractions(run: TraceRun) -> np.ndarray:
+    counts = np.zeros((run.num_blocks, len(run.options)))
+    for block in range(run.num_blocks):
+        counts[block] = np.bincount(run.codes[:, block], minlength=len(run.options))
+    return counts / run.num_inputs
+
+
+def _with_values(document: dict, values: dict[str, Any]) -> dict:
+    changed = copy.deepcopy(document)
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        changed[section][name] = value
+    return changed
+
+
+def _validated_preset(document: dict, source: str) -> Preset:
+    return preset_from_dict(copy.deepcopy(document), source=source)
+
+
+def _base_path(base: str, spec_path: Path) -> Path:
+    if base.endswith(".toml"):
+        candidate = Path(base)
+        return candidate if candidate.is_absolute() else spec_path.parent / candidate
+    return PRESET_DIR / f"{base}.toml"
+
+
+def _fingerprint(spec: SweepSpec, runs: Sequence[TraceRun]) -> str:
+    digest = hashlib.sha256(f"{FRAME_VERSION}:{spec.content_hash()}".encode())
+    for run in runs:
+        digest.update(f"{run.name}:{run.content_hash()};".encode())
+    return digest.hexdigest()[:24]
+
+
+def _partition_name(chunk, fingerprint: str) -> str:
+    return f"part-{chunk[0][0]:05d}-{chunk[-1][0]:05d}-{fingerprint[:12]}.parquet"
+
+
+def _readable(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+        return True
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _prepare(out: Path, fingerprint: str, force: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "the output path exists and is not a folder")
+    manifest = out / "manifest.json"
+    if out.is_dir() and any(out.iterdir()) and not force:
+        try:
+            previous = json.loads(manifest.read_text()).get("inputs_fingerprint")
+        except (OSError, ValueError, AttributeError):
+            previous = None
+        if previous != fingerprint:
+            raise OutputError(out, "the folder holds other files or another sweep; choose another --out or pass --force")
+    try:
+        (out / PARTITIONS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(out, f"cannot create the output folder ({error.strerror})") from None
+    if not manifest.exists() or force:
+        atomic_write_text(manifest, json.dumps({"inputs_fingerprint": fingerprint, "status": "running"}) + "\n")
+    for leftover in out.glob("*/.*.tmp"):
+        leftover.unlink()
+    return out
+

@@ -1,0 +1,61 @@
+"""``python -m dfs_sim.sweep SPEC TRACES_DIR --out DIR``: evaluate traces across a design space of accelerators.
+
+A thin command-line layer over ``analysis.sweep.run_sweep``; bad input ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dfs_sim.errors import DfsSimError
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dfs_sim.sweep",
+        description="Sweep hardware presets along axes from a TOML spec and measure where DFS pays off.")
+    parser.add_argument("spec", help="sweep spec TOML (see examples/sweeps/)")
+    parser.add_argument("traces", help="a folder of *.parquet trace files")
+    parser.add_argument("--out", default="sweep_results", help="output folder (default: sweep_results/)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="Dask workers of the local cluster; 0 runs in this process (default: 2)")
+    parser.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786)")
+    parser.add_argument("--force", action="store_true", help="write into a folder that holds another sweep")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 0:
+        print("error: --workers: must be 0 or more", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    command = " ".join(["python -m dfs_sim.sweep", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        from analysis.sweep import run_sweep
+
+        result = run_sweep(args.spec, args.traces, out=args.out, workers=args.workers, scheduler=args.scheduler,
+                           force=args.force, progress=False if args.quiet else None, command=command)
+    except DfsSimError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # e.g. a scheduler address nobody answers at
+        print(f"error: {args.scheduler or 'dask'}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.quiet:
+        frame = result.frame
+        dfs = frame[frame["method"] == "dfs"]
+        summary = dfs.groupby("point")[["energy_ratio_vs_skipnet", "energy_ratio_vs_static"]].mean()
+        print(f"{len(frame['point'].unique())} points x {frame['run'].nunique()} runs; "
+              f"{result.reused_partitions} of {result.partitions} partitions reused")
+        print("Mean energy ratio (baseline / DFS at matched accuracy) per point:")
+        print(summary.to_string(float_format=lambda value: f"{value:.3f}"))
+        print(f"wrote {result.out}/sweep.parquet and plots/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

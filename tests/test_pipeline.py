@@ -1,0 +1,124 @@
+"""The replay pipeline end to end on traces the tests make: numbers, files, resume and output safety."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.pipeline import replay
+from cost_models import build_cost_table, load_preset
+from dfs_sim.errors import ConfigError, OutputError
+from dfs_sim.traces import write_trace
+from tests.factories import make_run
+
+PRESETS = ["bitparallel16", "stripes"]
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("traces")
+    write_trace(folder / "dfs_r8_b50.parquet", make_run("dfs", n=30, seed=1, budget=50.0))
+    write_trace(folder / "dfs_r8_b80.parquet", make_run("dfs", n=30, seed=2, budget=80.0))
+    write_trace(folder / "skipnet_r8_b60.parquet", make_run("skipnet", n=25, seed=3, budget=60.0))
+    for code, name in ((1, "q8"), (6, "fp")):
+        write_trace(folder / f"static_r8_{name}.parquet",
+                    make_run("static", n=20, seed=4 + code, codes=np.full((20, 2), code, np.uint8)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def replayed(traces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "results"
+    return replay(traces, presets=PRESETS, out=out, command="test", progress=False)
+
+
+def test_per_input_costs_match_an_independent_gather(replayed):
+    run = replayed.runs[0]
+    preset = load_preset("stripes")
+    table = build_cost_table(run.layers, preset, options=run.options)
+    expected = table.fixed[None, :] + sum(table.block[block, run.codes[:, block]] for block in range(run.num_blocks))
+    rows = replayed.per_input.query("run == @run.name and preset == 'stripes'")
+    np.testing.assert_allclose(rows["cycles"], expected[:, 0])
+    np.testing.assert_allclose(rows["energy_pj"], expected[:, 1:4].sum(axis=1))
+    np.testing.assert_allclose(rows["latency_us"], preset.cycles_to_us(expected[:, 0]))
+    np.testing.assert_array_equal(rows["input_id"], run.input_id)
+
+
+def test_per_run_values_are_aggregates_of_the_inputs(replayed):
+    per_input, per_run = replayed.per_input, replayed.per_run
+    assert len(per_run) == len(replayed.runs) * len(PRESETS)
+    for _, row in per_run.iterrows():
+        inputs = per_input[(per_input["run"] == row["run"]) & (per_input["preset"] == row["preset"])]
+        assert row["n"] == len(inputs)
+        assert row["energy_pj_mean"] * row["n"] == pytest.approx(inputs["energy_pj"].sum())
+        assert row["accuracy"] == pytest.approx(inputs["correct"].mean())
+        assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
+        parts = row["e_compute_pj_mean"] + row["e_sram_pj_mean"] + row["e_dram_pj_mean"]
+        assert parts == pytest.approx(row["energy_pj_mean"])
+        assert row["energy_pj_p50"] <= row["energy_pj_p99"]
+
+
+def test_static_full_precision_costs_more_than_static_q8_and_proxy_by_hand(replayed):
+    per_run = replayed.per_run.set_index(["run", "preset"])
+    for preset in PRESETS:
+        assert per_run.loc[("static_r8_fp", preset), "energy_pj_mean"] > per_run.loc[("static_r8_q8", preset),
+                                                                                    "energy_pj_mean"]
+        assert per_run.loc[("static_r8_q8", preset), "computation_pct"] == pytest.approx(100 / 16)
+        assert per_run.loc[("static_r8_fp", preset), "computation_pct"] == pytest.approx(100.0)
+
+
+def test_per_block_fractions(replayed):
+    per_block = replayed.per_block
+    sums = per_block.groupby(["run", "block"])["fraction"].sum()
+    np.testing.assert_allclose(sums, 1.0)
+    q8 = per_block.query("run == 'static_r8_q8' and option_name == 'q8'")
+    assert (q8["fraction"] == 1.0).all()
+
+
+def test_files_plots_and_manifest(replayed, traces):
+    out = replayed.out
+    for name in ("per_input.parquet", "per_run.csv", "per_run.parquet", "per_block.parquet", "fronts.csv",
+                 "matched.csv", "manifest.json"):
+        assert (out / name).is_file(), name
+    for stem in ("energy_accuracy", "latency_accuracy", "decision_maps", "energy_per_input",
+                 "energy_parts_matched"):
+        assert (out / "plots" / f"{stem}.png").stat().st_size > 5000
+        assert (out / "plots" / f"{stem}.svg").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [preset["name"] for preset in manifest["presets"]] == PRESETS
+    assert all(len(preset["hash"]) >= 8 for preset in manifest["presets"])
+    assert len(manifest["inputs"]) == 5 and all(len(entry["sha256"]) == 64 for entry in manifest["inputs"])
+    frame = pd.read_parquet(out / "per_input.parquet")
+    pd.testing.assert_frame_equal(frame, replayed.per_input, check_dtype=False)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_rerun_reuses_parts_and_is_byte_identical(replayed, traces):
+    out = replayed.out
+    before = {path.relative_to(out): path.read_bytes() for path in out.rglob("*")
+              if path.is_file() and path.name != "manifest.json"}
+    again = replay(traces, presets=PRESETS, out=out, command="test", progress=False)
+    assert again.reused_parts == len(replayed.runs) * len(PRESETS)
+    after = {path.relative_to(out): path.read_bytes() for path in out.rglob("*")
+             if path.is_file() and path.name != "manifest.json"}
+    assert after.keys() == before.keys()
+    assert [name for name in before if before[name] != after[name]] == []
+
+
+def test_other_inputs_need_force(replayed, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    write_trace(other / "dfs.parquet", make_run("dfs", n=10, seed=9))
+    manifest = (replayed.out / "manifest.json").read_bytes()
+    with pytest.raises(OutputError, match="--force"):
+        replay(other, presets=PRESETS, out=replayed.out, progress=False)
+    assert (replayed.out / "manifest.json").read_bytes() == manifest
+
+
+def test_unknown_and_duplicate_presets(traces, tmp_path):
+    with pytest.raises(ConfigError):
+        replay(traces, presets=["no_such_preset"], out=tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match="more than once"):
+        replay(traces, presets=["stripes", "stripes"], out=tmp_path / "y", progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
