@@ -3,7 +3,7 @@
 Weights are quantized per tensor from the tensor's own min/max. Activations use a running min/max: in training the
 per-sample min and max are averaged over the batch and folded into running averages; at evaluation the running values
 are used as they are, so an input's result never depends on the rest of its batch. Rounding is deterministic.
-The gradient is the identity (straight-through estimator): ``x + (q(x) - x).detach()``.
+The forward value is exactly the quantized one; the gradient is the identity (straight-through estimator).
 """
 
 from __future__ import annotations
@@ -16,17 +16,26 @@ __all__ = ["quantize_uniform", "quantize_weight", "ActivationQuantizer"]
 _EPS = 1e-8
 
 
+class _RoundStraightThrough(torch.autograd.Function):
+    """Forward: the quantized value exactly; backward: the identity (straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, x, low, high, levels):
+        scale = torch.clamp((high - low) / levels, min=_EPS)
+        return torch.round((torch.maximum(torch.minimum(x, high), low) - low) / scale).clamp_(0, levels) * scale + low
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output, None, None, None
+
+
 def quantize_uniform(x: torch.Tensor, bits: int, low: torch.Tensor | float, high: torch.Tensor | float) -> torch.Tensor:
     """Round ``x`` onto ``2**bits`` evenly spaced levels from ``low`` to ``high``; identity gradient."""
     if bits < 1:
         raise ValueError(f"bits must be >= 1, got {bits}")
     low = torch.as_tensor(low, dtype=x.dtype, device=x.device).detach()
     high = torch.as_tensor(high, dtype=x.dtype, device=x.device).detach()
-    levels = 2**bits - 1
-    scale = torch.clamp((high - low) / levels, min=_EPS)
-    with torch.no_grad():
-        q = torch.round((torch.maximum(torch.minimum(x, high), low) - low) / scale).clamp_(0, levels) * scale + low
-    return x + (q - x).detach()
+    return _RoundStraightThrough.apply(x, low, high, 2**bits - 1)
 
 
 def quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:

@@ -241,14 +241,16 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
 
     for module in {id(row[1]): row[1] for row in rows}.values():
         handles.append(module.register_forward_hook(hook))
-    was_training = model.training
+    was_training, static = model.training, model.static_option
     try:
         model.eval()
+        model.static_option = None  # run the gates too: a static model still carries (and is charged for) them
         device = next(model.parameters()).device
         with torch.no_grad():
             model.forward_candidates(torch.zeros(1, model.in_channels, input_size, input_size, device=device), naive=True)
     finally:
         model.train(was_training)
+        model.static_option = static
         for handle in handles:
             handle.remove()
     layers = []

@@ -152,7 +152,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
             loss.backward()
             optimizer.step()
             accuracy = (output.logits.detach().argmax(1) == labels).float().mean()
-            window.append((float(loss), float(accuracy) * 100, float(computation)))
+            window.append((float(loss.detach()), float(accuracy) * 100, float(computation)))
             if budget_left is not None:
                 budget_left -= 1
             bar.update(1)

@@ -1,0 +1,99 @@
+"""Inference: run each input at the option its gate chose only (the batch grouped by option), and evaluate a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dfs_sim.data import Split
+from dfs_sim.quantize import ActivationQuantizer
+from dfs_sim.resnet import GatedOutput, GatedResNet
+
+__all__ = ["predict", "evaluate", "Evaluation", "calibrate_quantizers"]
+
+
+@torch.no_grad()
+def predict(model: GatedResNet, images: torch.Tensor) -> GatedOutput:
+    """Eval-mode forward that executes only the chosen option of every input and block."""
+    was_training = model.training
+    model.eval()
+    try:
+        return model.forward_grouped(images)
+    finally:
+        model.train(was_training)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-input results of one split: option codes (N × B uint8), predictions, labels, softmax confidence."""
+
+    input_id: np.ndarray
+    label: np.ndarray
+    pred: np.ndarray
+    confidence: np.ndarray
+    codes: np.ndarray
+    proxy_costs: tuple[float, ...]
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.pred == self.label)) if len(self.label) else float("nan")
+
+    @property
+    def computation_pct(self) -> float:
+        """The paper's proxy over the whole split (100 for a network with no gated block)."""
+        if self.codes.size == 0:
+            return 100.0
+        return float(np.asarray(self.proxy_costs)[self.codes].mean() * 100)
+
+
+def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, device: torch.device | str | None = None) -> Evaluation:
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    labels, preds, confidences, codes = [], [], [], []
+    for start in range(0, len(split), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(split)))
+        images, target = split.batch(index)
+        output = predict(model, images.to(device))
+        probs = torch.softmax(output.logits.float(), dim=1)
+        confidence, pred = probs.max(dim=1)
+        labels.append(target.numpy())
+        preds.append(pred.cpu().numpy())
+        confidences.append(confidence.cpu().numpy())
+        codes.append(output.codes.cpu().numpy())
+    return Evaluation(
+        input_id=split.input_ids.numpy().astype(np.int64),
+        label=np.concatenate(labels).astype(np.int16),
+        pred=np.concatenate(preds).astype(np.int16),
+        confidence=np.concatenate(confidences).astype(np.float32),
+        codes=np.concatenate(codes).astype(np.uint8).reshape(len(split), model.num_gated),
+        proxy_costs=tuple(option.proxy_cost for option in model.options),
+    )
+
+
+@torch.no_grad()
+def calibrate_quantizers(model: GatedResNet, split: Split, batches: int = 8, batch_size: int = 128) -> int:
+    """Set the activation quantizers' running ranges from the first ``batches`` batches of ``split`` (in order),
+    leaving every other state (BatchNorm statistics, weights) untouched; returns the number of images used.
+
+    A backbone trained at full precision has never run its quantized options, so its ranges are unset; a static
+    baseline calibrates them this way before evaluation.
+    """
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    quantizers = [m for m in model.modules() if isinstance(m, ActivationQuantizer)]
+    for quantizer in quantizers:
+        quantizer.initialized.fill_(False)
+        quantizer.train()
+    used = 0
+    try:
+        for start in range(0, min(len(split), batches * batch_size), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(split)))
+            images, _ = split.batch(index)
+            model.forward_grouped(images.to(device))
+            used += len(index)
+    finally:
+        model.train(was_training)
+    return used

@@ -1,0 +1,76 @@
+"""Export: a checkpoint evaluated on a split becomes a trace that read_trace accepts, with the same accuracy."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dfs_sim.checkpoint import load_checkpoint
+from dfs_sim.data import load_split
+from dfs_sim.errors import DfsSimError
+from dfs_sim.export import export, main, model_from_checkpoint
+from dfs_sim.infer import evaluate
+from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
+from dfs_sim.traces import read_trace
+from dfs_sim.train import train
+from dfs_sim.train_config import StageConfig, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    config = TrainConfig(model="dfs_resnet8", dataset="digits", out_dir=str(folder / "dfs"), batch_size=16,
+                         augment="none", beta=0.05, budget=40.0, device="cpu", seed=7,
+                         backbone=StageConfig(10, 0.05), gate=StageConfig(3, 0.01), joint=StageConfig(5, 0.05))
+    dfs = train(config, progress=False).checkpoints
+    skip = train(dataclasses.replace(config, model="skipnet_resnet8", out_dir=str(folder / "skip"),
+                                     stages=("gate", "joint"), init_from=str(dfs["backbone"])),
+                 progress=False).checkpoints
+    return folder, dfs, skip
+
+
+def test_export_writes_a_valid_trace_with_the_evaluation_accuracy(checkpoints):
+    folder, dfs, _ = checkpoints
+    result = export(dfs["joint"], folder / "dfs_r8_b40.parquet")
+    run = read_trace(result.path)
+    assert run.method == "dfs" and run.budget == 40.0 and run.meta["seed"] == 7
+    assert run.meta["model"] == {"arch": "cifar_resnet", "depth": 8, "dataset": "digits", "num_classes": 10,
+                                 "input_size": [3, 32, 32]}
+    assert run.num_inputs == 360 and run.codes.shape == (360, 2)
+    assert run.accuracy == pytest.approx(result.evaluation.accuracy)
+    record = load_checkpoint(dfs["joint"])
+    model, _ = model_from_checkpoint(record)
+    again = evaluate(model, load_split("digits", "test"))
+    assert run.accuracy == pytest.approx(again.accuracy)
+    assert np.array_equal(run.codes, again.codes) and np.array_equal(run.input_id, again.input_id)
+    assert run.meta["layers"] == cifar_resnet_layers(8, options=DFS_OPTIONS).to_records()
+
+
+def test_export_skipnet_and_static(checkpoints):
+    folder, dfs, skip = checkpoints
+    run = read_trace(export(skip["joint"], folder / "skipnet.parquet").path)
+    assert run.method == "skipnet" and len(run.meta["options"]) == len(SKIPNET_OPTIONS)
+    assert run.meta["layers"] == cifar_resnet_layers(8, options=SKIPNET_OPTIONS).to_records()
+    for option, code in (("q8", 1), ("fp", 6), ("3", 3)):
+        static = read_trace(export(dfs["backbone"], folder / f"static_{option}.parquet", static_option=option).path)
+        assert static.method == "static" and static.budget is None and static.meta["static_option"] == code
+        assert (static.codes == code).all() and len(static.meta["options"]) == 7
+    q16 = export(dfs["backbone"], folder / "q16.parquet", static_option="q16").evaluation
+    fp = export(dfs["backbone"], folder / "fp.parquet", static_option="fp").evaluation
+    assert np.mean(q16.pred == fp.pred) > 0.95  # 16-bit calibrated quantization barely changes a backbone
+
+
+def test_export_errors(checkpoints, tmp_path, capsys):
+    folder, dfs, _ = checkpoints
+    with pytest.raises(DfsSimError, match="static option"):
+        export(dfs["backbone"], tmp_path / "x.parquet")
+    with pytest.raises(DfsSimError, match="unknown option"):
+        export(dfs["backbone"], tmp_path / "x.parquet", static_option="q9")
+    assert main([str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.pt" in err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main([str(tmp_path / "junk.pt"), "--out", str(tmp_path / "x.parquet")]) == 2
+    assert main([str(dfs["joint"]), "--out", str(tmp_path / "x.parquet")]) == 0
+    assert "accuracy" in capsys.readouterr().out
