@@ -131,8 +131,10 @@ _CHOICES = {
     ("policy", "fp_bits"): ("int32", "fp_unit"),
     ("array", "variant"): ("stripes", "loom"),
 }
-# Keys that may be zero (everything else numeric must be > 0).
-_MAY_BE_ZERO = {("array", "im2col_max_in_ch")}
+# Keys that may be zero (sizes, widths and rates must be > 0; energies may be 0, e.g. in a hand-checkable toy).
+_MAY_BE_ZERO = {("array", "im2col_max_in_ch"), ("dram", "pj_per_bit"), ("policy", "fp_mac_pj")} | {
+    ("energy", name) for name in ("unit_cycle_pj", "ibuf_read_pj_per_bit", "ibuf_write_pj_per_bit", "wbuf_read_pj_per_bit",
+                                  "wbuf_write_pj_per_bit", "obuf_read_pj_per_bit", "obuf_write_pj_per_bit")}
 _TOP_KEYS = ("schema_version", "name", "kind", "description")
 _SECTIONS = {"clock": None, "array": None, "buffers": Buffers, "dram": Dram, "energy": Energy, "policy": Policy}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ def test_stripes_speedup_over_its_parallel_twin_is_16_over_a(a):
     assert parallel / serial == pytest.approx(16 / a)
     # closed form of hw.md §2.2: N·ceil(PQ/16)·ceil(K/256)·RS·ceil(C/16)·a
     assert serial == math.ceil(16 * 16 / 16) * 1 * 9 * (64 // 16) * a
+    assert parallel == 16 * 16 * 1 * 9 * (64 // 16)  # DaDianNao, hw.md §2.1: N·P·Q·ceil(K/256)·R·S·ceil(C/16)
 
 
 @pytest.mark.parametrize("a, w", [(2, 2), (4, 8), (8, 8), (10, 12), (16, 16), (8, 16)])
@@ -158,3 +160,64 @@ def test_full_precision_policies():
 def test_bad_bits_are_rejected():
     with pytest.raises(ValueError, match="w_bits"):
         layer_cost(SMALL, "stripes", 0, 8)
+
+
+TOY = """
+schema_version = 1
+name = "toy"
+kind = "bitparallel"
+description = "hand-checkable toy: 2 filters x 2 lanes, integer energies"
+[clock]
+freq_mhz = 1.0          # test value
+[array]
+tiles = 1               # test value
+filters = 2             # test value
+windows = 1             # test value
+lanes = 2               # test value
+pe_width = 16           # test value
+im2col_max_in_ch = 0    # test value
+[buffers]
+ibuf_kib = 1024         # test value
+wbuf_kib = 1024         # test value
+obuf_kib = 1024         # test value
+fit_fraction = 0.5      # test value
+pad_outputs_to_cols = false  # test value
+[dram]
+bits_per_cycle = 1000000  # test value: every transfer takes one cycle
+pj_per_bit = 1.0        # test value
+[energy]
+unit_cycle_pj = 1.0     # test value
+ibuf_read_pj_per_bit = 0.0   # test value
+ibuf_write_pj_per_bit = 0.0  # test value
+wbuf_read_pj_per_bit = 0.0   # test value
+wbuf_write_pj_per_bit = 0.0  # test value
+obuf_read_pj_per_bit = 0.0   # test value
+obuf_write_pj_per_bit = 0.0  # test value
+[policy]
+output_bits = "act"     # test value
+fill_drain = "tile"     # test value
+acc_bits = 32           # test value
+skip = "alias"          # test value
+skip_copy_bits = 16     # test value
+fp_bits = "int32"       # test value
+fp_macs_per_cycle = 1   # test value
+fp_mac_pj = 1.0         # test value
+"""
+
+
+def test_toy_preset_and_two_layer_network_by_hand(tmp_path):
+    """Two 1x1 convs, 2 -> 2 channels on 2x2, on a 2x2 multiplier array: every number worked out on paper."""
+    from cost_models import build_cost_table
+    from dfs_sim.layer_table import LayerTable
+
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY)
+    network = LayerTable([ConvLayer(2, 2, 2, 2, 1, name="always", fixed_option=6),
+                          ConvLayer(2, 2, 2, 2, 1, name="gated", block=0)])
+    table = build_cost_table(network, load_preset(path), cache_dir=tmp_path)
+    # q8: 4 output positions x 1 filter group x 1 lane group = 4 compute cycles, + 1 cycle first fill + 1 last drain;
+    # 4 multipliers x 4 cycles x 1 pJ; DRAM: inputs 8 x 8 + weights 4 x 8 read, outputs 8 x 8 written = 160 bits.
+    np.testing.assert_array_equal(table.block[0, 1], [6, 16, 0, 160, 160])
+    # full precision as int32 on 16-bit multipliers: 2 x 2 = 4 passes; traffic at 32 bits
+    np.testing.assert_array_equal(table.fixed, [18, 64, 0, 640, 640])
+    np.testing.assert_array_equal(table.block[0, 0], [0, 0, 0, 0, 0])
