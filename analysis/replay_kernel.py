@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["replay_costs", "replay_reference"]
+__all__ = ["replay_costs", "replay_reference", "replay_presets", "replay_presets_reference", "pair_tables"]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -66,3 +66,83 @@ def replay_costs(codes, cost_table) -> np.ndarray:
         raise ValueError(f"codes must lie in 0..{table.shape[1] - 1}, got {codes.min()}..{codes.max()}")
     codes = np.ascontiguousarray(codes, dtype=np.uint8 if table.shape[1] <= 256 else np.int64)
     return _replay_kernel(codes, table, fixed)
+
+
+# --- Many presets at once: one metric for P presets per input, with adjacent blocks combined into pairs ----------
+
+LANES = 8  # float64 values per 64-byte cache line: presets are padded to a multiple of this
+
+
+def pair_tables(tables: np.ndarray) -> np.ndarray:
+    """Combine adjacent gated blocks: ``pairs[j, k1 * K + k2, p] = tables[2j, k1, p] + tables[2j+1, k2, p]``.
+
+    ``tables`` is (B, K, P) for one metric on P presets. An odd last block is paired with a zero-cost dummy block
+    whose code is always 0. P is padded with zeros to a multiple of ``LANES`` so that one lookup is whole cache lines.
+    Each input then needs B/2 lookups instead of B.
+    """
+    tables = np.asarray(tables, dtype=np.float64)
+    blocks, options, presets = tables.shape
+    if blocks % 2:
+        tables = np.concatenate([tables, np.zeros((1, options, presets))], axis=0)
+    padded = -(-presets // LANES) * LANES
+    pairs = np.zeros((tables.shape[0] // 2, options * options, padded), dtype=np.float64)
+    pairs[:, :, :presets] = (tables[0::2, :, None, :] + tables[1::2, None, :, :]).reshape(-1, options * options, presets)
+    return pairs
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def _pair_kernel(codes, pairs, fixed, options, out):  # pragma: no cover - compiled
+    """Fill ``out`` (N, lanes): running totals live in a small local array that LLVM keeps in vector registers."""
+    n_inputs, n_blocks = codes.shape
+    full_pairs = n_blocks // 2
+    lanes = pairs.shape[2]
+    for n in numba.prange(n_inputs):
+        for base in range(0, lanes, 8):
+            totals = np.empty(8)
+            for lane in range(8):
+                totals[lane] = fixed[base + lane]
+            for j in range(full_pairs):
+                row = np.int64(codes[n, 2 * j]) * options + codes[n, 2 * j + 1]
+                for lane in range(8):
+                    totals[lane] += pairs[j, row, base + lane]
+            if full_pairs < pairs.shape[0]:  # an odd last block, paired with a zero-cost dummy at code 0
+                row = np.int64(codes[n, 2 * full_pairs]) * options
+                for lane in range(8):
+                    totals[lane] += pairs[full_pairs, row, base + lane]
+            for lane in range(8):
+                out[n, base + lane] = totals[lane]
+    return out
+
+
+def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """One metric for every input on P presets at once: ``out[n, p] = fixed[p] + Σ_b tables[b, codes[n, b], p]``.
+
+    ``tables`` is (B, K, P) and ``fixed`` (P,). Validates like ``replay_costs``; returns an (N, P) float64 view of
+    an (N, P padded to 8) buffer, which can be passed back as ``out`` to avoid allocating (and page-faulting) a new
+    one for every chunk. ``replay_presets_reference`` is the plain-numpy twin.
+    """
+    tables = np.asarray(tables, dtype=np.float64)
+    fixed = np.asarray(fixed, dtype=np.float64)
+    codes = np.asarray(codes)
+    if tables.ndim != 3 or fixed.shape != (tables.shape[2],):
+        raise ValueError(f"tables must be (blocks, options, presets) and fixed (presets,), got {tables.shape} and {fixed.shape}")
+    if codes.ndim != 2 or codes.shape[1] != tables.shape[0]:
+        raise ValueError(f"codes must be (inputs, {tables.shape[0]}), got {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= tables.shape[1]):
+        raise ValueError(f"codes must lie in 0..{tables.shape[1] - 1}")
+    presets = tables.shape[2]
+    pairs = pair_tables(tables)
+    padded_fixed = np.zeros(pairs.shape[2])
+    padded_fixed[:presets] = fixed
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if out is None or out.shape != (codes.shape[0], pairs.shape[2]) or out.dtype != np.float64:
+        out = np.empty((codes.shape[0], pairs.shape[2]), dtype=np.float64)
+    return _pair_kernel(codes, pairs, padded_fixed, tables.shape[1], out)[:, :presets]
+
+
+def replay_presets_reference(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """Plain-numpy twin of ``replay_presets``: a fancy-index gather per block."""
+    out = np.tile(np.asarray(fixed, dtype=np.float64), (codes.shape[0], 1))
+    for b in range(codes.shape[1]):
+        out += tables[b, codes[:, b].astype(np.intp)]
+    return out
