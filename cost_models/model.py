@@ -143,6 +143,32 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int,
                  fixed: "_tiling.Search | None" = None) -> tuple[LayerCost, _tiling.Search]:
     """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape."""
+    (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping, units = _search_problem(shape, preset, w_bits, a_bits)
+    try:
+        found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
+    except ValueError:
+        raise ValueError(f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}") from None
+    sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
+    unit_cycles = found.compute_cycles * units
+    cost = LayerCost(
+        cycles=found.cycles, compute_cycles=found.compute_cycles, stall_cycles=found.stall_cycles,
+        e_compute_pj=_energy.price_compute(unit_cycles, preset), e_sram_pj=_energy.price_sram(sram, preset),
+        e_dram_pj=_energy.price_dram(found.dram_read_bits + found.dram_write_bits, preset),
+        dram_read_bits=found.dram_read_bits, dram_write_bits=found.dram_write_bits, unit_cycles=unit_cycles,
+        macs=batch * out_h * out_w * group_out * group_in * kernel * kernel, mem_cycles=found.mem_cycles,
+        fill_drain_cycles=found.fill_drain_cycles, **sram,
+    )
+    groups = shape[7]
+    return (cost.scaled(groups) if groups > 1 else cost), found
+
+
+def search_problem(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: int) -> tuple[tuple, "_tiling.Mapping"]:
+    """The (dims, mapping) that the tiling search solves for one layer; for benchmarks and tests of the search."""
+    dims, mapping, _ = _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
+    return dims, mapping
+
+
+def _search_problem(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int):
     in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
     out_h = (in_h + 2 * padding - kernel) // stride + 1
     out_w = (in_w + 2 * padding - kernel) // stride + 1
@@ -159,21 +185,7 @@ def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
     to_mapping = array_mapping_for(preset.kind)
     mapping, units = to_mapping(preset, group_in, a_bits, w_bits, prices=(), **common)
     mapping = dataclasses.replace(mapping, prices=_energy.tie_break_prices(preset, units))
-    try:
-        found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
-    except ValueError:
-        raise ValueError(f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}") from None
-    sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
-    unit_cycles = found.compute_cycles * units
-    cost = LayerCost(
-        cycles=found.cycles, compute_cycles=found.compute_cycles, stall_cycles=found.stall_cycles,
-        e_compute_pj=_energy.price_compute(unit_cycles, preset), e_sram_pj=_energy.price_sram(sram, preset),
-        e_dram_pj=_energy.price_dram(found.dram_read_bits + found.dram_write_bits, preset),
-        dram_read_bits=found.dram_read_bits, dram_write_bits=found.dram_write_bits, unit_cycles=unit_cycles,
-        macs=batch * out_h * out_w * group_out * group_in * kernel * kernel, mem_cycles=found.mem_cycles,
-        fill_drain_cycles=found.fill_drain_cycles, **sram,
-    )
-    return (cost.scaled(groups) if groups > 1 else cost), found
+    return (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping, units
 
 
 def _dominates(low: LayerCost, high: LayerCost) -> bool:
