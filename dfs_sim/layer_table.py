@@ -74,8 +74,6 @@ class ConvLayer:
             value = getattr(self, field_name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 return f"{field_name} must be null or a non-negative integer, got {value!r}"
-        if self.block is None and self.fixed_option is None:
-            return "a layer outside every gated block needs a fixed_option"
         if self.role == "projection" and (self.block is None or self.fixed_option is None):
             return "a projection belongs to a gated block and runs at a fixed_option"
         if self.role == "main" and self.block is not None and self.fixed_option is not None:
@@ -146,6 +144,9 @@ class LayerTable(Sequence[ConvLayer]):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise LayerTableError(source, f"duplicate layer names {duplicates[:3]}")
+        unfixed = [layer.name for layer in self._layers if layer.block is None and layer.fixed_option is None]
+        if unfixed:
+            raise LayerTableError(source, f"layer {unfixed[0]!r} is outside every gated block and needs a fixed_option")
         blocks = sorted({layer.block for layer in self._layers if layer.block is not None})
         if blocks != list(range(len(blocks))):
             raise LayerTableError(source, f"gated block indices must be 0..B-1 without gaps, got {blocks[:5]}...")

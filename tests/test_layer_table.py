@@ -65,7 +65,7 @@ def test_records_round_trip_and_hash_is_stable():
     ({"kernel": 40}, "larger than the padded input"),
     ({"groups": 3}, "groups"),
     ({"kind": "pool"}, "kind"),
-    ({"block": None, "fixed_option": None}, "fixed_option"),
+    ({"role": "projection", "block": None}, "projection"),
 ])
 def test_impossible_shapes_are_rejected(change, message):
     record = dict(cifar_resnet_layers(8)[0].to_record(), **change)
@@ -83,3 +83,7 @@ def test_bad_depths_and_tables():
         LayerTable.from_records(records + records[:1])
     with pytest.raises(LayerTableError, match="empty"):
         LayerTable([])
+    with pytest.raises(LayerTableError, match="needs a fixed_option"):
+        LayerTable.from_records([dict(records[0], fixed_option=None)])
+    # a bare layer, as hardware people write it, is valid on its own
+    assert ConvLayer(in_ch=64, out_ch=64, in_h=58, in_w=58, kernel=3).macs == 64 * 64 * 9 * 56 * 56

@@ -1,0 +1,216 @@
+"""``python -m benchmarks [--quick]``: replay, trace reading, cost tables, the CLI, the model and sweeps.
+
+Prints one section per measurement and ends with a single ``summary:`` line. Each fast path is compared with its
+reference in the same process; correctness of every fast path against its reference lives in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "traces"
+
+
+def best_of(function, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_replay(inputs: int, blocks: int = 35) -> dict:
+    """Decision·preset sums per second of the pair kernel against the read bound, numpy and pandas."""
+    import numba
+    import pandas as pd
+
+    from analysis.replay_kernel import replay_presets, replay_presets_reference
+    from cost_models import build_cost_table, list_presets
+    from dfs_sim.layer_table import cifar_resnet_layers
+
+    layers = cifar_resnet_layers(6 * (blocks + 1) // 3 + 2)  # ResNet-74 has 35 gated blocks
+    presets = list_presets()
+    tables = [build_cost_table(layers, preset) for preset in presets]
+    energy = np.stack([table.block[:, :, 1:4].sum(axis=2) for table in tables], axis=2)  # (B, K, P)
+    fixed = np.array([table.fixed[1:4].sum() for table in tables])
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, energy.shape[1], size=(inputs, layers.num_blocks), dtype=np.uint8)
+    sums = codes.size * len(presets)
+
+    out = replay_presets(codes[:1000], energy, fixed).base
+    out = np.empty((inputs, out.shape[1]))
+    kernel_s = best_of(lambda: replay_presets(codes, energy, fixed, out=out))
+
+    @numba.njit(parallel=True, cache=False)
+    def stream(flat):
+        total = 0
+        for index in numba.prange(flat.shape[0]):
+            total += flat[index]
+        return total
+
+    flat = codes.reshape(-1)
+    stream(flat[:10])
+    bound_s = best_of(lambda: stream(flat))
+    sample = min(inputs, 1_000_000)
+    numpy_s = best_of(lambda: replay_presets_reference(codes[:sample], energy, fixed), repeat=2) * inputs / sample
+    small = min(inputs, 20_000)
+    long = pd.DataFrame({"input": np.repeat(np.arange(small), layers.num_blocks),
+                         "block": np.tile(np.arange(layers.num_blocks), small),
+                         "option": codes[:small].reshape(-1)})
+    table = pd.DataFrame([(block, option, preset, energy[block, option, index])
+                          for block in range(energy.shape[0]) for option in range(energy.shape[1])
+                          for index, preset in enumerate(presets)], columns=["block", "option", "preset", "energy"])
+    pandas_s = best_of(lambda: long.merge(table, on=["block", "option"]).groupby(["input", "preset"])["energy"].sum(),
+                       repeat=1) * inputs / small
+    return {"inputs": inputs, "blocks": layers.num_blocks, "presets": len(presets), "kernel_s": kernel_s,
+            "replay_gsums": sums / kernel_s / 1e9, "replay_vs_bound": bound_s / kernel_s,
+            "replay_vs_numpy": numpy_s / kernel_s, "replay_vs_pandas": pandas_s / kernel_s,
+            "bound_gsums": sums / bound_s / 1e9}
+
+
+def bench_read(inputs: int) -> dict:
+    """Reading a trace (Parquet decode, validation, hash) against pyarrow's bare read of the same file."""
+    import pyarrow.parquet as pq
+
+    from dfs_sim.traces import TraceRun, make_meta, read_trace, write_trace
+    from dfs_sim.layer_table import cifar_resnet_layers
+    from dfs_sim.options import DFS_OPTIONS
+
+    layers = cifar_resnet_layers(74)
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 7, size=(inputs, layers.num_blocks), dtype=np.uint8)
+    meta = make_meta(method="dfs", budget=50.0, model={"arch": "cifar_resnet", "depth": 74, "dataset": "bench",
+                     "num_classes": 10, "input_size": [3, 32, 32]}, options=DFS_OPTIONS, layers=layers, seed=0,
+                     command="benchmarks")
+    run = TraceRun(meta=meta, codes=codes, input_id=np.arange(inputs), label=rng.integers(0, 10, inputs),
+                   pred=rng.integers(0, 10, inputs), confidence=rng.random(inputs).astype(np.float32))
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_trace(Path(folder) / "bench.parquet", run)
+        read_s = best_of(lambda: read_trace(path))
+        bare_s = best_of(lambda: pq.read_table(path))
+        size = path.stat().st_size
+    return {"read_inputs": inputs, "read_s": read_s, "read_vs_bare_pyarrow": read_s / bare_s,
+            "read_mdecisions_per_s": codes.size / read_s / 1e6, "file_mb": size / 1e6}
+
+
+def bench_tables() -> dict:
+    """Every (layer, option) of ResNet-74 for every shipped preset (no disk cache), and the tiling search."""
+    from cost_models import build_cost_table, list_presets, load_preset, model
+    from cost_models._tiling import search, search_reference
+    from dfs_sim.layer_table import ConvLayer, cifar_resnet_layers
+
+    layers = cifar_resnet_layers(74)
+    build_cost_table(cifar_resnet_layers(8), "bitfusion_eyeriss", use_cache=False)  # compile the kernels
+
+    memos = [value for value in vars(model).values() if hasattr(value, "cache_clear")]
+
+    def all_tables():
+        for memo in memos:  # every entry is searched again, not looked up
+            memo.cache_clear()
+        for name in list_presets():
+            build_cost_table(layers, name, use_cache=False)
+
+    tables_s = best_of(all_tables, repeat=2)
+    preset = load_preset("bitfusion_eyeriss").replace(policy__output_bits="acc", policy__fill_drain="promoted")
+    layer = ConvLayer(in_ch=64, out_ch=64, in_h=58, in_w=58, kernel=3)  # the public simulator's anchor layer
+    dims, mapping = model.search_problem(layer, preset, 8, 8)
+    assert search(*dims, mapping) == search_reference(*dims, mapping), "search differs from its reference"
+    fast_s = best_of(lambda: search(*dims, mapping), repeat=20)
+    reference_s = best_of(lambda: search_reference(*dims, mapping), repeat=1)
+    return {"tables_s": tables_s, "table_entries": len(layers) * 7 * len(list_presets()),
+            "search_s": fast_s, "search_reference_s": reference_s, "search_speedup": reference_s / fast_s}
+
+
+def bench_cli() -> dict:
+    """The README's main command on the bundled example, cold (empty Numba and cost-table caches) and warm."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    importing = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import dfs_sim.replay, "
+                                "analysis.pipeline, sys; print(time.perf_counter() - t, 'torch' in sys.modules)"],
+                               env=env, capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    if not any(EXAMPLE.glob("*.parquet")):
+        return {"import_s": float(importing[0]), "torch_imported": importing[1] == "True"}
+    times = {}
+    with tempfile.TemporaryDirectory() as folder:
+        cold_env = dict(env, NUMBA_CACHE_DIR=str(Path(folder) / "numba"), DFS_SIM_CACHE=str(Path(folder) / "tables"))
+        for label, run_env in (("cold", cold_env), ("warm", cold_env)):
+            out = Path(folder) / f"results_{label}"
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dfs_sim.replay", str(EXAMPLE), "--out", str(out), "--quiet"],
+                           env=run_env, cwd=ROOT, check=True)
+            times[label] = time.perf_counter() - start
+    return {"import_s": float(importing[0]), "torch_imported": importing[1] == "True", "cli_cold_s": times["cold"],
+            "cli_warm_s": times["warm"]}
+
+
+def bench_model(batch: int = 256) -> dict:
+    """Inference that runs only the chosen option per input against the all-candidates forward of training."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    from dfs_sim.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("dfs_resnet38").eval()
+    images = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.forward_grouped(images[:8])
+        grouped_s = best_of(lambda: model.forward_grouped(images), repeat=2)
+        candidates_s = best_of(lambda: model.forward_candidates(images), repeat=2)
+    return {"model_batch": batch, "grouped_s": grouped_s, "candidates_s": candidates_s,
+            "model_speedup": candidates_s / grouped_s}
+
+
+def bench_sweep() -> dict:
+    """Sweep throughput: points per second on the bundled traces (ResNet-38 tables), local Dask cluster, 2 workers."""
+    if not any(EXAMPLE.glob("*.parquet")):
+        return {}
+    from analysis.sweep import run_sweep
+
+    spec = ROOT / "examples" / "sweeps" / "bitfusion_memory.toml"
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["DFS_SIM_CACHE"] = str(Path(folder) / "tables")
+        start = time.perf_counter()
+        result = run_sweep(spec, EXAMPLE, workers=2, progress=False)
+        elapsed = time.perf_counter() - start
+    points = result.frame["point"].nunique()
+    return {"sweep_points": points, "sweep_s": elapsed, "sweep_points_per_s": points / elapsed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about a minute: 1 M inputs instead of 10 M")
+    parser.add_argument("--inputs", type=int, help="inputs for the replay benchmark (default 10 M, quick 1 M)")
+    args = parser.parse_args(argv)
+    inputs = args.inputs or (1_000_000 if args.quick else 10_000_000)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}, "
+          f"Python {platform.python_version()}")
+    results: dict = {}
+    for name, function in (("replay", lambda: bench_replay(inputs)), ("read", lambda: bench_read(inputs // 10)),
+                           ("tables", bench_tables), ("cli", bench_cli), ("model", bench_model),
+                           ("sweep", bench_sweep)):
+        start = time.perf_counter()
+        found = function()
+        results.update(found)
+        shown = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                          for key, value in found.items())
+        print(f"[{name}] {shown}  ({time.perf_counter() - start:.1f} s)", flush=True)
+    keys = ("replay_gsums", "replay_vs_bound", "replay_vs_numpy", "replay_vs_pandas", "read_mdecisions_per_s",
+            "tables_s", "search_speedup", "cli_warm_s", "model_speedup", "sweep_points_per_s")
+    print("summary: " + " ".join(f"{key}={results[key]:.3g}" for key in keys if key in results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
