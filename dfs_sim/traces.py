@@ -201,9 +201,10 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         if table.column(name).null_count:
             raise TraceFormatError(path, f"column {name!r} has missing values")
     try:
-        codes = np.empty((table.num_rows, layers.num_blocks), dtype=CODE_DTYPE)
+        by_block = np.empty((layers.num_blocks, table.num_rows), dtype=CODE_DTYPE)
         for block in range(layers.num_blocks):
-            codes[:, block] = table.column(block_column(block)).to_numpy()
+            by_block[block] = table.column(block_column(block)).to_numpy()
+        codes = np.ascontiguousarray(by_block.T)  # one blocked transpose beats B strided column writes
         values = {name: table.column(name).to_numpy() for name in VALUE_COLUMNS}
     except (pa.ArrowException, ValueError) as error:
         raise TraceFormatError(path, f"column data cannot be decoded ({_first_line(error)})") from None
@@ -303,7 +304,8 @@ def _check_values(run: TraceRun, source: object) -> None:
             source, f"column {block_column(block)!r} has option code {int(run.codes[:, block].max())}, "
                     f"but only codes 0..{num_options - 1} exist"
         )
-    if np.unique(run.input_id).size != count:
+    ids = run.input_id
+    if not (np.all(ids[1:] > ids[:-1]) or np.all(np.diff(np.sort(ids)) != 0)):
         raise TraceFormatError(source, "input_id has duplicate values")
     num_classes = run.meta["model"]["num_classes"]
     for name in ("label", "pred"):
@@ -319,7 +321,7 @@ def _content_hash(meta, input_id, label, pred, confidence, codes) -> str:
     described = {key: value for key, value in meta.items() if key != "content_hash"}
     digest.update(json.dumps(described, sort_keys=True).encode())
     for array, dtype in ((input_id, "<i8"), (label, "<i2"), (pred, "<i2"), (confidence, "<f4"), (codes, "u1")):
-        digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+        digest.update(memoryview(np.ascontiguousarray(array, dtype=dtype)).cast("B"))
     return digest.hexdigest()[:32]
 
 
