@@ -34,6 +34,7 @@ __all__ = [
     "METHODS",
     "TraceRun",
     "TraceFormatError",
+    "arrow_columns",
     "block_column",
     "make_meta",
     "read_trace",
@@ -159,19 +160,19 @@ def write_trace(path: str | os.PathLike, run: TraceRun) -> Path:
     """Write ``run`` to ``path`` atomically (temporary name, then rename); returns the path written."""
     path = Path(path)
     meta = dict(run.meta, content_hash=run.content_hash())
-    columns = {
-        "input_id": pa.array(run.input_id, pa.int64()),
-        "label": pa.array(run.label, pa.int16()),
-        "pred": pa.array(run.pred, pa.int16()),
-        "confidence": pa.array(run.confidence, pa.float32()),
-    }
-    for block in range(run.num_blocks):
-        columns[block_column(block)] = pa.array(run.codes[:, block], pa.uint8())
-    table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
+    table = pa.table(arrow_columns(run)).replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         pq.write_table(table, temporary, compression="zstd", write_page_checksum=True, write_statistics=False)
     return path
+
+
+def arrow_columns(run: TraceRun) -> dict[str, pa.Array]:
+    """The run's columns as Arrow arrays with the format's names and types, in the format's order."""
+    columns = {name: pa.array(getattr(run, name), dtype) for name, dtype in VALUE_COLUMNS.items()}
+    for block in range(run.num_blocks):
+        columns[block_column(block)] = pa.array(run.codes[:, block], pa.uint8())
+    return columns
 
 
 def read_trace(path: str | os.PathLike) -> TraceRun:

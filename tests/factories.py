@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS, options_for_method
-from dfs_sim.traces import METADATA_KEY, TraceRun, block_column, make_meta
+from dfs_sim.traces import METADATA_KEY, TraceRun, arrow_columns, make_meta
 
 
 def make_run(method: str = "dfs", *, depth: int = 8, n: int = 50, seed: int = 0, budget: float | None = 50.0,
@@ -51,15 +51,7 @@ def write_raw(path: Path, columns: dict[str, pa.Array], meta: dict | bytes | Non
 
 
 def raw_columns(run: TraceRun) -> dict[str, pa.Array]:
-    columns = {
-        "input_id": pa.array(run.input_id, pa.int64()),
-        "label": pa.array(run.label, pa.int16()),
-        "pred": pa.array(run.pred, pa.int16()),
-        "confidence": pa.array(run.confidence, pa.float32()),
-    }
-    for block in range(run.num_blocks):
-        columns[block_column(block)] = pa.array(run.codes[:, block], pa.uint8())
-    return columns
+    return arrow_columns(run)
 
 
 __all__ = ["make_run", "write_raw", "raw_columns", "DFS_OPTIONS", "SKIPNET_OPTIONS"]
