@@ -21,20 +21,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from analysis._output import MANIFEST, claim_output_folder
 from analysis.frames import per_block_frame, per_input_frame, per_run_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
 from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table, list_presets, load_preset
 from dfs_sim._atomic import atomic_path, atomic_write_text
-from dfs_sim.errors import ConfigError, OutputError
+from dfs_sim.errors import ConfigError
 from dfs_sim.provenance import git_commit, utc_now, versions
 from dfs_sim.traces import TraceRun, read_traces
 
 __all__ = ["ReplayResult", "replay", "PARTS_DIR", "MANIFEST"]
 
 PARTS_DIR = "parts"
-MANIFEST = "manifest.json"
 PLOTS_DIR = "plots"
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 1
@@ -70,11 +70,9 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
     _check_unique([preset.name for preset in loaded], "--presets")
     _check_unique([run.name for run in runs], "traces")
     fingerprint = _inputs_fingerprint(runs)
-    out_dir = _prepare_output(Path(out), fingerprint, force) if out is not None else None
-    if out_dir is not None:
-        # Claims the folder for these inputs first, so that a rerun after an interruption may resume in it.
-        atomic_write_text(out_dir / MANIFEST, json.dumps({"inputs_fingerprint": fingerprint, "status": "running",
-                                                          "command": command}, indent=2) + "\n")
+    out_dir = None
+    if out is not None:
+        out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTS_DIR, command=command)
     clock.lap("read_s")
 
     parts, reused = [], 0
@@ -165,31 +163,6 @@ def _write_manifest(result: ReplayResult, fingerprint: str, command: str, clock:
         "timings_s": {key: round(value, 3) for key, value in clock.laps.items()},
     }
     atomic_write_text(result.out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def _prepare_output(out: Path, fingerprint: str, force: bool) -> Path:
-    """Refuse an output path that is a file, is not writable, or holds results of other inputs (unless forced)."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(out, "the output path exists and is not a folder")
-    existing = next((parent for parent in (out, *out.absolute().parents) if parent.exists()), Path("."))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(existing, "no permission to write here")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        manifest = out / MANIFEST
-        try:
-            previous = json.loads(manifest.read_text()).get("inputs_fingerprint")
-        except (OSError, ValueError, AttributeError):
-            previous = None
-        if previous != fingerprint:
-            raise OutputError(out, "the folder holds other files or results of other inputs; "
-                                   "choose another --out or pass --force")
-    try:
-        (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(out, f"cannot create the output folder ({error.strerror})") from None
-    for leftover in (*out.glob(".*.tmp"), *out.glob(f"*/.*.tmp")):
-        leftover.unlink()  # temporaries of a run that was killed; never under a final name
-    return out
 
 
 def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:

@@ -28,12 +28,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from analysis._output import MANIFEST, claim_output_folder
 from analysis.matched import matched_comparison
 from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
 from dfs_sim._atomic import atomic_path, atomic_write_text
-from dfs_sim.errors import ConfigError, OutputError
+from dfs_sim.errors import ConfigError
 from dfs_sim.provenance import git_commit, utc_now, versions
 from dfs_sim.traces import TraceRun, read_traces
 
@@ -209,7 +210,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
     points = spec.point_documents()
     chunks = [points[start:start + spec.partition_size] for start in range(0, len(points), spec.partition_size)]
     fingerprint = _fingerprint(spec, runs)
-    out_dir = _prepare(Path(out), fingerprint, force) if out is not None else None
+    out_dir = None
+    if out is not None:
+        out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTITIONS_DIR, command=command)
     names = [_partition_name(chunk, fingerprint) for chunk in chunks]
     done = {name for name in names if out_dir is not None and _readable(out_dir / PARTITIONS_DIR / name)}
     todo = [(chunk, name) for chunk, name in zip(chunks, names) if name not in done]
@@ -234,7 +237,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
                     "inputs_fingerprint": fingerprint, "points": len(points), "partitions": len(chunks),
                     "reused_partitions": len(done), "runs": [run.name for run in runs], "versions": versions(),
                     "git_commit": git_commit(), "created": utc_now(), "status": "complete"}
-        atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return SweepResult(spec, frame, out_dir, len(chunks), len(done))
 
 
@@ -319,26 +322,3 @@ def _readable(path: Path) -> bool:
         return True
     except (OSError, pa.ArrowException):
         return False
-
-
-def _prepare(out: Path, fingerprint: str, force: bool) -> Path:
-    if out.exists() and not out.is_dir():
-        raise OutputError(out, "the output path exists and is not a folder")
-    manifest = out / "manifest.json"
-    if out.is_dir() and any(out.iterdir()) and not force:
-        try:
-            previous = json.loads(manifest.read_text()).get("inputs_fingerprint")
-        except (OSError, ValueError, AttributeError):
-            previous = None
-        if previous != fingerprint:
-            raise OutputError(out, "the folder holds other files or another sweep; choose another --out or pass --force")
-    try:
-        (out / PARTITIONS_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(out, f"cannot create the output folder ({error.strerror})") from None
-    if not manifest.exists() or force:
-        atomic_write_text(manifest, json.dumps({"inputs_fingerprint": fingerprint, "status": "running"}) + "\n")
-    for leftover in out.glob("*/.*.tmp"):
-        leftover.unlink()
-    return out
-
