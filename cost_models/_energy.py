@@ -1,20 +1,23 @@
 """Pricing step (Accelergy style): action counts × the preset's per-action energies, in pJ.
 
-Counts come from the models (compute-unit cycles, SRAM bits read and written per buffer, DRAM bits); prices come
-only from the preset file. Formula as the public Bit Fusion simulator's ``Stats.get_energy`` (hw.md §1.3) [repo]:
-compute = busy cycles × core energy per cycle (here: units × energy per unit-cycle), SRAM = Σ bits × pJ/bit per
-buffer and direction, DRAM = (read + write) bits × pJ/bit; no leakage term (as the simulator) [repo].
+Counts come from the models (active and idle compute-unit cycles, SRAM bits read and written per buffer, DRAM bits);
+prices come only from the preset file. Formula as the public Bit Fusion simulator's ``Stats.get_energy`` (hw.md §1.3)
+[repo], with its core term split as hw.md §5.2/§5.3 propose: compute = active unit-cycles × ``unit_cycle_pj`` + idle
+unit-cycles × ``idle_unit_cycle_pj`` (the simulator charges busy cycles × the whole core, i.e. idle = active price),
+SRAM = Σ bits × pJ/bit per buffer and direction, DRAM = (read + write) bits × pJ/bit; no leakage term (as the
+simulator) [repo].
 """
 
 from __future__ import annotations
 
 from cost_models.preset import Preset
 
-__all__ = ["price_sram", "price_dram", "price_compute", "tie_break_prices"]
+__all__ = ["price_sram", "price_dram", "price_compute", "search_prices"]
 
 
-def price_compute(unit_cycles: float, preset: Preset) -> float:
-    return unit_cycles * preset.energy.unit_cycle_pj
+def price_compute(active_unit_cycles: float, idle_unit_cycles: float, preset: Preset) -> float:
+    energy = preset.energy
+    return active_unit_cycles * energy.unit_cycle_pj + idle_unit_cycles * energy.idle_unit_cycle_pj
 
 
 def price_sram(counts: dict[str, int], preset: Preset) -> float:
@@ -28,8 +31,9 @@ def price_dram(bits: int, preset: Preset) -> float:
     return bits * preset.dram.pj_per_bit
 
 
-def tie_break_prices(preset: Preset, units: int) -> tuple[float, ...]:
-    """Prices in the order the tiling search wants them (to break ties between equally fast tilings)."""
+def search_prices(preset: Preset) -> tuple[float, ...]:
+    """Prices in the order the tiling search wants them (its objective's energy, and ties between tilings)."""
     e = preset.energy
-    return (units * e.unit_cycle_pj, e.ibuf_read_pj_per_bit, e.ibuf_write_pj_per_bit, e.wbuf_read_pj_per_bit,
-            e.wbuf_write_pj_per_bit, e.obuf_read_pj_per_bit, e.obuf_write_pj_per_bit, preset.dram.pj_per_bit)
+    return (e.unit_cycle_pj, e.idle_unit_cycle_pj, e.ibuf_read_pj_per_bit, e.ibuf_write_pj_per_bit,
+            e.wbuf_read_pj_per_bit, e.wbuf_write_pj_per_bit, e.obuf_read_pj_per_bit, e.obuf_write_pj_per_bit,
+            preset.dram.pj_per_bit)

@@ -20,7 +20,20 @@ in reference/hw.md §1.3), re-expressed here for any array:
   the first fill and so make a layer *faster* at more bits (the public simulator's own table shows it, e.g.
   3×3 64→64 at a=3: 114,732 cycles at w=7 but 114,156 at w=8); with ``TILE`` every term of a tiling's cycles grows
   with the bits and the feasible tilings shrink, so more bits never cost fewer cycles.
-* The pick is the fewest total cycles, then the least energy (same energy formula as the simulator). [repo]
+* The pick follows ``objective`` (the preset's ``policy.search_objective``). ``CYCLES`` (0): the fewest total
+  cycles, then the least energy (same energy formula as the simulator) [repo]; the public-simulator anchors need it.
+  ``ENERGY`` (1): the least energy, then the fewest cycles. ``EDP`` (2): the least energy × cycles, then the fewest
+  cycles, then the least energy [our assumption, see the presets]. Reason for the last two: with cycles first, tiny
+  tiles that shave a few first-fill cycles win at the price of many DRAM refetches (e.g. 3.6× the compulsory DRAM
+  bits for a 32→32 3×3 conv on 16×16 that fits on chip, for 8% fewer cycles).
+* Energy of a tiling: compute = active unit-cycles × ``unit_cycle_pj`` + idle unit-cycles × ``idle_unit_cycle_pj``,
+  plus the SRAM and DRAM bits × their prices. ``units`` is the number of physical compute units (Fusion Units, SIPs,
+  multipliers); every compute cycle holds ``units`` unit-cycles. Active unit-cycles count the work actually mapped
+  (hw.md §5.3: E = cycles · #SIPs_active · e; §5.2: #FU_active): every real (output position, output channel) pair
+  keeps one unit busy for ``unit_temporal`` cycles per reduction chunk of ``unit_reduction`` channels
+  (``ceil(chunk / unit_reduction)`` chunks per input-channel tile, the last tile holding only the real remainder;
+  with im2col the chunk is K²·channels); the rest of the ``compute × units`` unit-cycles are idle (unmapped filter
+  or window slots, unused lanes or rows, padding of the last tile).
 
 Outputs (``output_policy``):
 
@@ -51,7 +64,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["Mapping", "Search", "search", "search_reference", "LOOPS", "ORDERS", "ACC", "ACT", "PROMOTED", "TILE"]
+__all__ = ["Mapping", "Search", "search", "search_reference", "LOOPS", "ORDERS", "ACC", "ACT", "PROMOTED", "TILE",
+           "CYCLES", "ENERGY", "EDP", "OBJECTIVES"]
 
 LOOPS = ("B", "OW", "OH", "IC", "OC")
 # Which tensor each loop indexes: columns act, wgt, out (public simulator tile_deps) [repo].
@@ -79,6 +93,8 @@ def _representative_orders(orders: np.ndarray) -> np.ndarray:
 _REPRESENTATIVES = _representative_orders(ORDERS)
 ACC, ACT = 0, 1
 PROMOTED, TILE = 0, 1
+CYCLES, ENERGY, EDP = 0, 1, 2
+OBJECTIVES = {"cycles": CYCLES, "energy": ENERGY, "edp": EDP}
 _NRESULT = 22
 
 
@@ -90,7 +106,7 @@ class Mapping:
     cols: int  # output channels per cycle
     windows: int  # output positions per cycle
     pack: int  # operands packed per reduction lane (Bit Fusion spatial fusion)
-    temporal: int  # cycles per step (temporal fusion, or bit-serial cycles)
+    temporal: int  # cycles per step (temporal fusion, or bit-serial cycles), divided by ``temporal_div``
     im2col: bool
     pad_outputs: bool  # output tiles occupy whole column banks
     a_bits: int
@@ -103,8 +119,14 @@ class Mapping:
     cap_wgt_bits: int
     cap_out_bits: int
     dram_bits_per_cycle: int
-    # prices used only to break ties between equally fast tilings (as the public simulator does)
-    prices: tuple[float, ...]  # compute_pj_per_cycle, act r/w, wgt r/w, out r/w, dram (pJ per bit)
+    # prices of the search objective's energy (pJ): active unit-cycle, idle unit-cycle, act r/w, wgt r/w, out r/w
+    # and dram (per bit)
+    prices: tuple[float, ...]
+    units: int = 1  # physical compute units of the array (every compute cycle has ``units`` unit-cycles)
+    unit_reduction: int = 1  # reduction channels one unit takes per step (SIP lanes, FU packing, 1 per multiplier)
+    unit_temporal: int = 1  # cycles a unit is busy per step of one (position, channel) pair
+    temporal_div: int = 1  # compute = ceil(steps · temporal / temporal_div) over the layer (Loom on FC layers)
+    objective: int = CYCLES
 
 
 @dataclass(frozen=True)
@@ -126,9 +148,10 @@ class Search:
     obuf_write_bits: int
     order: tuple[str, ...]
     tiles: tuple[int, int, int, int, int]  # b, ow, oh, ic, oc
-    energy_pj: float  # the tie-break energy (simulator formula)
+    energy_pj: float  # the tiling's energy (simulator formula with the active / idle split)
     style: int = 0  # inner-loop stationarity: 0 input, 1 output, 2 weight
     o_tile: int = 1  # the power-of-two output tile before clipping to out_h / out_w
+    active_unit_cycles: int = 0  # unit-cycles doing mapped work; the rest of compute_cycles × units are idle
 
 
 def _tile_sizes(total: int, step: int = 1) -> np.ndarray:
@@ -169,7 +192,8 @@ def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: 
         [batch, out_h, out_w, in_ch, out_ch, kernel, stride, int(mapping.im2col), mapping.rows, mapping.cols,
          mapping.windows, mapping.pack, mapping.temporal, mapping.a_bits, mapping.w_bits, mapping.acc_bits,
          mapping.out_bits, mapping.output_policy, mapping.cap_act_bits, mapping.cap_wgt_bits, mapping.cap_out_bits,
-         mapping.dram_bits_per_cycle, int(mapping.pad_outputs), mapping.fill_rule, -1 if style is None else style],
+         mapping.dram_bits_per_cycle, int(mapping.pad_outputs), mapping.fill_rule, -1 if style is None else style,
+         mapping.units, mapping.unit_reduction, mapping.unit_temporal, mapping.temporal_div, mapping.objective],
         dtype=np.int64,
     )
     prices = np.array(mapping.prices, dtype=np.float64)
@@ -191,7 +215,7 @@ def _to_search(result: np.ndarray, prices: np.ndarray, out_h: int, out_w: int) -
         ibuf_read_bits=values[7], ibuf_write_bits=values[8], wbuf_read_bits=values[9], wbuf_write_bits=values[10],
         obuf_read_bits=values[11], obuf_write_bits=values[12], order=order,
         tiles=(b, min(o, out_w), min(o, out_h), ic, oc), energy_pj=float(result[_NRESULT - 1]),
-        style=values[18], o_tile=o,
+        style=values[18], o_tile=o, active_unit_cycles=values[19],
     )
 
 
@@ -211,9 +235,12 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
     cap = np.empty(3, np.int64)
     cap[0], cap[1], cap[2] = ints[18], ints[19], ints[20]
     bw, pad_out, fill_rule, forced_style = ints[21], ints[22], ints[23], ints[24]
+    units, unit_red, unit_temporal, temporal_div, objective = ints[25], ints[26], ints[27], ints[28], ints[29]
     red = rows * pack
+    pairs = B * OH * OW * OC
     best = np.full(_NRESULT, -1.0)
-    best_cycles, best_energy, best_oi, best_ti = -1, 0.0, 0, 0
+    best_key0, best_key1, best_key2, best_oi, best_ti = 0.0, 0.0, 0.0, 0, 0
+    found = False
     tile = np.empty(3, np.int64)
     fill = np.empty(3, np.int64)
     peak = np.empty(3, np.int64)
@@ -275,10 +302,14 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
                     out_rw *= ntiles
                     wgt_r *= ntiles
                     if im2col:
-                        per_tile = _cdiv(b * oh * ow, windows) * _cdiv(oc, cols) * _cdiv(K * K * ic, red) * temporal
+                        per_tile = _cdiv(b * oh * ow, windows) * _cdiv(oc, cols) * _cdiv(K * K * ic, red)
+                        spp = (IC // ic) * _cdiv(K * K * ic, unit_red) + _cdiv(K * K * (IC % ic), unit_red)
                     else:
-                        per_tile = b * _cdiv(oc, cols) * _cdiv(oh * ow, windows) * K * K * _cdiv(ic, red) * temporal
-                    compute = ntiles * per_tile
+                        per_tile = b * _cdiv(oc, cols) * _cdiv(oh * ow, windows) * K * K * _cdiv(ic, red)
+                        spp = K * K * ((IC // ic) * _cdiv(ic, unit_red) + _cdiv(IC % ic, unit_red))
+                    compute = _cdiv(ntiles * per_tile * temporal, temporal_div)
+                    active = pairs * spp * unit_temporal
+                    e_compute = active * prices[0] + (compute * units - active) * prices[1]
                     distinct_out = tile[2] * counts[0] * counts[1] * counts[2] * counts[4]
                     real_out_tile = ow * oh * oc * b
                     mask = 0
@@ -327,18 +358,29 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
                         fill_drain = _cdiv(first, bw) + _cdiv(last, bw)
                         stalls = max(0, mem - compute) + fill_drain
                         cycles = compute + stalls
-                        energy = (compute * prices[0] + act_r * prices[1] + fill[0] * prices[2]
-                                  + wgt_r * prices[3] + fill[1] * prices[4] + obuf_r * prices[5] + obuf_w * prices[6]
-                                  + (dram_rd + dram_wr) * prices[7])
-                        if best_cycles >= 0:
-                            if cycles > best_cycles:
+                        energy = (e_compute + act_r * prices[2] + fill[0] * prices[3]
+                                  + wgt_r * prices[4] + fill[1] * prices[5] + obuf_r * prices[6] + obuf_w * prices[7]
+                                  + (dram_rd + dram_wr) * prices[8])
+                        if objective == 0:
+                            key0, key1, key2 = float(cycles), energy, 0.0
+                        elif objective == 1:
+                            key0, key1, key2 = energy, float(cycles), 0.0
+                        else:
+                            key0, key1, key2 = cycles * energy, float(cycles), energy
+                        if found:
+                            if key0 != best_key0:
+                                if key0 > best_key0:
+                                    continue
+                            elif key1 != best_key1:
+                                if key1 > best_key1:
+                                    continue
+                            elif key2 != best_key2:
+                                if key2 > best_key2:
+                                    continue
+                            elif oi > best_oi or (oi == best_oi and ti > best_ti):
                                 continue
-                            if cycles == best_cycles:
-                                if energy > best_energy:
-                                    continue
-                                if energy == best_energy and (oi > best_oi or (oi == best_oi and ti > best_ti)):
-                                    continue
-                        best_cycles, best_energy, best_oi, best_ti = cycles, energy, oi, ti
+                        found = True
+                        best_key0, best_key1, best_key2, best_oi, best_ti = key0, key1, key2, oi, ti
                         best[0] = cycles
                         best[1] = compute
                         best[2] = stalls
@@ -358,6 +400,7 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
                         best[16] = ic
                         best[17] = oc
                         best[18] = style
+                        best[19] = active
                         best[_NRESULT - 1] = energy
     return best
 
@@ -374,8 +417,9 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
     caps = {"act": m.cap_act_bits, "wgt": m.cap_wgt_bits, "out": m.cap_out_bits}
     red = m.rows * m.pack
     k2 = kernel * kernel
-    e_core, e_ar, e_aw, e_wr, e_ww, e_or, e_ow, e_dram = m.prices
-    best = None
+    e_active, e_idle, e_ar, e_aw, e_wr, e_ww, e_or, e_ow, e_dram = m.prices
+    pairs = batch * out_h * out_w * out_ch
+    best, best_key = None, None
     for order_index, order in enumerate(itertools.permutations(LOOPS)):
         for b, o, ic, oc in itertools.product(b_tiles, o_tiles, ic_tiles, oc_tiles):
             ow, oh = min(o, out_w), min(o, out_h)
@@ -432,22 +476,29 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
                 last = peak["out"] // tile["out"] * (ow * oh * oc * b) * m.out_bits
                 obuf_w = out_rw + spill
             obuf_r = out_rw + fill["out"]
+            full, rest = divmod(in_ch, ic)
             if m.im2col:
                 per_tile = math.ceil(b * oh * ow / m.windows) * math.ceil(oc / m.cols) * math.ceil(k2 * ic / red)
+                chunks = full * math.ceil(k2 * ic / m.unit_reduction) + math.ceil(k2 * rest / m.unit_reduction)
             else:
                 per_tile = b * math.ceil(oc / m.cols) * math.ceil(oh * ow / m.windows) * k2 * math.ceil(ic / red)
-            compute = ntiles * per_tile * m.temporal
+                chunks = k2 * (full * math.ceil(ic / m.unit_reduction) + math.ceil(rest / m.unit_reduction))
+            compute = -(-ntiles * per_tile * m.temporal // m.temporal_div)
+            active = pairs * chunks * m.unit_temporal
             bw = m.dram_bits_per_cycle
             mem = math.ceil((dram_rd + dram_wr - first - last) / bw)
             fill_drain = math.ceil(first / bw) + math.ceil(last / bw)
             stalls = max(0, mem - compute) + fill_drain
             cycles = compute + stalls
-            energy = (compute * e_core + act_r * e_ar + fill["act"] * e_aw + wgt_r * e_wr + fill["wgt"] * e_ww
+            e_compute = active * e_active + (compute * m.units - active) * e_idle
+            energy = (e_compute + act_r * e_ar + fill["act"] * e_aw + wgt_r * e_wr + fill["wgt"] * e_ww
                       + obuf_r * e_or + obuf_w * e_ow + (dram_rd + dram_wr) * e_dram)
-            if best is None or cycles < best[0] or (cycles == best[0] and energy < best[-1]):
+            key = {CYCLES: (cycles, energy), ENERGY: (energy, cycles), EDP: (cycles * energy, cycles, energy)}[m.objective]
+            if best is None or key < best_key:  # strict: the first of equal keys (lowest order, tiling) stays
+                best_key = key
                 best = (cycles, compute, stalls, mem, fill_drain, dram_rd, dram_wr, act_r, fill["act"], wgt_r,
-                        fill["wgt"], obuf_r, obuf_w, order_index, b, o, ic, oc, style, energy)
+                        fill["wgt"], obuf_r, obuf_w, order_index, b, o, ic, oc, style, active, energy)
     if best is None:
         raise ValueError("no tiling fits the buffers")
-    result = np.array(list(best[:18]) + [best[18], 0, 0, best[-1]], dtype=np.float64)
+    result = np.array(list(best[:18]) + [best[18], best[19], 0, best[-1]], dtype=np.float64)
     return _to_search(result, np.asarray(m.prices), out_h, out_w)

@@ -30,18 +30,25 @@ def fusion_rates(pmax: int, pmin: int, a_bits: int, w_bits: int) -> tuple[int, i
     return spatial, temporal
 
 
-def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, **common) -> tuple[Mapping, int]:
-    """Mapping of a layer onto the Fusion-Unit array, and the number of units charged per compute cycle.
+def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1,
+                  **common) -> Mapping:
+    """Mapping of a layer onto the Fusion-Unit array, with its physical units for the compute energy.
 
     Reduction runs down the ``rows`` (input channels, packed r_s per FU), output channels across the ``cols``
     [repo]. A layer with at most ``im2col_max_in_ch`` input channels (the RGB stem) is lowered with im2col, so
-    K²·C is packed instead of C [repo: first layer]. Every FU is charged every compute cycle, as the public
-    simulator charges the whole core per cycle [repo].
+    K²·C is packed instead of C [repo: first layer].
+
+    Compute energy: the ``rows·cols`` FUs are the units; an FU is active in a cycle when it holds a filter (column)
+    and at least one of its r_s packed input channels (row), for ``t`` temporal passes (hw.md §5.2, "better" form:
+    #FU_active · E_FU_cycle + idle FUs · E_FU_idle). The public simulator charges the whole core every compute
+    cycle (235.104 pJ = 512 × 0.459 pJ, hw.md §1.3) [repo]; with ``unit_cycle_pj`` = 0.459 pJ the split gives
+    exactly that when every FU is busy (the 64→64 and 512→512 anchors), and ``idle_unit_cycle_pj =
+    unit_cycle_pj`` reproduces the simulator on every layer.
     """
     array: BitFusionArray = preset.array
     spatial, temporal = fusion_rates(array.pmax, array.pmin, a_bits, w_bits)
-    mapping = Mapping(
+    return Mapping(
         rows=array.rows, cols=array.cols, windows=1, pack=spatial, temporal=temporal,
-        im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits, **common,
+        im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits,
+        units=array.rows * array.cols, unit_reduction=spatial, unit_temporal=temporal, **common,
     )
-    return mapping, array.rows * array.cols

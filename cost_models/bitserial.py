@@ -13,6 +13,27 @@ Geometry: ``tiles`` × (``filters`` × ``windows``) Serial Inner-Product units (
 Speed-up over the equal-peak 16-bit bit-parallel twin (``parallel_twin``) on layers that fill the tiles: 16/a for
 Stripes, 256/(a·w) for Loom with even ``a`` (hw.md §2.2, §2.4). SRAM reads scale with the operands' bits because
 activations and weights are stored and read at their own widths (bit-transposed storage, hw.md §5.3).
+
+Fully connected layers (one output window: ``batch · out_h · out_w == 1``, i.e. the fc layer and the gates' layers
+of the CIFAR ResNets) do not run in the window-parallel dataflow, where they would use one of ``windows`` SIP
+columns and take ``a`` cycles per step. hw.md §2.2: Stripes has no speed-up on FC layers (same time as its
+bit-parallel twin) [memory]; hw.md §2.4: Loom's FC time scales with the weight precision only,
+``cycles_bitparallel_16x16 · w/16`` [paper abstract]. Both follow from one rule, which this model uses: an FC layer
+has no weight reuse, so it is bound by the weight-buffer bandwidth of the equal-peak twin (``pe_width`` bits per lane
+per filter slot per cycle). It runs on the twin's geometry (``parallel_twin``: ``lanes`` × twin filters, one
+window), and each twin step takes ``ceil(a/pe_width) · stored_w / pe_width`` cycles, where ``stored_w`` is the
+stored weight width: ``ceil(w/pe_width)·pe_width`` for Stripes (bit-parallel weights; so the twin's cycles exactly)
+and ``w`` for Loom (bit-serial weights; so the twin's cycles × w/16 for w ≤ 16, rounded up once per layer)
+[our assumption for the mechanism]. A preset whose geometry has no integer twin keeps the window dataflow on FC
+layers. The SIP work (active SIP-cycles) is the same in both dataflows: ``serial_cycles`` per (filter, window) per
+``lanes`` chunk.
+
+Compute energy (hw.md §5.3: E = cycles · #SIPs_active · e_SIP_cycle): the ``tiles·filters·windows`` SIPs are the
+units; a SIP is active for ``serial_cycles`` cycles per step in which it holds a real (filter, window) pair and a
+chunk of up to ``lanes`` input channels; the other SIP-cycles of the compute cycles are idle and cost
+``idle_unit_cycle_pj``. Loom, like Stripes, fills only ``K`` of its ``filters·tiles`` = 256 filter slots per step:
+CIFAR ResNets have K ≤ 64, so at least 3/4 of the SIPs idle and Loom (1/8 of Stripes' 16-bit peak) can be slower
+than the 16-bit bit-parallel baseline on those layers (``tests/test_cost_models.py`` states it on ResNet-38).
 """
 
 from __future__ import annotations
@@ -21,7 +42,7 @@ from cost_models._tiling import Mapping
 from cost_models.preset import ParallelArray, Preset, SerialArray
 from dfs_sim.errors import ConfigError
 
-__all__ = ["serial_cycles", "array_mapping", "parallel_twin"]
+__all__ = ["serial_cycles", "array_mapping", "parallel_twin", "twin_filters"]
 
 
 def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
@@ -32,27 +53,47 @@ def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
     return act_passes * -(-w_bits // array.pe_width)
 
 
-def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, **common) -> tuple[Mapping, int]:
-    """Mapping onto the SIP array and the number of SIPs charged per cycle (all of them, idle or not)."""
+def twin_filters(array: SerialArray) -> int | None:
+    """Filters per tile of the equal-peak bit-parallel twin: ``filters·windows / serial_cycles(pe, pe)``, or
+    ``None`` when that is not a positive integer. Equal peak: the serial array does ``tiles·filters·windows·lanes``
+    1-bit-serial products per cycle and needs ``serial_cycles(pe, pe)`` cycles per ``pe``-bit MAC (hw.md §2.2,
+    §2.4: speed-ups 16/a and 256/(a·w) are quoted against this twin)."""
+    filters, remainder = divmod(array.filters * array.windows, serial_cycles(array, array.pe_width, array.pe_width))
+    return None if remainder or filters < 1 else filters
+
+
+def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1,
+                  **common) -> Mapping:
+    """Mapping onto the SIP array (window dataflow, or the FC rule for one-window layers; module docstring), with
+    the SIPs as the units of the compute energy."""
     array: SerialArray = preset.array
-    mapping = Mapping(
-        rows=array.lanes, cols=array.filters * array.tiles, windows=array.windows, pack=1,
-        temporal=serial_cycles(array, a_bits, w_bits), im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits, **common,
+    sips = array.tiles * array.filters * array.windows
+    work = serial_cycles(array, a_bits, w_bits)
+    twin = twin_filters(array)
+    if layer_windows == 1 and twin is not None:
+        pe = array.pe_width
+        stored_w = w_bits if array.variant == "loom" else -(-w_bits // pe) * pe
+        geometry = dict(cols=twin * array.tiles, windows=1, temporal=-(-a_bits // pe) * stored_w, temporal_div=pe)
+    else:
+        geometry = dict(cols=array.filters * array.tiles, windows=array.windows, temporal=work)
+    return Mapping(
+        rows=array.lanes, pack=1, im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits,
+        units=sips, unit_reduction=array.lanes, unit_temporal=work, **geometry, **common,
     )
-    return mapping, array.tiles * array.filters * array.windows
 
 
 def parallel_twin(preset: Preset, name: str | None = None) -> Preset:
     """The bit-parallel preset with the same peak 16b×16b MACs/cycle, tiles, lanes, buffers, DRAM and clock.
 
     Peak of the serial array at ``pe_width`` bits: ``tiles·filters·windows·lanes / serial_cycles(pe, pe)``. The twin
-    has one window and ``filters·windows / serial_cycles`` filters per tile (DaDianNao for Stripes). Its energy
-    section is copied unchanged, so compare its cycles, not its compute energy.
+    has one window and ``twin_filters`` = ``filters·windows / serial_cycles`` filters per tile: DaDianNao (16
+    filters) for Stripes (hw.md §2.1, §2.2), 2 filters for Loom at 2 activation bits per cycle (hw.md §2.4: "vs a
+    bit-parallel accelerator with the same peak"). Its energy section is copied unchanged (SIP prices on
+    multipliers), so compare its cycles, not its compute energy.
     """
     array: SerialArray = preset.array
-    steps = serial_cycles(array, array.pe_width, array.pe_width)
-    filters, remainder = divmod(array.filters * array.windows, steps)
-    if remainder or filters < 1:
+    filters = twin_filters(array)
+    if filters is None:
         raise ConfigError(preset.source or preset.name, "array: no integer bit-parallel twin for this geometry")
     twin_array = ParallelArray(tiles=array.tiles, filters=filters, windows=1, lanes=array.lanes,
                                pe_width=array.pe_width, im2col_max_in_ch=array.im2col_max_in_ch)

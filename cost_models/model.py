@@ -9,6 +9,17 @@ Choices (also recorded in each preset's ``[policy]``):
 * Outputs (``output_bits``): ``"act"`` (default, DESIGN §3): final outputs leave at the layer's activation bits,
   partial sums spill at ``acc_bits`` only when the reduction is tiled outside the output tile; ``"acc"``: the public
   Bit Fusion simulator's policy, every output tile is read and written as ``acc_bits`` partial sums [repo].
+* Search objective (``search_objective``): ``"cycles"`` (the public simulator: fewest cycles, then least energy;
+  the anchor tests use it), ``"energy"`` or ``"edp"`` (energy × cycles; the shipped presets' default). See
+  ``_tiling`` and the preset files for the reasons.
+* Compute energy: active unit-cycles at ``unit_cycle_pj``, idle ones at ``idle_unit_cycle_pj`` (hw.md §5.2,
+  §5.3); which units count as active is the kind module's ``array_mapping`` (``bitfusion``, ``bitserial``,
+  ``bitparallel``).
+* SRAM reads are counted per MAC by the public simulator's stationarity proxy (hw.md §1.3): the non-stationary
+  operands are read once per MAC at their bit width, with no sharing of a read among the filters or windows that a
+  broadcast would feed [repo]. On broadcast arrays (DaDianNao, Stripes, Loom: one activation read feeds
+  ``filters·tiles`` SIPs, one weight read ``windows`` SIPs) this overstates the buffer reads; it is kept as the
+  simulator's proxy so that every kind is counted the same way.
 * First fill and last drain (``fill_drain``): ``"tile"`` (default): only the first tile of each operand and the last
   output tile are exposed; ``"promoted"``: the public simulator's whole promoted blocks [repo]. See ``_tiling``.
 * Full precision (``fp_bits``) on integer hardware: ``"int32"`` (default): a 32×32 integer MAC by the array's own
@@ -59,7 +70,8 @@ class LayerCost:
     wbuf_write_bits: int = 0
     obuf_read_bits: int = 0
     obuf_write_bits: int = 0
-    unit_cycles: int = 0  # compute-unit cycles (the compute action count)
+    unit_cycles: int = 0  # compute-unit cycles, active and idle (compute cycles × the array's units)
+    active_unit_cycles: int = 0  # of which doing mapped work (the rest are idle); compute energy prices both
     macs: int = 0
     mem_cycles: int = 0  # DRAM cycles between the first fill and the last drain (roofline term)
     fill_drain_cycles: int = 0  # first fill + last drain, never hidden by compute
@@ -143,18 +155,21 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int,
                  fixed: "_tiling.Search | None" = None) -> tuple[LayerCost, _tiling.Search]:
     """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape."""
-    (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping, units = _search_problem(shape, preset, w_bits, a_bits)
+    (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping = _search_problem(shape, preset, w_bits, a_bits)
     try:
         found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
     except ValueError:
         raise ValueError(f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}") from None
     sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
-    unit_cycles = found.compute_cycles * units
+    unit_cycles = found.compute_cycles * mapping.units
+    active = found.active_unit_cycles
     cost = LayerCost(
         cycles=found.cycles, compute_cycles=found.compute_cycles, stall_cycles=found.stall_cycles,
-        e_compute_pj=_energy.price_compute(unit_cycles, preset), e_sram_pj=_energy.price_sram(sram, preset),
+        e_compute_pj=_energy.price_compute(active, unit_cycles - active, preset),
+        e_sram_pj=_energy.price_sram(sram, preset),
         e_dram_pj=_energy.price_dram(found.dram_read_bits + found.dram_write_bits, preset),
         dram_read_bits=found.dram_read_bits, dram_write_bits=found.dram_write_bits, unit_cycles=unit_cycles,
+        active_unit_cycles=active,
         macs=batch * out_h * out_w * group_out * group_in * kernel * kernel, mem_cycles=found.mem_cycles,
         fill_drain_cycles=found.fill_drain_cycles, **sram,
     )
@@ -164,7 +179,7 @@ def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 
 def search_problem(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: int) -> tuple[tuple, "_tiling.Mapping"]:
     """The (dims, mapping) that the tiling search solves for one layer; for benchmarks and tests of the search."""
-    dims, mapping, _ = _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
+    dims, mapping = _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
     return dims, mapping
 
 
@@ -179,13 +194,13 @@ def _search_problem(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits:
         pad_outputs=buffers.pad_outputs_to_cols, acc_bits=policy.acc_bits,
         out_bits=a_bits, output_policy=_tiling.ACC if policy.output_bits == "acc" else _tiling.ACT,
         fill_rule=_tiling.PROMOTED if policy.fill_drain == "promoted" else _tiling.TILE,
+        objective=_tiling.OBJECTIVES[policy.search_objective], prices=_energy.search_prices(preset),
         cap_act_bits=int(buffers.ibuf_kib * kib_bits), cap_wgt_bits=int(buffers.wbuf_kib * kib_bits),
         cap_out_bits=int(buffers.obuf_kib * kib_bits), dram_bits_per_cycle=preset.dram.bits_per_cycle,
     )
     to_mapping = array_mapping_for(preset.kind)
-    mapping, units = to_mapping(preset, group_in, a_bits, w_bits, prices=(), **common)
-    mapping = dataclasses.replace(mapping, prices=_energy.tie_break_prices(preset, units))
-    return (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping, units
+    mapping = to_mapping(preset, group_in, a_bits, w_bits, layer_windows=batch * out_h * out_w, **common)
+    return (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping
 
 
 def _dominates(low: LayerCost, high: LayerCost) -> bool:
@@ -220,4 +235,5 @@ def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base
     compute = math.ceil(base.macs / preset.policy.fp_macs_per_cycle)
     stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
     return dataclasses.replace(base, cycles=compute + stalls, compute_cycles=compute, stall_cycles=stalls,
-                               unit_cycles=base.macs, e_compute_pj=base.macs * preset.policy.fp_mac_pj)
+                               unit_cycles=base.macs, active_unit_cycles=base.macs,
+                               e_compute_pj=base.macs * preset.policy.fp_mac_pj)

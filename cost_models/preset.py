@@ -98,9 +98,13 @@ class Dram:
 
 @dataclass(frozen=True)
 class Energy:
-    """Per-action energies (Accelergy style): one compute-unit cycle, and one bit read or written per buffer."""
+    """Per-action energies (Accelergy style): one busy compute-unit cycle, one idle compute-unit cycle (a unit of
+    the array that has no operand in that cycle while the array computes), and one bit read or written per buffer.
+    Setting ``idle_unit_cycle_pj = unit_cycle_pj`` charges every unit every compute cycle, as the public Bit Fusion
+    simulator charges its whole core [repo, hw.md §1.3]."""
 
     unit_cycle_pj: float
+    idle_unit_cycle_pj: float
     ibuf_read_pj_per_bit: float
     ibuf_write_pj_per_bit: float
     wbuf_read_pj_per_bit: float
@@ -111,10 +115,13 @@ class Energy:
 
 @dataclass(frozen=True)
 class Policy:
-    """What a choice moves (DESIGN §3): output width, what skip copies, how full precision is executed."""
+    """What a choice moves (DESIGN §3): output width, what skip copies, how full precision is executed; and what
+    the tiling search minimises (``search_objective``: ``"cycles"`` = the public simulator's fewest cycles, then
+    least energy; ``"energy"`` = least energy, then fewest cycles; ``"edp"`` = least energy × cycles)."""
 
     output_bits: str
     fill_drain: str
+    search_objective: str
     acc_bits: int
     skip: str
     skip_copy_bits: int
@@ -127,13 +134,14 @@ ARRAY_SPECS: dict[str, type] = {"bitfusion": BitFusionArray, "bitserial": Serial
 _CHOICES = {
     ("policy", "output_bits"): ("act", "acc"),
     ("policy", "fill_drain"): ("tile", "promoted"),
+    ("policy", "search_objective"): ("cycles", "energy", "edp"),
     ("policy", "skip"): ("alias", "copy"),
     ("policy", "fp_bits"): ("int32", "fp_unit"),
     ("array", "variant"): ("stripes", "loom"),
 }
 # Keys that may be zero (sizes, widths and rates must be > 0; energies may be 0, e.g. in a hand-checkable toy).
 _MAY_BE_ZERO = {("array", "im2col_max_in_ch"), ("dram", "pj_per_bit"), ("policy", "fp_mac_pj")} | {
-    ("energy", name) for name in ("unit_cycle_pj", "ibuf_read_pj_per_bit", "ibuf_write_pj_per_bit", "wbuf_read_pj_per_bit",
+    ("energy", name) for name in ("unit_cycle_pj", "idle_unit_cycle_pj", "ibuf_read_pj_per_bit", "ibuf_write_pj_per_bit", "wbuf_read_pj_per_bit",
                                   "wbuf_write_pj_per_bit", "obuf_read_pj_per_bit", "obuf_write_pj_per_bit")}
 _TOP_KEYS = ("schema_version", "name", "kind", "description")
 _SECTIONS = {"clock": None, "array": None, "buffers": Buffers, "dram": Dram, "energy": Energy, "policy": Policy}

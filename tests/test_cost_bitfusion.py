@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cost_models import layer_cost, load_preset
-from cost_models._tiling import ACC, ACT, PROMOTED, TILE, Mapping, search, search_reference
+from cost_models._tiling import ACC, ACT, EDP, ENERGY, PROMOTED, TILE, Mapping, search, search_reference
 from cost_models.bitfusion import fusion_rates
 from dfs_sim.layer_table import ConvLayer
 
@@ -16,8 +16,10 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bitf
 
 
 def public_sim_preset():
-    """bitfusion_eyeriss with the public simulator's policies: 32-bit partial sums, whole promoted first fill."""
-    return load_preset("bitfusion_eyeriss").replace(policy__output_bits="acc", policy__fill_drain="promoted")
+    """bitfusion_eyeriss with the public simulator's policies: 32-bit partial sums, whole promoted first fill,
+    fewest cycles first."""
+    return load_preset("bitfusion_eyeriss").replace(policy__output_bits="acc", policy__fill_drain="promoted",
+                                                    policy__search_objective="cycles")
 
 
 def _reference_rows():
@@ -81,13 +83,17 @@ def test_nine_bit_operand_costs_what_sixteen_bit_costs_in_compute(name):
 
 
 def _mapping(a, w, *, policy=ACC, fill=PROMOTED, im2col=False, rows=16, cols=32, windows=1, caps=(131072, 262144, 65536),
-             bw=192, pack=None, temporal=1):
+             bw=192, pack=None, temporal=1, objective=0, units=None, unit_reduction=None, div=1):
     spatial, passes = fusion_rates(8, 2, a, w)
-    return Mapping(rows=rows, cols=cols, windows=windows, pack=spatial if pack is None else pack,
+    pack = spatial if pack is None else pack
+    return Mapping(rows=rows, cols=cols, windows=windows, pack=pack,
                    temporal=passes * temporal, im2col=im2col, pad_outputs=cols > 1 and windows == 1, a_bits=a,
                    w_bits=w, acc_bits=32, out_bits=a, output_policy=policy, fill_rule=fill, cap_act_bits=caps[0],
                    cap_wgt_bits=caps[1], cap_out_bits=caps[2], dram_bits_per_cycle=bw,
-                   prices=(235.104, 0.059, 0.114, 0.021, 0.029, 0.033, 0.073, 15.0))
+                   prices=(0.459, 0.1, 0.059, 0.114, 0.021, 0.029, 0.033, 0.073, 15.0),
+                   units=rows * cols if units is None else units,
+                   unit_reduction=pack if unit_reduction is None else unit_reduction, unit_temporal=passes * temporal,
+                   temporal_div=div, objective=objective)
 
 
 CASES = [
@@ -98,12 +104,49 @@ CASES = [
     ((1, 6, 6, 3, 16, 3, 1), _mapping(8, 8, im2col=True, policy=ACT, fill=TILE)),
     ((1, 8, 8, 32, 64, 3, 1), _mapping(10, 10, policy=ACT, fill=TILE, caps=(8192, 16384, 8192))),
     ((1, 8, 4, 16, 32, 1, 1), _mapping(8, 8, rows=16, cols=256, windows=16, pack=1, temporal=8, policy=ACT, fill=TILE)),
+    # the other search objectives; a remainder input-channel tile (20 = 16 + 4); a divided temporal factor (Loom FC)
+    ((1, 8, 8, 16, 16, 3, 1), _mapping(8, 8, objective=EDP)),
+    ((1, 16, 16, 32, 32, 3, 1), _mapping(8, 8, policy=ACT, fill=TILE, objective=EDP)),
+    ((1, 16, 16, 32, 32, 3, 1), _mapping(12, 8, policy=ACT, fill=TILE, objective=ENERGY)),
+    ((2, 4, 4, 20, 40, 3, 2), _mapping(4, 2, policy=ACT, objective=EDP, caps=(4096, 8192, 65536))),
+    ((1, 1, 1, 64, 10, 1, 1), _mapping(8, 8, rows=16, cols=32, pack=1, temporal=8, div=16, policy=ACT, fill=TILE,
+                                        units=4096, unit_reduction=16, objective=EDP)),
 ]
 
 
 @pytest.mark.parametrize("dims, mapping", CASES)
 def test_numba_search_equals_exhaustive_reference(dims, mapping):
     assert search(*dims, mapping) == search_reference(*dims, mapping)
+
+
+def test_search_objectives_trade_cycles_for_dram_on_a_layer_that_fits_on_chip():
+    """32->32 3x3 conv on 16x16 at q8 on bitfusion_eyeriss (the reviewer's case): cycles-first takes tiny tiles and
+    refetches (3.6x the compulsory DRAM bits); energy and EDP take the few-cycles-slower tiling near the minimum."""
+    layer = ConvLayer(32, 32, 16, 16, 3, 1, 1, fixed_option=6)
+    compulsory = (32 * 32 * 9 + 32 * 16 * 16 + 32 * 16 * 16) * 8
+    preset = load_preset("bitfusion_eyeriss")
+    costs = {name: layer_cost(layer, preset.replace(policy__search_objective=name), 8, 8)
+             for name in ("cycles", "energy", "edp")}
+    assert costs["cycles"].dram_bits > 3 * compulsory
+    for name in ("energy", "edp"):
+        assert costs[name].dram_bits < 1.25 * compulsory
+        assert costs[name].energy_pj < 0.6 * costs["cycles"].energy_pj
+        assert costs["cycles"].cycles < costs[name].cycles < 1.1 * costs["cycles"].cycles
+    assert costs["energy"].energy_pj <= costs["edp"].energy_pj
+
+
+def test_idle_fus_cost_what_busy_ones_cost_reproduces_the_whole_core_charge():
+    """With idle = busy price every FU is charged every compute cycle, as the public simulator does (235.104 pJ per
+    cycle for the 512-FU core); a 32-channel layer leaves half the rows of Fusion Units idle at 2 bits."""
+    preset = load_preset("bitfusion_eyeriss")
+    whole = preset.replace(energy__idle_unit_cycle_pj=preset.energy.unit_cycle_pj)
+    layer = ConvLayer(16, 16, 8, 8, 3, 1, 1, fixed_option=6)
+    cost = layer_cost(layer, whole, 8, 8)
+    assert cost.e_compute_pj == pytest.approx(cost.compute_cycles * 235.104)
+    assert cost.active_unit_cycles == 8 * 8 * 16 * 9 * 16  # one FU per (position, filter, channel) at 8 bits
+    assert cost.unit_cycles == cost.compute_cycles * 512 and cost.active_unit_cycles == cost.unit_cycles // 2
+    split = layer_cost(layer, preset, 8, 8)
+    assert split.e_compute_pj == pytest.approx(cost.active_unit_cycles * 0.4591875 + cost.active_unit_cycles * 0.1)
 
 
 def test_fixed_mapping_reevaluates_the_same_tiling():
