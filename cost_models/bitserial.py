@@ -46,7 +46,14 @@ __all__ = ["serial_cycles", "array_mapping", "parallel_twin", "twin_filters"]
 
 
 def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
-    """Cycles per step: Stripes ``ceil(a/b)·ceil(w/pe_width)``, Loom ``ceil(a/b)·w`` (see module docstring)."""
+    """Cycles per step: Stripes ``ceil(a/b)·ceil(w/pe_width)``, Loom ``ceil(a/b)·w``.
+
+    Stripes: one activation bit per cycle, ``min(a, 16)`` cycles per step (DNNsim ``Stripes::process_tiles``,
+    hw.md §2.2) [repo]; ``b = act_bits_per_cycle`` generalises it (1 for Stripes). Weights are ``pe_width`` bits
+    parallel; a wider weight (32-bit full precision) is split into ``ceil(w/pe_width)`` passes, each re-streaming the
+    activation bits [our assumption: the usual multi-pass decomposition, as for the bit-parallel array]. Loom:
+    ``ceil(a_eff/b)·w`` cycles per step (DNNsim ``Loom::process_mmul``, hw.md §2.4) [repo], static precision here.
+    """
     act_passes = -(-a_bits // array.act_bits_per_cycle)
     if array.variant == "loom":
         return act_passes * w_bits

@@ -131,7 +131,11 @@ def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> Lay
 def skip_cost(layer: ConvLayer, preset: "Preset | str") -> LayerCost:
     """A skipped layer: nothing under ``skip = "alias"``; a DRAM read and write of its input under ``"copy"``.
 
-    ``copy`` cycles are the DRAM transfer time (read then write, no compute to hide it) [our assumption].
+    ``alias`` (DESIGN §3 default; hw.md §5.4 "alias"): the identity output is the block input, already where the
+    consumer reads it, so the skip moves nothing and the consumer pays its own normal read. ``copy`` (hw.md §5.4
+    "copy"): the input is read from and written back to DRAM at ``skip_copy_bits``; its cycles are the DRAM transfer
+    time (read then write, no compute to hide it) [our assumption]. Either way no compute (hw.md §5.4:
+    cycles_comp = 0, E_comp = 0), so a skip costs less than any execution.
     """
     preset = load_preset(preset)
     if preset.policy.skip == "alias":

@@ -231,3 +231,40 @@ def test_toy_preset_and_two_layer_network_by_hand(tmp_path):
     # full precision as int32 on 16-bit multipliers: 2 x 2 = 4 passes; traffic at 32 bits
     np.testing.assert_array_equal(table.fixed, [18, 64, 0, 640, 640])
     np.testing.assert_array_equal(table.block[0, 0], [0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("layer", [LINEAR, ConvLayer(20, 40, 1, 1, 1, kind="gate", fixed_option=6)])
+@pytest.mark.parametrize("bits", [(8, 8), (8, 16), (12, 10), (16, 16), (32, 32)])
+def test_fully_connected_layers_on_stripes_cost_the_twin_and_on_loom_the_twin_times_w_over_16(layer, bits):
+    """hw.md §2.2: no Stripes speed-up on FC layers (one window); hw.md §2.4: Loom's FC time scales with w/16 of
+    its equal-peak bit-parallel twin (rounded up once per layer)."""
+    w, a = bits
+    stripes = load_preset("stripes")
+    assert layer_cost(layer, stripes, w, a).compute_cycles == layer_cost(layer, parallel_twin(stripes), w, a).compute_cycles
+    loom = load_preset("loom")
+    twin = layer_cost(layer, parallel_twin(loom), w, a).compute_cycles
+    cost = layer_cost(layer, loom, w, a)
+    if w <= 16:
+        assert cost.compute_cycles == math.ceil(twin * w / 16)
+    # the SIP work is the serial work whatever the dataflow: K filters x ceil(C/16) lane chunks x serial cycles
+    assert cost.active_unit_cycles == layer.out_ch * math.ceil(layer.in_ch / 16) * math.ceil(a / 2) * w
+
+
+def test_fc_layer_at_q8_on_stripes_and_loom_is_not_slower_than_dadiannao():
+    """The reviewer's case: fc 64 -> 10 at q8 cost 32 (Stripes) and 128 (Loom) cycles against 4 on DaDianNao."""
+    base = layer_cost(LINEAR, "bitparallel16", 8, 8).compute_cycles
+    assert base == 4
+    assert layer_cost(LINEAR, "stripes", 8, 8).compute_cycles == base
+    assert layer_cost(LINEAR, "loom", 8, 8).compute_cycles == 2  # its twin (512 MACs/cycle) also takes 4 cycles
+
+
+def test_loom_fills_a_quarter_of_its_filter_slots_and_is_slower_than_the_16_bit_baseline_on_resnet38():
+    """Documented limitation (bitserial module docstring, loom.toml): a ResNet-38 group-3 layer has K = 64 of Loom's
+    256 filter slots, and Loom's 16-bit peak is 1/8 of DaDianNao's, so even at q8 it is slower than bitparallel16."""
+    from dfs_sim.layer_table import cifar_resnet_layers
+
+    layer = next(l for l in cifar_resnet_layers(38) if l.role == "main" and l.out_ch == 64 and l.in_ch == 64)
+    for option in DFS_OPTIONS[1:]:
+        loom = option_cost(layer, "loom", option)
+        assert loom.active_unit_cycles <= loom.unit_cycles // 4  # at most a quarter of the SIPs busy
+        assert loom.cycles > option_cost(layer, "bitparallel16", option).cycles
