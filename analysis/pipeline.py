@@ -38,6 +38,7 @@ PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 1
+PLOT_VERSION = 1  # bump when a plot changes, so that stored plots are drawn again
 FRONT_AXES = {"energy": "energy_pj_mean", "latency": "latency_us_mean"}
 
 
@@ -132,20 +133,38 @@ def _write_outputs(result: ReplayResult, plots: bool) -> None:
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
     if plots:
-        from analysis import plots as figures  # matplotlib is imported only when plots are asked for
-
-        folder = out / PLOTS_DIR
-        folder.mkdir(exist_ok=True)
-        figures.save_figure(figures.frontier_figure(result.per_run, "energy_pj_mean"), folder, "energy_accuracy")
-        figures.save_figure(figures.frontier_figure(result.per_run, "latency_us_mean"), folder, "latency_accuracy")
-        figures.save_figure(figures.decision_map_figure(result.per_block), folder, "decision_maps")
-        figures.save_figure(figures.energy_distribution_figure(result.per_input), folder, "energy_per_input")
-        figures.save_figure(figures.energy_parts_figure(result.per_run), folder, "energy_parts_matched")
+        _write_plots(result, out / PLOTS_DIR)
     keep = {f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet"
             for run in result.runs for preset in result.presets}
     for stale in (out / PARTS_DIR).glob("*.parquet"):
         if stale.name not in keep:
             stale.unlink()
+
+
+PLOT_STEMS = ("energy_accuracy", "latency_accuracy", "decision_maps", "energy_per_input", "energy_parts_matched")
+
+
+def _write_plots(result: ReplayResult, folder: Path) -> None:
+    """Draw the plots, unless the frames they are drawn from are unchanged since the files were written."""
+    from analysis import plots as figures  # matplotlib is imported only when plots are asked for
+
+    digest = hashlib.sha256(f"{figures.__file__}:{PLOT_VERSION}".encode())
+    for frame in (result.per_run, result.per_block, result.per_input):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    stamp = folder / ".frames.sha256"
+    expected = [folder / f"{stem}{suffix}" for stem in PLOT_STEMS for suffix in (".png", ".svg")]
+    if stamp.is_file() and stamp.read_text() == digest.hexdigest() and all(path.is_file() for path in expected):
+        return
+    folder.mkdir(exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    drawings = (lambda: figures.frontier_figure(result.per_run, "energy_pj_mean"),
+                lambda: figures.frontier_figure(result.per_run, "latency_us_mean"),
+                lambda: figures.decision_map_figure(result.per_block),
+                lambda: figures.energy_distribution_figure(result.per_input),
+                lambda: figures.energy_parts_figure(result.per_run))
+    for stem, draw in zip(PLOT_STEMS, drawings):
+        figures.save_figure(draw(), folder, stem)
+    atomic_write_text(stamp, digest.hexdigest())
 
 
 def _write_manifest(result: ReplayResult, fingerprint: str, command: str, clock: "_Clock") -> None:

@@ -152,6 +152,8 @@ def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
 def save_figure(figure: plt.Figure, folder: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically (no timestamps inside, so reruns are byte-identical)."""
     written = []
+    figure.draw_without_rendering()
+    figure.set_layout_engine("none")  # the layout is solved once, not again for every format
     for suffix, metadata in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
         path = folder / f"{stem}{suffix}"
         with atomic_path(path) as temporary:
