@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from dfs_sim.options import Option
 from dfs_sim.quantize import ActivationQuantizer, quantize_weight
 
-__all__ = ["QuantConv2d", "GatedBasicBlock"]
+__all__ = ["GatedBasicBlock", "QuantConv2d"]
 
 
 class QuantConv2d(nn.Conv2d):

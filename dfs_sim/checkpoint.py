@@ -12,7 +12,7 @@ from dfs_sim._atomic import atomic_path
 from dfs_sim.errors import DfsSimError
 from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "plain"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "plain", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "dfs_sim.checkpoint/1"
 _REQUIRED = ("format", "model_name", "num_classes", "model", "stage", "iteration", "config", "seed")
@@ -50,7 +50,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(path, "checkpoint file does not exist")
     try:
         record = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
+    except Exception as error:  # noqa: BLE001 - torch.load raises many unrelated types for a corrupt or foreign file
         raise CheckpointError(path, f"not a readable checkpoint ({type(error).__name__}: {str(error)[:200]})") from None
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(path, f"not a dfs-sim checkpoint (format {CHECKPOINT_FORMAT!r} expected)")

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from dfs_sim.errors import DfsSimError
 
-__all__ = ["DataError", "Split", "load_split", "BatchStream", "DATASETS", "AUGMENTATIONS", "num_classes_of"]
+__all__ = ["AUGMENTATIONS", "DATASETS", "BatchStream", "DataError", "Split", "load_split", "num_classes_of"]
 
 DATASETS = ("cifar10", "cifar100", "digits")
 AUGMENTATIONS = ("none", "crop", "crop_flip")

@@ -11,11 +11,9 @@ import argparse
 import hashlib
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import torch
 
 from dfs_sim.checkpoint import CheckpointError, load_checkpoint
 from dfs_sim.data import load_split
@@ -28,7 +26,7 @@ from dfs_sim.resnet import GatedResNet, traced_layer_table
 from dfs_sim.traces import TraceRun, make_meta, write_trace
 from dfs_sim.train import select_device
 
-__all__ = ["export", "ExportResult", "model_from_checkpoint", "parse_static_option", "main"]
+__all__ = ["ExportResult", "export", "main", "model_from_checkpoint", "parse_static_option"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["GateEmbedding", "GateController", "straight_through_one_hot"]
+__all__ = ["GateController", "GateEmbedding", "straight_through_one_hot"]
 
 
 def straight_through_one_hot(probs: torch.Tensor) -> torch.Tensor:

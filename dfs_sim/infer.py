@@ -11,7 +11,7 @@ from dfs_sim.data import Split
 from dfs_sim.quantize import ActivationQuantizer
 from dfs_sim.resnet import GatedOutput, GatedResNet
 
-__all__ = ["predict", "evaluate", "Evaluation", "calibrate_quantizers"]
+__all__ = ["Evaluation", "calibrate_quantizers", "evaluate", "predict"]
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["quantize_uniform", "quantize_weight", "ActivationQuantizer"]
+__all__ = ["ActivationQuantizer", "quantize_uniform", "quantize_weight"]
 
 _EPS = 1e-8
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from dfs_sim.errors import ConfigError
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.resnet import GatedResNet
 
-__all__ = ["register_model", "create_model", "list_models", "parse_model_name", "MODEL_DEPTHS"]
+__all__ = ["MODEL_DEPTHS", "create_model", "list_models", "parse_model_name", "register_model"]
 
 MODEL_DEPTHS = (8, 14, 20, 38, 74)
 _REGISTRY: dict[str, Callable[..., GatedResNet]] = {}

@@ -15,7 +15,8 @@ Two execution paths give the same result at evaluation:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn

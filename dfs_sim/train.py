@@ -15,9 +15,10 @@ import argparse
 import collections
 import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -27,9 +28,14 @@ from dfs_sim.data import BatchStream, load_split, num_classes_of
 from dfs_sim.errors import ConfigError, DfsSimError
 from dfs_sim.registry import create_model
 from dfs_sim.resnet import GatedResNet
-from dfs_sim.train_config import STAGES, TrainConfig, config_from_dict, load_train_config
+from dfs_sim.train_config import (
+    STAGES,
+    TrainConfig,
+    config_from_dict,
+    load_train_config,
+)
 
-__all__ = ["train", "TrainResult", "select_device", "build_model", "main"]
+__all__ = ["TrainResult", "build_model", "main", "select_device", "train"]
 
 _WINDOW = 50
 
@@ -122,19 +128,13 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
         window: collections.deque = collections.deque(maxlen=_WINDOW)
         model.train()
 
-        def save(path: Path, iteration: int) -> Path:
-            return save_checkpoint(
-                path, model_name=config.model, num_classes=model.num_classes, model=model.state_dict(),
-                optimizer=optimizer.state_dict(), stage=stage_name, iteration=iteration,
-                stream=stream.state_dict(), config=plain(config), seed=config.seed,
-                metrics=_summary(window))
-
         bar = tqdm(total=stage.iterations, initial=first, desc=f"{config.model} {stage_name}", disable=not progress,
                    dynamic_ncols=True, leave=True)
         iteration = first
         for iteration in range(first, stage.iterations):
             if budget_left is not None and budget_left <= 0:
-                result.last_checkpoint = save(out_dir / "last.pt", iteration)
+                result.last_checkpoint = _save(out_dir / "last.pt", config, model, optimizer, stream, stage_name,
+                                               iteration, window)
                 result.stopped_early = True
                 bar.close()
                 return result
@@ -161,12 +161,22 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
                 bar.set_postfix(loss=f"{summary['loss']:.3f}", acc=f"{summary['accuracy']:.1f}%",
                                 comp=f"{summary['computation_pct']:.1f}%", lr=f"{stage.lr_at(iteration):g}")
             if (iteration + 1) % config.checkpoint_every == 0 and iteration + 1 < stage.iterations:
-                result.last_checkpoint = save(out_dir / "last.pt", iteration + 1)
+                result.last_checkpoint = _save(out_dir / "last.pt", config, model, optimizer, stream, stage_name,
+                                               iteration + 1, window)
         bar.close()
-        result.checkpoints[stage_name] = save(out_dir / f"{stage_name}.pt", stage.iterations)
+        result.checkpoints[stage_name] = _save(out_dir / f"{stage_name}.pt", config, model, optimizer, stream,
+                                               stage_name, stage.iterations, window)
         result.last_checkpoint = result.checkpoints[stage_name]
         result.metrics[stage_name] = _summary(window)
     return result
+
+
+def _save(path: Path, config: TrainConfig, model: GatedResNet, optimizer: torch.optim.Optimizer, stream: BatchStream,
+          stage_name: str, iteration: int, window) -> Path:
+    return save_checkpoint(
+        path, model_name=config.model, num_classes=model.num_classes, model=model.state_dict(),
+        optimizer=optimizer.state_dict(), stage=stage_name, iteration=iteration, stream=stream.state_dict(),
+        config=plain(config), seed=config.seed, metrics=_summary(window))
 
 
 def _summary(window: Sequence[tuple[float, float, float]]) -> dict[str, float]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from dfs_sim.errors import ConfigError
 
-__all__ = ["StageConfig", "TrainConfig", "load_train_config", "config_from_dict", "STAGES"]
+__all__ = ["STAGES", "StageConfig", "TrainConfig", "config_from_dict", "load_train_config"]
 
 STAGES = ("backbone", "gate", "joint")
 

@@ -62,7 +62,7 @@ def test_export_skipnet_and_static(checkpoints):
 
 
 def test_export_errors(checkpoints, tmp_path, capsys):
-    folder, dfs, _ = checkpoints
+    _, dfs, _ = checkpoints
     with pytest.raises(DfsSimError, match="static option"):
         export(dfs["backbone"], tmp_path / "x.parquet")
     with pytest.raises(DfsSimError, match="unknown option"):

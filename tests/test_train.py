@@ -10,7 +10,12 @@ from dfs_sim.data import load_split
 from dfs_sim.errors import ConfigError
 from dfs_sim.infer import evaluate
 from dfs_sim.train import main, train
-from dfs_sim.train_config import StageConfig, TrainConfig, config_from_dict, load_train_config
+from dfs_sim.train_config import (
+    StageConfig,
+    TrainConfig,
+    config_from_dict,
+    load_train_config,
+)
 
 
 def _tiny(tmp_path, **changes) -> TrainConfig:
