@@ -1,7 +1,8 @@
 """Three-stage DFS / SkipNet training (DESIGN §1): ``train(config)`` and ``python -m dfs_sim.train``.
 
 1. ``backbone``: every gated block at full precision, no gates; SGD over the backbone.
-2. ``gate``: backbone frozen, the gates trained toward full execution (target ``gate_target`` = 100).
+2. ``gate``: backbone weights frozen (BatchNorm statistics and activation ranges still update), the gates trained
+   toward full execution (target ``gate_target`` = 100).
 3. ``joint``: everything trained with loss = CE + sign·β·Σ mask·cost, sign = +1 while the batch's computation
    percentage is above ``budget`` and −1 at or below it.
 SkipNet is the same machinery with its two options. Checkpoints are written every ``checkpoint_every`` iterations
