@@ -13,6 +13,9 @@ from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -21,6 +24,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(descriptor)
     temporary_path = Path(temporary)
+    os.chmod(temporary_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
     try:
         yield temporary_path
         with open(temporary_path, "rb") as handle:

@@ -93,6 +93,19 @@ def _digits(split: str, split_seed: int) -> Split:
     return Split(split, "digits", images[ids].contiguous(), labels[ids], ids.to(torch.int64), mean, std)
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR python batches only: dicts, lists, bytes and numpy arrays, never arbitrary classes."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _cifar(dataset: str, split: str, path: str | Path | None) -> Split:
     if path is None:
         raise DataError(dataset, "needs a data path (the folder with the python batches, e.g. cifar-10-batches-py)")
@@ -106,11 +119,11 @@ def _cifar(dataset: str, split: str, path: str | Path | None) -> Split:
             raise DataError(file, f"missing {dataset} batch file {file_name!r}")
         try:
             with open(file, "rb") as handle:
-                entry = pickle.load(handle, encoding="bytes")
+                entry = _BatchUnpickler(handle, encoding="bytes").load()
             data = np.asarray(entry[b"data"], dtype=np.uint8)
             target = np.asarray(entry[_LABEL_KEYS[dataset]], dtype=np.int64)
-        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-            raise DataError(file, f"not a {dataset} python batch ({type(error).__name__}: {error})") from None
+        except Exception as error:  # a damaged pickle can fail in almost any way; all of them mean "not a batch"
+            raise DataError(file, f"not a {dataset} python batch ({type(error).__name__}: {str(error)[:80]})") from None
         if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != target.shape[0]:
             raise DataError(file, f"malformed batch: data {data.shape}, labels {target.shape}; expected N×3072 and N")
         if target.size and (target.min() < 0 or target.max() >= num_classes_of(dataset)):
