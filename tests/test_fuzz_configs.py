@@ -5,7 +5,6 @@ import pickle
 import tomllib
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cost_models import list_presets, load_preset
@@ -164,8 +163,6 @@ def test_layer_tables_in_traces(index, fields):
 @fuzz(100)
 @given(cut=st.integers(0, 10**6), flip=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(1, 255))))
 def test_truncated_cifar_batches(tmp_path_factory, cut, flip):
-    torch = pytest.importorskip("torch")  # the data loader is part of the model side
-    del torch
     from dfs_sim.data import DataError, load_split
 
     folder = tmp_path_factory.mktemp("cifar")

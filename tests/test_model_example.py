@@ -11,10 +11,9 @@ from dfs_sim.traces import read_trace
 FOLDER = Path(__file__).resolve().parent.parent / "examples" / "traces"
 FILES = sorted(FOLDER.glob("*.parquet"))
 
-pytestmark = pytest.mark.skipif(not FILES, reason="examples/traces/ has not been generated")
-
 
 def test_bundled_traces_cover_every_method_and_stay_small():
+    assert FILES, "examples/traces/ is empty: regenerate it with python examples/make_traces.py"
     runs = [read_trace(path) for path in FILES]
     budgets = {method: sorted(r.budget for r in runs if r.method == method) for method in ("dfs", "skipnet")}
     assert len(budgets["dfs"]) >= 3 and len(budgets["skipnet"]) >= 2
