@@ -70,15 +70,18 @@ def replay_costs(codes, cost_table) -> np.ndarray:
 
 # --- Many presets at once: one metric for P presets per input, with adjacent blocks combined into pairs ----------
 
-LANES = 8  # float64 values per 64-byte cache line: presets are padded to a multiple of this
+# Presets are summed in groups of LANES per pass, each lane a scalar running total that stays in a register. Numba
+# does not vectorise these sums, so every padded lane costs a load and an add: five lanes (the shipped preset count)
+# measured 1.7x faster than eight lanes padded to a cache line on the 2-core AVX2 machine CI runs on.
+LANES = 5
 
 
 def pair_tables(tables: np.ndarray) -> np.ndarray:
     """Combine adjacent gated blocks: ``pairs[j, k1 * K + k2, p] = tables[2j, k1, p] + tables[2j+1, k2, p]``.
 
     ``tables`` is (B, K, P) for one metric on P presets. An odd last block is paired with a zero-cost dummy block
-    whose code is always 0. P is padded with zeros to a multiple of ``LANES`` so that one lookup is whole cache lines.
-    Each input then needs B/2 lookups instead of B.
+    whose code is always 0. P is padded with zeros to a multiple of ``LANES``. Each input then needs B/2 lookups
+    instead of B.
     """
     tables = np.asarray(tables, dtype=np.float64)
     blocks, options, presets = tables.shape
@@ -90,27 +93,61 @@ def pair_tables(tables: np.ndarray) -> np.ndarray:
     return pairs
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@numba.njit(cache=True, parallel=True, fastmath=True, boundscheck=False)
 def _pair_kernel(codes, pairs, fixed, options, out):  # pragma: no cover - compiled
-    """Fill ``out`` (N, lanes). Running totals live in a small local array that LLVM keeps in vector registers; even
-    and odd pairs go to two separate sets of totals, which halves the chain of dependent additions per input."""
+    """Fill ``out`` (N, lanes): five scalar totals per pass, and even and odd pairs into two separate sets of them,
+    which halves each chain of dependent additions. An odd last block is looked up alone (its pair's dummy is 0)."""
     n_inputs, n_blocks = codes.shape
     full_pairs = n_blocks // 2
-    lanes = pairs.shape[2]
-    for n in numba.prange(n_inputs):
-        for base in range(0, lanes, 8):
-            totals = np.zeros(16)
-            for j in range(full_pairs):
-                row = np.int64(codes[n, 2 * j]) * options + codes[n, 2 * j + 1]
-                half = (j & 1) * 8
-                for lane in range(8):
-                    totals[half + lane] += pairs[j, row, base + lane]
-            if full_pairs < pairs.shape[0]:  # an odd last block, paired with a zero-cost dummy at code 0
-                row = np.int64(codes[n, 2 * full_pairs]) * options
-                for lane in range(8):
-                    totals[lane] += pairs[full_pairs, row, base + lane]
-            for lane in range(8):
-                out[n, base + lane] = fixed[base + lane] + totals[lane] + totals[8 + lane]
+    odd = n_blocks % 2 == 1
+    for base in range(0, pairs.shape[2], 5):
+        group = pairs[:, :, base:base + 5]
+        for n in numba.prange(n_inputs):
+            a0 = fixed[base]
+            a1 = fixed[base + 1]
+            a2 = fixed[base + 2]
+            a3 = fixed[base + 3]
+            a4 = fixed[base + 4]
+            b0 = 0.0
+            b1 = 0.0
+            b2 = 0.0
+            b3 = 0.0
+            b4 = 0.0
+            j = 0
+            while j + 1 < full_pairs:
+                r = group[j, np.int64(codes[n, 2 * j]) * options + codes[n, 2 * j + 1]]
+                q = group[j + 1, np.int64(codes[n, 2 * j + 2]) * options + codes[n, 2 * j + 3]]
+                a0 += r[0]
+                a1 += r[1]
+                a2 += r[2]
+                a3 += r[3]
+                a4 += r[4]
+                b0 += q[0]
+                b1 += q[1]
+                b2 += q[2]
+                b3 += q[3]
+                b4 += q[4]
+                j += 2
+            if j < full_pairs:
+                r = group[j, np.int64(codes[n, 2 * j]) * options + codes[n, 2 * j + 1]]
+                a0 += r[0]
+                a1 += r[1]
+                a2 += r[2]
+                a3 += r[3]
+                a4 += r[4]
+            if odd:
+                r = group[full_pairs, np.int64(codes[n, 2 * full_pairs]) * options]
+                b0 += r[0]
+                b1 += r[1]
+                b2 += r[2]
+                b3 += r[3]
+                b4 += r[4]
+            row = out[n]
+            row[base] = a0 + b0
+            row[base + 1] = a1 + b1
+            row[base + 2] = a2 + b2
+            row[base + 3] = a3 + b3
+            row[base + 4] = a4 + b4
     return out
 
 
@@ -118,7 +155,7 @@ def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out
     """One metric for every input on P presets at once: ``out[n, p] = fixed[p] + Σ_b tables[b, codes[n, b], p]``.
 
     ``tables`` is (B, K, P) and ``fixed`` (P,). Validates like ``replay_costs``; returns an (N, P) float64 view of
-    an (N, P padded to 8) buffer, which can be passed back as ``out`` to avoid allocating (and page-faulting) a new
+    an (N, P padded to a multiple of LANES) buffer, which can be passed back as ``out`` to avoid allocating (and page-faulting) a new
     one for every chunk. ``replay_presets_reference`` is the plain-numpy twin.
     """
     tables = np.asarray(tables, dtype=np.float64)
@@ -128,7 +165,8 @@ def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out
         raise ValueError(f"tables must be (blocks, options, presets) and fixed (presets,), got {tables.shape} and {fixed.shape}")
     if codes.ndim != 2 or codes.shape[1] != tables.shape[0]:
         raise ValueError(f"codes must be (inputs, {tables.shape[0]}), got {codes.shape}")
-    if codes.size and (codes.min() < 0 or codes.max() >= tables.shape[1]):
+    unsigned = codes.dtype.kind == "u"  # one pass over the codes instead of two
+    if codes.size and ((not unsigned and codes.min() < 0) or codes.max() >= tables.shape[1]):
         raise ValueError(f"codes must lie in 0..{tables.shape[1] - 1}")
     presets = tables.shape[2]
     pairs = pair_tables(tables)

@@ -13,7 +13,7 @@ def test_hand_case():
     codes = np.array([[1, 0], [1, 1]], dtype=np.uint8)
     np.testing.assert_array_equal(replay_presets(codes, tables, np.array([0.5])), [[110.5], [1010.5]])
     pairs = pair_tables(tables)
-    assert pairs.shape == (1, 4, 8) and pairs[0, 1 * 2 + 1, 0] == 1010.0
+    assert pairs.shape == (1, 4, 5) and pairs[0, 1 * 2 + 1, 0] == 1010.0
 
 
 @settings(max_examples=60, deadline=None)
