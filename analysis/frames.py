@@ -10,16 +10,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 from analysis.summary import option_histogram
 from dfs_sim.traces import TraceRun
 
-__all__ = ["COST_METRICS", "ENERGY_PARTS", "per_input_frame", "per_run_frame", "per_block_frame", "run_labels"]
+__all__ = ["COST_METRICS", "ENERGY_PARTS", "per_input_frame", "per_run_frame", "per_block_frame", "run_labels",
+           "wilson_interval"]
 
 COST_METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
 ENERGY_PARTS = ("e_compute_pj", "e_sram_pj", "e_dram_pj")
-CONFIDENCE_LEVEL = 0.95
+Z_95 = 1.959963984540054  # the standard normal quantile at 0.975, for a two-sided 95% interval
 
 
 def run_labels(run: TraceRun) -> dict:
@@ -63,9 +63,9 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
     for (run_name, preset), group in per_input.groupby(["run", "preset"], sort=False):
         run = by_name[run_name]
         correct = int(group["correct"].sum())
-        interval = binomtest(correct, len(group)).proportion_ci(CONFIDENCE_LEVEL, method="wilson")
+        low, high = wilson_interval(correct, len(group))
         row = {**run_labels(run), "preset": preset, "n": len(group), "accuracy": correct / len(group),
-               "accuracy_ci_low": interval.low, "accuracy_ci_high": interval.high}
+               "accuracy_ci_low": low, "accuracy_ci_high": high}
         for column in ("energy_pj", "latency_us"):
             values = group[column].to_numpy()
             row[f"{column}_mean"] = values.mean()
@@ -82,6 +82,19 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
     fractions = [column for column in frame.columns if column.startswith("frac_")]
     frame[fractions] = frame[fractions].fillna(0.0)
     return frame
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson, JASA 1927); 95% by default.
+
+    Unlike the normal approximation it stays inside [0, 1] and behaves at 0 and n successes, which matters for
+    accuracies near 100% on small test sets.
+    """
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def per_block_frame(runs: Iterable[TraceRun]) -> pd.DataFrame:

@@ -58,13 +58,15 @@ class ReplayResult:
 
 def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[str] | None = None,
            out: str | os.PathLike | None = None, force: bool = False, plots: bool = True, command: str = "",
-           progress: bool | None = None) -> ReplayResult:
+           progress: bool | None = None, plot_workers: int | None = None) -> ReplayResult:
     """Replay every run on every preset (default: all shipped presets) and, if ``out`` is given, write the results.
 
     Raises a ``DfsSimError`` subclass for bad input (traces, presets, output folder) before anything is written.
     ``force`` allows writing into a folder that holds results of other inputs. ``progress=None`` shows a bar only on
-    a terminal.
+    a terminal. ``plot_workers`` processes draw the plots (default: 2 where there are two cores or more).
     """
+    if plot_workers is None:
+        plot_workers = min(2, os.cpu_count() or 1)
     clock = _Clock()
     runs = tuple(read_traces(traces)) if isinstance(traces, (str, os.PathLike)) else tuple(traces)
     loaded = tuple(load_preset(name) for name in (presets or list_presets()))
@@ -76,9 +78,32 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
         out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTS_DIR, command=command)
     clock.lap("read_s")
 
+    parts, reused = _replay_parts(runs, loaded, out_dir, progress)
+    clock.lap("replay_s")
+
+    # Parts computed now and parts read back are both Arrow tables with one schema, so the result does not depend
+    # on which parts were reused.
+    per_input_table = pa.concat_tables(parts)
+    per_input = per_input_table.to_pandas()
+    per_run = per_run_frame(per_input, runs)
+    per_block = per_block_frame(runs)
+    fronts = _fronts(per_run)
+    matched = matched_comparison(per_run)
+    clock.lap("frames_s")
+    result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
+    if out_dir is not None:
+        _write_table(per_input_table, out_dir / "per_input.parquet")
+        _write_outputs(result, plots, plot_workers)
+        clock.lap("write_s")
+        _write_manifest(result, fingerprint, command, clock)
+    return result
+
+
+def _replay_parts(runs, presets, out_dir: Path | None, progress) -> tuple[list[pa.Table], int]:
+    """The per-input frame of every run × preset, as Arrow tables; finished parts under ``out_dir`` are reused."""
     parts, reused = [], 0
     tables: dict[tuple, object] = {}
-    pairs = [(run, preset) for run in runs for preset in loaded]
+    pairs = [(run, preset) for run in runs for preset in presets]
     for run, preset in tqdm(pairs, desc="replay runs x presets", unit="pair", disable=_quiet(progress)):
         part_path = out_dir / PARTS_DIR / f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet" if out_dir else None
         part = _read_part(part_path) if part_path is not None else None
@@ -94,24 +119,7 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
         else:
             reused += 1
         parts.append(part)
-    clock.lap("replay_s")
-
-    # Parts computed now and parts read back are both Arrow tables with one schema, so the result does not depend
-    # on which parts were reused.
-    per_input_table = pa.concat_tables(parts)
-    per_input = per_input_table.to_pandas()
-    per_run = per_run_frame(per_input, runs)
-    per_block = per_block_frame(runs)
-    fronts = _fronts(per_run)
-    matched = matched_comparison(per_run)
-    clock.lap("frames_s")
-    result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
-    if out_dir is not None:
-        _write_table(per_input_table, out_dir / "per_input.parquet")
-        _write_outputs(result, plots)
-        clock.lap("write_s")
-        _write_manifest(result, fingerprint, command, clock)
-    return result
+    return parts, reused
 
 
 def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +133,7 @@ def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _write_outputs(result: ReplayResult, plots: bool) -> None:
+def _write_outputs(result: ReplayResult, plots: bool, plot_workers: int) -> None:
     out = result.out
     _write_parquet(result.per_run, out / "per_run.parquet")
     atomic_write_text(out / "per_run.csv", result.per_run.to_csv(index=False))
@@ -133,7 +141,7 @@ def _write_outputs(result: ReplayResult, plots: bool) -> None:
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
     if plots:
-        _write_plots(result, out / PLOTS_DIR)
+        _write_plots(result, out / PLOTS_DIR, plot_workers)
     keep = {f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet"
             for run in result.runs for preset in result.presets}
     for stale in (out / PARTS_DIR).glob("*.parquet"):
@@ -141,29 +149,26 @@ def _write_outputs(result: ReplayResult, plots: bool) -> None:
             stale.unlink()
 
 
-PLOT_STEMS = ("energy_accuracy", "latency_accuracy", "decision_maps", "energy_per_input", "energy_parts_matched")
-
-
-def _write_plots(result: ReplayResult, folder: Path) -> None:
+def _write_plots(result: ReplayResult, folder: Path, workers: int) -> None:
     """Draw the plots, unless the frames they are drawn from are unchanged since the files were written."""
     from analysis import plots as figures  # matplotlib is imported only when plots are asked for
 
+    frames = {"per_run": result.per_run, "per_block": result.per_block, "per_input": result.per_input}
     digest = hashlib.sha256(f"{figures.__file__}:{PLOT_VERSION}".encode())
-    for frame in (result.per_run, result.per_block, result.per_input):
+    for frame in frames.values():
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     stamp = folder / ".frames.sha256"
-    expected = [folder / f"{stem}{suffix}" for stem in PLOT_STEMS for suffix in (".png", ".svg")]
+    expected = [folder / f"{stem}{suffix}" for stem in figures.REPLAY_PLOTS for suffix in (".png", ".svg")]
     if stamp.is_file() and stamp.read_text() == digest.hexdigest() and all(path.is_file() for path in expected):
         return
     folder.mkdir(exist_ok=True)
     stamp.unlink(missing_ok=True)
-    drawings = (lambda: figures.frontier_figure(result.per_run, "energy_pj_mean"),
-                lambda: figures.frontier_figure(result.per_run, "latency_us_mean"),
-                lambda: figures.decision_map_figure(result.per_block),
-                lambda: figures.energy_distribution_figure(result.per_input),
-                lambda: figures.energy_parts_figure(result.per_run))
-    for stem, draw in zip(PLOT_STEMS, drawings):
-        figures.save_figure(draw(), folder, stem)
+    pool = figures.plot_pool(workers)
+    try:
+        figures.draw_replay_plots(frames, folder, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     atomic_write_text(stamp, digest.hexdigest())
 
 

@@ -122,3 +122,13 @@ def test_unknown_and_duplicate_presets(traces, tmp_path):
     with pytest.raises(ConfigError, match="more than once"):
         replay(traces, presets=["stripes", "stripes"], out=tmp_path / "y", progress=False)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_wilson_interval_against_scipy():
+    from scipy.stats import binomtest
+
+    from analysis.frames import wilson_interval
+
+    for successes, trials in ((0, 10), (7, 10), (355, 360), (360, 360), (1, 1)):
+        expected = binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+        assert wilson_interval(successes, trials) == pytest.approx((expected.low, expected.high), abs=1e-12)
