@@ -99,17 +99,21 @@ def energy_distribution_figure(per_input: pd.DataFrame) -> plt.Figure:
         at_preset = per_input[per_input["preset"] == preset]
         data = [at_preset.loc[at_preset["run"] == run, "energy_pj"].to_numpy() * 1e-6 for run in runs]
         methods = [at_preset.loc[at_preset["run"] == run, "method"].iloc[0] for run in runs]
-        boxes = axis.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True)
-        for box, method in zip(boxes["boxes"], methods):
-            box.set_facecolor(METHOD_STYLE[method]["color"])
+        boxes = axis.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True,
+                             medianprops={"color": "black"})
+        for position, (box, method, values) in enumerate(zip(boxes["boxes"], methods, data), start=1):
+            style = METHOD_STYLE[method]
+            box.set_facecolor(style["color"])
             box.set_alpha(0.6)
+            # the mean as a marker, so that runs with no spread (static) stay visible
+            axis.scatter([position], [values.mean()], color=style["color"], marker=style["marker"], zorder=3, s=18)
         axis.set_xticks(range(1, len(runs) + 1), runs, rotation=60, ha="right", fontsize=7)
         axis.set_ylabel("Energy per input (µJ)")
         axis.set_title(preset)
         axis.grid(alpha=0.3, axis="y")
     handles = [plt.Rectangle((0, 0), 1, 1, color=style["color"], alpha=0.6) for style in METHOD_STYLE.values()]
     figure.legend(handles, [style["label"] for style in METHOD_STYLE.values()], loc="upper right")
-    figure.suptitle("Per-input energy of each run")
+    figure.suptitle("Per-input energy of each run (box: quartiles, whiskers: 1st–99th percentile, marker: mean)")
     return figure
 
 
