@@ -87,7 +87,8 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
                       config.get("split_seed", 0))
     model.to(select_device(device))
     layers = traced_layer_table(model, input_size=32)
-    expected = cifar_resnet_layers(model.depth, num_classes=model.num_classes, options=model.options)
+    expected = cifar_resnet_layers(model.depth, num_classes=model.num_classes, options=model.options,
+                                   gates=model.static_option is None)
     if layers != expected:
         raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
     calibration = None

@@ -221,6 +221,7 @@ def cifar_resnet_layers(
     input_size: int = 32,
     in_channels: int = 3,
     widths: tuple[int, int, int] = (16, 32, 64),
+    gates: bool = True,
 ) -> LayerTable:
     """The gated CIFAR ResNet (6n+2 layers, BasicBlock) of the DFS and SkipNet reference code, as a layer table.
 
@@ -229,6 +230,7 @@ def cifar_resnet_layers(
     (the option with ``float=True``). Every block but the first is gated; the gate of gated block b reads the output
     of the block before it: AvgPool → 1×1 conv to 10 channels → LSTM(10, 10) → Linear(10, len(options)).
     The LSTM step is listed as one linear layer of 20 → 40 (the four gates over input and hidden state).
+    ``gates=False`` leaves the gate layers out: a static baseline runs every block at one option and runs no gate.
     """
     if depth < 8 or (depth - 2) % 6:
         raise LayerTableError(f"cifar_resnet_layers(depth={depth})", "depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, 110, ...)")
@@ -246,7 +248,7 @@ def cifar_resnet_layers(
             is_gated = not (group == 0 and index == 0)
             block = gated if is_gated else None
             fixed = None if is_gated else fp
-            if is_gated:
+            if is_gated and gates:
                 layers += _gate_layers(gated, channels, len(options), fp)
             out_size = (size + 2 - 3) // stride + 1
             layers.append(ConvLayer(channels, width, size, size, 3, stride, 1, name=f"{prefix}.conv1", block=block, fixed_option=fixed))

@@ -209,14 +209,16 @@ class GatedResNet(nn.Module):
 
 # --------------------------------------------------------------------------------------------------------------------
 def _compute_layers(model: GatedResNet):
-    """(name, module, call index, kind, block, role, fixed_option) of every compute layer, in layer-table order."""
+    """(name, module, call index, kind, block, role, fixed_option) of every compute layer, in layer-table order.
+
+    A static model runs no gate, so its gates are not compute layers."""
     fp = model.fp_code
     rows = [("stem", model.stem, 0, "conv", None, "main", fp)]
     all_blocks = [model.first_block, *model.blocks]
     for position, (name, block) in enumerate(zip(model.block_names, all_blocks)):
         gated = position > 0
         b = position - 1 if gated else None
-        if gated:
+        if gated and model.static_option is None:
             rows += [
                 (f"gate{b}.conv", model.gate_embeddings[b].conv, 0, "gate", None, "main", fp),
                 (f"gate{b}.lstm", model.controller.lstm, b, "gate", None, "main", fp),
@@ -242,16 +244,14 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
 
     for module in {id(row[1]): row[1] for row in rows}.values():
         handles.append(module.register_forward_hook(hook))
-    was_training, static = model.training, model.static_option
+    was_training = model.training
     try:
         model.eval()
-        model.static_option = None  # run the gates too: a static model still carries (and is charged for) them
         device = next(model.parameters()).device
         with torch.no_grad():
             model.forward_candidates(torch.zeros(1, model.in_channels, input_size, input_size, device=device), naive=True)
     finally:
         model.train(was_training)
-        model.static_option = static
         for handle in handles:
             handle.remove()
     layers = []

@@ -87,3 +87,13 @@ def test_bad_depths_and_tables():
         LayerTable.from_records([dict(records[0], fixed_option=None)])
     # a bare layer, as hardware people write it, is valid on its own
     assert ConvLayer(in_ch=64, out_ch=64, in_h=58, in_w=58, kernel=3).macs == 64 * 64 * 9 * 56 * 56
+
+
+def test_static_tables_leave_out_the_gates():
+    with_gates, without = cifar_resnet_layers(20), cifar_resnet_layers(20, gates=False)
+    assert without.num_blocks == with_gates.num_blocks
+    assert [layer for layer in with_gates if layer.kind != "gate"] == list(without)
+    # by hand, ResNet-20's 8 gates: 1x1 conv to 10 on the previous block's output (16 ch for the gates of blocks
+    # 1-3, 32 for 4-6, 64 for 7-8), LSTM(10, 10) = 4 x (10x10 + 10x10), Linear(10, 7)
+    gate_macs = 10 * (3 * 16 + 3 * 32 + 2 * 64) + 8 * 800 + 8 * 70
+    assert with_gates.total_macs - without.total_macs == gate_macs == 9680

@@ -32,7 +32,9 @@ def test_traced_layer_table_equals_cifar_resnet_layers(name):
     options = SKIPNET_OPTIONS if name.startswith("skipnet") else DFS_OPTIONS
     assert model.options == options
     table = traced_layer_table(model)
-    assert table == cifar_resnet_layers(model.depth, num_classes=10, options=options)
+    static = name.startswith("static")
+    assert table == cifar_resnet_layers(model.depth, num_classes=10, options=options, gates=not static)
+    assert any(layer.kind == "gate" for layer in table) != static  # a static baseline runs, and pays, no gate
     assert table.num_blocks == model.num_gated == (model.depth - 2) // 2 - 1
 
 
