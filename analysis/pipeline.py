@@ -38,7 +38,7 @@ PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 1
-PLOT_VERSION = 2  # bump when a plot changes, so that stored plots are drawn again
+PLOT_VERSION = 3  # bump when a plot changes, so that stored plots are drawn again
 FRONT_AXES = {"energy": "energy_pj_mean", "latency": "latency_us_mean"}
 
 
