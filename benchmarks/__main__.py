@@ -50,7 +50,7 @@ def bench_replay(inputs: int, blocks: int = 35) -> dict:
 
     out = replay_presets(codes[:1000], energy, fixed).base
     out = np.empty((inputs, out.shape[1]))
-    kernel_s = best_of(lambda: replay_presets(codes, energy, fixed, out=out))
+    kernel_s = best_of(lambda: replay_presets(codes, energy, fixed, out=out), repeat=7)  # shared VMs are noisy
 
     @numba.njit(parallel=True, cache=False)
     def stream(flat):
@@ -144,14 +144,14 @@ def bench_cli() -> dict:
     times = {}
     with tempfile.TemporaryDirectory() as folder:
         cold_env = dict(env, NUMBA_CACHE_DIR=str(Path(folder) / "numba"), DFS_SIM_CACHE=str(Path(folder) / "tables"))
-        for label, run_env in (("cold", cold_env), ("warm", cold_env)):
+        for label in ("cold", "warm", "warm_again"):  # warm: Numba and cost-table caches filled, new output folder
             out = Path(folder) / f"results_{label}"
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "dfs_sim.replay", str(EXAMPLE), "--out", str(out), "--quiet"],
-                           env=run_env, cwd=ROOT, check=True)
+                           env=cold_env, cwd=ROOT, check=True)
             times[label] = time.perf_counter() - start
     return {"import_s": float(importing[0]), "torch_imported": importing[1] == "True", "cli_cold_s": times["cold"],
-            "cli_warm_s": times["warm"]}
+            "cli_warm_s": min(times["warm"], times["warm_again"])}
 
 
 def bench_model(batch: int = 256) -> dict:
