@@ -17,7 +17,6 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,6 +33,7 @@ from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
 from dfs_sim._atomic import atomic_path, atomic_write_text
+from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 from dfs_sim.provenance import git_commit, utc_now, versions
 from dfs_sim.traces import TraceRun, read_traces
@@ -101,12 +101,7 @@ class SweepResult:
 def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     """Read and validate a sweep spec; any problem raises ``ConfigError`` naming the file and the key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, "file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(path, f"not valid TOML: {error}") from None
+    data = read_toml(path)
     unknown = sorted(set(data) - set(SPEC_KEYS))
     if unknown:
         raise ConfigError(path, f"unknown key {unknown[0]!r}; valid: {', '.join(SPEC_KEYS)}")
@@ -129,9 +124,9 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
                                     f"integer, got {value!r}")
     base_path = _base_path(str(data["base"]), path)
     try:
-        base_document = tomllib.loads(base_path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(path, f"key 'base': cannot read preset {base_path} ({error})") from None
+        base_document = read_toml(base_path)
+    except ConfigError as error:
+        raise ConfigError(path, f"key 'base': {error}") from None
     _validated_preset(base_document, f"{path}: key 'base'")
     axes = data["axes"]
     if not isinstance(axes, dict) or not axes:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 
 __all__ = [
@@ -225,13 +225,7 @@ def _load_cached(path: str, mtime: int) -> Preset:
 
 
 def _parse_file(path: Path) -> Preset:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, "file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(path, f"not valid TOML: {error}") from None
-    return preset_from_dict(data, source=path)
+    return preset_from_dict(read_toml(path), source=path)
 
 
 def preset_from_dict(data: dict, source: object = "preset") -> Preset:

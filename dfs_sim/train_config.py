@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 
 __all__ = ["STAGES", "StageConfig", "TrainConfig", "config_from_dict", "load_train_config"]
@@ -167,14 +167,7 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a TOML file, apply ``overrides`` (same shape) and validate."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, "config file does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(path, f"cannot read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, f"not valid TOML: {error}") from None
+    data = read_toml(path)
     for key, value in (overrides or {}).items():
         if key in STAGES and isinstance(value, dict):
             data.setdefault(key, {}).update(value)
