@@ -27,6 +27,7 @@ from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
 from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table, list_presets, load_preset
+from cost_models.cost_table import MODEL_VERSION
 from dfs_sim._atomic import atomic_path, atomic_write_text
 from dfs_sim.errors import ConfigError
 from dfs_sim.provenance import git_commit, utc_now, versions
@@ -197,7 +198,8 @@ def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
 
 
 def _part_key(run: TraceRun, preset) -> str:
-    payload = f"{FRAME_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:{preset.content_hash()}"
+    payload = (f"{FRAME_VERSION}:{MODEL_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:"
+               f"{preset.content_hash()}")
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -31,6 +31,7 @@ from analysis._output import MANIFEST, claim_output_folder
 from analysis.matched import matched_comparison
 from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table
+from cost_models.cost_table import MODEL_VERSION
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
 from dfs_sim._atomic import atomic_path, atomic_write_text
 from dfs_sim._toml import read_toml
@@ -209,7 +210,8 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
     if out is not None:
         out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTITIONS_DIR, command=command)
     names = [_partition_name(chunk, fingerprint) for chunk in chunks]
-    done = {name for name in names if out_dir is not None and _readable(out_dir / PARTITIONS_DIR / name)}
+    finished = {name: _read_partition(out_dir / PARTITIONS_DIR / name) for name in names} if out_dir else {}
+    done = {name for name, frame in finished.items() if frame is not None}
     todo = [(chunk, name) for chunk, name in zip(chunks, names) if name not in done]
     if max_partitions is not None:
         todo = todo[:max_partitions]
@@ -219,8 +221,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
         results = _execute(todo, runs, target, workers, scheduler, progress)
     if max_partitions is not None and len(done) + len(results) < len(chunks):
         return SweepResult(spec, pd.DataFrame(), out_dir, len(chunks), len(done))
-    frames = [results[name] if name in results else pq.read_table(out_dir / PARTITIONS_DIR / name).to_pandas()
-              for name in names]
+    frames = [results[name] if name in results else finished[name] for name in names]
     frame = pd.concat(frames, ignore_index=True)
     if out_dir is not None:
         with atomic_path(out_dir / RESULT_FILE) as temporary:
@@ -301,7 +302,7 @@ def _base_path(base: str, spec_path: Path) -> Path:
 
 
 def _fingerprint(spec: SweepSpec, runs: Sequence[TraceRun]) -> str:
-    digest = hashlib.sha256(f"{FRAME_VERSION}:{spec.content_hash()}".encode())
+    digest = hashlib.sha256(f"{FRAME_VERSION}:{MODEL_VERSION}:{spec.content_hash()}".encode())
     for run in runs:
         digest.update(f"{run.name}:{run.content_hash()};".encode())
     return digest.hexdigest()[:24]
@@ -311,9 +312,11 @@ def _partition_name(chunk, fingerprint: str) -> str:
     return f"part-{chunk[0][0]:05d}-{chunk[-1][0]:05d}-{fingerprint[:12]}.parquet"
 
 
-def _readable(path: Path) -> bool:
+def _read_partition(path: Path) -> pd.DataFrame | None:
+    """A finished partition, or None when it is missing or damaged (it is then computed again, never trusted)."""
+    if not path.is_file():
+        return None
     try:
-        pq.read_metadata(path)
-        return True
-    except (OSError, pa.ArrowException):
-        return False
+        return pq.read_table(path).to_pandas()
+    except (OSError, ValueError, pa.ArrowException):
+        return None

@@ -77,7 +77,11 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
            static_option: int | str | None = None, batch_size: int = 256, device: str = "auto",
            command: str | None = None) -> ExportResult:
     """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation."""
-    checkpoint = Path(checkpoint)
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
+        raise ConfigError(out, "the output path is a folder; give a .parquet file name")
+    if not out.parent.is_dir():
+        raise ConfigError(out, "output folder does not exist")
     record = load_checkpoint(checkpoint)
     static = parse_static_option(static_option)
     model, method = model_from_checkpoint(record, static, source=checkpoint)
@@ -118,9 +122,6 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
         options=model.options, layers=layers, seed=int(record["seed"]), command=command, **extra)
     run = TraceRun(meta=meta, codes=evaluation.codes, input_id=evaluation.input_id, label=evaluation.label,
                    pred=evaluation.pred, confidence=evaluation.confidence)
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise ConfigError(out, "output folder does not exist")
     path = write_trace(out, run)
     return ExportResult(path, evaluation, meta)
 

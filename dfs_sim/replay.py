@@ -7,6 +7,7 @@ with nothing written. This module must not import torch: hardware people run it 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from dfs_sim.errors import DfsSimError
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = " ".join(["python -m dfs_sim.replay", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "-m", "dfs_sim.replay", *(sys.argv[1:] if argv is None else argv)])
     try:
         from analysis.pipeline import replay  # imported late so that --help stays instant
 

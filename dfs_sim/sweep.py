@@ -6,6 +6,7 @@ A thin command-line layer over ``analysis.sweep.run_sweep``; bad input ends in o
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from dfs_sim.errors import DfsSimError
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 0:
         print("error: --workers: must be 0 or more", file=sys.stderr)
         return EXIT_BAD_INPUT
-    command = " ".join(["python -m dfs_sim.sweep", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "-m", "dfs_sim.sweep", *(sys.argv[1:] if argv is None else argv)])
     try:
         from analysis.sweep import run_sweep
 
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as error:  # e.g. a scheduler address nobody answers at
-        print(f"error: {args.scheduler or 'dask'}: {error}", file=sys.stderr)
+    except OSError as error:  # e.g. a scheduler address nobody answers at, or a full disk
+        lines = str(error).splitlines() or [type(error).__name__]
+        print(f"error: {args.scheduler or args.out}: {lines[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not args.quiet:
         frame = result.frame

@@ -245,6 +245,11 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     model = meta["model"]
     if not isinstance(model, dict) or any(key not in model for key in REQUIRED_MODEL):
         raise TraceFormatError(source, f"metadata 'model' must be an object with keys {list(REQUIRED_MODEL)}")
+    for name, value in (("model.num_classes", model["num_classes"]), ("model.depth", model["depth"]),
+                        ("seed", meta["seed"])):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
+            raise TraceFormatError(source, f"metadata '{name}' must be a {'non-negative' if name == 'seed' else 'positive'} "
+                                           f"integer, got {value!r}")
     try:
         options = options_from_meta(meta["options"])
     except ValueError as error:

@@ -132,3 +132,11 @@ def test_wilson_interval_against_scipy():
     for successes, trials in ((0, 10), (7, 10), (355, 360), (360, 360), (1, 1)):
         expected = binomtest(successes, trials).proportion_ci(0.95, method="wilson")
         assert wilson_interval(successes, trials) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
+def test_parts_of_another_cost_model_version_are_not_reused(replayed, traces, monkeypatch):
+    import analysis.pipeline
+
+    monkeypatch.setattr(analysis.pipeline, "MODEL_VERSION", "a-later-cost-model")
+    again = replay(traces, presets=PRESETS, out=replayed.out, command="test", progress=False, plots=False)
+    assert again.reused_parts == 0

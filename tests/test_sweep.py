@@ -57,6 +57,12 @@ def test_dask_cluster_equals_in_process_and_resume(traces, tmp_path):
     assert resumed.reused_partitions == 1 and resumed.partitions == 4
     pd.testing.assert_frame_equal(resumed.frame, in_process)
     assert (out / "sweep.parquet").is_file() and (out / "plots" / "gain_heatmap.png").is_file()
+    # a damaged partition is computed again, not trusted and not fatal
+    damaged = sorted((out / "partitions").glob("*.parquet"))[1]
+    damaged.write_bytes(damaged.read_bytes()[:-20])
+    again = run_sweep(spec, traces, out=out, workers=0, progress=False)
+    assert again.reused_partitions == 3
+    pd.testing.assert_frame_equal(again.frame, in_process)
 
 
 def test_sample_mode_is_seeded(tmp_path):

@@ -160,6 +160,8 @@ def test_metadata_problems(tmp_path):
     _expect(write_raw(tmp_path / "lacking.parquet", columns, lacking), "lacks \\['seed'\\]")
     _expect(write_raw(tmp_path / "method.parquet", columns, dict(meta, method="magic")), "'method'")
     _expect(write_raw(tmp_path / "options.parquet", columns, dict(meta, options=[])), "'options'")
+    text_classes = dict(meta, model=dict(meta["model"], num_classes="10"))
+    _expect(write_raw(tmp_path / "classes.parquet", columns, text_classes), "'model.num_classes' must be a positive")
     # a layer table with a different number of gated blocks than the code columns
     other = cifar_resnet_layers(14).to_records()
     _expect(write_raw(tmp_path / "layers.parquet", columns, dict(meta, layers=other)), "gated blocks")
