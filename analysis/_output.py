@@ -9,9 +9,10 @@ from pathlib import Path
 from dfs_sim._atomic import atomic_write_text
 from dfs_sim.errors import OutputError
 
-__all__ = ["MANIFEST", "claim_output_folder"]
+__all__ = ["MANIFEST", "claim_output_folder", "release_output_folder"]
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 
 
 def claim_output_folder(out: Path, fingerprint: str, *, force: bool, subfolder: str, command: str = "") -> Path:
@@ -38,8 +39,45 @@ def claim_output_folder(out: Path, fingerprint: str, *, force: bool, subfolder: 
         (out / subfolder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(out, f"cannot create the output folder ({error.strerror})") from None
+    _lock(out)
     atomic_write_text(out / MANIFEST, json.dumps({"inputs_fingerprint": fingerprint, "status": "running",
                                                   "command": command}, indent=2) + "\n")
     for leftover in (*out.glob(".*.tmp"), *out.glob("*/.*.tmp")):
-        leftover.unlink()
+        leftover.unlink(missing_ok=True)  # no other run writes here: the lock is ours
     return out
+
+
+def release_output_folder(out: Path) -> None:
+    """Give the folder back (call when the run ends, however it ends)."""
+    (out / LOCK).unlink(missing_ok=True)
+
+
+def _lock(out: Path) -> None:
+    """One run writes into a folder at a time; the lock of a run that was killed (its process is gone) is taken over."""
+    lock = out / LOCK
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _alive(owner):
+                raise OutputError(out, f"another run (process {owner}) is writing here; wait for it or use another --out") from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(str(os.getpid()))
+        return
+    raise OutputError(out, "cannot take the folder's lock")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

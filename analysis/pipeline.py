@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from analysis._output import MANIFEST, claim_output_folder
+from analysis._output import MANIFEST, claim_output_folder, release_output_folder
 from analysis.frames import per_block_frame, per_input_frame, per_run_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
@@ -78,7 +78,15 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
     if out is not None:
         out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTS_DIR, command=command)
     clock.lap("read_s")
+    try:
+        return _replay_into(runs, loaded, out_dir, fingerprint, plots, plot_workers, command, progress, clock)
+    finally:
+        if out_dir is not None:
+            release_output_folder(out_dir)
 
+
+def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plots: bool, plot_workers: int, command: str,
+                 progress, clock: "_Clock") -> ReplayResult:
     parts, reused = _replay_parts(runs, loaded, out_dir, progress)
     clock.lap("replay_s")
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from analysis._output import MANIFEST, claim_output_folder
+from analysis._output import MANIFEST, claim_output_folder, release_output_folder
 from analysis.matched import matched_comparison
 from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table
@@ -209,6 +209,16 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
     out_dir = None
     if out is not None:
         out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTITIONS_DIR, command=command)
+    try:
+        return _sweep_into(spec, runs, points, chunks, fingerprint, out_dir, workers, scheduler, max_partitions,
+                           progress, command)
+    finally:
+        if out_dir is not None:
+            release_output_folder(out_dir)
+
+
+def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | None, workers: int,
+                scheduler: str | None, max_partitions: int | None, progress, command: str) -> SweepResult:
     names = [_partition_name(chunk, fingerprint) for chunk in chunks]
     finished = {name: _read_partition(out_dir / PARTITIONS_DIR / name) for name in names} if out_dir else {}
     done = {name for name, frame in finished.items() if frame is not None}

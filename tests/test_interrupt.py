@@ -76,3 +76,20 @@ def test_unwritable_output_locations(traces, tmp_path):
     # /proc refuses new folders even to root, so this works where chmod-based checks do not
     with pytest.raises(OutputError):
         replay(traces, presets=["bitparallel16"], out=Path("/proc/dfs_sim_results"), progress=False)
+
+
+def test_a_second_run_into_a_busy_folder_is_refused(traces, tmp_path):
+    out = tmp_path / "busy"
+    replay(traces, presets=["bitparallel16"], out=out, plots=False, progress=False)
+    assert not (out / ".lock").exists()  # released at the end
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(str(sleeper.pid))  # as if that process were replaying here
+        with pytest.raises(OutputError, match="another run"):
+            replay(traces, presets=["bitparallel16"], out=out, plots=False, progress=False)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the lock of a process that is gone is taken over
+    again = replay(traces, presets=["bitparallel16"], out=out, plots=False, progress=False)
+    assert again.reused_parts == len(again.runs)
