@@ -156,13 +156,17 @@ def evaluate_points(points: Sequence[tuple[int, dict, dict]], runs: Sequence[Tra
     """One row per point × run: axis values, accuracy, mean and p99 latency, mean energy and its parts, and for
     DFS runs the matched-cost gains over SkipNet and static at that point."""
     frames = []
+    fractions = [_block_fractions(run) for run in runs]  # the same at every point
     for index, values, document in points:
         preset = preset_from_dict(copy.deepcopy(document), source=document["name"])
+        tables: dict[tuple, object] = {}  # runs that share a layer table and options share a cost table
         rows = []
-        for run in runs:
-            table = build_cost_table(run.layers, preset, options=run.options, cache_dir=cache_dir)
-            fractions = _block_fractions(run)
-            means = table.fixed + np.einsum("bk,bkm->m", fractions, table.block)
+        for run, run_fractions in zip(runs, fractions):
+            key = (run.layers.content_hash(), run.options)
+            if key not in tables:
+                tables[key] = build_cost_table(run.layers, preset, options=run.options, cache_dir=cache_dir)
+            table = tables[key]
+            means = table.fixed + np.einsum("bk,bkm->m", run_fractions, table.block)
             cycles = replay_costs(run.codes, table)[:, 0]
             row = {"point": index, "preset": preset.name, **{f"axis:{key}": value for key, value in values.items()},
                    "run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
