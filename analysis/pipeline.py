@@ -163,9 +163,12 @@ def _write_plots(result: ReplayResult, folder: Path, workers: int) -> None:
     from analysis import plots as figures  # matplotlib is imported only when plots are asked for
 
     frames = {"per_run": result.per_run, "per_block": result.per_block, "per_input": result.per_input}
-    digest = hashlib.sha256(f"{figures.__file__}:{PLOT_VERSION}".encode())
-    for frame in frames.values():
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    # The frames are determined by the inputs, the presets and the code that computes and draws them; hashing those
+    # is cheap, where hashing a per-input frame of millions of rows is not.
+    digest = hashlib.sha256(Path(figures.__file__).read_bytes())
+    digest.update(f"{PLOT_VERSION}:{FRAME_VERSION}:{MODEL_VERSION}:{_inputs_fingerprint(result.runs)}".encode())
+    for preset in result.presets:
+        digest.update(preset.content_hash().encode())
     stamp = folder / ".frames.sha256"
     expected = [folder / f"{stem}{suffix}" for stem in figures.REPLAY_PLOTS for suffix in (".png", ".svg")]
     if stamp.is_file() and stamp.read_text() == digest.hexdigest() and all(path.is_file() for path in expected):
