@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.summary import option_histogram
+from analysis.summary import computation_pct, option_histogram
 from dfs_sim.traces import TraceRun
 
 __all__ = ["COST_METRICS", "ENERGY_PARTS", "per_input_frame", "per_run_frame", "per_block_frame", "run_labels",
@@ -74,7 +74,7 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
         row["cycles_mean"] = group["cycles"].mean()
         for column in (*ENERGY_PARTS, "dram_bits"):
             row[f"{column}_mean"] = group[column].mean()
-        row["computation_pct"] = group["proxy_cost"].mean() * 100.0
+        row["computation_pct"] = computation_pct(run)
         histogram = option_histogram(run) / run.codes.size
         row.update({f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram)})
         rows.append(row)
