@@ -152,13 +152,11 @@ class GatedResNet(nn.Module):
     def forward_candidates(self, x: torch.Tensor, fixed_code: int | None = None, naive: bool = False) -> GatedOutput:
         """Every option computed on the whole batch and mixed by the mask; ``naive`` keeps all of them in the graph."""
         fixed = self.static_option if fixed_code is None else fixed_code
+        if fixed is not None:
+            return self._forward_fixed(x, fixed)
         x = self._head(x)
         masks, probs, state = [], [], None
         for b, block in enumerate(self.blocks):
-            if fixed is not None:
-                x = block(x, self.options[fixed])
-                masks.append(self._fixed_mask(x, fixed))
-                continue
             mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
             shortcut = block.shortcut(x)
             chosen = set(mask.detach().argmax(dim=1).unique().tolist())
@@ -179,13 +177,11 @@ class GatedResNet(nn.Module):
     def forward_grouped(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
         """Group the batch by chosen option and run each group at its option only (use in eval mode)."""
         fixed = self.static_option if fixed_code is None else fixed_code
+        if fixed is not None:
+            return self._forward_fixed(x, fixed)
         x = self._head(x)
         masks, probs, state = [], [], None
         for b, block in enumerate(self.blocks):
-            if fixed is not None:
-                x = block(x, self.options[fixed])
-                masks.append(self._fixed_mask(x, fixed))
-                continue
             mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
             codes = mask.detach().argmax(dim=1)
             shortcut = block.shortcut(x)
@@ -200,6 +196,15 @@ class GatedResNet(nn.Module):
             masks.append(F.one_hot(codes, len(self.options)).to(x.dtype))
             probs.append(prob)
         return self._output(x, masks, probs)
+
+    def _forward_fixed(self, x: torch.Tensor, code: int) -> GatedOutput:
+        """Every gated block at one option and no gate run (static baselines, backbone training)."""
+        x = self._head(x)
+        masks = []
+        for block in self.blocks:
+            x = block(x, self.options[code])
+            masks.append(self._fixed_mask(x, code))
+        return self._output(x, masks, [])
 
     def _output(self, x: torch.Tensor, masks: list, probs: list) -> GatedOutput:
         logits = self._tail(x)
