@@ -138,6 +138,7 @@ class LayerTable(Sequence[ConvLayer]):
     def __init__(self, layers: Iterable[ConvLayer], source: object = "layer table") -> None:
         self._layers = tuple(layers)
         self.source = str(source)
+        self._hash: str | None = None
         if not self._layers:
             raise LayerTableError(source, "the layer table is empty")
         names = [layer.name for layer in self._layers]
@@ -209,8 +210,10 @@ class LayerTable(Sequence[ConvLayer]):
 
     def content_hash(self) -> str:
         """A stable hash of the shapes and bookkeeping (not of ``source``): equal tables hash equal."""
-        payload = json.dumps(self.to_records(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        if self._hash is None:  # the table is immutable, so the hash is computed once
+            payload = json.dumps(self.to_records(), sort_keys=True, separators=(",", ":"))
+            self._hash = hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return self._hash
 
 
 def cifar_resnet_layers(

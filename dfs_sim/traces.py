@@ -66,7 +66,8 @@ def block_column(block: int) -> str:
 class TraceRun:
     """One run's per-input decisions and outcomes, with its metadata as a dict.
 
-    ``codes`` is (N inputs × B gated blocks) uint8 in C order; the other arrays have length N.
+    ``codes`` is (N inputs × B gated blocks) uint8 in C order; the other arrays have length N. A run is immutable:
+    its arrays are read-only views (the caller's arrays are left writable), so its content hash is computed once.
     """
 
     meta: dict
@@ -84,9 +85,13 @@ class TraceRun:
         layers, options = _parse_meta(self.meta, source)
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "options", options)
-        object.__setattr__(self, "codes", np.ascontiguousarray(self.codes, dtype=CODE_DTYPE))
+        arrays = {"codes": np.ascontiguousarray(self.codes, dtype=CODE_DTYPE)}
         for name, dtype in (("input_id", np.int64), ("label", np.int16), ("pred", np.int16), ("confidence", np.float32)):
-            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
+            arrays[name] = np.asarray(getattr(self, name), dtype=dtype)
+        for name, array in arrays.items():
+            view = array.view()
+            view.flags.writeable = False
+            object.__setattr__(self, name, view)
         _check_values(self, source)
 
     @property
@@ -120,7 +125,11 @@ class TraceRun:
 
     def content_hash(self) -> str:
         """A hash of the metadata (but its own ``content_hash``) and of every value: what makes this run this run."""
-        return _content_hash(self.meta, self.input_id, self.label, self.pred, self.confidence, self.codes)
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = _content_hash(self.meta, self.input_id, self.label, self.pred, self.confidence, self.codes)
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 def make_meta(
@@ -213,7 +222,9 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
     actual_hash = _content_hash(meta, values["input_id"], values["label"], values["pred"], values["confidence"], codes)
     if stored_hash != actual_hash:
         raise TraceFormatError(path, "content hash does not match the data: the file was changed or corrupted")
-    return TraceRun(meta=meta, codes=codes, path=path, **values)
+    run = TraceRun(meta=meta, codes=codes, path=path, **values)
+    object.__setattr__(run, "_hash", actual_hash)  # verified above; no need to hash the data again
+    return run
 
 
 def read_traces(folder: str | os.PathLike) -> list[TraceRun]:
