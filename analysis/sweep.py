@@ -167,7 +167,7 @@ def evaluate_points(points: Sequence[tuple[int, dict, dict]], runs: Sequence[Tra
                 tables[key] = build_cost_table(run.layers, preset, options=run.options, cache_dir=cache_dir)
             table = tables[key]
             means = table.fixed + np.einsum("bk,bkm->m", run_fractions, table.block)
-            cycles = replay_costs(run.codes, table)[:, 0]
+            cycles = replay_costs(run.codes, table, check_codes=False)[:, 0]  # checked when the run was made
             row = {"point": index, "preset": preset.name, **{f"axis:{key}": value for key, value in values.items()},
                    "run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
                    "accuracy": run.accuracy}
