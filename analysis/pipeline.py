@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,7 @@ from analysis._output import MANIFEST, claim_output_folder, release_output_folde
 from analysis.frames import per_block_frame, per_input_frame, per_run_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
+from analysis.plot_workers import FORMATS as PLOT_FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
 from analysis.replay_kernel import replay_costs
 from cost_models import build_cost_table, list_presets, load_preset
 from cost_models.cost_table import MODEL_VERSION
@@ -40,6 +42,7 @@ PLOTS_DIR = "plots"
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 1
 PLOT_VERSION = 3  # bump when a plot changes, so that stored plots are drawn again
+PLOTS_STAMP = ".frames.sha256"
 FRONT_AXES = {"energy": "energy_pj_mean", "latency": "latency_us_mean"}
 
 
@@ -79,14 +82,19 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
         out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTS_DIR, command=command)
     clock.lap("read_s")
     try:
-        return _replay_into(runs, loaded, out_dir, fingerprint, plots, plot_workers, command, progress, clock)
+        stamp = _plots_stamp(fingerprint, loaded) if plots and out_dir is not None else None
+        if stamp is not None and _plots_current(out_dir / PLOTS_DIR, stamp):
+            stamp = None
+        # Workers start now, so that their interpreters and matplotlib load while the replay runs.
+        with PlotWorkers(plot_workers) if stamp is not None and plot_workers > 1 else nullcontext() as workers:
+            return _replay_into(runs, loaded, out_dir, fingerprint, stamp, workers, command, progress, clock)
     finally:
         if out_dir is not None:
             release_output_folder(out_dir)
 
 
-def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plots: bool, plot_workers: int, command: str,
-                 progress, clock: "_Clock") -> ReplayResult:
+def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plot_stamp: str | None,
+                 workers: PlotWorkers | None, command: str, progress, clock: "_Clock") -> ReplayResult:
     parts, reused = _replay_parts(runs, loaded, out_dir, progress)
     clock.lap("replay_s")
 
@@ -102,7 +110,7 @@ def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plots: bo
     result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
     if out_dir is not None:
         _write_table(per_input_table, out_dir / "per_input.parquet")
-        _write_outputs(result, plots, plot_workers)
+        _write_outputs(result, plot_stamp, workers)
         clock.lap("write_s")
         _write_manifest(result, fingerprint, command, clock)
     return result
@@ -142,15 +150,15 @@ def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _write_outputs(result: ReplayResult, plots: bool, plot_workers: int) -> None:
+def _write_outputs(result: ReplayResult, plot_stamp: str | None, workers: PlotWorkers | None) -> None:
     out = result.out
     _write_parquet(result.per_run, out / "per_run.parquet")
     atomic_write_text(out / "per_run.csv", result.per_run.to_csv(index=False))
     _write_parquet(result.per_block, out / "per_block.parquet")
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
-    if plots:
-        _write_plots(result, out / PLOTS_DIR, plot_workers)
+    if plot_stamp is not None:
+        _write_plots(result, out / PLOTS_DIR, plot_stamp, workers)
     keep = {f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet"
             for run in result.runs for preset in result.presets}
     for stale in (out / PARTS_DIR).glob("*.parquet"):
@@ -158,30 +166,29 @@ def _write_outputs(result: ReplayResult, plots: bool, plot_workers: int) -> None
             stale.unlink()
 
 
-def _write_plots(result: ReplayResult, folder: Path, workers: int) -> None:
-    """Draw the plots, unless the frames they are drawn from are unchanged since the files were written."""
-    from analysis import plots as figures  # matplotlib is imported only when plots are asked for
-
-    frames = {"per_run": result.per_run, "per_block": result.per_block, "per_input": result.per_input}
-    # The frames are determined by the inputs, the presets and the code that computes and draws them; hashing those
-    # is cheap, where hashing a per-input frame of millions of rows is not.
-    digest = hashlib.sha256(Path(figures.__file__).read_bytes())
-    digest.update(f"{PLOT_VERSION}:{FRAME_VERSION}:{MODEL_VERSION}:{_inputs_fingerprint(result.runs)}".encode())
-    for preset in result.presets:
+def _plots_stamp(fingerprint: str, presets) -> str:
+    """What the plots are drawn from. The frames are determined by the inputs, the presets and the code that computes
+    and draws them; hashing those is cheap, where hashing a per-input frame of millions of rows is not."""
+    digest = hashlib.sha256(plots_source())
+    digest.update(f"{PLOT_VERSION}:{FRAME_VERSION}:{MODEL_VERSION}:{fingerprint}".encode())
+    for preset in presets:
         digest.update(preset.content_hash().encode())
-    stamp = folder / ".frames.sha256"
-    expected = [folder / f"{stem}{suffix}" for stem in figures.REPLAY_PLOTS for suffix in (".png", ".svg")]
-    if stamp.is_file() and stamp.read_text() == digest.hexdigest() and all(path.is_file() for path in expected):
-        return
+    return digest.hexdigest()
+
+
+def _plots_current(folder: Path, stamp: str) -> bool:
+    """Whether ``folder`` holds every plot, drawn from what ``stamp`` describes."""
+    recorded = folder / PLOTS_STAMP
+    expected = [folder / f"{stem}{suffix}" for stem in REPLAY_PLOTS for suffix in PLOT_FORMATS]
+    return recorded.is_file() and recorded.read_text() == stamp and all(path.is_file() for path in expected)
+
+
+def _write_plots(result: ReplayResult, folder: Path, stamp: str, workers: PlotWorkers | None) -> None:
+    frames = {"per_run": result.per_run, "per_block": result.per_block, "per_input": result.per_input}
     folder.mkdir(exist_ok=True)
-    stamp.unlink(missing_ok=True)
-    pool = figures.plot_pool(workers)
-    try:
-        figures.draw_replay_plots(frames, folder, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    atomic_write_text(stamp, digest.hexdigest())
+    (folder / PLOTS_STAMP).unlink(missing_ok=True)
+    draw_replay_plots(frames, folder, workers)
+    atomic_write_text(folder / PLOTS_STAMP, stamp)
 
 
 def _write_manifest(result: ReplayResult, fingerprint: str, command: str, clock: "_Clock") -> None:

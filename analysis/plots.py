@@ -17,8 +17,7 @@ from analysis.matched import front_points, interpolate_front  # noqa: E402
 from analysis.pareto import pareto_front  # noqa: E402
 from dfs_sim._atomic import atomic_path  # noqa: E402
 
-__all__ = ["frontier_figure", "decision_map_figure", "energy_distribution_figure", "energy_parts_figure", "save_figure",
-           "draw_replay_plots"]
+__all__ = ["frontier_figure", "decision_map_figure", "energy_distribution_figure", "energy_parts_figure", "save_figure"]
 
 METHOD_STYLE = {
     "dfs": {"color": "tab:blue", "marker": "o", "label": "DFS"},
@@ -159,7 +158,7 @@ def save_figure(figure: plt.Figure, folder: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically (no timestamps inside, so reruns are byte-identical)."""
     written = []
     figure.draw_without_rendering()
-    figure.set_layout_engine("none")  # the layout is solved once, not again for every format
+    figure.set_layout_engine(None)  # solved once; "none" would leave a placeholder engine that makes savefig draw twice
     for suffix, metadata in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
         path = folder / f"{stem}{suffix}"
         with atomic_path(path) as temporary:
@@ -167,43 +166,3 @@ def save_figure(figure: plt.Figure, folder: Path, stem: str) -> list[Path]:
         written.append(path)
     plt.close(figure)
     return written
-
-
-# What the replay draws: file stem -> (figure function, the frame it is drawn from, extra arguments). Slowest first,
-# so that two processes finish close together.
-REPLAY_PLOTS = {
-    "decision_maps": (decision_map_figure, "per_block", ()),
-    "energy_parts_matched": (energy_parts_figure, "per_run", ()),
-    "energy_per_input": (energy_distribution_figure, "per_input", ()),
-    "energy_accuracy": (frontier_figure, "per_run", ("energy_pj_mean",)),
-    "latency_accuracy": (frontier_figure, "per_run", ("latency_us_mean",)),
-}
-
-
-def _draw_one(stem: str, frame: pd.DataFrame, folder: Path) -> list[Path]:
-    function, _, extra = REPLAY_PLOTS[stem]
-    return save_figure(function(frame, *extra), folder, stem)
-
-
-def plot_pool(workers: int):
-    """Processes that draw figures.
-
-    Drawing is matplotlib's text layout, one figure at a time on one core, so two processes halve the wall time on
-    two cores. Each worker is a fresh interpreter (spawn), which is safe beside Numba's threads. Returns None for
-    ``workers`` <= 1 (draw in this process).
-    """
-    if workers <= 1:
-        return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def draw_replay_plots(frames: dict[str, pd.DataFrame], folder: Path, pool=None) -> list[Path]:
-    """Draw every replay plot into ``folder``, in ``pool`` (see ``plot_pool``) or in this process."""
-    folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(stem, frames[source], folder) for stem, (_, source, _) in REPLAY_PLOTS.items()]
-    if pool is None:
-        return [path for job in jobs for path in _draw_one(*job)]
-    return [path for paths in pool.map(_draw_one, *zip(*jobs)) for path in paths]

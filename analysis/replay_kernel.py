@@ -53,8 +53,9 @@ replay_presets_reference = replay_reference
 
 
 def code_bits(options: int) -> int:
-    """Bits that hold an option code: pair tables index a pair ``(k1, k2)`` as ``k1 << bits | k2``."""
-    return max(1, (int(options) - 1).bit_length())
+    """Bits that hold an option code: pair tables index a pair ``(k1, k2)`` as ``k1 << bits | k2``. Three bits
+    (DFS's seven options, SkipNet's two) or four, so that only two kernels are ever compiled."""
+    return 3 if int(options) <= 8 else 4
 
 
 def pair_tables(tables: np.ndarray) -> np.ndarray:

@@ -106,6 +106,18 @@ def test_rerun_reuses_parts_and_is_byte_identical(replayed, traces):
     assert [name for name in before if before[name] != after[name]] == []
 
 
+def test_plots_drawn_in_this_process_equal_those_of_the_workers_and_a_missing_one_is_drawn_again(replayed, traces,
+                                                                                                  tmp_path):
+    plots = replayed.out / "plots"
+    alone = replay(traces, presets=PRESETS, out=tmp_path / "alone", progress=False, plot_workers=1)
+    drawn = sorted(path.name for path in plots.iterdir())
+    assert drawn == sorted(path.name for path in (alone.out / "plots").iterdir()) and len(drawn) == 11
+    assert all((plots / name).read_bytes() == (alone.out / "plots" / name).read_bytes() for name in drawn)
+    (alone.out / "plots" / "decision_maps.svg").unlink()
+    replay(traces, presets=PRESETS, out=alone.out, progress=False, plot_workers=1)
+    assert (alone.out / "plots" / "decision_maps.svg").read_bytes() == (plots / "decision_maps.svg").read_bytes()
+
+
 def test_other_inputs_need_force(replayed, tmp_path):
     other = tmp_path / "other"
     other.mkdir()

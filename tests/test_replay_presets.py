@@ -14,13 +14,13 @@ def test_hand_case():
     codes = np.array([[1, 0], [1, 1]], dtype=np.uint8)
     np.testing.assert_array_equal(replay_presets(codes, tables, np.array([0.5])), [[110.5], [1010.5]])
     pairs = pair_tables(tables)
-    assert pairs.shape == (1, 1, 4, 5) and pairs[0, 0, 1 * 2 + 1, 0] == 1010.0
+    assert pairs.shape == (1, 1, 64, 5) and pairs[0, 0, 1 << 3 | 1, 0] == 1010.0
 
 
 def test_codes_that_are_not_options_cost_nothing_in_pair_rows():
     tables = np.arange(2 * 7 * 3, dtype=np.float64).reshape(2, 7, 3) + 1
     pairs = pair_tables(tables)[0]
-    assert code_bits(7) == 3 and code_bits(2) == 1 and code_bits(1) == 1 and code_bits(16) == 4
+    assert code_bits(7) == 3 and code_bits(2) == 3 and code_bits(9) == 4 and code_bits(16) == 4
     assert pairs.shape == (1, 64, 5)
     assert pairs[0, 6 << 3 | 5, 1] == tables[0, 6, 1] + tables[1, 5, 1]
     assert pairs[0, 7 << 3 | 5, 2] == tables[1, 5, 2] and pairs[0, 4 << 3 | 7, 0] == tables[0, 4, 0]

@@ -1,0 +1,81 @@
+"""What the replay draws, and the processes that draw it.
+
+Drawing is matplotlib's text layout, one figure at a time on one core, so two processes halve the wall time on two
+cores. The workers are fresh interpreters (spawn), which is safe beside Numba's and Arrow's threads, and they are
+started before the replay computes anything, so that their interpreters and matplotlib load while it runs. This
+module imports neither matplotlib nor pandas: the process that replays never loads them for plots it does not draw.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+__all__ = ["REPLAY_PLOTS", "PlotWorkers", "draw_replay_plots", "plots_source"]
+
+# File stem -> (figure function in analysis.plots, the frame it is drawn from, extra arguments). Slowest first, so
+# that two processes finish close together.
+REPLAY_PLOTS = {
+    "decision_maps": ("decision_map_figure", "per_block", ()),
+    "energy_parts_matched": ("energy_parts_figure", "per_run", ()),
+    "energy_per_input": ("energy_distribution_figure", "per_input", ()),
+    "energy_accuracy": ("frontier_figure", "per_run", ("energy_pj_mean",)),
+    "latency_accuracy": ("frontier_figure", "per_run", ("latency_us_mean",)),
+}
+FORMATS = (".png", ".svg")
+
+
+def plots_source() -> bytes:
+    """The plotting code, read without importing it (a stored plot is stale when this changes)."""
+    return Path(importlib.util.find_spec("analysis.plots").origin).read_bytes()
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group; the replaying process handles it and shuts the workers down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _load_plots() -> None:
+    import analysis.plots  # noqa: F401
+
+
+def _draw_one(stem: str, frame, folder: Path) -> list[Path]:
+    from analysis import plots
+
+    function, _, extra = REPLAY_PLOTS[stem]
+    return plots.save_figure(getattr(plots, function)(frame, *extra), folder, stem)
+
+
+class PlotWorkers:
+    """``workers`` spawned processes that load matplotlib as soon as they start; use as a context manager."""
+
+    def __init__(self, workers: int):
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_ignore_interrupts)
+        for _ in range(workers):  # each submission starts one process, which then loads matplotlib
+            self._pool.submit(_load_plots)
+
+    def map(self, function, *iterables):
+        return self._pool.map(function, *iterables)
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> PlotWorkers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def draw_replay_plots(frames: dict, folder: Path, workers: PlotWorkers | None = None) -> list[Path]:
+    """Draw every replay plot from ``frames`` (per_run, per_block, per_input) into ``folder``, in ``workers`` or in
+    this process; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(stem, frames[source], folder) for stem, (_, source, _) in REPLAY_PLOTS.items()]
+    if workers is None:
+        return [path for job in jobs for path in _draw_one(*job)]
+    return [path for paths in workers.map(_draw_one, *zip(*jobs)) for path in paths]
