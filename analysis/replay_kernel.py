@@ -181,7 +181,7 @@ def _checked(codes, tables, fixed, check_codes: bool):
         raise ValueError(f"codes have {codes.shape[1]} blocks but the cost table has {tables.shape[0]}")
     if codes.size and not np.issubdtype(codes.dtype, np.integer):
         raise ValueError(f"codes must be integers, got dtype {codes.dtype}")
-    if check_codes and codes.size:
+    if codes.size and (check_codes or tables.shape[1] > MAX_PAIRED_OPTIONS):  # the wide kernel does not mask
         low = 0 if codes.dtype.kind == "u" else codes.min()  # unsigned codes need one pass, not two
         high = codes.max()
         if low < 0 or high >= tables.shape[1]:
@@ -196,8 +196,8 @@ def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out
 
     Raises ``ValueError`` for mismatched shapes, non-integer codes, or (with ``check_codes``) codes outside
     ``0..K-1``. ``check_codes=False`` skips that pass over the codes for codes already validated, such as a
-    ``TraceRun``'s; the kernel never reads outside its tables whatever the codes, but out-of-range codes then give
-    wrong totals instead of an error. Returns an (N, P) float64 view of an (N, P padded to a multiple of ``LANES``)
+    ``TraceRun``'s; the pair kernel never reads outside its tables whatever the codes, but out-of-range codes then
+    give wrong totals instead of an error (more than ``MAX_PAIRED_OPTIONS`` options are always checked). Returns an (N, P) float64 view of an (N, P padded to a multiple of ``LANES``)
     buffer, which can be passed back as ``out`` to avoid allocating (and page-faulting) a new one for every chunk.
     """
     codes, tables, fixed = _checked(codes, tables, fixed, check_codes)

@@ -74,3 +74,9 @@ def test_read_only_codes_and_tables_as_a_trace_run_holds_them():
         array.flags.writeable = False
     np.testing.assert_allclose(replay_presets(codes, tables, fixed, check_codes=False),
                                replay_presets_reference(codes, tables, fixed), rtol=1e-12)
+
+
+def test_codes_for_the_unpaired_kernel_are_checked_even_when_told_not_to():
+    tables, fixed = np.zeros((3, 20, 5)), np.zeros(5)
+    with pytest.raises(ValueError, match="codes must lie"):
+        replay_presets(np.full((2, 3), 25, np.uint8), tables, fixed, check_codes=False)
