@@ -62,15 +62,18 @@ class ReplayResult:
 
 def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[str] | None = None,
            out: str | os.PathLike | None = None, force: bool = False, plots: bool = True, command: str = "",
-           progress: bool | None = None, plot_workers: int | None = None) -> ReplayResult:
+           progress: bool | None = None, plot_workers: int | PlotWorkers | None = None) -> ReplayResult:
     """Replay every run on every preset (default: all shipped presets) and, if ``out`` is given, write the results.
 
     Raises a ``DfsSimError`` subclass for bad input (traces, presets, output folder) before anything is written.
     ``force`` allows writing into a folder that holds results of other inputs. ``progress=None`` shows a bar only on
-    a terminal. ``plot_workers`` processes draw the plots (default: 2 where there are two cores or more).
+    a terminal. The plots are drawn in this process unless ``plot_workers`` asks for more processes (2 halves the
+    time on two cores; spawned processes import the caller's main module, so a script needs the usual
+    ``if __name__ == "__main__":`` guard) or is a ``PlotWorkers`` the caller started earlier and closes itself (the
+    command line starts them before it imports this module).
     """
     if plot_workers is None:
-        plot_workers = min(2, os.cpu_count() or 1)
+        plot_workers = 1
     clock = _Clock()
     runs = tuple(read_traces(traces)) if isinstance(traces, (str, os.PathLike)) else tuple(traces)
     loaded = tuple(load_preset(name) for name in (presets or list_presets()))
@@ -85,6 +88,8 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
         stamp = _plots_stamp(fingerprint, loaded) if plots and out_dir is not None else None
         if stamp is not None and _plots_current(out_dir / PLOTS_DIR, stamp):
             stamp = None
+        if isinstance(plot_workers, PlotWorkers):
+            return _replay_into(runs, loaded, out_dir, fingerprint, stamp, plot_workers, command, progress, clock)
         # Workers start now, so that their interpreters and matplotlib load while the replay runs.
         with PlotWorkers(plot_workers) if stamp is not None and plot_workers > 1 else nullcontext() as workers:
             return _replay_into(runs, loaded, out_dir, fingerprint, stamp, workers, command, progress, clock)

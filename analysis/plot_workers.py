@@ -8,8 +8,10 @@ module imports neither matplotlib nor pandas: the process that replays never loa
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import multiprocessing
+import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -33,9 +35,12 @@ def plots_source() -> bytes:
     return Path(importlib.util.find_spec("analysis.plots").origin).read_bytes()
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group; the replaying process handles it and shuts the workers down."""
+def _start_worker() -> None:
+    """Ctrl-C reaches the whole process group; the replaying process handles it and shuts the workers down. At exit
+    a worker skips the interpreter's teardown (freeing matplotlib and pandas, about 0.3 s) that the replaying
+    process would wait for: its results have been sent and its files written and renamed by then."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    atexit.register(os._exit, 0)
 
 
 def _load_plots() -> None:
@@ -54,7 +59,7 @@ class PlotWorkers:
 
     def __init__(self, workers: int):
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_ignore_interrupts)
+                                         initializer=_start_worker)
         for _ in range(workers):  # each submission starts one process, which then loads matplotlib
             self._pool.submit(_load_plots)
 

@@ -106,16 +106,16 @@ def test_rerun_reuses_parts_and_is_byte_identical(replayed, traces):
     assert [name for name in before if before[name] != after[name]] == []
 
 
-def test_plots_drawn_in_this_process_equal_those_of_the_workers_and_a_missing_one_is_drawn_again(replayed, traces,
-                                                                                                  tmp_path):
+def test_plots_drawn_by_workers_equal_those_of_this_process_and_a_missing_one_is_drawn_again(replayed, traces,
+                                                                                               tmp_path):
     plots = replayed.out / "plots"
-    alone = replay(traces, presets=PRESETS, out=tmp_path / "alone", progress=False, plot_workers=1)
+    workers = replay(traces, presets=PRESETS, out=tmp_path / "workers", progress=False, plot_workers=2)
     drawn = sorted(path.name for path in plots.iterdir())
-    assert drawn == sorted(path.name for path in (alone.out / "plots").iterdir()) and len(drawn) == 11
-    assert all((plots / name).read_bytes() == (alone.out / "plots" / name).read_bytes() for name in drawn)
-    (alone.out / "plots" / "decision_maps.svg").unlink()
-    replay(traces, presets=PRESETS, out=alone.out, progress=False, plot_workers=1)
-    assert (alone.out / "plots" / "decision_maps.svg").read_bytes() == (plots / "decision_maps.svg").read_bytes()
+    assert drawn == sorted(path.name for path in (workers.out / "plots").iterdir()) and len(drawn) == 11
+    assert all((plots / name).read_bytes() == (workers.out / "plots" / name).read_bytes() for name in drawn)
+    (workers.out / "plots" / "decision_maps.svg").unlink()
+    replay(traces, presets=PRESETS, out=workers.out, progress=False, plot_workers=2)
+    assert (workers.out / "plots" / "decision_maps.svg").read_bytes() == (plots / "decision_maps.svg").read_bytes()
 
 
 def test_other_inputs_need_force(replayed, tmp_path):
