@@ -177,3 +177,12 @@ def test_constructing_an_invalid_run_fails_before_writing(tmp_path):
         TraceRun(meta=run.meta, codes=run.codes[:, :1], input_id=run.input_id, label=run.label, pred=run.pred,
                  confidence=run.confidence)
     assert not list(tmp_path.iterdir())
+
+
+def test_chunked_transpose_equals_numpy_transpose():
+    from dfs_sim.traces import _transpose
+
+    by_block = np.random.default_rng(0).integers(0, 7, size=(5, 30), dtype=np.uint8)
+    for chunk in (1, 7, 30, 64):
+        codes = _transpose(by_block, chunk=chunk)
+        assert codes.flags.c_contiguous and np.array_equal(codes, by_block.T)
