@@ -41,7 +41,7 @@ PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 1
-PLOT_VERSION = 3  # bump when a plot changes, so that stored plots are drawn again
+PLOT_VERSION = 4  # bump when a plot changes, so that stored plots are drawn again
 PLOTS_STAMP = ".frames.sha256"
 FRONT_AXES = {"energy": "energy_pj_mean", "latency": "latency_us_mean"}
 

@@ -30,7 +30,10 @@ AXIS_LABEL = {"energy_pj_mean": ("Mean energy per input (µJ)", 1e-6),
               "latency_us_mean": ("Mean latency per input (ms)", 1e-3)}
 
 # Text stays text in SVG (smaller, searchable, faster to write); fixed hash salt so reruns are byte-identical.
-plt.rcParams.update({"svg.hashsalt": "dfs-sim", "svg.fonttype": "none", "figure.dpi": 100, "font.size": 9})
+# The layout is solved by each figure's constrained layout engine, whatever a user's matplotlibrc says.
+plt.rcParams.update({"svg.hashsalt": "dfs-sim", "svg.fonttype": "none", "figure.dpi": 100, "font.size": 9,
+                     "figure.autolayout": False, "figure.constrained_layout.use": False})
+PNG_DPI = 110
 
 
 def _grid(count: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.4)):
@@ -157,12 +160,13 @@ def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
 def save_figure(figure: plt.Figure, folder: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically (no timestamps inside, so reruns are byte-identical)."""
     written = []
+    figure.set_dpi(PNG_DPI)  # the layout is solved at the resolution the PNG is written at, so nothing is clipped
     figure.draw_without_rendering()
     figure.set_layout_engine(None)  # solved once; "none" would leave a placeholder engine that makes savefig draw twice
     for suffix, metadata in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
         path = folder / f"{stem}{suffix}"
         with atomic_path(path) as temporary:
-            figure.savefig(temporary, format=suffix[1:], metadata=metadata, dpi=110)
+            figure.savefig(temporary, format=suffix[1:], metadata=metadata, dpi=PNG_DPI)
         written.append(path)
     plt.close(figure)
     return written

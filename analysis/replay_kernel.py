@@ -89,6 +89,8 @@ def _pair_kernel_source(bits: int):
     mask = (1 << bits) - 1
 
     def kernel(codes, pairs, fixed, out):  # pragma: no cover - compiled
+        if pairs.shape[2] != 1 << (2 * bits):  # a kernel of another code width would read past the tables
+            raise ValueError("pair tables do not match the kernel's code width")
         n_inputs, n_blocks = codes.shape
         full_pairs = n_blocks // 2
         for g in range(pairs.shape[0]):
@@ -143,6 +145,9 @@ def _pair_kernel_source(bits: int):
                 totals[base + 3] = a3 + b3
                 totals[base + 4] = a4 + b4
 
+    # Numba's cache keys closures by their values, but kernels that share a name share one index file, which two
+    # processes compiling different widths at once could leave pointing at the other's code.
+    kernel.__name__ = kernel.__qualname__ = f"pair_kernel_{bits}bit"
     return kernel
 
 

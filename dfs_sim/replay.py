@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from contextlib import nullcontext
 
@@ -89,7 +90,14 @@ def _matched_table(matched) -> str:
             + table.to_string())
 
 
+def _exit_on_terminate(signum, frame):
+    """SIGTERM (a CI timeout, ``kill``) unwinds like an exception: the output folder's lock is released and the plot
+    workers are told to stop."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
     exit_code = main()
     sys.stdout.flush()
     sys.stderr.flush()
