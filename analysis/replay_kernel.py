@@ -176,8 +176,8 @@ def _checked(codes, tables, fixed, check_codes: bool):
     tables = np.ascontiguousarray(tables, dtype=np.float64)
     fixed = np.ascontiguousarray(fixed, dtype=np.float64)
     codes = np.asarray(codes)
-    if tables.ndim != 3:
-        raise ValueError(f"cost table must be 3-D (blocks, options, lanes), got shape {tables.shape}")
+    if tables.ndim != 3 or tables.shape[1] == 0:
+        raise ValueError(f"cost table must be 3-D (blocks, options >= 1, lanes), got shape {tables.shape}")
     if fixed.shape != (tables.shape[2],):
         raise ValueError(f"fixed costs must have shape ({tables.shape[2]},), got {fixed.shape}")
     if codes.ndim != 2:

@@ -48,6 +48,7 @@ def test_accepts_a_cost_table_object_and_other_integer_dtypes():
     (np.full((1, 2), -1, np.int64), np.zeros((2, 3, 2)), np.zeros(2), "0..2"),
     (np.zeros(2, np.uint8), np.zeros((2, 3, 2)), np.zeros(2), "2-D"),
     (np.zeros((1, 2), np.uint8), np.zeros((2, 3)), np.zeros(2), "3-D"),
+    (np.zeros((1, 2), np.uint8), np.zeros((2, 0, 2)), np.zeros(2), "options >= 1"),
     (np.zeros((1, 2), np.uint8), np.zeros((2, 3, 2)), np.zeros(3), "fixed"),
     (np.zeros((1, 2), np.float64), np.zeros((2, 3, 2)), np.zeros(2), "integers"),
 ])
