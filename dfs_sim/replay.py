@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "dfs_sim.replay", *(sys.argv[1:] if argv is None else argv)])
     try:
-        with _early_plot_workers(not args.no_plots) as workers:
+        with _early_plot_workers(not args.no_plots and os.path.exists(args.traces)) as workers:
             from analysis.pipeline import replay  # imported late so that --help stays instant
 
             result = replay(args.traces, presets=args.presets, out=args.out, force=args.force,
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _early_plot_workers(plots: bool):
     """Plot workers started before the pipeline is even imported, so that matplotlib loads in them meanwhile (about
-    a second sooner than the pipeline could start them); unused, they are closed when the replay ends."""
+    a second sooner than the pipeline could start them); unused, they are stopped when the replay ends. None for a
+    traces path that does not exist, so that the commonest mistake is reported without starting them."""
     if not plots or (os.cpu_count() or 1) < 2:
         return nullcontext()
     from analysis.plot_workers import PlotWorkers
