@@ -25,6 +25,27 @@ def _files(folder: Path) -> dict:
             if path.is_file() and path.name != "manifest.json"}
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc; empty elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
     folder = tmp_path_factory.mktemp("many")
@@ -47,8 +68,13 @@ def test_sigkill_then_resume_is_byte_identical(traces, tmp_path):
         if len(list((out / "parts").glob("*.parquet"))) >= 2:
             break
         time.sleep(0.005)
+    children = _children(process.pid)  # the plot workers (and multiprocessing's resource tracker)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the replay finished before it could be interrupted"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.05)
+    assert not [pid for pid in children if _alive(pid)], "processes of the killed replay live on"
     for path in out.rglob("*"):
         if path.is_file() and path.suffix == ".parquet" and not path.name.startswith("."):
             pq.read_table(path)  # every file under a final name is complete
