@@ -119,3 +119,22 @@ def test_a_second_run_into_a_busy_folder_is_refused(traces, tmp_path):
     # the lock of a process that is gone is taken over
     again = replay(traces, presets=["bitparallel16"], out=out, plots=False, progress=False)
     assert again.reused_parts == len(again.runs)
+
+
+def test_sigterm_unwinds_the_command(traces, tmp_path):
+    """SIGTERM (a CI timeout, ``kill``) exits 143 with the output folder's lock released and no process left."""
+    out = tmp_path / "terminated"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "dfs_sim.replay", str(traces), "--out", str(out),
+                                "--presets", *PRESETS, "--quiet"], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and not list((out / "parts").glob("*.parquet")):
+        time.sleep(0.005)
+    children = _children(process.pid)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, process.stderr.read()
+    assert not (out / ".lock").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.05)
+    assert not [pid for pid in children if _alive(pid)]
