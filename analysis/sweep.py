@@ -6,8 +6,9 @@ validated like a preset file. Each point's cost tables are built (and cached on 
 evaluated there, with means taken from option histograms (no per-input pass) and the p99 latency from the replay
 kernel. The DFS runs' matched-cost gains over SkipNet and static quantization come from ``matched_comparison``.
 
-Work is partitioned by points. Partitions run in-process (``workers=0``) or on Dask (a local cluster by default, or an
-existing scheduler); each partition is written atomically as it finishes, and a rerun resumes from the finished ones.
+Work is partitioned by points. Partitions run in-process (``workers=0``) or on Dask (a local cluster, or an existing
+scheduler); by default small sweeps run in-process and larger ones on a local cluster. Each partition is written
+atomically as it finishes, and a rerun resumes from the finished ones.
 """
 
 from __future__ import annotations
@@ -196,11 +197,22 @@ def _gains(per_run: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# A local Dask cluster takes 3-4 s to start on the 2-core CI machine class, the time this process needs for about
+# 400 evaluations of one point on one run (ResNet-38, 8-14 ms each): smaller sweeps run here by default.
+IN_PROCESS_EVALUATIONS = 400
+
+
+def default_workers(points: int, runs: int) -> int:
+    """Workers of a local cluster for a sweep of ``points`` × ``runs`` evaluations still to do (0: in-process)."""
+    return 0 if points * runs <= IN_PROCESS_EVALUATIONS else min(2, os.cpu_count() or 1)
+
+
 def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | Sequence[TraceRun], *,
-              out: str | os.PathLike | None = None, workers: int = 2, scheduler: str | None = None,
+              out: str | os.PathLike | None = None, workers: int | None = None, scheduler: str | None = None,
               max_partitions: int | None = None, force: bool = False, progress: bool | None = None,
               command: str = "") -> SweepResult:
-    """Evaluate every point of ``spec`` on every run; ``workers=0`` runs in this process, otherwise on Dask.
+    """Evaluate every point of ``spec`` on every run; ``workers=0`` runs in this process, otherwise on Dask
+    (default: ``default_workers`` of the points still to evaluate; ``scheduler`` always uses that cluster).
 
     With ``out``, each partition is written atomically to ``OUT/partitions/`` as it finishes and reused by a rerun;
     ``max_partitions`` stops after that many new partitions (an interruption on purpose, for tests).
@@ -221,7 +233,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
             release_output_folder(out_dir)
 
 
-def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | None, workers: int,
+def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | None, workers: int | None,
                 scheduler: str | None, max_partitions: int | None, progress, command: str) -> SweepResult:
     names = [_partition_name(chunk, fingerprint) for chunk in chunks]
     finished = {name: _read_partition(out_dir / PARTITIONS_DIR / name) for name in names} if out_dir else {}
@@ -231,6 +243,8 @@ def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | No
         todo = todo[:max_partitions]
     target = (out_dir / PARTITIONS_DIR) if out_dir is not None else None
     results: dict[str, pd.DataFrame] = {}
+    if workers is None:
+        workers = default_workers(sum(len(chunk) for chunk, _ in todo), len(runs))
     if todo:
         results = _execute(todo, runs, target, workers, scheduler, progress)
     if max_partitions is not None and len(done) + len(results) < len(chunks):

@@ -21,8 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("spec", help="sweep spec TOML (see examples/sweeps/)")
     parser.add_argument("traces", help="a folder of *.parquet trace files")
     parser.add_argument("--out", default="sweep_results", help="output folder (default: sweep_results/)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="Dask workers of the local cluster; 0 runs in this process (default: 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Dask workers of a local cluster; 0 runs in this process (default: in this process for "
+                             "at most 400 point x run evaluations, which take less time than a cluster takes to "
+                             "start, else 2)")
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786)")
     parser.add_argument("--force", action="store_true", help="write into a folder that holds another sweep")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         print("error: --workers: must be 0 or more", file=sys.stderr)
         return EXIT_BAD_INPUT
     command = shlex.join(["python", "-m", "dfs_sim.sweep", *(sys.argv[1:] if argv is None else argv)])

@@ -99,3 +99,13 @@ def test_shipped_example_specs_load():
     for name in ("bitfusion_memory", "stripes_sample"):
         spec = load_sweep_spec(f"examples/sweeps/{name}.toml")
         assert len(spec.point_documents()) >= 8
+
+
+def test_small_sweeps_run_in_process_by_default():
+    import os
+
+    from analysis.sweep import IN_PROCESS_EVALUATIONS, default_workers
+
+    assert default_workers(18, 9) == 0
+    assert default_workers(IN_PROCESS_EVALUATIONS, 1) == 0
+    assert default_workers(IN_PROCESS_EVALUATIONS + 1, 1) == min(2, os.cpu_count() or 1)
