@@ -202,8 +202,11 @@ def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out
     Raises ``ValueError`` for mismatched shapes, non-integer codes, or (with ``check_codes``) codes outside
     ``0..K-1``. ``check_codes=False`` skips that pass over the codes for codes already validated, such as a
     ``TraceRun``'s; the pair kernel never reads outside its tables whatever the codes, but out-of-range codes then
-    give wrong totals instead of an error (more than ``MAX_PAIRED_OPTIONS`` options are always checked). Returns an (N, P) float64 view of an (N, P padded to a multiple of ``LANES``)
-    buffer, which can be passed back as ``out`` to avoid allocating (and page-faulting) a new one for every chunk.
+    give wrong totals instead of an error (more than ``MAX_PAIRED_OPTIONS`` options are always checked).
+
+    Returns an (N, P) float64 view of an (N, P padded to a multiple of ``LANES``) buffer, which can be passed back
+    as ``out`` to avoid allocating (and page-faulting) a new one for every chunk. With more than
+    ``MAX_PAIRED_OPTIONS`` options, ``out`` is not used.
     """
     codes, tables, fixed = _checked(codes, tables, fixed, check_codes)
     lanes = tables.shape[2]

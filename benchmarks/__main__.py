@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                           for key, value in found.items())
         print(f"[{name}] {shown}  ({time.perf_counter() - start:.1f} s)", flush=True)
     keys = ("replay_gsums", "replay_vs_bound", "replay_vs_numpy", "replay_vs_pandas", "read_mdecisions_per_s",
-            "tables_s", "search_speedup", "cli_warm_s", "model_speedup", "sweep_points_per_s", "sweep_dask_points_per_s")
+            "tables_s", "search_speedup", "cli_warm_s", "model_speedup", "sweep_points_per_s",
+            "sweep_dask_points_per_s")
     print("summary: " + " ".join(f"{key}={results[key]:.3g}" for key in keys if key in results))
     return 0
 
