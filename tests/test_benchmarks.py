@@ -1,0 +1,17 @@
+"""The benchmark sections run and report every figure the summary line uses (no timing is asserted here)."""
+
+import math
+
+from benchmarks.__main__ import bench_read, bench_replay, bench_tables
+
+
+def test_fast_sections_report_their_figures():
+    replay = bench_replay(3000)
+    assert replay["inputs"] == 3000 and replay["blocks"] == 35 and replay["presets"] >= 5
+    read = bench_read(2000)
+    tables = bench_tables()
+    figures = {**replay, **read, **tables}
+    for key in ("replay_gsums", "replay_checked_gsums", "replay_vs_bound", "replay_vs_numpy", "replay_vs_pandas",
+                "read_mdecisions_per_s", "read_vs_bare_pyarrow", "tables_s", "search_speedup"):
+        assert math.isfinite(figures[key]) and figures[key] > 0, key
+    assert tables["table_entries"] > 0
