@@ -166,7 +166,7 @@ def _tile_sizes(total: int, step: int = 1) -> np.ndarray:
     return np.array(sizes, dtype=np.int64)
 
 
-def _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, mapping):
+def _dims(batch, out_h, out_w, in_ch, out_ch, mapping):
     b_tiles = _tile_sizes(batch)
     o_tiles = _tile_sizes(max(out_h, out_w))
     ic_tiles = _tile_sizes(in_ch)
@@ -180,7 +180,7 @@ def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: 
 
     With ``fixed`` (a ``Search`` found for other bits), only that loop order, tiling and stationarity are evaluated.
     """
-    b_tiles, o_tiles, ic_tiles, oc_tiles = _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, mapping)
+    b_tiles, o_tiles, ic_tiles, oc_tiles = _dims(batch, out_h, out_w, in_ch, out_ch, mapping)
     orders, style, order_offset = ORDERS, None, 0
     if fixed is not None:
         b, _, _, ic, oc = fixed.tiles
@@ -200,10 +200,10 @@ def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: 
     reps = _REPRESENTATIVES if fixed is None else _representative_orders(orders)
     result = _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, reps, _DEPS)
     result[13] += order_offset
-    return _to_search(result, prices, out_h, out_w)
+    return _to_search(result, out_h, out_w)
 
 
-def _to_search(result: np.ndarray, prices: np.ndarray, out_h: int, out_w: int) -> Search:
+def _to_search(result: np.ndarray, out_h: int, out_w: int) -> Search:
     if result[0] < 0:
         raise ValueError("no tiling fits the buffers")
     values = [int(v) for v in result[:_NRESULT - 1]]
@@ -412,7 +412,7 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
     Slow (tens of thousands of Python evaluations per layer); the tests compare it with the Numba kernel.
     """
     m = mapping
-    b_tiles, o_tiles, ic_tiles, oc_tiles = (list(map(int, t)) for t in _dims(batch, out_h, out_w, in_ch, out_ch, kernel, stride, m))
+    b_tiles, o_tiles, ic_tiles, oc_tiles = (list(map(int, t)) for t in _dims(batch, out_h, out_w, in_ch, out_ch, m))
     deps = {"B": ("act", "out"), "OW": ("act", "out"), "OH": ("act", "out"), "IC": ("act", "wgt"), "OC": ("wgt", "out")}
     caps = {"act": m.cap_act_bits, "wgt": m.cap_wgt_bits, "out": m.cap_out_bits}
     red = m.rows * m.pack
@@ -501,4 +501,4 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
     if best is None:
         raise ValueError("no tiling fits the buffers")
     result = np.array(list(best[:18]) + [best[18], best[19], 0, best[-1]], dtype=np.float64)
-    return _to_search(result, np.asarray(m.prices), out_h, out_w)
+    return _to_search(result, out_h, out_w)

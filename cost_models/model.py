@@ -84,10 +84,6 @@ class LayerCost:
     def dram_bits(self) -> int:
         return self.dram_read_bits + self.dram_write_bits
 
-    @property
-    def sram_bits(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in _SRAM_FIELDS}
-
     def metrics(self) -> tuple[float, ...]:
         """The values of ``METRICS`` in order."""
         return tuple(float(getattr(self, name)) for name in METRICS)
@@ -105,10 +101,14 @@ def layer_cost(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: in
     Raises ``ValueError`` for bits < 1 and when no tile of the layer fits the buffers.
     """
     preset = load_preset(preset)
+    _check_bits(w_bits, a_bits)
+    return _cached_cost(_shape(layer), preset, w_bits, a_bits)
+
+
+def _check_bits(w_bits: int, a_bits: int) -> None:
     for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
         if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
             raise ValueError(f"{name} must be a positive integer, got {bits!r}")
-    return _cached_cost(_shape(layer), preset, w_bits, a_bits)
 
 
 def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> LayerCost:
@@ -120,9 +120,11 @@ def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> Lay
     preset = load_preset(preset)
     if option.is_skip:
         return skip_cost(layer, preset)
-    base = layer_cost(layer, preset, option.w_bits, option.a_bits)
     if option.w_bits == option.a_bits and option.w_bits <= FULL_PRECISION_BITS:
+        _check_bits(option.w_bits, option.a_bits)
         base = _ladder_cost(_shape(layer), preset, option.w_bits)[0]
+    else:
+        base = layer_cost(layer, preset, option.w_bits, option.a_bits)
     if option.float and preset.policy.fp_bits == "fp_unit":
         return _on_fp_unit(layer, preset, option.w_bits, option.a_bits, base)
     return base
@@ -152,8 +154,13 @@ def _shape(layer: ConvLayer) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=65536)
+def _own(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> tuple[LayerCost, _tiling.Search]:
+    """The search's own pick for one layer shape at (w_bits, a_bits); the one memo of ``layer_cost`` and the ladder."""
+    return _search_cost(shape, preset, w_bits, a_bits)
+
+
 def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> LayerCost:
-    return _search_cost(shape, preset, w_bits, a_bits)[0]
+    return _own(shape, preset, w_bits, a_bits)[0]
 
 
 def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int,
@@ -183,8 +190,7 @@ def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 
 def search_problem(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: int) -> tuple[tuple, "_tiling.Mapping"]:
     """The (dims, mapping) that the tiling search solves for one layer; for benchmarks and tests of the search."""
-    dims, mapping = _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
-    return dims, mapping
+    return _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
 
 
 def _search_problem(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int):
@@ -221,7 +227,7 @@ def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[Lay
     Reason: the cycle-first search trades large energy for a cycle or two of first fill, so without this rule
     fewer bits could be charged more energy on fast-DRAM presets.
     """
-    own = _search_cost(shape, preset, bits, bits)
+    own = _own(shape, preset, bits, bits)
     if bits >= FULL_PRECISION_BITS:
         return own
     upper, upper_mapping = _ladder_cost(shape, preset, bits + 1)
@@ -235,7 +241,8 @@ def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[Lay
 
 
 def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base: LayerCost) -> LayerCost:
-    """Full precision on a separate fp32 unit: traffic of the int32 mapping, MACs at ``fp_macs_per_cycle``."""
+    """Full precision on a separate fp32 unit: traffic of the int32 mapping, MACs at ``fp_macs_per_cycle``
+    [hw.md §5.4]."""
     compute = math.ceil(base.macs / preset.policy.fp_macs_per_cycle)
     stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
     return dataclasses.replace(base, cycles=compute + stalls, compute_cycles=compute, stall_cycles=stalls,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace as _replace
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +141,7 @@ _CHOICES = {
 }
 # Keys that may be zero (sizes, widths and rates must be > 0; energies may be 0, e.g. in a hand-checkable toy).
 _MAY_BE_ZERO = {("array", "im2col_max_in_ch"), ("dram", "pj_per_bit"), ("policy", "fp_mac_pj")} | {
-    ("energy", name) for name in ("unit_cycle_pj", "idle_unit_cycle_pj", "ibuf_read_pj_per_bit", "ibuf_write_pj_per_bit", "wbuf_read_pj_per_bit",
-                                  "wbuf_write_pj_per_bit", "obuf_read_pj_per_bit", "obuf_write_pj_per_bit")}
+    ("energy", f.name) for f in fields(Energy)}
 _TOP_KEYS = ("schema_version", "name", "kind", "description")
 _SECTIONS = {"clock": None, "array": None, "buffers": Buffers, "dram": Dram, "energy": Energy, "policy": Policy}
 
@@ -183,8 +182,6 @@ class Preset:
 
     def replace(self, **changes: Any) -> "Preset":
         """A copy with top-level fields or ``section__key`` values changed, e.g. ``policy__output_bits="acc"``."""
-        from dataclasses import replace as _replace
-
         top = {key: value for key, value in changes.items() if "__" not in key}
         nested: dict[str, dict[str, Any]] = {}
         for key, value in changes.items():
