@@ -1,4 +1,5 @@
-"""Output folders: refuse unsafe ones before anything is written, and claim a folder for one set of inputs."""
+"""Output folders: refuse unsafe ones before anything is written, claim a folder for one set of inputs, and write
+into it atomically (Parquet tables, the manifest)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import json
 import os
 from pathlib import Path
 
-from dfs_sim._atomic import atomic_write_text
-from dfs_sim.errors import OutputError
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-__all__ = ["MANIFEST", "claim_output_folder", "release_output_folder"]
+from dfs_sim._atomic import atomic_path, atomic_write_text
+from dfs_sim.errors import OutputError
+from dfs_sim.provenance import git_commit, utc_now, versions
+
+__all__ = ["MANIFEST", "claim_output_folder", "read_table_or_none", "release_output_folder", "write_manifest",
+           "write_table"]
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -45,6 +52,32 @@ def claim_output_folder(out: Path, fingerprint: str, *, force: bool, subfolder: 
     for leftover in (*out.glob(".*.tmp"), *out.glob("*/.*.tmp")):
         leftover.unlink(missing_ok=True)  # no other run writes here: the lock is ours
     return out
+
+
+def write_table(table: pa.Table | pd.DataFrame, path: Path) -> None:
+    """Write a Parquet file (zstd) atomically; a frame is written without its index."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd")
+
+
+def read_table_or_none(path: Path) -> pa.Table | None:
+    """A finished Parquet file, or None when it is missing or damaged (it is then computed again, never trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """``manifest`` with the versions, git commit, time and status "complete" added, atomically as OUT/manifest.json
+    (written last: a folder whose manifest says "complete" holds every output)."""
+    manifest = {**manifest, "versions": versions(), "git_commit": git_commit(), "created": utc_now(),
+                "status": "complete"}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def release_output_folder(out: Path) -> None:

@@ -11,13 +11,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.summary import computation_pct, option_histogram
+from analysis.summary import block_fractions, computation_pct, option_histogram, proxy_per_input
+from cost_models.model import METRICS as COST_METRICS
 from dfs_sim.traces import TraceRun
 
 __all__ = ["COST_METRICS", "ENERGY_PARTS", "per_input_frame", "per_run_frame", "per_block_frame", "run_labels",
            "wilson_interval"]
 
-COST_METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
 ENERGY_PARTS = ("e_compute_pj", "e_sram_pj", "e_dram_pj")
 Z_95 = 1.959963984540054  # the standard normal quantile at 0.975, for a two-sided 95% interval
 
@@ -26,11 +26,15 @@ def run_labels(run: TraceRun) -> dict:
     return {"run": run.name, "method": run.method, "budget": run.budget}
 
 
-def per_input_frame(run: TraceRun, preset_name: str, costs: np.ndarray, us_per_cycle: float) -> pd.DataFrame:
-    """One row per input of ``run`` on one preset, from the replayed ``costs`` (inputs × ``COST_METRICS``)."""
+def per_input_frame(run: TraceRun, preset_name: str, costs: np.ndarray, us_per_cycle: float,
+                    proxy: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per input of ``run`` on one preset, from the replayed ``costs`` (inputs × ``COST_METRICS``).
+
+    ``proxy`` is ``proxy_per_input(run)``, which a caller framing one run on many presets computes once."""
     if costs.shape != (run.num_inputs, len(COST_METRICS)):
         raise ValueError(f"costs have shape {costs.shape}, expected ({run.num_inputs}, {len(COST_METRICS)})")
-    proxy = np.array([option.proxy_cost for option in run.options])[run.codes].mean(axis=1)
+    if proxy is None:
+        proxy = proxy_per_input(run)
     frame = pd.DataFrame({
         "run": pd.Series(run.name, index=range(run.num_inputs), dtype="string"),
         "method": run.method,
@@ -59,6 +63,7 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
     """One row per run × preset: accuracy with a Wilson 95% interval, mean/p50/p99 latency and energy, the energy
     parts, DRAM bits, the paper's computation percentage, and the fraction of decisions at each option."""
     by_name = {run.name: run for run in runs}
+    decisions = {run.name: _decision_columns(run) for run in runs}  # the same on every preset
     rows = []
     for (run_name, preset), group in per_input.groupby(["run", "preset"], sort=False):
         run = by_name[run_name]
@@ -74,14 +79,19 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
         row["cycles_mean"] = group["cycles"].mean()
         for column in (*ENERGY_PARTS, "dram_bits"):
             row[f"{column}_mean"] = group[column].mean()
-        row["computation_pct"] = computation_pct(run)
-        histogram = option_histogram(run) / run.codes.size
-        row.update({f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram)})
+        row.update(decisions[run_name])
         rows.append(row)
     frame = pd.DataFrame(rows)
     fractions = [column for column in frame.columns if column.startswith("frac_")]
     frame[fractions] = frame[fractions].fillna(0.0)
     return frame
+
+
+def _decision_columns(run: TraceRun) -> dict:
+    """The paper's computation percentage and the fraction of decisions at each option (``frac_<option>``)."""
+    histogram = option_histogram(run) / run.codes.size
+    return {"computation_pct": computation_pct(run),
+            **{f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram)}}
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
@@ -101,15 +111,13 @@ def per_block_frame(runs: Iterable[TraceRun]) -> pd.DataFrame:
     """One row per run × gated block × option: the fraction of inputs that took the option at that block."""
     frames = []
     for run in runs:
-        counts = np.stack([np.bincount(run.codes[:, block], minlength=len(run.options))
-                           for block in range(run.num_blocks)])
         blocks, codes = np.meshgrid(np.arange(run.num_blocks), np.arange(len(run.options)), indexing="ij")
         frames.append(pd.DataFrame({
-            **{key: value for key, value in run_labels(run).items()},
+            **run_labels(run),
             "block": blocks.ravel(),
             "option": codes.ravel(),
             "option_name": [run.options[code].name for code in codes.ravel()],
-            "fraction": (counts / run.num_inputs).ravel(),
+            "fraction": block_fractions(run).ravel(),
         }))
     frame = pd.concat(frames, ignore_index=True)
     frame["budget"] = frame["budget"].astype("float64")

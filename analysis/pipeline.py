@@ -9,7 +9,6 @@ The final frames are assembled from the parts and written atomically; ``manifest
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from contextlib import nullcontext
@@ -19,20 +18,20 @@ from typing import Sequence
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from analysis._output import MANIFEST, claim_output_folder, release_output_folder
+from analysis._output import (MANIFEST, claim_output_folder, read_table_or_none, release_output_folder, write_manifest,
+                              write_table)
 from analysis.frames import per_block_frame, per_input_frame, per_run_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
 from analysis.plot_workers import FORMATS as PLOT_FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
 from analysis.replay_kernel import replay_costs
+from analysis.summary import proxy_per_input
 from cost_models import build_cost_table, list_presets, load_preset
 from cost_models.cost_table import MODEL_VERSION
-from dfs_sim._atomic import atomic_path, atomic_write_text
+from dfs_sim._atomic import atomic_write_text
 from dfs_sim.errors import ConfigError
-from dfs_sim.provenance import git_commit, utc_now, versions
 from dfs_sim.traces import TraceRun, read_traces
 
 __all__ = ["ReplayResult", "replay", "PARTS_DIR", "MANIFEST"]
@@ -88,11 +87,14 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
         stamp = _plots_stamp(fingerprint, loaded) if plots and out_dir is not None else None
         if stamp is not None and _plots_current(out_dir / PLOTS_DIR, stamp):
             stamp = None
-        if isinstance(plot_workers, PlotWorkers):
-            return _replay_into(runs, loaded, out_dir, fingerprint, stamp, plot_workers, command, progress, clock)
-        # Workers start now, so that their interpreters and matplotlib load while the replay runs.
-        with PlotWorkers(plot_workers) if stamp is not None and plot_workers > 1 else nullcontext() as workers:
-            return _replay_into(runs, loaded, out_dir, fingerprint, stamp, workers, command, progress, clock)
+        if isinstance(plot_workers, PlotWorkers):  # the caller's, which the caller closes
+            workers = nullcontext(plot_workers)
+        elif stamp is not None and plot_workers > 1:  # started now, so that matplotlib loads while the replay runs
+            workers = PlotWorkers(plot_workers)
+        else:
+            workers = nullcontext()
+        with workers as started:
+            return _replay_into(runs, loaded, out_dir, fingerprint, stamp, started, command, progress, clock)
     finally:
         if out_dir is not None:
             release_output_folder(out_dir)
@@ -114,7 +116,7 @@ def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plot_stam
     clock.lap("frames_s")
     result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
     if out_dir is not None:
-        _write_table(per_input_table, out_dir / "per_input.parquet")
+        write_table(per_input_table, out_dir / "per_input.parquet")
         _write_outputs(result, plot_stamp, workers)
         clock.lap("write_s")
         _write_manifest(result, fingerprint, command, clock)
@@ -125,19 +127,23 @@ def _replay_parts(runs, presets, out_dir: Path | None, progress) -> tuple[list[p
     """The per-input frame of every run × preset, as Arrow tables; finished parts under ``out_dir`` are reused."""
     parts, reused = [], 0
     tables: dict[tuple, object] = {}
+    proxies: dict[str, object] = {}  # the proxy cost per input, the same on every preset
     pairs = [(run, preset) for run in runs for preset in presets]
     for run, preset in tqdm(pairs, desc="replay runs x presets", unit="pair", disable=_quiet(progress)):
-        part_path = out_dir / PARTS_DIR / f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet" if out_dir else None
-        part = _read_part(part_path) if part_path is not None else None
+        part_path = out_dir / PARTS_DIR / _part_name(run, preset) if out_dir else None
+        part = read_table_or_none(part_path) if part_path is not None else None
         if part is None:
             table_key = (run.layers.content_hash(), run.options, preset.content_hash())
             if table_key not in tables:
                 tables[table_key] = build_cost_table(run.layers, preset, options=run.options)
             costs = replay_costs(run.codes, tables[table_key], check_codes=False)  # checked when the run was made
-            frame = per_input_frame(run, preset.name, costs, us_per_cycle=float(preset.cycles_to_us(1.0)))
+            if run.name not in proxies:
+                proxies[run.name] = proxy_per_input(run)
+            frame = per_input_frame(run, preset.name, costs, us_per_cycle=float(preset.cycles_to_us(1.0)),
+                                    proxy=proxies[run.name])
             part = pa.Table.from_pandas(frame, preserve_index=False)
             if part_path is not None:
-                _write_table(part, part_path)
+                write_table(part, part_path)
         else:
             reused += 1
         parts.append(part)
@@ -157,15 +163,14 @@ def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
 
 def _write_outputs(result: ReplayResult, plot_stamp: str | None, workers: PlotWorkers | None) -> None:
     out = result.out
-    _write_parquet(result.per_run, out / "per_run.parquet")
+    write_table(result.per_run, out / "per_run.parquet")
     atomic_write_text(out / "per_run.csv", result.per_run.to_csv(index=False))
-    _write_parquet(result.per_block, out / "per_block.parquet")
+    write_table(result.per_block, out / "per_block.parquet")
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
     if plot_stamp is not None:
         _write_plots(result, out / PLOTS_DIR, plot_stamp, workers)
-    keep = {f"{run.name}@{preset.name}-{_part_key(run, preset)}.parquet"
-            for run in result.runs for preset in result.presets}
+    keep = {_part_name(run, preset) for run in result.runs for preset in result.presets}
     for stale in (out / PARTS_DIR).glob("*.parquet"):
         if stale.name not in keep:
             stale.unlink()
@@ -197,20 +202,15 @@ def _write_plots(result: ReplayResult, folder: Path, stamp: str, workers: PlotWo
 
 
 def _write_manifest(result: ReplayResult, fingerprint: str, command: str, clock: "_Clock") -> None:
-    manifest = {
+    write_manifest(result.out, {
         "command": command,
-        "status": "complete",
         "inputs_fingerprint": fingerprint,
         "inputs": [_describe_input(run) for run in result.runs],
         "presets": [{"name": preset.name, "kind": preset.kind, "hash": preset.content_hash(),
                      "source": preset.source} for preset in result.presets],
         "reused_parts": result.reused_parts,
-        "versions": versions(),
-        "git_commit": git_commit(),
-        "created": utc_now(),
         "timings_s": {key: round(value, 3) for key, value in clock.laps.items()},
-    }
-    atomic_write_text(result.out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    })
 
 
 def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
@@ -220,28 +220,11 @@ def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
     return digest.hexdigest()[:32]
 
 
-def _part_key(run: TraceRun, preset) -> str:
+def _part_name(run: TraceRun, preset) -> str:
+    """The file of one run × preset under ``parts/``, keyed by everything its numbers depend on."""
     payload = (f"{FRAME_VERSION}:{MODEL_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:"
                f"{preset.content_hash()}")
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-
-def _read_part(path: Path) -> pa.Table | None:
-    if not path.is_file():
-        return None
-    try:
-        return pq.read_table(path)
-    except (pa.ArrowException, OSError, ValueError):
-        return None  # a damaged part is recomputed, never trusted
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    _write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-
-
-def _write_table(table: pa.Table, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        pq.write_table(table, temporary, compression="zstd")
+    return f"{run.name}@{preset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}.parquet"
 
 
 def _describe_input(run: TraceRun) -> dict:

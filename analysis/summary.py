@@ -7,14 +7,23 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from dfs_sim.options import proxy_costs
 from dfs_sim.traces import TraceRun
 
-__all__ = ["option_histogram", "computation_pct", "run_summary"]
+__all__ = ["block_fractions", "option_histogram", "computation_pct", "proxy_per_input", "run_summary"]
 
 
 def option_histogram(run: TraceRun) -> np.ndarray:
     """How many decisions (over inputs and blocks) took each option code; length ``len(run.options)``."""
     return np.bincount(run.codes.ravel(), minlength=len(run.options))
+
+
+def block_fractions(run: TraceRun) -> np.ndarray:
+    """The fraction of inputs that took each option at each gated block: (blocks, options), rows summing to 1."""
+    counts = np.zeros((run.num_blocks, len(run.options)))
+    for block in range(run.num_blocks):
+        counts[block] = np.bincount(run.codes[:, block], minlength=len(run.options))
+    return counts / run.num_inputs
 
 
 def computation_pct(run: TraceRun) -> float:
@@ -23,9 +32,14 @@ def computation_pct(run: TraceRun) -> float:
     Option k costs (bits/32)², so a run where every block runs at full precision scores 100 and one that skips
     every block scores 0.
     """
-    costs = np.array([option.proxy_cost for option in run.options])
+    costs = np.array(proxy_costs(run.options))
     histogram = option_histogram(run)
     return float(histogram @ costs / run.codes.size * 100.0)
+
+
+def proxy_per_input(run: TraceRun) -> np.ndarray:
+    """Each input's mean proxy cost over its gated blocks, (bits/32)² per block (the paper's cost, per input)."""
+    return np.array(proxy_costs(run.options))[run.codes].mean(axis=1)
 
 
 def run_summary(runs: Iterable[TraceRun]) -> pd.DataFrame:

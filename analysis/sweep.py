@@ -24,20 +24,18 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from analysis._output import MANIFEST, claim_output_folder, release_output_folder
+from analysis._output import (claim_output_folder, read_table_or_none, release_output_folder, write_manifest,
+                              write_table)
 from analysis.matched import matched_comparison
 from analysis.replay_kernel import replay_costs
-from cost_models import build_cost_table
+from analysis.summary import block_fractions
+from cost_models import METRICS, build_cost_table
 from cost_models.cost_table import MODEL_VERSION
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
-from dfs_sim._atomic import atomic_path, atomic_write_text
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
-from dfs_sim.provenance import git_commit, utc_now, versions
 from dfs_sim.traces import TraceRun, read_traces
 
 __all__ = ["SweepSpec", "SweepResult", "load_sweep_spec", "run_sweep", "evaluate_points"]
@@ -47,7 +45,6 @@ SPEC_KEYS = ("schema_version", "base", "mode", "samples", "seed", "partition_siz
 PARTITIONS_DIR = "partitions"
 RESULT_FILE = "sweep.parquet"
 FRAME_VERSION = 1
-MEANS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ def evaluate_points(points: Sequence[tuple[int, dict, dict]], runs: Sequence[Tra
     """One row per point × run: axis values, accuracy, mean and p99 latency, mean energy and its parts, and for
     DFS runs the matched-cost gains over SkipNet and static at that point."""
     frames = []
-    fractions = [_block_fractions(run) for run in runs]  # the same at every point
+    fractions = [block_fractions(run) for run in runs]  # the same at every point
     for index, values, document in points:
         preset = preset_from_dict(copy.deepcopy(document), source=document["name"])
         tables: dict[tuple, object] = {}  # runs that share a layer table and options share a cost table
@@ -172,7 +169,7 @@ def evaluate_points(points: Sequence[tuple[int, dict, dict]], runs: Sequence[Tra
             row = {"point": index, "preset": preset.name, **{f"axis:{key}": value for key, value in values.items()},
                    "run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
                    "accuracy": run.accuracy}
-            row.update({f"{metric}_mean": value for metric, value in zip(MEANS, means)})
+            row.update({f"{metric}_mean": value for metric, value in zip(METRICS, means)})
             row["energy_pj_mean"] = means[1] + means[2] + means[3]
             row["latency_us_mean"] = float(preset.cycles_to_us(means[0]))
             row["latency_us_p99"] = float(preset.cycles_to_us(np.percentile(cycles, 99)))
@@ -252,16 +249,13 @@ def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | No
     frames = [results[name] if name in results else finished[name] for name in names]
     frame = pd.concat(frames, ignore_index=True)
     if out_dir is not None:
-        with atomic_path(out_dir / RESULT_FILE) as temporary:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, compression="zstd")
+        write_table(frame, out_dir / RESULT_FILE)
         from analysis import sweep_plots
 
         sweep_plots.write_sweep_plots(frame, spec.axis_names, out_dir / "plots")
-        manifest = {"command": command, "spec": spec.source, "spec_hash": spec.content_hash(),
-                    "inputs_fingerprint": fingerprint, "points": len(points), "partitions": len(chunks),
-                    "reused_partitions": len(done), "runs": [run.name for run in runs], "versions": versions(),
-                    "git_commit": git_commit(), "created": utc_now(), "status": "complete"}
-        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_manifest(out_dir, {"command": command, "spec": spec.source, "spec_hash": spec.content_hash(),
+                                 "inputs_fingerprint": fingerprint, "points": len(points), "partitions": len(chunks),
+                                 "reused_partitions": len(done), "runs": [run.name for run in runs]})
     return SweepResult(spec, frame, out_dir, len(chunks), len(done))
 
 
@@ -298,16 +292,8 @@ def _execute(todo, runs, target: Path | None, workers: int, scheduler: str | Non
 def _evaluate_partition(chunk, runs, path: str | None) -> pd.DataFrame:
     frame = evaluate_points(chunk, runs)
     if path is not None:
-        with atomic_path(path) as temporary:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, compression="zstd")
+        write_table(frame, Path(path))
     return frame
-
-
-def _block_fractions(run: TraceRun) -> np.ndarray:
-    counts = np.zeros((run.num_blocks, len(run.options)))
-    for block in range(run.num_blocks):
-        counts[block] = np.bincount(run.codes[:, block], minlength=len(run.options))
-    return counts / run.num_inputs
 
 
 def _with_values(document: dict, values: dict[str, Any]) -> dict:
@@ -342,9 +328,5 @@ def _partition_name(chunk, fingerprint: str) -> str:
 
 def _read_partition(path: Path) -> pd.DataFrame | None:
     """A finished partition, or None when it is missing or damaged (it is then computed again, never trusted)."""
-    if not path.is_file():
-        return None
-    try:
-        return pq.read_table(path).to_pandas()
-    except (OSError, ValueError, pa.ArrowException):
-        return None
+    table = read_table_or_none(path)
+    return None if table is None else table.to_pandas()

@@ -4,9 +4,9 @@ Columns: ``input_id`` (int64), ``label`` (int16), ``pred`` (int16), ``confidence
 one uint8 column per gated block, ``block_00``, ``block_01``, ..., holding the option code the gate chose. The schema
 metadata key ``dfs_sim`` holds JSON with the run's description, its option list and its layer table.
 
-Integrity: pages are written with checksums that are verified on read, and a hash of the table's contents is stored
-(and of the metadata) in the metadata and checked, so a flipped byte is an error rather than silently different data. Every check that
-fails raises ``TraceFormatError`` with a one-line message naming the file and the problem.
+Integrity: pages are written with checksums that are verified on read, and a hash of the table's contents (and of the
+metadata) is stored in the metadata and checked, so a flipped byte is an error rather than silently different data.
+Every check that fails raises ``TraceFormatError`` with a one-line message naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,10 +79,11 @@ class TraceRun:
     path: Path | None = None
     layers: LayerTable = field(init=False, repr=False)
     options: tuple[Option, ...] = field(init=False, repr=False)
+    _parsed: InitVar[tuple[LayerTable, tuple[Option, ...]] | None] = None  # read_trace's parse of ``meta``
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, _parsed) -> None:
         source = self.path if self.path is not None else "trace"
-        layers, options = _parse_meta(self.meta, source)
+        layers, options = _parsed if _parsed is not None else _parse_meta(self.meta, source)
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "options", options)
         arrays = {"codes": np.ascontiguousarray(self.codes, dtype=CODE_DTYPE)}
@@ -203,7 +204,7 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         raise TraceFormatError(path, f"metadata is not valid JSON ({_first_line(error)})") from None
     if not isinstance(meta, dict):
         raise TraceFormatError(path, "metadata is not a JSON object")
-    layers, _ = _parse_meta(meta, path)
+    layers, options = _parse_meta(meta, path)
     _check_columns(column_types, layers.num_blocks, path)
     if table.num_rows == 0:
         raise TraceFormatError(path, "the trace has no rows")
@@ -222,7 +223,7 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
     actual_hash = _content_hash(meta, values["input_id"], values["label"], values["pred"], values["confidence"], codes)
     if stored_hash != actual_hash:
         raise TraceFormatError(path, "content hash does not match the data: the file was changed or corrupted")
-    run = TraceRun(meta=meta, codes=codes, path=path, **values)
+    run = TraceRun(meta=meta, codes=codes, path=path, _parsed=(layers, options), **values)
     object.__setattr__(run, "_hash", actual_hash)  # verified above; no need to hash the data again
     return run
 
