@@ -52,11 +52,10 @@ class GatedBasicBlock(nn.Module):
         return x if self.projection is None else self.projection(x)
 
     def candidate(self, x: torch.Tensor, shortcut: torch.Tensor, option: Option) -> torch.Tensor:
+        """A quantized option runs both operands at ``w_bits`` (GatedResNet rejects options whose bits differ)."""
         if option.is_skip:
             return shortcut
         bits = None if option.float else option.w_bits
-        if not option.float and option.w_bits != option.a_bits:
-            raise ValueError(f"option {option.name}: different weight and activation bits are not supported")
         out = F.relu(self.bn1(self.conv1(x, bits)))
         out = self.bn2(self.conv2(out, bits))
         return F.relu(out + shortcut)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,8 @@ from dfs_sim._atomic import atomic_path
 from dfs_sim.errors import DfsSimError
 from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "plain", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "load_checkpoint_hashed", "plain",
+           "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "dfs_sim.checkpoint/1"
 _REQUIRED = ("format", "model_name", "num_classes", "model", "stage", "iteration", "config", "seed")
@@ -45,11 +48,22 @@ def save_checkpoint(path: str | Path, **content: Any) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    return _load(path, map_location)[0]
+
+
+def load_checkpoint_hashed(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict, str]:
+    """``(record, SHA-256 hex digest of the file)``, the file read once."""
+    record, raw = _load(path, map_location)
+    return record, hashlib.sha256(raw).hexdigest()
+
+
+def _load(path: str | Path, map_location: str | torch.device) -> tuple[dict, bytes]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file does not exist")
     try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
+        raw = path.read_bytes()
+        record = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch.load raises many unrelated types for a corrupt or foreign file
         raise CheckpointError(path, f"not a readable checkpoint ({type(error).__name__}: {str(error)[:200]})") from None
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
@@ -57,4 +71,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [key for key in _REQUIRED if key not in record]
     if missing:
         raise CheckpointError(path, f"checkpoint lacks keys {missing}")
-    return record
+    return record, raw

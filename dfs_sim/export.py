@@ -8,21 +8,20 @@ block at that one option of the seven-option DFS list (the gates are not run).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfs_sim.checkpoint import CheckpointError, load_checkpoint
+from dfs_sim.checkpoint import CheckpointError, load_checkpoint_hashed
 from dfs_sim.data import load_split
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
 from dfs_sim.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS
 from dfs_sim.registry import create_model, parse_model_name
-from dfs_sim.resnet import GatedResNet, traced_layer_table
+from dfs_sim.resnet import traced_layer_table
 from dfs_sim.traces import TraceRun, make_meta, write_trace
 from dfs_sim.train import select_device
 
@@ -57,9 +56,7 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
         raise CheckpointError(source, "a backbone checkpoint has untrained gates; export it with a static option")
     if static_option is not None:
         model = create_model(f"static_resnet{depth}", option=static_option, num_classes=record["num_classes"])
-        state = GatedResNet.backbone_state_dict_of(record["model"])
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = list(GatedResNet.backbone_state_dict_of(dict.fromkeys(missing)))
+        missing, unexpected = model.load_backbone(record["model"])
         if missing:
             raise CheckpointError(source, f"backbone does not fit static_resnet{depth}: missing {missing[:3]}")
         if unexpected:
@@ -82,13 +79,14 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
     if not out.parent.is_dir():
         raise ConfigError(out, "output folder does not exist")
-    record = load_checkpoint(checkpoint)
+    record, checkpoint_sha256 = load_checkpoint_hashed(checkpoint)
     static = parse_static_option(static_option)
     model, method = model_from_checkpoint(record, static, source=checkpoint)
     config = record["config"]
     dataset = config["dataset"]
-    data = load_split(dataset, split, data_path if data_path is not None else config.get("data_path"),
-                      config.get("split_seed", 0))
+    data_path = data_path if data_path is not None else config.get("data_path")
+    split_seed = config.get("split_seed", 0)
+    data = load_split(dataset, split, data_path, split_seed)
     model.to(select_device(device))
     layers = traced_layer_table(model, input_size=32)
     expected = cifar_resnet_layers(model.depth, num_classes=model.num_classes, options=model.options,
@@ -97,17 +95,16 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
         raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
     calibration = None
     if static is not None and not model.options[static].float and not model.options[static].is_skip:
-        train_split = load_split(dataset, "train", data_path if data_path is not None else config.get("data_path"),
-                                 config.get("split_seed", 0))
+        train_split = load_split(dataset, "train", data_path, split_seed)
         calibration = {"split": "train", "images": calibrate_quantizers(model, train_split)}
     evaluation = evaluate(model, data, batch_size=batch_size)
     budget = None if method == "static" else float(config["budget"])
     extra = {
         "checkpoint": checkpoint.name,
-        "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16],
+        "checkpoint_sha256": checkpoint_sha256[:16],
         "checkpoint_stage": record["stage"],
         "split": split,
-        "split_seed": config.get("split_seed", 0),
+        "split_seed": split_seed,
         "train_config": config,
         "accuracy": evaluation.accuracy,
         "computation_pct": evaluation.computation_pct,

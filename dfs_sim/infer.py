@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from dfs_sim.data import Split
+from dfs_sim.options import proxy_costs
 from dfs_sim.quantize import ActivationQuantizer
 from dfs_sim.resnet import GatedOutput, GatedResNet
 
@@ -48,13 +49,18 @@ class Evaluation:
         return float(np.asarray(self.proxy_costs)[self.codes].mean() * 100)
 
 
-def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, device: torch.device | str | None = None) -> Evaluation:
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
+def _batches(split: Split, batch_size: int, limit: int | None = None):
+    """``(images, labels)`` batches of ``split`` in order, over its first ``limit`` inputs (all by default)."""
+    end = len(split) if limit is None else min(len(split), limit)
+    for start in range(0, end, batch_size):
+        yield split.batch(torch.arange(start, min(start + batch_size, end)))
+
+
+def evaluate(model: GatedResNet, split: Split, batch_size: int = 256) -> Evaluation:
+    """Evaluate ``split`` on the device the model is on."""
+    device = next(model.parameters()).device
     labels, preds, confidences, codes = [], [], [], []
-    for start in range(0, len(split), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(split)))
-        images, target = split.batch(index)
+    for images, target in _batches(split, batch_size):
         output = predict(model, images.to(device))
         probs = torch.softmax(output.logits.float(), dim=1)
         confidence, pred = probs.max(dim=1)
@@ -67,8 +73,8 @@ def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, device: to
         label=np.concatenate(labels).astype(np.int16),
         pred=np.concatenate(preds).astype(np.int16),
         confidence=np.concatenate(confidences).astype(np.float32),
-        codes=np.concatenate(codes).astype(np.uint8).reshape(len(split), model.num_gated),
-        proxy_costs=tuple(option.proxy_cost for option in model.options),
+        codes=np.concatenate(codes).astype(np.uint8),
+        proxy_costs=tuple(proxy_costs(model.options)),
     )
 
 
@@ -89,11 +95,9 @@ def calibrate_quantizers(model: GatedResNet, split: Split, batches: int = 8, bat
         quantizer.train()
     used = 0
     try:
-        for start in range(0, min(len(split), batches * batch_size), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(split)))
-            images, _ = split.batch(index)
+        for images, _ in _batches(split, batch_size, limit=batches * batch_size):
             model.forward_grouped(images.to(device))
-            used += len(index)
+            used += len(images)
     finally:
         model.train(was_training)
     return used

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from dfs_sim.blocks import GatedBasicBlock
 from dfs_sim.errors import ConfigError
 from dfs_sim.gate import GateController, GateEmbedding
-from dfs_sim.layer_table import CIFAR_DEPTHS, GATE_EMBED_DIM, ConvLayer, LayerTable
+from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
 
 __all__ = ["GatedOutput", "GatedResNet", "traced_layer_table"]
@@ -58,7 +58,7 @@ class GatedResNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if depth not in CIFAR_DEPTHS and (depth < 8 or (depth - 2) % 6):
+        if depth < 8 or (depth - 2) % 6:
             raise ConfigError("GatedResNet", f"depth must be 6n+2 (8, 14, 20, 38, 74, ...), got {depth}")
         self.depth, self.num_classes, self.options = depth, num_classes, tuple(options)
         self.widths, self.embed_dim, self.in_channels = tuple(widths), embed_dim, in_channels
@@ -66,6 +66,9 @@ class GatedResNet(nn.Module):
         if len(full) != 1:
             raise ConfigError("GatedResNet", "the option list needs exactly one full-precision option")
         self.fp_code = full[0]
+        for option in self.options:
+            if not option.float and option.w_bits != option.a_bits:
+                raise ValueError(f"option {option.name}: different weight and activation bits are not supported")
         if static_option is not None and not 0 <= static_option < len(self.options):
             raise ConfigError("GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}")
         self.static_option = static_option
@@ -112,13 +115,20 @@ class GatedResNet(nn.Module):
         gate_ids = {id(p) for p in self.gate_parameters()}
         return [p for p in self.parameters() if id(p) not in gate_ids]
 
-    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
-        """The state without the gates (to reuse a trained backbone in a model with another option list)."""
-        return self.backbone_state_dict_of(self.state_dict())
+    @staticmethod
+    def is_backbone_key(key: str) -> bool:
+        """Whether a state key belongs to the backbone (not to the gates nor to the option costs)."""
+        return not key.startswith(("gate_embeddings.", "controller.")) and key != "costs"
 
     @staticmethod
     def backbone_state_dict_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in state.items() if not k.startswith(("gate_embeddings.", "controller.")) and k != "costs"}
+        """The state without the gates (to reuse a trained backbone in a model with another option list)."""
+        return {k: v for k, v in state.items() if GatedResNet.is_backbone_key(k)}
+
+    def load_backbone(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+        """Load the backbone of ``state`` (its gates are ignored); returns ``(missing, unexpected)`` backbone keys."""
+        missing, unexpected = self.load_state_dict(self.backbone_state_dict_of(state), strict=False)
+        return [k for k in missing if self.is_backbone_key(k)], list(unexpected)
 
     def computation_pct(self, masks: torch.Tensor) -> torch.Tensor:
         """The paper's proxy: Σ mask·cost / (number of gated decisions) × 100."""
@@ -151,13 +161,8 @@ class GatedResNet(nn.Module):
 
     def forward_candidates(self, x: torch.Tensor, fixed_code: int | None = None, naive: bool = False) -> GatedOutput:
         """Every option computed on the whole batch and mixed by the mask; ``naive`` keeps all of them in the graph."""
-        fixed = self.static_option if fixed_code is None else fixed_code
-        if fixed is not None:
-            return self._forward_fixed(x, fixed)
-        x = self._head(x)
-        masks, probs, state = [], [], None
-        for b, block in enumerate(self.blocks):
-            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+
+        def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
             shortcut = block.shortcut(x)
             chosen = set(mask.detach().argmax(dim=1).unique().tolist())
             out = None
@@ -169,20 +174,14 @@ class GatedResNet(nn.Module):
                         candidate = block.candidate(x, shortcut, option)
                 term = mask[:, k].view(-1, 1, 1, 1) * candidate
                 out = term if out is None else out + term
-            x = out
-            masks.append(mask)
-            probs.append(prob)
-        return self._output(x, masks, probs)
+            return out, mask
+
+        return self._gated_forward(x, fixed_code, run_block)
 
     def forward_grouped(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
         """Group the batch by chosen option and run each group at its option only (use in eval mode)."""
-        fixed = self.static_option if fixed_code is None else fixed_code
-        if fixed is not None:
-            return self._forward_fixed(x, fixed)
-        x = self._head(x)
-        masks, probs, state = [], [], None
-        for b, block in enumerate(self.blocks):
-            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+
+        def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
             codes = mask.detach().argmax(dim=1)
             shortcut = block.shortcut(x)
             out = None
@@ -192,19 +191,32 @@ class GatedResNet(nn.Module):
                 if out is None:
                     out = part.new_zeros((x.shape[0], *part.shape[1:]))
                 out = out.index_copy(0, index, part)
-            x = out
-            masks.append(F.one_hot(codes, len(self.options)).to(x.dtype))
+            return out, F.one_hot(codes, len(self.options)).to(out.dtype)
+
+        return self._gated_forward(x, fixed_code, run_block)
+
+    def _gated_forward(self, x: torch.Tensor, fixed_code: int | None, run_block) -> GatedOutput:
+        """The gate loop of both paths: ``run_block(block, x, mask)`` returns the block's output and the mask to record.
+
+        A fixed code (``fixed_code``, else ``static_option``) runs no gate at all."""
+        fixed = self.static_option if fixed_code is None else fixed_code
+        if fixed is not None:
+            return self._forward_fixed(x, fixed)
+        x = self._head(x)
+        masks, probs, state = [], [], None
+        for b, block in enumerate(self.blocks):
+            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+            x, recorded = run_block(block, x, mask)
+            masks.append(recorded)
             probs.append(prob)
         return self._output(x, masks, probs)
 
     def _forward_fixed(self, x: torch.Tensor, code: int) -> GatedOutput:
         """Every gated block at one option and no gate run (static baselines, backbone training)."""
         x = self._head(x)
-        masks = []
         for block in self.blocks:
             x = block(x, self.options[code])
-            masks.append(self._fixed_mask(x, code))
-        return self._output(x, masks, [])
+        return self._output(x, [self._fixed_mask(x, code)] * self.num_gated, [])
 
     def _output(self, x: torch.Tensor, masks: list, probs: list) -> GatedOutput:
         logits = self._tail(x)

@@ -102,9 +102,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
         start_iteration, optimizer_state = int(state["iteration"]), state.get("optimizer")
     elif config.init_from is not None:
         init = load_checkpoint(config.init_from)
-        source = GatedResNet.backbone_state_dict_of(init["model"])
-        missing, unexpected = model.load_state_dict(source, strict=False)
-        missing = [k for k in missing if not k.startswith(("gate_embeddings.", "controller.")) and k != "costs"]
+        missing, unexpected = model.load_backbone(init["model"])
         if missing or unexpected:
             raise CheckpointError(config.init_from, f"backbone does not fit {config.model}: missing {missing[:3]}, "
                                                     f"unexpected {unexpected[:3]}")

@@ -65,9 +65,6 @@ class TrainConfig:
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def _check(source: object, config: TrainConfig) -> TrainConfig:
     from dfs_sim.data import AUGMENTATIONS, DATASETS
