@@ -189,12 +189,19 @@ def bench_sweep() -> dict:
 
     spec = ROOT / "examples" / "sweeps" / "bitfusion_memory.toml"
     seconds = {}
-    for label, workers in (("default", None), ("dask", 2)):
-        with tempfile.TemporaryDirectory() as folder:
-            os.environ["DFS_SIM_CACHE"] = str(Path(folder) / "tables")
-            start = time.perf_counter()
-            result = run_sweep(spec, EXAMPLE, workers=workers, progress=False)
-            seconds[label] = time.perf_counter() - start
+    saved = os.environ.get("DFS_SIM_CACHE")
+    try:
+        for label, workers in (("default", None), ("dask", 2)):
+            with tempfile.TemporaryDirectory() as folder:
+                os.environ["DFS_SIM_CACHE"] = str(Path(folder) / "tables")
+                start = time.perf_counter()
+                result = run_sweep(spec, EXAMPLE, workers=workers, progress=False)
+                seconds[label] = time.perf_counter() - start
+    finally:
+        if saved is None:
+            os.environ.pop("DFS_SIM_CACHE", None)
+        else:
+            os.environ["DFS_SIM_CACHE"] = saved
     points = result.frame["point"].nunique()
     return {"sweep_points": points, "sweep_s": seconds["default"], "sweep_points_per_s": points / seconds["default"],
             "sweep_dask_points_per_s": points / seconds["dask"]}

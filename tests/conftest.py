@@ -1,9 +1,16 @@
-"""Shared test settings. ``DFS_SIM_FUZZ_SCALE`` multiplies the number of fuzzing cases (CI: 1; locally e.g. 20)."""
+"""Shared fixtures. The fuzzing settings live in ``tests/fuzzing.py``."""
 
 import os
 
-FUZZ_SCALE = max(1, int(os.environ.get("DFS_SIM_FUZZ_SCALE", "1")))
+import pytest
 
 
-def fuzz_examples(base: int) -> int:
-    return base * FUZZ_SCALE
+@pytest.fixture(scope="session", autouse=True)
+def _cost_table_cache(tmp_path_factory):
+    """Cost tables go to a temporary folder, never the user's ``~/.cache/dfs_sim``, unless ``DFS_SIM_CACHE`` is set."""
+    if os.environ.get("DFS_SIM_CACHE"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DFS_SIM_CACHE", str(tmp_path_factory.mktemp("cost_tables")))
+        yield

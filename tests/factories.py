@@ -10,16 +10,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dfs_sim.layer_table import cifar_resnet_layers
-from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS, options_for_method
-from dfs_sim.traces import METADATA_KEY, TraceRun, arrow_columns, make_meta
+from dfs_sim.options import options_for_method
+from dfs_sim.traces import METADATA_KEY, TraceRun, make_meta, write_trace
+from dfs_sim.traces import arrow_columns as raw_columns
 
 
 def make_run(method: str = "dfs", *, depth: int = 8, n: int = 50, seed: int = 0, budget: float | None = 50.0,
-             num_classes: int = 10, codes: np.ndarray | None = None, name: str = "run") -> TraceRun:
-    """A random but valid run: codes, labels and predictions drawn from a seeded generator."""
+             num_classes: int = 10, codes: np.ndarray | None = None, static_code: int | None = None,
+             name: str = "run") -> TraceRun:
+    """A random but valid run: codes, labels and predictions drawn from a seeded generator.
+
+    ``static_code`` gives every input and every gated block that one option code (``n`` inputs), as a static
+    baseline does; ``codes`` gives the code matrix itself. Neither draws from the generator."""
     options = options_for_method(method)
     layers = cifar_resnet_layers(depth, num_classes=num_classes, options=options)
     rng = np.random.default_rng(seed)
+    if static_code is not None:
+        if codes is not None:
+            raise ValueError("give codes or static_code, not both")
+        codes = np.full((n, layers.num_blocks), static_code, np.uint8)
     if codes is None:
         codes = rng.integers(0, len(options), size=(n, layers.num_blocks), dtype=np.uint8)
     n = codes.shape[0]
@@ -50,8 +59,11 @@ def write_raw(path: Path, columns: dict[str, pa.Array], meta: dict | bytes | Non
     return path
 
 
-def raw_columns(run: TraceRun) -> dict[str, pa.Array]:
-    return arrow_columns(run)
+def write_runs(folder: Path, runs: dict[str, TraceRun]) -> Path:
+    """Write each run as ``folder / filename`` (the folder must exist); returns the folder."""
+    for filename, run in runs.items():
+        write_trace(folder / filename, run)
+    return folder
 
 
-__all__ = ["make_run", "write_raw", "raw_columns", "DFS_OPTIONS", "SKIPNET_OPTIONS"]
+__all__ = ["make_run", "write_raw", "write_runs", "raw_columns"]

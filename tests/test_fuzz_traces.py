@@ -7,16 +7,13 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from dfs_sim.replay import main
 from dfs_sim.traces import TraceFormatError, block_column, read_trace, write_trace
-from tests.conftest import fuzz_examples
 from tests.factories import make_run, raw_columns, write_raw
+from tests.fuzzing import fuzz
 
-def fuzz(base: int) -> settings:
-    return settings(max_examples=fuzz_examples(base), deadline=None, suppress_health_check=list(HealthCheck),
-                    derandomize=True, database=None)
 ORIGINAL = make_run("dfs", depth=8, n=24, seed=11)
 CASES = {"error": 0, "identical": 0}
 
@@ -143,5 +140,7 @@ def test_cli_on_corrupted_traces(tmp_path_factory, mutation, capsys):
 
 def test_report_case_counts():
     """Runs last in this module: the fuzzers above tried cases and saw both outcomes."""
+    if not any(CASES.values()):
+        pytest.skip("run with the fuzz tests")
     assert CASES["error"] > 0
     print(f"\nfuzzed trace cases: {CASES}")

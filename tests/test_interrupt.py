@@ -13,8 +13,7 @@ import pytest
 
 from analysis.pipeline import replay
 from dfs_sim.errors import OutputError
-from dfs_sim.traces import write_trace
-from tests.factories import make_run
+from tests.factories import make_run, write_runs
 
 PRESETS = ["bitparallel16", "stripes", "loom"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,13 +47,13 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("many")
-    for index in range(10):
-        method = ("dfs", "skipnet")[index % 2]
-        write_trace(folder / f"{method}_{index:02d}.parquet", make_run(method, depth=14, n=300, seed=index))
-    return folder
+    methods = [("dfs", "skipnet")[index % 2] for index in range(10)]
+    return write_runs(tmp_path_factory.mktemp("many"), {
+        f"{method}_{index:02d}.parquet": make_run(method, depth=14, n=300, seed=index)
+        for index, method in enumerate(methods)})
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_byte_identical(traces, tmp_path):
     reference = tmp_path / "reference"
     replay(traces, presets=PRESETS, out=reference, progress=False)

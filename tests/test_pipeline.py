@@ -10,21 +10,20 @@ from analysis.pipeline import replay
 from cost_models import build_cost_table, load_preset
 from dfs_sim.errors import ConfigError, OutputError
 from dfs_sim.traces import write_trace
-from tests.factories import make_run
+from tests.factories import make_run, write_runs
 
 PRESETS = ["bitparallel16", "stripes"]
 
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("traces")
-    write_trace(folder / "dfs_r8_b50.parquet", make_run("dfs", n=30, seed=1, budget=50.0))
-    write_trace(folder / "dfs_r8_b80.parquet", make_run("dfs", n=30, seed=2, budget=80.0))
-    write_trace(folder / "skipnet_r8_b60.parquet", make_run("skipnet", n=25, seed=3, budget=60.0))
-    for code, name in ((1, "q8"), (6, "fp")):
-        write_trace(folder / f"static_r8_{name}.parquet",
-                    make_run("static", n=20, seed=4 + code, codes=np.full((20, 2), code, np.uint8)))
-    return folder
+    return write_runs(tmp_path_factory.mktemp("traces"), {
+        "dfs_r8_b50.parquet": make_run("dfs", n=30, seed=1, budget=50.0),
+        "dfs_r8_b80.parquet": make_run("dfs", n=30, seed=2, budget=80.0),
+        "skipnet_r8_b60.parquet": make_run("skipnet", n=25, seed=3, budget=60.0),
+        **{f"static_r8_{name}.parquet": make_run("static", n=20, seed=4 + code, static_code=code)
+           for code, name in ((1, "q8"), (6, "fp"))},
+    })
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ import pytest
 
 from analysis.summary import computation_pct, run_summary
 from dfs_sim.replay import main
-from dfs_sim.traces import write_trace
-from tests.factories import make_run
+from tests.factories import make_run, write_runs
 
 
 def test_computation_pct_by_hand():
@@ -36,12 +35,9 @@ def test_summary_rows_and_histogram():
 
 def _traces(folder, count=3):
     folder.mkdir()
-    for index, method in enumerate(["dfs", "skipnet", "static"][:count]):
-        codes = None
-        if method == "static":
-            codes = np.full((20, 2), 1, dtype=np.uint8)
-        write_trace(folder / f"{method}_r8.parquet", make_run(method, n=20, seed=index, codes=codes))
-    return folder
+    return write_runs(folder, {
+        f"{method}_r8.parquet": make_run(method, n=20, seed=index, static_code=1 if method == "static" else None)
+        for index, method in enumerate(["dfs", "skipnet", "static"][:count])})
 
 
 def test_cli_writes_summary_without_importing_torch(tmp_path):

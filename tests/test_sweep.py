@@ -8,20 +8,17 @@ from analysis.pipeline import replay
 from analysis.sweep import load_sweep_spec, run_sweep
 from dfs_sim.errors import ConfigError
 from dfs_sim.sweep import main
-from dfs_sim.traces import write_trace
-from tests.factories import make_run
+from tests.factories import make_run, write_runs
 
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sweep_traces")
-    write_trace(folder / "dfs_a.parquet", make_run("dfs", n=40, seed=1, budget=40.0))
-    write_trace(folder / "dfs_b.parquet", make_run("dfs", n=40, seed=2, budget=70.0))
-    write_trace(folder / "skipnet_a.parquet", make_run("skipnet", n=40, seed=3, budget=50.0))
-    for code in (1, 3, 6):
-        write_trace(folder / f"static_{code}.parquet",
-                    make_run("static", n=40, seed=4 + code, codes=np.full((40, 2), code, np.uint8)))
-    return folder
+    return write_runs(tmp_path_factory.mktemp("sweep_traces"), {
+        "dfs_a.parquet": make_run("dfs", n=40, seed=1, budget=40.0),
+        "dfs_b.parquet": make_run("dfs", n=40, seed=2, budget=70.0),
+        "skipnet_a.parquet": make_run("skipnet", n=40, seed=3, budget=50.0),
+        **{f"static_{code}.parquet": make_run("static", n=40, seed=4 + code, static_code=code) for code in (1, 3, 6)},
+    })
 
 
 def _spec(folder, body: str, name="spec.toml"):

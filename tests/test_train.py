@@ -25,6 +25,7 @@ def _tiny(tmp_path, **changes) -> TrainConfig:
     return dataclasses.replace(base, **changes)
 
 
+@pytest.mark.slow
 def test_a_30_percent_budget_lowers_computation_compared_with_100(tmp_path):
     test = load_split("digits", "test")
     backbone = train(_tiny(tmp_path / "bb", stages=("backbone",)), progress=False).checkpoints["backbone"]

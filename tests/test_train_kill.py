@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from dfs_sim.checkpoint import load_checkpoint
@@ -27,6 +28,7 @@ def _train(*arguments: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     full = _train(*TINY, "--out-dir", str(tmp_path / "full"))
     killed = _train(*TINY, "--out-dir", str(tmp_path / "killed"))
