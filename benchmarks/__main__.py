@@ -161,23 +161,13 @@ def bench_cli() -> dict:
             "cli_warm_s": min(times["warm"], times["warm_again"])}
 
 
-def bench_model(batch: int = 256) -> dict:
-    """Inference that runs only the chosen option per input against the all-candidates forward of training."""
+def bench_model() -> dict:
+    """The model side's measurements (:mod:`dfs_sim.model.benchmark`), when torch is installed."""
     try:
-        import torch
+        from dfs_sim.model import benchmark
     except ImportError:
         return {}
-    from dfs_sim.registry import create_model
-
-    torch.manual_seed(0)
-    model = create_model("dfs_resnet38").eval()
-    images = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        model.forward_grouped(images[:8])
-        grouped_s = best_of(lambda: model.forward_grouped(images), repeat=2)
-        candidates_s = best_of(lambda: model.forward_candidates(images), repeat=2)
-    return {"model_batch": batch, "grouped_s": grouped_s, "candidates_s": candidates_s,
-            "model_speedup": candidates_s / grouped_s}
+    return benchmark.bench_grouped_inference()
 
 
 def bench_sweep() -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfs_sim.data import BatchStream, DataError, load_split
+from dfs_sim.model.data import BatchStream, DataError, load_split
 
 
 def test_digits_split_is_fixed_seeded_and_disjoint():

@@ -5,16 +5,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dfs_sim.checkpoint import load_checkpoint
-from dfs_sim.data import load_split
+from dfs_sim.model.checkpoint import load_checkpoint
+from dfs_sim.model.data import load_split
 from dfs_sim.errors import DfsSimError
-from dfs_sim.export import export, main, model_from_checkpoint
-from dfs_sim.infer import evaluate
+from dfs_sim.model.export import export, main, model_from_checkpoint
+from dfs_sim.model.infer import evaluate
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.traces import read_trace
-from dfs_sim.train import train
-from dfs_sim.train_config import StageConfig, TrainConfig
+from dfs_sim.model.training import train
+from dfs_sim.model.config import StageConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def test_layer_tables_in_traces(index, fields):
 @fuzz(100)
 @given(cut=st.integers(0, 10**6), flip=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(1, 255))))
 def test_truncated_cifar_batches(tmp_path_factory, cut, flip):
-    from dfs_sim.data import DataError, load_split
+    from dfs_sim.model.data import DataError, load_split
 
     folder = tmp_path_factory.mktemp("cifar")
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 
 import torch
 
-from dfs_sim.gate import GateController, GateEmbedding, straight_through_one_hot
+from dfs_sim.model.gate import GateController, GateEmbedding, straight_through_one_hot
 
 
 def test_straight_through_forward_is_one_hot_and_backward_is_soft():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dfs_sim.quantize import ActivationQuantizer, quantize_uniform, quantize_weight
+from dfs_sim.model.quantize import ActivationQuantizer, quantize_uniform, quantize_weight
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])

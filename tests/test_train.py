@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from dfs_sim.checkpoint import load_checkpoint
-from dfs_sim.data import load_split
+from dfs_sim.model.checkpoint import load_checkpoint
+from dfs_sim.model.data import load_split
 from dfs_sim.errors import ConfigError
-from dfs_sim.infer import evaluate
-from dfs_sim.train import main, train
-from dfs_sim.train_config import (
+from dfs_sim.model.infer import evaluate
+from dfs_sim.model.training import main, train
+from dfs_sim.model.config import (
     StageConfig,
     TrainConfig,
     config_from_dict,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from dfs_sim.checkpoint import load_checkpoint
-from dfs_sim.export import export
+from dfs_sim.model.checkpoint import load_checkpoint
+from dfs_sim.model.export import export
 from dfs_sim.traces import read_trace
 
 ROOT = Path(__file__).resolve().parent.parent

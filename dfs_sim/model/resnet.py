@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dfs_sim.blocks import GatedBasicBlock
+from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.errors import ConfigError
-from dfs_sim.gate import GateController, GateEmbedding
+from dfs_sim.model.gate import GateController, GateEmbedding
 from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
 

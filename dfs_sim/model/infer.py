@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dfs_sim.data import Split
+from dfs_sim.model.data import Split
 from dfs_sim.options import proxy_costs
-from dfs_sim.quantize import ActivationQuantizer
-from dfs_sim.resnet import GatedOutput, GatedResNet
+from dfs_sim.model.quantize import ActivationQuantizer
+from dfs_sim.model.resnet import GatedOutput, GatedResNet
 
 __all__ = ["Evaluation", "calibrate_quantizers", "evaluate", "predict"]
 

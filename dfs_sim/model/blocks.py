@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dfs_sim.options import Option
-from dfs_sim.quantize import ActivationQuantizer, quantize_weight
+from dfs_sim.model.quantize import ActivationQuantizer, quantize_weight
 
 __all__ = ["GatedBasicBlock", "QuantConv2d"]
 

@@ -17,7 +17,7 @@ from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "load_checkpoint_hashed", "plain",
            "save_checkpoint"]
 
-CHECKPOINT_FORMAT = "dfs_sim.checkpoint/1"
+CHECKPOINT_FORMAT = "dfs_sim.model.checkpoint/1"
 _REQUIRED = ("format", "model_name", "num_classes", "model", "stage", "iteration", "config", "seed")
 
 

@@ -67,8 +67,8 @@ class TrainConfig:
 
 
 def _check(source: object, config: TrainConfig) -> TrainConfig:
-    from dfs_sim.data import AUGMENTATIONS, DATASETS
-    from dfs_sim.registry import list_models
+    from dfs_sim.model.data import AUGMENTATIONS, DATASETS
+    from dfs_sim.model.registry import list_models
 
     def bad(key: str, problem: str) -> ConfigError:
         return ConfigError(source, f"{key}: {problem}")

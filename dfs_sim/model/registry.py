@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from dfs_sim.errors import ConfigError
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
-from dfs_sim.resnet import GatedResNet
+from dfs_sim.model.resnet import GatedResNet
 
 __all__ = ["MODEL_DEPTHS", "create_model", "list_models", "parse_model_name", "register_model"]
 
