@@ -1,4 +1,4 @@
-"""Replay kernels: every input's cost is the always-run cost plus one table lookup per gated block (DESIGN §4).
+"""Replay kernels: every input's cost is the always-run cost plus one table lookup per gated block (docs/design.md §4).
 
     out[n, lane] = fixed[lane] + Σ_b tables[b, codes[n, b], lane]
 

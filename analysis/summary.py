@@ -27,7 +27,7 @@ def block_fractions(run: TraceRun) -> np.ndarray:
 
 
 def computation_pct(run: TraceRun) -> float:
-    """The DFS paper's computation percentage: Σ mask·cost / (number of gated decisions) × 100 (DESIGN §1).
+    """The DFS paper's computation percentage: Σ mask·cost / (number of gated decisions) × 100 (docs/design.md §1).
 
     Option k costs (bits/32)², so a run where every block runs at full precision scores 100 and one that skips
     every block scores 0.

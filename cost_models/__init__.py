@@ -2,7 +2,7 @@
 
 Presets are TOML files (``cost_models/presets``); kinds ``bitfusion``, ``bitserial`` (Stripes, Loom) and
 ``bitparallel`` are dispatched by a registry. ``layer_cost`` / ``option_cost`` cost one layer; ``build_cost_table``
-costs a whole layer table per gated block and option, cached on disk. See DESIGN §3 and reference/hw.md.
+costs a whole layer table per gated block and option, cached on disk. See docs/design.md §3 and docs/hardware.md.
 """
 
 from cost_models.cost_table import CostTable, build_cost_table, default_cache_dir

@@ -1,11 +1,11 @@
 """Pricing step (Accelergy style): action counts × the preset's per-action energies, in pJ.
 
 Counts come from the models (active and idle compute-unit cycles, SRAM bits read and written per buffer, DRAM bits);
-prices come only from the preset file. Formula as the public Bit Fusion simulator's ``Stats.get_energy`` (hw.md §1.3)
-[repo], with its core term split as hw.md §5.2/§5.3 propose: compute = active unit-cycles × ``unit_cycle_pj`` + idle
-unit-cycles × ``idle_unit_cycle_pj`` (the simulator charges busy cycles × the whole core, i.e. idle = active price),
-SRAM = Σ bits × pJ/bit per buffer and direction, DRAM = (read + write) bits × pJ/bit; no leakage term (as the
-simulator) [repo].
+prices come only from the preset file. Formula as the public Bit Fusion simulator's ``Stats.get_energy``
+(docs/hardware.md §1.3) [repo], with its core term split as docs/hardware.md §5.2/§5.3 propose: compute = active
+unit-cycles × ``unit_cycle_pj`` + idle unit-cycles × ``idle_unit_cycle_pj`` (the simulator charges busy cycles × the
+whole core, i.e. idle = active price), SRAM = Σ bits × pJ/bit per buffer and direction, DRAM = (read + write) bits ×
+pJ/bit; no leakage term (as the simulator) [repo].
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every accelerator model reduces a layer to a ``Mapping`` (how its array consumes the loops) and calls ``search``.
 The dataflow is the public Bit Fusion simulator's optimizer (hsharma35/bitfusion @04ec1c8, ``optimizer.py``; described
-in reference/hw.md §1.3), re-expressed here for any array:
+in docs/hardware.md §1.3), re-expressed here for any array:
 
 * Loops B, OW, OH, IC, OC are tiled with power-of-two tiles (OC in multiples of the array's columns unless im2col);
   the kernel window is never tiled. All 5! loop orders are tried. [repo]
@@ -29,8 +29,8 @@ in reference/hw.md §1.3), re-expressed here for any array:
 * Energy of a tiling: compute = active unit-cycles × ``unit_cycle_pj`` + idle unit-cycles × ``idle_unit_cycle_pj``,
   plus the SRAM and DRAM bits × their prices. ``units`` is the number of physical compute units (Fusion Units, SIPs,
   multipliers); every compute cycle holds ``units`` unit-cycles. Active unit-cycles count the work actually mapped
-  (hw.md §5.3: E = cycles · #SIPs_active · e; §5.2: #FU_active): every real (output position, output channel) pair
-  keeps one unit busy for ``unit_temporal`` cycles per reduction chunk of ``unit_reduction`` channels
+  (docs/hardware.md §5.3: E = cycles · #SIPs_active · e; §5.2: #FU_active): every real (output position, output
+  channel) pair keeps one unit busy for ``unit_temporal`` cycles per reduction chunk of ``unit_reduction`` channels
   (``ceil(chunk / unit_reduction)`` chunks per input-channel tile, the last tile holding only the real remainder;
   with im2col the chunk is K²·channels); the rest of the ``compute × units`` unit-cycles are idle (unmapped filter
   or window slots, unused lanes or rows, padding of the last tile).
@@ -43,10 +43,10 @@ Outputs (``output_policy``):
   outside the output tile's fill, partial sums spill to DRAM and are read back at ``acc_bits``; the final outputs
   are written once at ``out_bits`` (the layer's activation width), counting real (unpadded) outputs.
 
-Compute cycles per tile (hw.md §1.3 and §2): ``b · ceil(oc/cols) · ceil(oh·ow/windows) · K² · ceil(ic/(rows·pack)) ·
-temporal``; with im2col ``ceil(b·oh·ow/windows) · ceil(oc/cols) · ceil(K²·ic/(rows·pack)) · temporal``. Bit Fusion has
-``windows = 1``; bit-serial arrays put ``windows`` output positions side by side and ``temporal`` is the serial cycle
-count per step.
+Compute cycles per tile (docs/hardware.md §1.3 and §2): ``b · ceil(oc/cols) · ceil(oh·ow/windows) · K² ·
+ceil(ic/(rows·pack)) · temporal``; with im2col ``ceil(b·oh·ow/windows) · ceil(oc/cols) · ceil(K²·ic/(rows·pack)) ·
+temporal``. Bit Fusion has ``windows = 1``; bit-serial arrays put ``windows`` output positions side by side and
+``temporal`` is the serial cycle count per step.
 
 ``search`` runs a Numba kernel (``_search_kernel``): tilings outermost, and per tiling only one order of each class
 that nests its repeated loops the same way (a loop run once changes nothing); ties go to the lowest (order, tiling)

@@ -1,7 +1,7 @@
 """Bit-serial accelerators on the DaDianNao tile geometry: Stripes (activations serial) and Loom (both serial).
 
 Geometry: ``tiles`` × (``filters`` × ``windows``) Serial Inner-Product units (SIPs) × ``lanes`` input channels
-(DNNsim defaults, isakedo/DNNsim @4748a60, hw.md §2.1-2.4). One step covers ``windows`` output positions ×
+(DNNsim defaults, isakedo/DNNsim @4748a60, docs/hardware.md §2.1-2.4). One step covers ``windows`` output positions ×
 ``filters·tiles`` output channels × ``lanes`` input channels of one kernel tap.
 
 * Stripes (Judd et al., MICRO 2016; DNNsim ``Stripes::process_tiles``): a step takes ``a`` cycles (one activation bit
@@ -11,13 +11,13 @@ Geometry: ``tiles`` × (``filters`` × ``windows``) Serial Inner-Product units (
   activation bits per cycle [repo/paper].
 
 Speed-up over the equal-peak 16-bit bit-parallel twin (``parallel_twin``) on layers that fill the tiles: 16/a for
-Stripes, 256/(a·w) for Loom with even ``a`` (hw.md §2.2, §2.4). SRAM reads scale with the operands' bits because
-activations and weights are stored and read at their own widths (bit-transposed storage, hw.md §5.3).
+Stripes, 256/(a·w) for Loom with even ``a`` (docs/hardware.md §2.2, §2.4). SRAM reads scale with the operands' bits
+because activations and weights are stored and read at their own widths (bit-transposed storage, docs/hardware.md §5.3).
 
 Fully connected layers (one output window: ``batch · out_h · out_w == 1``, i.e. the fc layer and the gates' layers
 of the CIFAR ResNets) do not run in the window-parallel dataflow, where they would use one of ``windows`` SIP
-columns and take ``a`` cycles per step. hw.md §2.2: Stripes has no speed-up on FC layers (same time as its
-bit-parallel twin) [memory]; hw.md §2.4: Loom's FC time scales with the weight precision only,
+columns and take ``a`` cycles per step. docs/hardware.md §2.2: Stripes has no speed-up on FC layers (same time as its
+bit-parallel twin) [memory]; docs/hardware.md §2.4: Loom's FC time scales with the weight precision only,
 ``cycles_bitparallel_16x16 · w/16`` [paper abstract]. Both follow from one rule, which this model uses: an FC layer
 has no weight reuse, so it is bound by the weight-buffer bandwidth of the equal-peak twin (``pe_width`` bits per lane
 per filter slot per cycle). It runs on the twin's geometry (``parallel_twin``: ``lanes`` × twin filters, one
@@ -28,8 +28,8 @@ and ``w`` for Loom (bit-serial weights; so the twin's cycles × w/16 for w ≤ 1
 layers. The SIP work (active SIP-cycles) is the same in both dataflows: ``serial_cycles`` per (filter, window) per
 ``lanes`` chunk.
 
-Compute energy (hw.md §5.3: E = cycles · #SIPs_active · e_SIP_cycle): the ``tiles·filters·windows`` SIPs are the
-units; a SIP is active for ``serial_cycles`` cycles per step in which it holds a real (filter, window) pair and a
+Compute energy (docs/hardware.md §5.3: E = cycles · #SIPs_active · e_SIP_cycle): the ``tiles·filters·windows`` SIPs
+are the units; a SIP is active for ``serial_cycles`` cycles per step in which it holds a real (filter, window) pair and a
 chunk of up to ``lanes`` input channels; the other SIP-cycles of the compute cycles are idle and cost
 ``idle_unit_cycle_pj``. Loom, like Stripes, fills only ``K`` of its ``filters·tiles`` = 256 filter slots per step:
 CIFAR ResNets have K ≤ 64, so at least 3/4 of the SIPs idle and Loom (1/8 of Stripes' 16-bit peak) can be slower
@@ -49,10 +49,11 @@ def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
     """Cycles per step: Stripes ``ceil(a/b)·ceil(w/pe_width)``, Loom ``ceil(a/b)·w``.
 
     Stripes: one activation bit per cycle, ``min(a, 16)`` cycles per step (DNNsim ``Stripes::process_tiles``,
-    hw.md §2.2) [repo]; ``b = act_bits_per_cycle`` generalises it (1 for Stripes). Weights are ``pe_width`` bits
-    parallel; a wider weight (32-bit full precision) is split into ``ceil(w/pe_width)`` passes, each re-streaming the
+    docs/hardware.md §2.2) [repo]; ``b = act_bits_per_cycle`` generalises it (1 for Stripes). Weights are
+    ``pe_width`` bits parallel; a wider weight (32-bit full precision) is split into ``ceil(w/pe_width)`` passes, each re-streaming the
     activation bits [our assumption: the usual multi-pass decomposition, as for the bit-parallel array]. Loom:
-    ``ceil(a_eff/b)·w`` cycles per step (DNNsim ``Loom::process_mmul``, hw.md §2.4) [repo], static precision here.
+    ``ceil(a_eff/b)·w`` cycles per step (DNNsim ``Loom::process_mmul``, docs/hardware.md §2.4) [repo], static precision
+    here.
     """
     act_passes = -(-a_bits // array.act_bits_per_cycle)
     if array.variant == "loom":
@@ -63,8 +64,8 @@ def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
 def twin_filters(array: SerialArray) -> int | None:
     """Filters per tile of the equal-peak bit-parallel twin: ``filters·windows / serial_cycles(pe, pe)``, or
     ``None`` when that is not a positive integer. Equal peak: the serial array does ``tiles·filters·windows·lanes``
-    1-bit-serial products per cycle and needs ``serial_cycles(pe, pe)`` cycles per ``pe``-bit MAC (hw.md §2.2,
-    §2.4: speed-ups 16/a and 256/(a·w) are quoted against this twin)."""
+    1-bit-serial products per cycle and needs ``serial_cycles(pe, pe)`` cycles per ``pe``-bit MAC (docs/hardware.md
+    §2.2, §2.4: speed-ups 16/a and 256/(a·w) are quoted against this twin)."""
     filters, remainder = divmod(array.filters * array.windows, serial_cycles(array, array.pe_width, array.pe_width))
     return None if remainder or filters < 1 else filters
 
@@ -94,9 +95,9 @@ def parallel_twin(preset: Preset, name: str | None = None) -> Preset:
 
     Peak of the serial array at ``pe_width`` bits: ``tiles·filters·windows·lanes / serial_cycles(pe, pe)``. The twin
     has one window and ``twin_filters`` = ``filters·windows / serial_cycles`` filters per tile: DaDianNao (16
-    filters) for Stripes (hw.md §2.1, §2.2), 2 filters for Loom at 2 activation bits per cycle (hw.md §2.4: "vs a
-    bit-parallel accelerator with the same peak"). Its energy section is copied unchanged (SIP prices on
-    multipliers), so compare its cycles, not its compute energy.
+    filters) for Stripes (docs/hardware.md §2.1, §2.2), 2 filters for Loom at 2 activation bits per cycle
+    (docs/hardware.md §2.4: "vs a bit-parallel accelerator with the same peak"). Its energy section is copied unchanged
+    (SIP prices on multipliers), so compare its cycles, not its compute energy.
     """
     array: SerialArray = preset.array
     filters = twin_filters(array)

@@ -1,4 +1,4 @@
-"""Cost tables: what a preset charges per gated block and option, and once for the always-run layers (DESIGN §3).
+"""Cost tables: a preset's charge per gated block and option, and once for the always-run layers (docs/design.md §3).
 
 ``CostTable.block[b, k, m]`` is gated block ``b`` at option ``k`` for metric ``METRICS[m]``, *including* the block's
 projection layer (role ``projection``), which runs at its ``fixed_option`` even when the block is skipped.

@@ -1,11 +1,11 @@
 """Interoperability: read a SCALE-Sim topology CSV as a layer table; write a HAQ-style lookup table (``.npy``).
 
-SCALE-Sim v2 topology (scalesim-project/scale-sim-v2, hw.md §4.2): columns ``Layer name, IFMAP Height, IFMAP Width,
-Filter Height, Filter Width, Channels, Num Filter, Strides``; the IFMAP is taken as given (already padded), so
+SCALE-Sim v2 topology (scalesim-project/scale-sim-v2, docs/hardware.md §4.2): columns ``Layer name, IFMAP Height, IFMAP
+Width, Filter Height, Filter Width, Channels, Num Filter, Strides``; the IFMAP is taken as given (already padded), so
 padding is 0. Every layer becomes an always-run layer at ``fixed_option``.
 
-HAQ (mit-han-lab/haq, hw.md §4.5): an array indexed ``[layer, w_bits - 1, a_bits - 1]``, one entry per layer and
-bit pair, holding one metric; a network's cost is the sum over layers of the looked-up entries.
+HAQ (mit-han-lab/haq, docs/hardware.md §4.5): an array indexed ``[layer, w_bits - 1, a_bits - 1]``, one entry per layer
+and bit pair, holding one metric; a network's cost is the sum over layers of the looked-up entries.
 """
 
 from __future__ import annotations

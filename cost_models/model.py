@@ -6,18 +6,18 @@ order × power-of-two tiles, roofline stalls with first fill and last drain) and
 
 Choices (also recorded in each preset's ``[policy]``):
 
-* Outputs (``output_bits``): ``"act"`` (default, DESIGN §3): final outputs leave at the layer's activation bits,
+* Outputs (``output_bits``): ``"act"`` (default, docs/design.md §3): final outputs leave at the layer's activation bits,
   partial sums spill at ``acc_bits`` only when the reduction is tiled outside the output tile; ``"acc"``: the public
   Bit Fusion simulator's policy, every output tile is read and written as ``acc_bits`` partial sums [repo].
 * Search objective (``search_objective``): ``"cycles"`` (the public simulator: fewest cycles, then least energy;
   the anchor tests use it), ``"energy"`` or ``"edp"`` (energy × cycles; the shipped presets' default). See
   ``_tiling`` and the preset files for the reasons.
-* Compute energy: active unit-cycles at ``unit_cycle_pj``, idle ones at ``idle_unit_cycle_pj`` (hw.md §5.2,
+* Compute energy: active unit-cycles at ``unit_cycle_pj``, idle ones at ``idle_unit_cycle_pj`` (docs/hardware.md §5.2,
   §5.3); which units count as active is the kind module's ``array_mapping`` (``bitfusion``, ``bitserial``,
   ``bitparallel``).
-* SRAM reads are counted per MAC by the public simulator's stationarity proxy (hw.md §1.3): the non-stationary
-  operands are read once per MAC at their bit width, with no sharing of a read among the filters or windows that a
-  broadcast would feed [repo]. On broadcast arrays (DaDianNao, Stripes, Loom: one activation read feeds
+* SRAM reads are counted per MAC by the public simulator's stationarity proxy (docs/hardware.md §1.3): the
+  non-stationary operands are read once per MAC at their bit width, with no sharing of a read among the filters or
+  windows that a broadcast would feed [repo]. On broadcast arrays (DaDianNao, Stripes, Loom: one activation read feeds
   ``filters·tiles`` SIPs, one weight read ``windows`` SIPs) this overstates the buffer reads; it is kept as the
   simulator's proxy so that every kind is counted the same way.
 * First fill and last drain (``fill_drain``): ``"tile"`` (default): only the first tile of each operand and the last
@@ -25,10 +25,12 @@ Choices (also recorded in each preset's ``[policy]``):
 * Full precision (``fp_bits``) on integer hardware: ``"int32"`` (default): a 32×32 integer MAC by the array's own
   extension (Bit Fusion temporal fusion: 16 passes at pmax 8; bit-serial: 32 serial bits; bit-parallel 16-bit:
   4 passes), traffic at 32 bits. Reason: none of these designs has a float unit, and int32 is the cheapest exact
-  stand-in for the fp32 layer the paper runs [our assumption, hw.md §5.4]. ``"fp_unit"``: traffic as int32, but the
-  MACs run on a separate fp32 unit at ``fp_macs_per_cycle`` and ``fp_mac_pj`` (Horowitz 45 nm) [hw.md §5.4].
-* Skip (``skip``): ``"alias"`` (default): a skipped layer costs nothing, its output is its input in place [DESIGN
-  §3]; ``"copy"``: the input is read from and written back to DRAM at ``skip_copy_bits`` (DRAM-bound cycles).
+  stand-in for the fp32 layer the paper runs [our assumption, docs/hardware.md §5.4]. ``"fp_unit"``: traffic as int32,
+  but the MACs run on a separate fp32 unit at ``fp_macs_per_cycle`` and ``fp_mac_pj`` (Horowitz 45 nm) [docs/hardware.md
+  §5.4].
+* Skip (``skip``): ``"alias"`` (default): a skipped layer costs nothing, its output is its input in place
+  [docs/design.md §3]; ``"copy"``: the input is read from and written back to DRAM at ``skip_copy_bits`` (DRAM-bound
+  cycles).
 * Grouped convolutions are costed as ``groups`` independent convolutions run one after another [our assumption].
 """
 
@@ -133,11 +135,11 @@ def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> Lay
 def skip_cost(layer: ConvLayer, preset: "Preset | str") -> LayerCost:
     """A skipped layer: nothing under ``skip = "alias"``; a DRAM read and write of its input under ``"copy"``.
 
-    ``alias`` (DESIGN §3 default; hw.md §5.4 "alias"): the identity output is the block input, already where the
-    consumer reads it, so the skip moves nothing and the consumer pays its own normal read. ``copy`` (hw.md §5.4
-    "copy"): the input is read from and written back to DRAM at ``skip_copy_bits``; its cycles are the DRAM transfer
-    time (read then write, no compute to hide it) [our assumption]. Either way no compute (hw.md §5.4:
-    cycles_comp = 0, E_comp = 0), so a skip costs less than any execution.
+    ``alias`` (docs/design.md §3 default; docs/hardware.md §5.4 "alias"): the identity output is the block input,
+    already where the consumer reads it, so the skip moves nothing and the consumer pays its own normal read. ``copy``
+    (docs/hardware.md §5.4 "copy"): the input is read from and written back to DRAM at ``skip_copy_bits``; its cycles
+    are the DRAM transfer time (read then write, no compute to hide it) [our assumption]. Either way no compute
+    (docs/hardware.md §5.4: cycles_comp = 0, E_comp = 0), so a skip costs less than any execution.
     """
     preset = load_preset(preset)
     if preset.policy.skip == "alias":
@@ -242,7 +244,7 @@ def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[Lay
 
 def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base: LayerCost) -> LayerCost:
     """Full precision on a separate fp32 unit: traffic of the int32 mapping, MACs at ``fp_macs_per_cycle``
-    [hw.md §5.4]."""
+    [docs/hardware.md §5.4]."""
     compute = math.ceil(base.macs / preset.policy.fp_macs_per_cycle)
     stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
     return dataclasses.replace(base, cycles=compute + stalls, compute_cycles=compute, stall_cycles=stalls,

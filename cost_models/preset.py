@@ -4,7 +4,7 @@ A preset file has a ``schema_version``, a ``name``, a ``kind`` (one of the regis
 ``description`` and the sections ``[clock]``, ``[array]`` (kind-specific), ``[buffers]``, ``[dram]``, ``[energy]`` and
 ``[policy]``. Every constant carries its source in a comment of the file; Python code holds no hardware numbers.
 An unknown key, a missing key, a wrong type, a zero or negative size or an unknown kind or policy raises
-``ConfigError`` with one line naming the file and the key (DESIGN §5).
+``ConfigError`` with one line naming the file and the key (docs/design.md §5).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Energy:
     """Per-action energies (Accelergy style): one busy compute-unit cycle, one idle compute-unit cycle (a unit of
     the array that has no operand in that cycle while the array computes), and one bit read or written per buffer.
     Setting ``idle_unit_cycle_pj = unit_cycle_pj`` charges every unit every compute cycle, as the public Bit Fusion
-    simulator charges its whole core [repo, hw.md §1.3]."""
+    simulator charges its whole core [repo, docs/hardware.md §1.3]."""
 
     unit_cycle_pj: float
     idle_unit_cycle_pj: float
@@ -115,7 +115,7 @@ class Energy:
 
 @dataclass(frozen=True)
 class Policy:
-    """What a choice moves (DESIGN §3): output width, what skip copies, how full precision is executed; and what
+    """What a choice moves (docs/design.md §3): output width, what skip copies, how full precision is executed; and what
     the tiling search minimises (``search_objective``: ``"cycles"`` = the public simulator's fewest cycles, then
     least energy; ``"energy"`` = least energy, then fewest cycles; ``"edp"`` = least energy × cycles)."""
 

@@ -19,7 +19,7 @@ class DfsSimError(Exception):
 
 
 class TraceFormatError(DfsSimError):
-    """A trace file is unreadable, truncated or violates the trace format (DESIGN §2)."""
+    """A trace file is unreadable, truncated or violates the trace format (docs/design.md §2)."""
 
 
 class LayerTableError(DfsSimError):

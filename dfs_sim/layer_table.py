@@ -4,7 +4,7 @@ A layer table is the only thing the hardware models see of the network. Each ``C
 gated block (``block`` is its index among the gated blocks, and it runs at the block's chosen option) or always runs
 (``block is None``) at ``fixed_option``. A strided block's 1×1 projection has ``role="projection"``: it belongs to
 its block but runs at its ``fixed_option`` whatever the gate chose, because the shortcut must be computed even when
-the block is skipped (DESIGN §1). The gates' own layers are listed with ``kind="gate"``: they cost something.
+the block is skipped (docs/design.md §1). The gates' own layers are listed with ``kind="gate"``: they cost something.
 
 Nothing here imports torch: hardware people build tables without a model.
 """
@@ -90,7 +90,7 @@ class ConvLayer:
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates: N·K·P·Q·(C/g)·R·S (hw.md §2 notation)."""
+        """Multiply-accumulates: N·K·P·Q·(C/g)·R·S (docs/hardware.md §2 notation)."""
         return self.batch * self.out_ch * self.out_h * self.out_w * (self.in_ch // self.groups) * self.kernel**2
 
     @property

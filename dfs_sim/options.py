@@ -39,7 +39,7 @@ class Option:
 
     @property
     def proxy_cost(self) -> float:
-        """The DFS paper's cost proxy, (bits/32)²; 0 for skip, 1 for full precision (DESIGN §1)."""
+        """The DFS paper's cost proxy, (bits/32)²; 0 for skip, 1 for full precision (docs/design.md §1)."""
         if self.is_skip:
             return 0.0
         return (self.w_bits / FULL_PRECISION_BITS) * (self.a_bits / FULL_PRECISION_BITS)

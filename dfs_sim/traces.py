@@ -1,4 +1,4 @@
-"""The trace format (DESIGN §2): one Parquet file per run, one row per evaluated input.
+"""The trace format (docs/design.md §2): one Parquet file per run, one row per evaluated input.
 
 Columns: ``input_id`` (int64), ``label`` (int16), ``pred`` (int16), ``confidence`` (float32, the softmax maximum) and
 one uint8 column per gated block, ``block_00``, ``block_01``, ..., holding the option code the gate chose. The schema

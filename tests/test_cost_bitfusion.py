@@ -12,7 +12,7 @@ from cost_models._tiling import ACC, ACT, EDP, ENERGY, PROMOTED, TILE, Mapping, 
 from cost_models.bitfusion import fusion_rates
 from dfs_sim.layer_table import ConvLayer
 
-# The public Bit Fusion simulator's total cycles (hsharma35/bitfusion, bf_e_conf), copied from shared/reference.
+# The public Bit Fusion simulator's total cycles (hsharma35/bitfusion, bf_e_conf; docs/hardware.md §1.4).
 REFERENCE = Path(__file__).resolve().parent / "data" / "bitfusion_public_sim_cycles.csv"
 
 
@@ -41,7 +41,7 @@ def test_design_anchors():
     assert layer_cost(deep, preset, 8, 8).cycles == 226_562
     assert layer_cost(small, preset, 4, 4).cycles == 74_204
     assert layer_cost(deep, preset, 4, 4).cycles == 71_340
-    # hw.md §1.4: 854 stall cycles and 519.7 uJ (389.8 uJ DRAM) at 8x8 for the 56x56 layer
+    # docs/hardware.md §1.4: 854 stall cycles and 519.7 uJ (389.8 uJ DRAM) at 8x8 for the 56x56 layer
     cost = layer_cost(small, preset, 8, 8)
     assert cost.stall_cycles == 854
     assert cost.energy_pj / 1e6 == pytest.approx(519.7, abs=0.15)

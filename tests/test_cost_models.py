@@ -31,9 +31,10 @@ def test_stripes_speedup_over_its_parallel_twin_is_16_over_a(a):
     serial = layer_cost(FILLING, stripes, 16, a).compute_cycles
     parallel = layer_cost(FILLING, twin, 16, a).compute_cycles
     assert parallel / serial == pytest.approx(16 / a)
-    # closed form of hw.md §2.2: N·ceil(PQ/16)·ceil(K/256)·RS·ceil(C/16)·a
+    # closed form of docs/hardware.md §2.2: N·ceil(PQ/16)·ceil(K/256)·RS·ceil(C/16)·a
     assert serial == math.ceil(16 * 16 / 16) * 1 * 9 * (64 // 16) * a
-    assert parallel == 16 * 16 * 1 * 9 * (64 // 16)  # DaDianNao, hw.md §2.1: N·P·Q·ceil(K/256)·R·S·ceil(C/16)
+    # DaDianNao, docs/hardware.md §2.1: N·P·Q·ceil(K/256)·R·S·ceil(C/16)
+    assert parallel == 16 * 16 * 1 * 9 * (64 // 16)
 
 
 @pytest.mark.parametrize("a, w", [(2, 2), (4, 8), (8, 8), (10, 12), (16, 16), (8, 16)])
@@ -236,8 +237,8 @@ def test_toy_preset_and_two_layer_network_by_hand(tmp_path):
 @pytest.mark.parametrize("layer", [LINEAR, ConvLayer(20, 40, 1, 1, 1, kind="gate", fixed_option=6)])
 @pytest.mark.parametrize("bits", [(8, 8), (8, 16), (12, 10), (16, 16), (32, 32)])
 def test_fully_connected_layers_on_stripes_cost_the_twin_and_on_loom_the_twin_times_w_over_16(layer, bits):
-    """hw.md §2.2: no Stripes speed-up on FC layers (one window); hw.md §2.4: Loom's FC time scales with w/16 of
-    its equal-peak bit-parallel twin (rounded up once per layer)."""
+    """docs/hardware.md §2.2: no Stripes speed-up on FC layers (one window); docs/hardware.md §2.4: Loom's FC time
+    scales with w/16 of its equal-peak bit-parallel twin (rounded up once per layer)."""
     w, a = bits
     stripes = load_preset("stripes")
     assert layer_cost(layer, stripes, w, a).compute_cycles == layer_cost(layer, parallel_twin(stripes), w, a).compute_cycles
