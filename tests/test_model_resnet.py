@@ -43,7 +43,7 @@ def _calibrated(name, seed=0):
     model = create_model(name)
     model.train()
     with torch.no_grad():  # set BN statistics and activation ranges, as training would
-        model.forward_candidates(torch.randn(16, 3, 32, 32), naive=True)
+        model.forward_candidates_reference(torch.randn(16, 3, 32, 32), naive=True)
     with torch.no_grad():  # spread the gate's choices over many options
         model.controller.fc.weight.mul_(50)
     return model
@@ -76,7 +76,7 @@ def test_efficient_candidates_give_the_naive_gradients(name):
     grads, codes = [], []
     for naive in (True, False):
         model = copy.deepcopy(base).train()
-        out = model.forward_candidates(x, naive=naive)
+        out = model.forward_candidates_reference(x, naive=naive)
         loss = torch.nn.functional.cross_entropy(out.logits, y) + 0.01 * model.computation_cost(out.masks)
         loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})

@@ -3,17 +3,24 @@
 A block computes ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``. At a quantized option both convolutions
 quantize their weights (per tensor) and their inputs (running min/max) to the option's bits; at full precision nothing
 is quantized; skipping returns the shortcut. The shortcut of a strided block is a 1×1 projection (+ BN) that always
-runs at full precision, so a skipped strided block still pays for it (DESIGN §1).
+runs at full precision, so a skipped strided block still pays for it (docs/design.md §1).
+
+``candidate`` computes one option (the plain reference); ``candidates`` computes a list of options for the training
+forward with the work they share done once: the block input's range is measured once and its clamp shared by every
+width (``quantize_levels``). Running statistics are updated in the reference's order, so both give the same values.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dfs_sim.model.quantize import ActivationQuantizer, quantize_levels, quantize_weight
 from dfs_sim.options import Option
-from dfs_sim.model.quantize import ActivationQuantizer, quantize_weight
 
 __all__ = ["GatedBasicBlock", "QuantConv2d"]
 
@@ -25,11 +32,13 @@ class QuantConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.input_quantizer = ActivationQuantizer()
 
-    def forward(self, x: torch.Tensor, bits: int | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, bits: int | None = None,  # type: ignore[override]
+                input_quantized: bool = False) -> torch.Tensor:
+        """``input_quantized``: ``x`` is already on the ``bits`` grid (its range observed by the caller)."""
         if bits is None:
             return super().forward(x)
         weight = quantize_weight(self.weight, bits)
-        return self._conv_forward(self.input_quantizer(x, bits), weight, self.bias)
+        return self._conv_forward(x if input_quantized else self.input_quantizer(x, bits), weight, self.bias)
 
 
 class GatedBasicBlock(nn.Module):
@@ -59,6 +68,38 @@ class GatedBasicBlock(nn.Module):
         out = F.relu(self.bn1(self.conv1(x, bits)))
         out = self.bn2(self.conv2(out, bits))
         return F.relu(out + shortcut)
+
+    def candidates(self, x: torch.Tensor, shortcut: torch.Tensor, options: Sequence[Option],
+                   with_grad: Sequence[bool]) -> list[torch.Tensor]:
+        """``[candidate(x, shortcut, o) for o in options]``, each in the graph only where ``with_grad`` says so."""
+        widths = [option.w_bits for option in options if not option.is_skip and not option.float]
+        grad_any = torch.is_grad_enabled() and any(
+            flag for flag, option in zip(with_grad, options) if not option.is_skip and not option.float)
+        with nullcontext() if grad_any else torch.no_grad():
+            if widths:  # the reference observes the same block input once per width; so does this, in one place
+                quantizer = self.conv1.input_quantizer
+                if quantizer.training:
+                    low, high = quantizer.batch_range(x)
+                    for _ in widths:
+                        quantizer.observe(low, high)
+                else:
+                    low, high = quantizer.running_min, quantizer.running_max
+                quantized = iter(quantize_levels(x, widths, low, high))
+        outputs = []
+        for option, flag in zip(options, with_grad):
+            if option.is_skip:
+                outputs.append(shortcut)
+                continue
+            with nullcontext() if flag else torch.no_grad():
+                if option.float:
+                    out = self.conv1(x)
+                    bits = None
+                else:
+                    bits = option.w_bits
+                    out = self.conv1(next(quantized), bits, input_quantized=True)
+                out = self.bn2(self.conv2(F.relu(self.bn1(out), inplace=True), bits))
+                outputs.append(out.add_(shortcut).relu_())  # BN's backward needs its input, not its output
+        return outputs
 
     def forward(self, x: torch.Tensor, option: Option) -> torch.Tensor:
         return self.candidate(x, self.shortcut(x), option)

@@ -1,15 +1,23 @@
-"""The gated CIFAR ResNet of DFS and SkipNet (DESIGN §1), and its layer table observed by forward hooks.
+"""The gated CIFAR ResNet of DFS and SkipNet (docs/design.md §1), and its layer table observed by forward hooks.
 
 6n+2 layers: a 3×3 stem, three groups of n BasicBlocks at widths 16/32/64 (stride 2 and a 1×1 projection at the first
 block of groups 2 and 3), global average pooling and a linear classifier. The stem, the first block, the classifier
 and every projection always run at full precision; every other block is gated and runs at the option its gate picks
 (or at one fixed option for the static baselines and for backbone training).
 
-Two execution paths give the same result at evaluation:
-- ``forward_candidates`` (training): every option of a gated block is computed on the whole batch and mixed by the
-  straight-through one-hot mask, ``Σ_k mask_k · candidate_k``. Under that estimator the weights only receive gradient
-  through candidates that some input chose, so candidates chosen by no input in the batch are computed under
-  ``torch.no_grad()``: the gate still gets their values, and gradients equal the naive all-with-grad version.
+Execution paths:
+- ``forward_candidates_reference`` (the plain training forward, kept as the reference): every option of a gated block
+  is computed on the whole batch and mixed by the straight-through one-hot mask, ``Σ_k mask_k · candidate_k``. Under
+  that estimator the weights only receive gradient through candidates that some input chose, so candidates chosen by
+  no input in the batch are computed under ``torch.no_grad()``: the gate still gets their values, and gradients equal
+  the naive all-with-grad version.
+- ``forward_candidates`` (training): the same values and gradients, faster. A block's candidates share their input
+  quantization (``GatedBasicBlock.candidates``), and the mix is one autograd function (``mix_candidates``) that
+  copies each input's chosen candidate instead of summing seven products. With ``sync_free`` every candidate stays in
+  the graph, so the forward never reads the chosen set back to the host (on a GPU a read-back per block would stall
+  the queue; on a CPU it is free and saves the backward of unchosen candidates).
+- ``forward_gate_stage`` (the gate stage, as the reference trains it): the backbone at full precision and frozen, the
+  gates run beside it on each block's input; the masks do not change the output.
 - ``forward_grouped`` (inference): the batch is split by the chosen option and each group runs only its option.
 """
 
@@ -28,7 +36,53 @@ from dfs_sim.model.gate import GateController, GateEmbedding
 from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
 
-__all__ = ["GatedOutput", "GatedResNet", "traced_layer_table"]
+__all__ = ["GatedOutput", "GatedResNet", "mix_candidates", "traced_layer_table"]
+
+
+def _rows_like(t: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+    """``t`` as (N, everything else), its elements in the memory order of ``layout`` (so two such views pair element
+    by element); no copy when ``t`` already has that layout (NCHW or channels_last)."""
+    if layout.dim() == 4 and not layout.is_contiguous() and layout.is_contiguous(memory_format=torch.channels_last):
+        t = t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+    else:
+        t = t.contiguous()
+    return t.reshape(t.shape[0], -1)
+
+
+class _MixCandidates(torch.autograd.Function):
+    """``Σ_k mask[:, k] · candidates[k]`` for a one-hot ``mask`` whose rows may carry gradient (straight-through).
+
+    Forward: each input's chosen candidate, copied (the sum's value for a one-hot mask). Backward: the mask's gradient
+    is ``<grad, candidate_k>`` per input, and candidate ``k`` gets ``grad · mask[:, k]``, as the plain sum's would.
+    """
+
+    @staticmethod
+    def forward(ctx, mask, *candidates):
+        codes = mask.argmax(dim=1)
+        out = candidates[0].clone(memory_format=torch.preserve_format)
+        shape = (-1,) + (1,) * (out.dim() - 1)
+        for k in range(1, len(candidates)):
+            out = torch.where((codes == k).view(shape), candidates[k], out)
+        ctx.save_for_backward(mask, *candidates)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        mask, *candidates = ctx.saved_tensors
+        grad_mask = None
+        if ctx.needs_input_grad[0]:
+            rows = _rows_like(grad, grad).unsqueeze(1)
+            grad_mask = torch.cat([torch.bmm(rows, _rows_like(c, grad).unsqueeze(2)).view(-1, 1) for c in candidates],
+                                  dim=1)
+        shape = (-1,) + (1,) * (grad.dim() - 1)
+        grads = [grad * mask[:, k].view(shape) if ctx.needs_input_grad[k + 1] else None
+                 for k in range(len(candidates))]
+        return (grad_mask, *grads)
+
+
+def mix_candidates(mask: torch.Tensor, candidates: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The block output ``Σ_k mask[:, k] · candidates[k]`` (one-hot ``mask``), as one autograd function."""
+    return _MixCandidates.apply(mask, *candidates)
 
 
 class GatedOutput(NamedTuple):
@@ -126,9 +180,23 @@ class GatedResNet(nn.Module):
         return {k: v for k, v in state.items() if GatedResNet.is_backbone_key(k)}
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-        """Load the backbone of ``state`` (its gates are ignored); returns ``(missing, unexpected)`` backbone keys."""
-        missing, unexpected = self.load_state_dict(self.backbone_state_dict_of(state), strict=False)
-        return [k for k in missing if self.is_backbone_key(k)], list(unexpected)
+        """Load the backbone of ``state`` (its gates are ignored); returns ``(missing, unexpected)`` backbone keys.
+
+        Keys and shapes are compared first and nothing is loaded unless all fit: a key whose tensor differs in shape
+        from the model's (a backbone of another depth, width or class count) is returned among ``unexpected`` as
+        ``"key (shape [...], model [...])"``, so the caller reports it in one line instead of torch's size-mismatch
+        error."""
+        backbone = self.backbone_state_dict_of(state)
+        own = {k: v for k, v in self.state_dict().items() if self.is_backbone_key(k)}
+        missing = [k for k in own if k not in backbone]
+        unexpected = [k for k in backbone if k not in own]
+        for k, v in backbone.items():
+            if k in own and (not isinstance(v, torch.Tensor) or v.shape != own[k].shape):
+                shape = list(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                unexpected.append(f"{k} (shape {shape}, model {list(own[k].shape)})")
+        if not missing and not unexpected:
+            self.load_state_dict(backbone, strict=False)
+        return missing, unexpected
 
     def computation_pct(self, masks: torch.Tensor) -> torch.Tensor:
         """The paper's proxy: Σ mask·cost / (number of gated decisions) × 100."""
@@ -159,8 +227,10 @@ class GatedResNet(nn.Module):
             return self.forward_candidates(x, fixed_code=fixed_code)
         return self.forward_grouped(x, fixed_code=fixed_code)
 
-    def forward_candidates(self, x: torch.Tensor, fixed_code: int | None = None, naive: bool = False) -> GatedOutput:
-        """Every option computed on the whole batch and mixed by the mask; ``naive`` keeps all of them in the graph."""
+    def forward_candidates_reference(self, x: torch.Tensor, fixed_code: int | None = None,
+                                     naive: bool = False) -> GatedOutput:
+        """The plain path: every option computed on the whole batch and mixed by the mask; ``naive`` keeps all of
+        them in the graph."""
 
         def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
             shortcut = block.shortcut(x)
@@ -177,6 +247,38 @@ class GatedResNet(nn.Module):
             return out, mask
 
         return self._gated_forward(x, fixed_code, run_block)
+
+    def forward_candidates(self, x: torch.Tensor, fixed_code: int | None = None,
+                           sync_free: bool = False) -> GatedOutput:
+        """The training forward: the reference's values and gradients, with shared quantization and one mix."""
+
+        def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
+            if sync_free:
+                with_grad = [True] * len(self.options)
+            else:
+                chosen = set(mask.detach().argmax(dim=1).unique().tolist())
+                with_grad = [k in chosen for k in range(len(self.options))]
+            candidates = block.candidates(x, block.shortcut(x), self.options, with_grad)
+            return mix_candidates(mask, candidates), mask
+
+        return self._gated_forward(x, fixed_code, run_block)
+
+    def forward_gate_stage(self, x: torch.Tensor) -> GatedOutput:
+        """The reference's gate stage: the backbone at full precision under ``no_grad`` (it is frozen), the gates
+        run on each gated block's input. Only the gates are in the graph; the masks do not change the output."""
+        fp = self.options[self.fp_code]
+        with torch.no_grad():
+            x = self._head(x)
+        masks, probs, state = [], [], None
+        for b, block in enumerate(self.blocks):
+            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+            masks.append(mask)
+            probs.append(prob)
+            with torch.no_grad():
+                x = block(x, fp)
+        with torch.no_grad():
+            logits = self._tail(x)
+        return GatedOutput(logits, torch.stack(masks, dim=1), torch.stack(probs, dim=1))
 
     def forward_grouped(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
         """Group the batch by chosen option and run each group at its option only (use in eval mode)."""
@@ -266,7 +368,8 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
         model.eval()
         device = next(model.parameters()).device
         with torch.no_grad():
-            model.forward_candidates(torch.zeros(1, model.in_channels, input_size, input_size, device=device), naive=True)
+            model.forward_candidates_reference(torch.zeros(1, model.in_channels, input_size, input_size,
+                                                           device=device), naive=True)
     finally:
         model.train(was_training)
         for handle in handles:
