@@ -10,12 +10,25 @@ the cost models and Numba.
 
 import importlib
 
-__all__ = ["ReplayResult", "computation_pct", "matched_comparison", "option_histogram", "pareto_front", "replay",
-           "run_summary"]
+__all__ = [
+    "ReplayResult",
+    "computation_pct",
+    "matched_comparison",
+    "option_histogram",
+    "pareto_front",
+    "replay",
+    "run_summary",
+]
 
-_HOMES = {"ReplayResult": "analysis.pipeline", "replay": "analysis.pipeline", "matched_comparison": "analysis.matched",
-          "pareto_front": "analysis.pareto", "computation_pct": "analysis.summary",
-          "option_histogram": "analysis.summary", "run_summary": "analysis.summary"}
+_HOMES = {
+    "ReplayResult": "analysis.pipeline",
+    "replay": "analysis.pipeline",
+    "matched_comparison": "analysis.matched",
+    "pareto_front": "analysis.pareto",
+    "computation_pct": "analysis.summary",
+    "option_histogram": "analysis.summary",
+    "run_summary": "analysis.summary",
+}
 
 
 def __getattr__(name: str):

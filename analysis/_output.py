@@ -15,8 +15,14 @@ from dfs_sim._atomic import atomic_path, atomic_write_text
 from dfs_sim.errors import OutputError
 from dfs_sim.provenance import git_commit, utc_now, versions
 
-__all__ = ["MANIFEST", "claim_output_folder", "read_table_or_none", "release_output_folder", "write_manifest",
-           "write_table"]
+__all__ = [
+    "MANIFEST",
+    "claim_output_folder",
+    "read_table_or_none",
+    "release_output_folder",
+    "write_manifest",
+    "write_table",
+]
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -40,15 +46,18 @@ def claim_output_folder(out: Path, fingerprint: str, *, force: bool, subfolder: 
         except (OSError, ValueError, AttributeError):
             previous = None
         if previous != fingerprint:
-            raise OutputError(out, "the folder holds other files or results of other inputs; "
-                                   "choose another --out or pass --force")
+            raise OutputError(
+                out, "the folder holds other files or results of other inputs; choose another --out or pass --force"
+            )
     try:
         (out / subfolder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(out, f"cannot create the output folder ({error.strerror})") from None
     _lock(out)
-    atomic_write_text(out / MANIFEST, json.dumps({"inputs_fingerprint": fingerprint, "status": "running",
-                                                  "command": command}, indent=2) + "\n")
+    atomic_write_text(
+        out / MANIFEST,
+        json.dumps({"inputs_fingerprint": fingerprint, "status": "running", "command": command}, indent=2) + "\n",
+    )
     for leftover in (*out.glob(".*.tmp"), *out.glob("*/.*.tmp")):
         leftover.unlink(missing_ok=True)  # no other run writes here: the lock is ours
     return out
@@ -75,8 +84,13 @@ def read_table_or_none(path: Path) -> pa.Table | None:
 def write_manifest(out: Path, manifest: dict) -> None:
     """``manifest`` with the versions, git commit, time and status "complete" added, atomically as OUT/manifest.json
     (written last: a folder whose manifest says "complete" holds every output)."""
-    manifest = {**manifest, "versions": versions(), "git_commit": git_commit(), "created": utc_now(),
-                "status": "complete"}
+    manifest = {
+        **manifest,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "created": utc_now(),
+        "status": "complete",
+    }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -97,7 +111,9 @@ def _lock(out: Path) -> None:
             except (OSError, ValueError):
                 owner = 0
             if owner and owner != os.getpid() and _alive(owner):
-                raise OutputError(out, f"another run (process {owner}) is writing here; wait for it or use another --out") from None
+                raise OutputError(
+                    out, f"another run (process {owner}) is writing here; wait for it or use another --out"
+                ) from None
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(descriptor, "w") as handle:

@@ -6,7 +6,8 @@ frame, so the per-run mean energy is by construction the mean of the per-input e
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,15 @@ from analysis.summary import block_fractions, computation_pct, option_histogram,
 from cost_models.model import METRICS as COST_METRICS
 from dfs_sim.traces import TraceRun
 
-__all__ = ["COST_METRICS", "ENERGY_PARTS", "per_input_frame", "per_run_frame", "per_block_frame", "run_labels",
-           "wilson_interval"]
+__all__ = [
+    "COST_METRICS",
+    "ENERGY_PARTS",
+    "per_input_frame",
+    "per_run_frame",
+    "per_block_frame",
+    "run_labels",
+    "wilson_interval",
+]
 
 ENERGY_PARTS = ("e_compute_pj", "e_sram_pj", "e_dram_pj")
 Z_95 = 1.959963984540054  # the standard normal quantile at 0.975, for a two-sided 95% interval
@@ -26,8 +34,9 @@ def run_labels(run: TraceRun) -> dict:
     return {"run": run.name, "method": run.method, "budget": run.budget}
 
 
-def per_input_frame(run: TraceRun, preset_name: str, costs: np.ndarray, us_per_cycle: float,
-                    proxy: np.ndarray | None = None) -> pd.DataFrame:
+def per_input_frame(
+    run: TraceRun, preset_name: str, costs: np.ndarray, us_per_cycle: float, proxy: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per input of ``run`` on one preset, from the replayed ``costs`` (inputs × ``COST_METRICS``).
 
     ``proxy`` is ``proxy_per_input(run)``, which a caller framing one run on many presets computes once."""
@@ -35,25 +44,27 @@ def per_input_frame(run: TraceRun, preset_name: str, costs: np.ndarray, us_per_c
         raise ValueError(f"costs have shape {costs.shape}, expected ({run.num_inputs}, {len(COST_METRICS)})")
     if proxy is None:
         proxy = proxy_per_input(run)
-    frame = pd.DataFrame({
-        "run": pd.Series(run.name, index=range(run.num_inputs), dtype="string"),
-        "method": run.method,
-        "budget": np.float64(np.nan if run.budget is None else run.budget),
-        "preset": preset_name,
-        "input_id": run.input_id,
-        "label": run.label,
-        "pred": run.pred,
-        "correct": run.label == run.pred,
-        "confidence": run.confidence,
-        "cycles": costs[:, 0],
-        "latency_us": costs[:, 0] * us_per_cycle,
-        "energy_pj": costs[:, 1] + costs[:, 2] + costs[:, 3],
-        "e_compute_pj": costs[:, 1],
-        "e_sram_pj": costs[:, 2],
-        "e_dram_pj": costs[:, 3],
-        "dram_bits": costs[:, 4],
-        "proxy_cost": proxy,
-    })
+    frame = pd.DataFrame(
+        {
+            "run": pd.Series(run.name, index=range(run.num_inputs), dtype="string"),
+            "method": run.method,
+            "budget": np.float64(np.nan if run.budget is None else run.budget),
+            "preset": preset_name,
+            "input_id": run.input_id,
+            "label": run.label,
+            "pred": run.pred,
+            "correct": run.label == run.pred,
+            "confidence": run.confidence,
+            "cycles": costs[:, 0],
+            "latency_us": costs[:, 0] * us_per_cycle,
+            "energy_pj": costs[:, 1] + costs[:, 2] + costs[:, 3],
+            "e_compute_pj": costs[:, 1],
+            "e_sram_pj": costs[:, 2],
+            "e_dram_pj": costs[:, 3],
+            "dram_bits": costs[:, 4],
+            "proxy_cost": proxy,
+        }
+    )
     for column in ("method", "preset"):
         frame[column] = frame[column].astype("string")
     return frame
@@ -65,12 +76,19 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
     by_name = {run.name: run for run in runs}
     decisions = {run.name: _decision_columns(run) for run in runs}  # the same on every preset
     rows = []
-    for (run_name, preset), group in per_input.groupby(["run", "preset"], sort=False):
+    for (key, preset), group in per_input.groupby(["run", "preset"], sort=False):
+        run_name = cast(str, key)  # the "run" column holds run names; pandas-stubs types group keys as Hashable
         run = by_name[run_name]
         correct = int(group["correct"].sum())
         low, high = wilson_interval(correct, len(group))
-        row = {**run_labels(run), "preset": preset, "n": len(group), "accuracy": correct / len(group),
-               "accuracy_ci_low": low, "accuracy_ci_high": high}
+        row = {
+            **run_labels(run),
+            "preset": preset,
+            "n": len(group),
+            "accuracy": correct / len(group),
+            "accuracy_ci_low": low,
+            "accuracy_ci_high": high,
+        }
         for column in ("energy_pj", "latency_us"):
             values = group[column].to_numpy()
             row[f"{column}_mean"] = values.mean()
@@ -90,8 +108,10 @@ def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataF
 def _decision_columns(run: TraceRun) -> dict:
     """The paper's computation percentage and the fraction of decisions at each option (``frac_<option>``)."""
     histogram = option_histogram(run) / run.codes.size
-    return {"computation_pct": computation_pct(run),
-            **{f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram)}}
+    return {
+        "computation_pct": computation_pct(run),
+        **{f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram, strict=True)},
+    }
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
@@ -112,13 +132,17 @@ def per_block_frame(runs: Iterable[TraceRun]) -> pd.DataFrame:
     frames = []
     for run in runs:
         blocks, codes = np.meshgrid(np.arange(run.num_blocks), np.arange(len(run.options)), indexing="ij")
-        frames.append(pd.DataFrame({
-            **run_labels(run),
-            "block": blocks.ravel(),
-            "option": codes.ravel(),
-            "option_name": [run.options[code].name for code in codes.ravel()],
-            "fraction": block_fractions(run).ravel(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    **run_labels(run),
+                    "block": blocks.ravel(),
+                    "option": codes.ravel(),
+                    "option_name": [run.options[code].name for code in codes.ravel()],
+                    "fraction": block_fractions(run).ravel(),
+                }
+            )
+        )
     frame = pd.concat(frames, ignore_index=True)
     frame["budget"] = frame["budget"].astype("float64")
     return frame

@@ -7,7 +7,7 @@ accuracy. Outside the span of the front the answer is "out of range": we never e
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,9 @@ def interpolate_front(front: pd.DataFrame, x: str, value: float, y: Sequence[str
     return {column: float(np.interp(value, xs, front[column].to_numpy(dtype=float))) for column in y}, OK
 
 
-def matched_comparison(per_run: pd.DataFrame, baselines: Sequence[str] = BASELINES,
-                       axes: Sequence[str] = COST_AXES) -> pd.DataFrame:
+def matched_comparison(
+    per_run: pd.DataFrame, baselines: Sequence[str] = BASELINES, axes: Sequence[str] = COST_AXES
+) -> pd.DataFrame:
     """One row per DFS run × preset × baseline × cost axis.
 
     Columns: ``dfs_cost`` and ``dfs_accuracy`` of the DFS run; ``baseline_accuracy_at_cost`` (the baseline's
@@ -62,17 +63,36 @@ def matched_comparison(per_run: pd.DataFrame, baselines: Sequence[str] = BASELIN
                     at_accuracy, status_accuracy = interpolate_front(front, "accuracy", accuracy, [axis])
                     baseline_accuracy = at_cost.get("accuracy", np.nan)
                     baseline_cost = at_accuracy.get(axis, np.nan)
-                    rows.append({
-                        "run": dfs["run"], "budget": dfs.get("budget"), "preset": preset, "baseline": name,
-                        "axis": axis, "dfs_cost": cost, "dfs_accuracy": accuracy,
-                        "baseline_accuracy_at_cost": baseline_accuracy,
-                        "accuracy_gain": accuracy - baseline_accuracy,
-                        "status_at_cost": status_cost,
-                        "baseline_cost_at_accuracy": baseline_cost,
-                        "cost_ratio": baseline_cost / cost if cost > 0 else np.nan,
-                        "status_at_accuracy": status_accuracy,
-                    })
-    columns = ["run", "budget", "preset", "baseline", "axis", "dfs_cost", "dfs_accuracy",
-               "baseline_accuracy_at_cost", "accuracy_gain", "status_at_cost", "baseline_cost_at_accuracy",
-               "cost_ratio", "status_at_accuracy"]
+                    rows.append(
+                        {
+                            "run": dfs["run"],
+                            "budget": dfs.get("budget"),
+                            "preset": preset,
+                            "baseline": name,
+                            "axis": axis,
+                            "dfs_cost": cost,
+                            "dfs_accuracy": accuracy,
+                            "baseline_accuracy_at_cost": baseline_accuracy,
+                            "accuracy_gain": accuracy - baseline_accuracy,
+                            "status_at_cost": status_cost,
+                            "baseline_cost_at_accuracy": baseline_cost,
+                            "cost_ratio": baseline_cost / cost if cost > 0 else np.nan,
+                            "status_at_accuracy": status_accuracy,
+                        }
+                    )
+    columns = [
+        "run",
+        "budget",
+        "preset",
+        "baseline",
+        "axis",
+        "dfs_cost",
+        "dfs_accuracy",
+        "baseline_accuracy_at_cost",
+        "accuracy_gain",
+        "status_at_cost",
+        "baseline_cost_at_accuracy",
+        "cost_ratio",
+        "status_at_accuracy",
+    ]
     return pd.DataFrame(rows, columns=columns)

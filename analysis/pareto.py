@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,17 +25,18 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
     candidates = values[finite]
     on_front = np.ones(len(candidates), dtype=bool)
     for start in range(0, len(candidates), _CHUNK):
-        block = candidates[start:start + _CHUNK, None, :]
+        block = candidates[start : start + _CHUNK, None, :]
         no_worse = (candidates[None, :, :] <= block).all(axis=2)
         better = (candidates[None, :, :] < block).any(axis=2)
-        on_front[start:start + _CHUNK] = ~(no_worse & better).any(axis=1)
+        on_front[start : start + _CHUNK] = ~(no_worse & better).any(axis=1)
     mask = np.zeros(len(values), dtype=bool)
     mask[np.flatnonzero(finite)] = on_front
     return mask
 
 
-def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str] = DEFAULT_OBJECTIVES,
-                 by: str | Sequence[str] | None = None) -> pd.Series:
+def pareto_front(
+    df: pd.DataFrame, objectives: Mapping[str, str] = DEFAULT_OBJECTIVES, by: str | Sequence[str] | None = None
+) -> pd.Series:
     """A boolean Series, aligned with ``df.index``, that is True for rows on the Pareto front of their group.
 
     ``objectives`` maps column names to "min" or "max"; ``by`` names the columns whose groups get separate fronts
@@ -49,11 +50,10 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str] = DEFAULT_OBJEC
         raise ValueError(f"objectives must be 'min' or 'max', got {bad}")
     signs = np.array([_SIGN[sense] for sense in objectives.values()])
     values = df[list(objectives)].to_numpy(dtype=float) * signs
-    mask = pd.Series(False, index=df.index, name="on_front")
     if by is None or (not isinstance(by, str) and len(by) == 0):
-        mask[:] = pareto_mask(values)
-        return mask
+        return pd.Series(pareto_mask(values), index=df.index, name="on_front")
+    on_front = np.zeros(len(df), dtype=bool)
     keys = [by] if isinstance(by, str) else list(by)
     for positions in df.groupby(keys, sort=False, dropna=False).indices.values():
-        mask.iloc[positions] = pareto_mask(values[positions])
-    return mask
+        on_front[positions] = pareto_mask(values[positions])
+    return pd.Series(on_front, index=df.index, name="on_front")

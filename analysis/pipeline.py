@@ -11,24 +11,31 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from contextlib import nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from analysis._output import (MANIFEST, claim_output_folder, read_table_or_none, release_output_folder, write_manifest,
-                              write_table)
+from analysis._output import (
+    MANIFEST,
+    claim_output_folder,
+    read_table_or_none,
+    release_output_folder,
+    write_manifest,
+    write_table,
+)
 from analysis.frames import per_block_frame, per_input_frame, per_run_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
 from analysis.plot_workers import FORMATS as PLOT_FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
 from analysis.replay_kernel import replay_costs
 from analysis.summary import proxy_per_input
-from cost_models import build_cost_table, list_presets, load_preset
+from cost_models import CostTable, build_cost_table, list_presets, load_preset
 from cost_models.cost_table import MODEL_VERSION
 from dfs_sim._atomic import atomic_write_text
 from dfs_sim.errors import ConfigError
@@ -59,9 +66,17 @@ class ReplayResult:
     reused_parts: int = 0
 
 
-def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[str] | None = None,
-           out: str | os.PathLike | None = None, force: bool = False, plots: bool = True, command: str = "",
-           progress: bool | None = None, plot_workers: int | PlotWorkers | None = None) -> ReplayResult:
+def replay(
+    traces: str | os.PathLike | Sequence[TraceRun],
+    *,
+    presets: Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    plots: bool = True,
+    command: str = "",
+    progress: bool | None = None,
+    plot_workers: int | PlotWorkers | None = None,
+) -> ReplayResult:
     """Replay every run on every preset (default: all shipped presets) and, if ``out`` is given, write the results.
 
     Raises a ``DfsSimError`` subclass for bad input (traces, presets, output folder) before anything is written.
@@ -85,8 +100,9 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
     clock.lap("read_s")
     try:
         stamp = _plots_stamp(fingerprint, loaded) if plots and out_dir is not None else None
-        if stamp is not None and _plots_current(out_dir / PLOTS_DIR, stamp):
+        if stamp is not None and out_dir is not None and _plots_current(out_dir / PLOTS_DIR, stamp):
             stamp = None
+        workers: AbstractContextManager[PlotWorkers | None]
         if isinstance(plot_workers, PlotWorkers):  # the caller's, which the caller closes
             workers = nullcontext(plot_workers)
         elif stamp is not None and plot_workers > 1:  # started now, so that matplotlib loads while the replay runs
@@ -100,8 +116,17 @@ def replay(traces: str | os.PathLike | Sequence[TraceRun], *, presets: Sequence[
             release_output_folder(out_dir)
 
 
-def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plot_stamp: str | None,
-                 workers: PlotWorkers | None, command: str, progress, clock: "_Clock") -> ReplayResult:
+def _replay_into(
+    runs,
+    loaded,
+    out_dir: Path | None,
+    fingerprint: str,
+    plot_stamp: str | None,
+    workers: PlotWorkers | None,
+    command: str,
+    progress,
+    clock: _Clock,
+) -> ReplayResult:
     parts, reused = _replay_parts(runs, loaded, out_dir, progress)
     clock.lap("replay_s")
 
@@ -117,17 +142,17 @@ def _replay_into(runs, loaded, out_dir: Path | None, fingerprint: str, plot_stam
     result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
     if out_dir is not None:
         write_table(per_input_table, out_dir / "per_input.parquet")
-        _write_outputs(result, plot_stamp, workers)
+        _write_outputs(result, out_dir, plot_stamp, workers)
         clock.lap("write_s")
-        _write_manifest(result, fingerprint, command, clock)
+        _write_manifest(result, out_dir, fingerprint, command, clock)
     return result
 
 
 def _replay_parts(runs, presets, out_dir: Path | None, progress) -> tuple[list[pa.Table], int]:
     """The per-input frame of every run × preset, as Arrow tables; finished parts under ``out_dir`` are reused."""
     parts, reused = [], 0
-    tables: dict[tuple, object] = {}
-    proxies: dict[str, object] = {}  # the proxy cost per input, the same on every preset
+    tables: dict[tuple, CostTable] = {}
+    proxies: dict[str, np.ndarray] = {}  # the proxy cost per input, the same on every preset
     pairs = [(run, preset) for run in runs for preset in presets]
     for run, preset in tqdm(pairs, desc="replay runs x presets", unit="pair", disable=_quiet(progress)):
         part_path = out_dir / PARTS_DIR / _part_name(run, preset) if out_dir else None
@@ -139,8 +164,9 @@ def _replay_parts(runs, presets, out_dir: Path | None, progress) -> tuple[list[p
             costs = replay_costs(run.codes, tables[table_key], check_codes=False)  # checked when the run was made
             if run.name not in proxies:
                 proxies[run.name] = proxy_per_input(run)
-            frame = per_input_frame(run, preset.name, costs, us_per_cycle=float(preset.cycles_to_us(1.0)),
-                                    proxy=proxies[run.name])
+            frame = per_input_frame(
+                run, preset.name, costs, us_per_cycle=float(preset.cycles_to_us(1.0)), proxy=proxies[run.name]
+            )
             part = pa.Table.from_pandas(frame, preserve_index=False)
             if part_path is not None:
                 write_table(part, part_path)
@@ -155,14 +181,15 @@ def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for name, column in FRONT_AXES.items():
         mask = pareto_front(per_run, {column: "min", "accuracy": "max"}, by=["preset", "method"])
-        on_front = per_run.loc[mask, ["preset", "method", "run", "budget", "accuracy", "energy_pj_mean",
-                                      "latency_us_mean", "computation_pct"]]
+        on_front = per_run.loc[
+            mask,
+            ["preset", "method", "run", "budget", "accuracy", "energy_pj_mean", "latency_us_mean", "computation_pct"],
+        ]
         frames.append(on_front.assign(front=name).sort_values(["preset", "method", column]))
     return pd.concat(frames, ignore_index=True)
 
 
-def _write_outputs(result: ReplayResult, plot_stamp: str | None, workers: PlotWorkers | None) -> None:
-    out = result.out
+def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, workers: PlotWorkers | None) -> None:
     write_table(result.per_run, out / "per_run.parquet")
     atomic_write_text(out / "per_run.csv", result.per_run.to_csv(index=False))
     write_table(result.per_block, out / "per_block.parquet")
@@ -201,16 +228,21 @@ def _write_plots(result: ReplayResult, folder: Path, stamp: str, workers: PlotWo
     atomic_write_text(folder / PLOTS_STAMP, stamp)
 
 
-def _write_manifest(result: ReplayResult, fingerprint: str, command: str, clock: "_Clock") -> None:
-    write_manifest(result.out, {
-        "command": command,
-        "inputs_fingerprint": fingerprint,
-        "inputs": [_describe_input(run) for run in result.runs],
-        "presets": [{"name": preset.name, "kind": preset.kind, "hash": preset.content_hash(),
-                     "source": preset.source} for preset in result.presets],
-        "reused_parts": result.reused_parts,
-        "timings_s": {key: round(value, 3) for key, value in clock.laps.items()},
-    })
+def _write_manifest(result: ReplayResult, out: Path, fingerprint: str, command: str, clock: _Clock) -> None:
+    write_manifest(
+        out,
+        {
+            "command": command,
+            "inputs_fingerprint": fingerprint,
+            "inputs": [_describe_input(run) for run in result.runs],
+            "presets": [
+                {"name": preset.name, "kind": preset.kind, "hash": preset.content_hash(), "source": preset.source}
+                for preset in result.presets
+            ],
+            "reused_parts": result.reused_parts,
+            "timings_s": {key: round(value, 3) for key, value in clock.laps.items()},
+        },
+    )
 
 
 def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
@@ -222,14 +254,22 @@ def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
 
 def _part_name(run: TraceRun, preset) -> str:
     """The file of one run × preset under ``parts/``, keyed by everything its numbers depend on."""
-    payload = (f"{FRAME_VERSION}:{MODEL_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:"
-               f"{preset.content_hash()}")
+    payload = (
+        f"{FRAME_VERSION}:{MODEL_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:"
+        f"{preset.content_hash()}"
+    )
     return f"{run.name}@{preset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}.parquet"
 
 
 def _describe_input(run: TraceRun) -> dict:
-    entry = {"run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
-             "content_hash": run.content_hash(), "layers_hash": run.layers.content_hash()}
+    entry = {
+        "run": run.name,
+        "method": run.method,
+        "budget": run.budget,
+        "n": run.num_inputs,
+        "content_hash": run.content_hash(),
+        "layers_hash": run.layers.content_hash(),
+    }
     if run.path is not None:
         entry["file"] = str(run.path)
         entry["sha256"] = hashlib.sha256(run.path.read_bytes()).hexdigest()

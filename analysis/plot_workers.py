@@ -36,7 +36,10 @@ FORMATS = (".png", ".svg")
 def plots_source() -> bytes:
     """The plotting code and this table of plots, read without importing matplotlib (a stored plot is stale when
     either changes)."""
-    return Path(importlib.util.find_spec("analysis.plots").origin).read_bytes() + Path(__file__).read_bytes()
+    spec = importlib.util.find_spec("analysis.plots")
+    if spec is None or spec.origin is None:
+        raise ImportError("cannot locate the source of analysis.plots")
+    return Path(spec.origin).read_bytes() + Path(__file__).read_bytes()
 
 
 def _start_worker(parent: int) -> None:
@@ -88,8 +91,12 @@ class PlotWorkers:
     """
 
     def __init__(self, workers: int):
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start_worker, initargs=(os.getpid(),))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
         self._used = False
         before = set(multiprocessing.active_children())
         with _interrupts_ignored():
@@ -122,4 +129,4 @@ def draw_replay_plots(frames: dict, folder: Path, workers: PlotWorkers | None = 
     jobs = [(stem, frames[source], folder) for stem, (_, source, _) in REPLAY_PLOTS.items()]
     if workers is None:
         return [path for job in jobs for path in _draw_one(*job)]
-    return [path for paths in workers.map(_draw_one, *zip(*jobs)) for path in paths]
+    return [path for paths in workers.map(_draw_one, *zip(*jobs, strict=True)) for path in paths]

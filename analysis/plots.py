@@ -9,13 +9,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from analysis.matched import front_points, interpolate_front  # noqa: E402
-from analysis.pareto import pareto_front  # noqa: E402
-from dfs_sim._atomic import atomic_path  # noqa: E402
+from analysis.matched import front_points, interpolate_front
+from analysis.pareto import pareto_front
+from dfs_sim._atomic import atomic_path
 
 __all__ = ["frontier_figure", "decision_map_figure", "energy_distribution_figure", "energy_parts_figure", "save_figure"]
 
@@ -24,25 +24,40 @@ METHOD_STYLE = {
     "skipnet": {"color": "tab:orange", "marker": "s", "label": "SkipNet"},
     "static": {"color": "tab:green", "marker": "^", "label": "static"},
 }
-PART_STYLE = {"e_compute_pj": ("compute", "tab:blue"), "e_sram_pj": ("on-chip SRAM", "tab:orange"),
-              "e_dram_pj": ("DRAM", "tab:red")}
-AXIS_LABEL = {"energy_pj_mean": ("Mean energy per input (µJ)", 1e-6),
-              "latency_us_mean": ("Mean latency per input (ms)", 1e-3)}
+PART_STYLE = {
+    "e_compute_pj": ("compute", "tab:blue"),
+    "e_sram_pj": ("on-chip SRAM", "tab:orange"),
+    "e_dram_pj": ("DRAM", "tab:red"),
+}
+AXIS_LABEL = {
+    "energy_pj_mean": ("Mean energy per input (µJ)", 1e-6),
+    "latency_us_mean": ("Mean latency per input (ms)", 1e-3),
+}
 
 # Text stays text in SVG (smaller, searchable, faster to write); fixed hash salt so reruns are byte-identical.
 # The layout is solved by each figure's constrained layout engine, whatever a user's matplotlibrc says.
-plt.rcParams.update({"svg.hashsalt": "dfs-sim", "svg.fonttype": "none", "figure.dpi": 100, "font.size": 9,
-                     "figure.autolayout": False, "figure.constrained_layout.use": False})
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "dfs-sim",
+        "svg.fonttype": "none",
+        "figure.dpi": 100,
+        "font.size": 9,
+        "figure.autolayout": False,
+        "figure.constrained_layout.use": False,
+    }
+)
 PNG_DPI = 110
 
 
 def _grid(count: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.4)):
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False,
-                                layout="constrained")
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False, layout="constrained"
+    )
     for axis in axes.ravel()[count:]:
         axis.set_visible(False)
+    # The grid can hold more panels than ``count`` (the rest hidden above): callers zip it with strict=False.
     return figure, axes.ravel()
 
 
@@ -52,13 +67,19 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
     presets = list(dict.fromkeys(per_run["preset"]))
     figure, axes = _grid(len(presets))
     on_front = pareto_front(per_run, {cost: "min", "accuracy": "max"}, by=["preset", "method"])
-    for axis, preset in zip(axes, presets):
+    for axis, preset in zip(axes, presets, strict=False):
         for method, style in METHOD_STYLE.items():
             rows = per_run[(per_run["preset"] == preset) & (per_run["method"] == method)]
             if rows.empty:
                 continue
-            axis.scatter(rows[cost] * scale, rows["accuracy"] * 100, color=style["color"], marker=style["marker"],
-                         label=style["label"], zorder=3)
+            axis.scatter(
+                rows[cost] * scale,
+                rows["accuracy"] * 100,
+                color=style["color"],
+                marker=style["marker"],
+                label=style["label"],
+                zorder=3,
+            )
             front = rows[on_front.loc[rows.index]].sort_values(cost)
             axis.plot(front[cost] * scale, front["accuracy"] * 100, color=style["color"], linewidth=1.2, zorder=2)
         axis.set_title(preset)
@@ -76,12 +97,13 @@ def decision_map_figure(per_block: pd.DataFrame) -> plt.Figure:
     runs = list(dict.fromkeys(per_block["run"]))
     figure, axes = _grid(len(runs), columns=3, size=(4.6, 2.6))
     image = None
-    for axis, run in zip(axes, runs):
+    for axis, run in zip(axes, runs, strict=False):
         rows = per_block[per_block["run"] == run]
         table = rows.pivot(index="option", columns="block", values="fraction").sort_index()
         names = rows.drop_duplicates("option").set_index("option")["option_name"].reindex(table.index)
-        image = axis.imshow(table.to_numpy(), aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
-                            interpolation="nearest")
+        image = axis.imshow(
+            table.to_numpy(), aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
+        )
         axis.set_yticks(range(len(names)), names.tolist())
         step = max(1, math.ceil(table.shape[1] / 9))
         axis.set_xticks(range(0, table.shape[1], step))
@@ -98,13 +120,12 @@ def energy_distribution_figure(per_input: pd.DataFrame) -> plt.Figure:
     presets = list(dict.fromkeys(per_input["preset"]))
     runs = list(dict.fromkeys(per_input["run"]))
     figure, axes = _grid(len(presets), columns=2, size=(max(5.0, 0.45 * len(runs) + 2), 3.6))
-    for axis, preset in zip(axes, presets):
+    for axis, preset in zip(axes, presets, strict=False):
         at_preset = per_input[per_input["preset"] == preset]
         data = [at_preset.loc[at_preset["run"] == run, "energy_pj"].to_numpy() * 1e-6 for run in runs]
         methods = [at_preset.loc[at_preset["run"] == run, "method"].iloc[0] for run in runs]
-        boxes = axis.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True,
-                             medianprops={"color": "black"})
-        for position, (box, method, values) in enumerate(zip(boxes["boxes"], methods, data), start=1):
+        boxes = axis.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True, medianprops={"color": "black"})
+        for position, (box, method, values) in enumerate(zip(boxes["boxes"], methods, data, strict=True), start=1):
             style = METHOD_STYLE[method]
             box.set_facecolor(style["color"])
             box.set_alpha(0.6)
@@ -126,11 +147,13 @@ def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
     presets = list(dict.fromkeys(per_run["preset"]))
     figure, axes = _grid(len(presets), columns=2, size=(6.0, 3.6))
     parts = [f"{part}_mean" for part in PART_STYLE]
-    for axis, preset in zip(axes, presets):
+    for axis, preset in zip(axes, presets, strict=False):
         at_preset = per_run[per_run["preset"] == preset]
         dfs_runs = at_preset[at_preset["method"] == "dfs"].sort_values("accuracy")
-        fronts = {method: front_points(at_preset[at_preset["method"] == method], "energy_pj_mean", parts)
-                  for method in ("skipnet", "static")}
+        fronts = {
+            method: front_points(at_preset[at_preset["method"] == method], "energy_pj_mean", parts)
+            for method in ("skipnet", "static")
+        }
         labels, stacks = [], []
         for _, dfs in dfs_runs.iterrows():
             labels.append(f"{dfs['run']}\nDFS")
@@ -145,7 +168,7 @@ def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
             heights = np.nan_to_num(np.array([stack[index] for stack in stacks], dtype=float)) * 1e-6
             axis.bar(positions, heights, bottom=bottom, color=color, label=name, width=0.7)
             bottom += heights
-        for position, stack in zip(positions, stacks):
+        for position, stack in zip(positions, stacks, strict=True):
             if np.isnan(stack[0]):
                 axis.text(position, 0, "out of\nrange", ha="center", va="bottom", fontsize=6, color="grey")
         axis.set_xticks(positions, labels, fontsize=6, rotation=90)

@@ -11,6 +11,7 @@ block, serves option sets too large to pair. Imports numpy and numba only.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numba
 import numpy as np
@@ -162,14 +163,18 @@ def _pair_kernel(bits: int):
     compilation of this one function sees the setting.
     """
     readonly = functools.partial(numba.types.Array, layout="C", readonly=True)  # writable arrays convert to these
-    signature = numba.void(readonly(numba.uint8, 2), readonly(numba.float64, 4),
-                           readonly(numba.float64, 2), numba.float64[:, ::1])
-    previous = numba.config.SLP_VECTORIZE
-    numba.config.SLP_VECTORIZE = 1
+    signature = numba.void(
+        readonly(numba.uint8, 2), readonly(numba.float64, 4), readonly(numba.float64, 2), numba.float64[:, ::1]
+    )
+    # Numba sets its config attributes at import time from NUMBA_* environment variables (through globals()), so
+    # mypy cannot see SLP_VECTORIZE on the module: read and write it through an untyped name.
+    config: Any = numba.config
+    previous = config.SLP_VECTORIZE
+    config.SLP_VECTORIZE = 1
     try:
         return numba.njit(signature, cache=True, parallel=True, boundscheck=False)(_pair_kernel_source(bits))
     finally:
-        numba.config.SLP_VECTORIZE = previous
+        config.SLP_VECTORIZE = previous
 
 
 def _checked(codes, tables, fixed, check_codes: bool):
@@ -194,8 +199,9 @@ def _checked(codes, tables, fixed, check_codes: bool):
     return codes, tables, fixed
 
 
-def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out: np.ndarray | None = None, *,
-                   check_codes: bool = True) -> np.ndarray:
+def replay_presets(
+    codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out: np.ndarray | None = None, *, check_codes: bool = True
+) -> np.ndarray:
     """Per-input totals ``out[n, p] = fixed[p] + Σ_b tables[b, codes[n, b], p]`` for codes (N, B), tables (B, K, P)
     and fixed (P,): one metric on P presets, or P metrics of one preset.
 
@@ -218,8 +224,13 @@ def replay_presets(codes: np.ndarray, tables: np.ndarray, fixed: np.ndarray, out
     padded_fixed = np.zeros(width)
     padded_fixed[:lanes] = fixed
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
-    if (out is None or out.shape != (codes.shape[0], width) or out.dtype != np.float64
-            or not out.flags.c_contiguous or not out.flags.writeable):
+    if (
+        out is None
+        or out.shape != (codes.shape[0], width)
+        or out.dtype != np.float64
+        or not out.flags.c_contiguous
+        or not out.flags.writeable
+    ):
         out = np.empty((codes.shape[0], width), dtype=np.float64)
     bits = code_bits(tables.shape[1])
     _pair_kernel(bits)(codes, pairs, padded_fixed.reshape(-1, LANES), out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,7 @@ def run_summary(runs: Iterable[TraceRun]) -> pd.DataFrame:
             "accuracy": run.accuracy,
             "computation_pct": computation_pct(run),
         }
-        for option, count in zip(run.options, histogram):
+        for option, count in zip(run.options, histogram, strict=True):
             row[f"frac_{option.name}"] = count / run.codes.size
             if option.name not in option_names:
                 option_names.append(option.name)

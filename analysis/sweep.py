@@ -18,20 +18,20 @@ import hashlib
 import itertools
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis._output import (claim_output_folder, read_table_or_none, release_output_folder, write_manifest,
-                              write_table)
+from analysis._output import claim_output_folder, read_table_or_none, release_output_folder, write_manifest, write_table
 from analysis.matched import matched_comparison
 from analysis.replay_kernel import replay_costs
 from analysis.summary import block_fractions
-from cost_models import METRICS, build_cost_table
+from cost_models import METRICS, CostTable, build_cost_table
 from cost_models.cost_table import MODEL_VERSION
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
 from dfs_sim._toml import read_toml
@@ -67,7 +67,7 @@ class SweepSpec:
 
     def point_values(self) -> list[dict[str, Any]]:
         """Axis values of every point, in a stable order (product order, or a seeded sample of it)."""
-        product = [dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())]
+        product = [dict(zip(self.axes, values, strict=True)) for values in itertools.product(*self.axes.values())]
         if self.mode == "sample" and self.samples is not None and self.samples < len(product):
             chosen = np.random.default_rng(self.seed).choice(len(product), size=self.samples, replace=False)
             product = [product[index] for index in sorted(chosen)]
@@ -83,8 +83,18 @@ class SweepSpec:
         return points
 
     def content_hash(self) -> str:
-        payload = json.dumps([self.base_document, self.mode, self.samples, self.seed, self.partition_size,
-                              {key: list(values) for key, values in self.axes.items()}], sort_keys=True, default=str)
+        payload = json.dumps(
+            [
+                self.base_document,
+                self.mode,
+                self.samples,
+                self.seed,
+                self.partition_size,
+                {key: list(values) for key, values in self.axes.items()},
+            ],
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -119,8 +129,10 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     partition_size = data.get("partition_size", 4)
     for key, value in (("seed", seed), ("partition_size", partition_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
-            raise ConfigError(path, f"key {key!r}: expected a {'non-negative' if key == 'seed' else 'positive'} "
-                                    f"integer, got {value!r}")
+            raise ConfigError(
+                path,
+                f"key {key!r}: expected a {'non-negative' if key == 'seed' else 'positive'} integer, got {value!r}",
+            )
     base_path = _base_path(str(data["base"]), path)
     try:
         base_document = read_toml(base_path)
@@ -142,34 +154,51 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
         for value in values:
             _validated_preset(_with_values(base_document, {key: value}), f"{path}: key 'axes.\"{key}\"' = {value!r}")
         checked[key] = tuple(values)
-    spec = SweepSpec(str(path), str(data["base"]), base_document, mode, samples if mode == "sample" else None, seed,
-                     partition_size, checked, str(data.get("description", "")))
+    spec = SweepSpec(
+        str(path),
+        str(data["base"]),
+        base_document,
+        mode,
+        samples if mode == "sample" else None,
+        seed,
+        partition_size,
+        checked,
+        str(data.get("description", "")),
+    )
     for index, values, document in spec.point_documents():
         _validated_preset(document, f"{path}: point {index} {values}")
     return spec
 
 
-def evaluate_points(points: Sequence[tuple[int, dict, dict]], runs: Sequence[TraceRun],
-                    cache_dir: str | None = None) -> pd.DataFrame:
+def evaluate_points(
+    points: Sequence[tuple[int, dict, dict]], runs: Sequence[TraceRun], cache_dir: str | None = None
+) -> pd.DataFrame:
     """One row per point × run: axis values, accuracy, mean and p99 latency, mean energy and its parts, and for
     DFS runs the matched-cost gains over SkipNet and static at that point."""
     frames = []
     fractions = [block_fractions(run) for run in runs]  # the same at every point
     for index, values, document in points:
         preset = preset_from_dict(copy.deepcopy(document), source=document["name"])
-        tables: dict[tuple, object] = {}  # runs that share a layer table and options share a cost table
+        tables: dict[tuple, CostTable] = {}  # runs that share a layer table and options share a cost table
         rows = []
-        for run, run_fractions in zip(runs, fractions):
+        for run, run_fractions in zip(runs, fractions, strict=True):
             key = (run.layers.content_hash(), run.options)
             if key not in tables:
                 tables[key] = build_cost_table(run.layers, preset, options=run.options, cache_dir=cache_dir)
             table = tables[key]
             means = table.fixed + np.einsum("bk,bkm->m", run_fractions, table.block)
             cycles = replay_costs(run.codes, table, check_codes=False)[:, 0]  # checked when the run was made
-            row = {"point": index, "preset": preset.name, **{f"axis:{key}": value for key, value in values.items()},
-                   "run": run.name, "method": run.method, "budget": run.budget, "n": run.num_inputs,
-                   "accuracy": run.accuracy}
-            row.update({f"{metric}_mean": value for metric, value in zip(METRICS, means)})
+            row = {
+                "point": index,
+                "preset": preset.name,
+                **{f"axis:{key}": value for key, value in values.items()},
+                "run": run.name,
+                "method": run.method,
+                "budget": run.budget,
+                "n": run.num_inputs,
+                "accuracy": run.accuracy,
+            }
+            row.update({f"{metric}_mean": value for metric, value in zip(METRICS, means, strict=True)})
             row["energy_pj_mean"] = means[1] + means[2] + means[3]
             row["latency_us_mean"] = float(preset.cycles_to_us(means[0]))
             row["latency_us_p99"] = float(preset.cycles_to_us(np.percentile(cycles, 99)))
@@ -204,10 +233,18 @@ def default_workers(points: int, runs: int) -> int:
     return 0 if points * runs <= IN_PROCESS_EVALUATIONS else min(2, os.cpu_count() or 1)
 
 
-def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | Sequence[TraceRun], *,
-              out: str | os.PathLike | None = None, workers: int | None = None, scheduler: str | None = None,
-              max_partitions: int | None = None, force: bool = False, progress: bool | None = None,
-              command: str = "") -> SweepResult:
+def run_sweep(
+    spec: SweepSpec | str | os.PathLike,
+    traces: str | os.PathLike | Sequence[TraceRun],
+    *,
+    out: str | os.PathLike | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    max_partitions: int | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+    command: str = "",
+) -> SweepResult:
     """Evaluate every point of ``spec`` on every run; ``workers=0`` runs in this process, otherwise on Dask
     (default: ``default_workers`` of the points still to evaluate; ``scheduler`` always uses that cluster).
 
@@ -217,25 +254,37 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, traces: str | os.PathLike | S
     spec = spec if isinstance(spec, SweepSpec) else load_sweep_spec(spec)
     runs = list(read_traces(traces)) if isinstance(traces, (str, os.PathLike)) else list(traces)
     points = spec.point_documents()
-    chunks = [points[start:start + spec.partition_size] for start in range(0, len(points), spec.partition_size)]
+    chunks = [points[start : start + spec.partition_size] for start in range(0, len(points), spec.partition_size)]
     fingerprint = _fingerprint(spec, runs)
     out_dir = None
     if out is not None:
         out_dir = claim_output_folder(Path(out), fingerprint, force=force, subfolder=PARTITIONS_DIR, command=command)
     try:
-        return _sweep_into(spec, runs, points, chunks, fingerprint, out_dir, workers, scheduler, max_partitions,
-                           progress, command)
+        return _sweep_into(
+            spec, runs, points, chunks, fingerprint, out_dir, workers, scheduler, max_partitions, progress, command
+        )
     finally:
         if out_dir is not None:
             release_output_folder(out_dir)
 
 
-def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | None, workers: int | None,
-                scheduler: str | None, max_partitions: int | None, progress, command: str) -> SweepResult:
+def _sweep_into(
+    spec,
+    runs,
+    points,
+    chunks,
+    fingerprint: str,
+    out_dir: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    max_partitions: int | None,
+    progress,
+    command: str,
+) -> SweepResult:
     names = [_partition_name(chunk, fingerprint) for chunk in chunks]
     finished = {name: _read_partition(out_dir / PARTITIONS_DIR / name) for name in names} if out_dir else {}
     done = {name for name, frame in finished.items() if frame is not None}
-    todo = [(chunk, name) for chunk, name in zip(chunks, names) if name not in done]
+    todo = [(chunk, name) for chunk, name in zip(chunks, names, strict=True) if name not in done]
     if max_partitions is not None:
         todo = todo[:max_partitions]
     target = (out_dir / PARTITIONS_DIR) if out_dir is not None else None
@@ -253,14 +302,26 @@ def _sweep_into(spec, runs, points, chunks, fingerprint: str, out_dir: Path | No
         from analysis import sweep_plots
 
         sweep_plots.write_sweep_plots(frame, spec.axis_names, out_dir / "plots")
-        write_manifest(out_dir, {"command": command, "spec": spec.source, "spec_hash": spec.content_hash(),
-                                 "inputs_fingerprint": fingerprint, "points": len(points), "partitions": len(chunks),
-                                 "reused_partitions": len(done), "runs": [run.name for run in runs]})
+        write_manifest(
+            out_dir,
+            {
+                "command": command,
+                "spec": spec.source,
+                "spec_hash": spec.content_hash(),
+                "inputs_fingerprint": fingerprint,
+                "points": len(points),
+                "partitions": len(chunks),
+                "reused_partitions": len(done),
+                "runs": [run.name for run in runs],
+            },
+        )
     return SweepResult(spec, frame, out_dir, len(chunks), len(done))
 
 
 def _execute(todo, runs, target: Path | None, workers: int, scheduler: str | None, progress) -> dict:
-    bar = tqdm(total=len(todo), desc="sweep partitions", unit="part", disable=None if progress is None else not progress)
+    bar = tqdm(
+        total=len(todo), desc="sweep partitions", unit="part", disable=None if progress is None else not progress
+    )
     results = {}
     if workers == 0 and scheduler is None:
         for chunk, name in todo:
@@ -276,9 +337,12 @@ def _execute(todo, runs, target: Path | None, workers: int, scheduler: str | Non
     try:
         with Client(scheduler if scheduler is not None else cluster) as client:
             shared_runs = client.scatter(runs, broadcast=True)
-            futures = {client.submit(_evaluate_partition, chunk, shared_runs,
-                                     None if target is None else str(target / name), pure=False): name
-                       for chunk, name in todo}
+            futures = {
+                client.submit(
+                    _evaluate_partition, chunk, shared_runs, None if target is None else str(target / name), pure=False
+                ): name
+                for chunk, name in todo
+            }
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update()

@@ -3,8 +3,8 @@ hardware points (mean energy against mean latency)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,14 +27,13 @@ def gain_by_axis_figure(frame: pd.DataFrame, axes: Sequence[str]) -> plt.Figure:
     per DFS run and baseline."""
     dfs = frame[frame["method"] == "dfs"]
     figure, panels = plt.subplots(1, len(axes), figsize=(4.6 * len(axes), 3.6), squeeze=False, layout="constrained")
-    for panel, axis in zip(panels.ravel(), axes):
+    for panel, axis in zip(panels.ravel(), axes, strict=True):
         column = f"axis:{axis}"
-        for (gain, baseline), style in zip(GAINS.items(), ("-", "--")):
+        for (gain, baseline), style in zip(GAINS.items(), ("-", "--"), strict=True):
             for run, rows in dfs.groupby("run", sort=True):
                 means = rows.groupby(column)[gain].mean()
                 if means.notna().any():
-                    panel.plot(range(len(means)), means.to_numpy(), style, marker="o",
-                               label=f"{run} vs {baseline}")
+                    panel.plot(range(len(means)), means.to_numpy(), style, marker="o", label=f"{run} vs {baseline}")
                     panel.set_xticks(range(len(means)), [str(value) for value in means.index])
         panel.axhline(1.0, color="grey", linewidth=0.8)
         panel.set_xlabel(_label(column))
@@ -51,7 +50,7 @@ def gain_heatmap_figure(frame: pd.DataFrame, x: str, y: str) -> plt.Figure:
     """Mean energy ratio over DFS runs on the grid of two axes, one panel per baseline."""
     dfs = frame[frame["method"] == "dfs"]
     figure, panels = plt.subplots(1, len(GAINS), figsize=(5.0 * len(GAINS), 4.0), squeeze=False, layout="constrained")
-    for panel, (gain, baseline) in zip(panels.ravel(), GAINS.items()):
+    for panel, (gain, baseline) in zip(panels.ravel(), GAINS.items(), strict=True):
         grid = dfs.pivot_table(index=f"axis:{y}", columns=f"axis:{x}", values=gain, aggfunc="mean", dropna=False)
         values = grid.to_numpy(dtype=float)
         image = panel.imshow(values, origin="lower", aspect="auto", cmap="RdYlGn")

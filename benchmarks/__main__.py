@@ -71,44 +71,83 @@ def bench_replay(inputs: int, blocks: int = 35) -> dict:
     sample = min(inputs, 1_000_000)
     numpy_s = best_of(lambda: replay_presets_reference(codes[:sample], energy, fixed), repeat=2) * inputs / sample
     small = min(inputs, 20_000)
-    long = pd.DataFrame({"input": np.repeat(np.arange(small), layers.num_blocks),
-                         "block": np.tile(np.arange(layers.num_blocks), small),
-                         "option": codes[:small].reshape(-1)})
-    table = pd.DataFrame([(block, option, preset, energy[block, option, index])
-                          for block in range(energy.shape[0]) for option in range(energy.shape[1])
-                          for index, preset in enumerate(presets)], columns=["block", "option", "preset", "energy"])
-    pandas_s = best_of(lambda: long.merge(table, on=["block", "option"]).groupby(["input", "preset"])["energy"].sum(),
-                       repeat=1) * inputs / small
-    return {"inputs": inputs, "blocks": layers.num_blocks, "presets": len(presets), "kernel_s": kernel_s,
-            "replay_gsums": sums / kernel_s / 1e9, "replay_checked_gsums": sums / checked_s / 1e9,
-            "replay_vs_bound": bound_s / kernel_s,
-            "replay_vs_numpy": numpy_s / kernel_s, "replay_vs_pandas": pandas_s / kernel_s,
-            "bound_gsums": sums / bound_s / 1e9}
+    long = pd.DataFrame(
+        {
+            "input": np.repeat(np.arange(small), layers.num_blocks),
+            "block": np.tile(np.arange(layers.num_blocks), small),
+            "option": codes[:small].reshape(-1),
+        }
+    )
+    table = pd.DataFrame(
+        [
+            (block, option, preset, energy[block, option, index])
+            for block in range(energy.shape[0])
+            for option in range(energy.shape[1])
+            for index, preset in enumerate(presets)
+        ],
+        columns=["block", "option", "preset", "energy"],
+    )
+    pandas_s = (
+        best_of(
+            lambda: long.merge(table, on=["block", "option"]).groupby(["input", "preset"])["energy"].sum(), repeat=1
+        )
+        * inputs
+        / small
+    )
+    return {
+        "inputs": inputs,
+        "blocks": layers.num_blocks,
+        "presets": len(presets),
+        "kernel_s": kernel_s,
+        "replay_gsums": sums / kernel_s / 1e9,
+        "replay_checked_gsums": sums / checked_s / 1e9,
+        "replay_vs_bound": bound_s / kernel_s,
+        "replay_vs_numpy": numpy_s / kernel_s,
+        "replay_vs_pandas": pandas_s / kernel_s,
+        "bound_gsums": sums / bound_s / 1e9,
+    }
 
 
 def bench_read(inputs: int) -> dict:
     """Reading a trace (Parquet decode, validation, hash) against pyarrow's bare read of the same file."""
     import pyarrow.parquet as pq
 
-    from dfs_sim.traces import TraceRun, make_meta, read_trace, write_trace
     from dfs_sim.layer_table import cifar_resnet_layers
     from dfs_sim.options import DFS_OPTIONS
+    from dfs_sim.traces import TraceRun, make_meta, read_trace, write_trace
 
     layers = cifar_resnet_layers(74)
     rng = np.random.default_rng(1)
     codes = rng.integers(0, 7, size=(inputs, layers.num_blocks), dtype=np.uint8)
-    meta = make_meta(method="dfs", budget=50.0, model={"arch": "cifar_resnet", "depth": 74, "dataset": "bench",
-                     "num_classes": 10, "input_size": [3, 32, 32]}, options=DFS_OPTIONS, layers=layers, seed=0,
-                     command="benchmarks")
-    run = TraceRun(meta=meta, codes=codes, input_id=np.arange(inputs), label=rng.integers(0, 10, inputs),
-                   pred=rng.integers(0, 10, inputs), confidence=rng.random(inputs).astype(np.float32))
+    meta = make_meta(
+        method="dfs",
+        budget=50.0,
+        model={"arch": "cifar_resnet", "depth": 74, "dataset": "bench", "num_classes": 10, "input_size": [3, 32, 32]},
+        options=DFS_OPTIONS,
+        layers=layers,
+        seed=0,
+        command="benchmarks",
+    )
+    run = TraceRun(
+        meta=meta,
+        codes=codes,
+        input_id=np.arange(inputs),
+        label=rng.integers(0, 10, inputs),
+        pred=rng.integers(0, 10, inputs),
+        confidence=rng.random(inputs).astype(np.float32),
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = write_trace(Path(folder) / "bench.parquet", run)
         read_s = best_of(lambda: read_trace(path))
         bare_s = best_of(lambda: pq.read_table(path))
         size = path.stat().st_size
-    return {"read_inputs": inputs, "read_s": read_s, "read_vs_bare_pyarrow": read_s / bare_s,
-            "read_mdecisions_per_s": codes.size / read_s / 1e6, "file_mb": size / 1e6}
+    return {
+        "read_inputs": inputs,
+        "read_s": read_s,
+        "read_vs_bare_pyarrow": read_s / bare_s,
+        "read_mdecisions_per_s": codes.size / read_s / 1e6,
+        "file_mb": size / 1e6,
+    }
 
 
 def bench_tables() -> dict:
@@ -129,23 +168,41 @@ def bench_tables() -> dict:
             build_cost_table(layers, name, use_cache=False)
 
     tables_s = best_of(all_tables, repeat=2)
-    preset = load_preset("bitfusion_eyeriss").replace(policy__output_bits="acc", policy__fill_drain="promoted",
-                                                      policy__search_objective="cycles")
+    preset = load_preset("bitfusion_eyeriss").replace(
+        policy__output_bits="acc", policy__fill_drain="promoted", policy__search_objective="cycles"
+    )
     layer = ConvLayer(in_ch=64, out_ch=64, in_h=58, in_w=58, kernel=3)  # the public simulator's anchor layer
     dims, mapping = model.search_problem(layer, preset, 8, 8)
     assert search(*dims, mapping) == search_reference(*dims, mapping), "search differs from its reference"
     fast_s = best_of(lambda: search(*dims, mapping), repeat=20)
     reference_s = best_of(lambda: search_reference(*dims, mapping), repeat=1)
-    return {"tables_s": tables_s, "table_entries": len(layers) * 7 * len(list_presets()),
-            "search_s": fast_s, "search_reference_s": reference_s, "search_speedup": reference_s / fast_s}
+    return {
+        "tables_s": tables_s,
+        "table_entries": len(layers) * 7 * len(list_presets()),
+        "search_s": fast_s,
+        "search_reference_s": reference_s,
+        "search_speedup": reference_s / fast_s,
+    }
 
 
 def bench_cli() -> dict:
     """The README's main command on the bundled example, cold (empty Numba and cost-table caches) and warm."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    importing = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import dfs_sim.replay, "
-                                "analysis.pipeline, sys; print(time.perf_counter() - t, 'torch' in sys.modules)"],
-                               env=env, capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    importing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time; t = time.perf_counter(); import dfs_sim.replay, "
+                "analysis.pipeline, sys; print(time.perf_counter() - t, 'torch' in sys.modules)"
+            ),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.split()
     if not any(EXAMPLE.glob("*.parquet")):
         return {"import_s": float(importing[0]), "torch_imported": importing[1] == "True"}
     times = {}
@@ -154,11 +211,19 @@ def bench_cli() -> dict:
         for label in ("cold", "warm", "warm_again"):  # warm: Numba and cost-table caches filled, new output folder
             out = Path(folder) / f"results_{label}"
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dfs_sim.replay", str(EXAMPLE), "--out", str(out), "--quiet"],
-                           env=cold_env, cwd=ROOT, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "dfs_sim.replay", str(EXAMPLE), "--out", str(out), "--quiet"],
+                env=cold_env,
+                cwd=ROOT,
+                check=True,
+            )
             times[label] = time.perf_counter() - start
-    return {"import_s": float(importing[0]), "torch_imported": importing[1] == "True", "cli_cold_s": times["cold"],
-            "cli_warm_s": min(times["warm"], times["warm_again"])}
+    return {
+        "import_s": float(importing[0]),
+        "torch_imported": importing[1] == "True",
+        "cli_cold_s": times["cold"],
+        "cli_warm_s": min(times["warm"], times["warm_again"]),
+    }
 
 
 def bench_model() -> dict:
@@ -167,7 +232,7 @@ def bench_model() -> dict:
         from dfs_sim.model import benchmark
     except ImportError:
         return {}
-    return benchmark.bench_grouped_inference()
+    return {**benchmark.bench_grouped_inference(), **benchmark.bench_training()}
 
 
 def bench_sweep() -> dict:
@@ -193,8 +258,12 @@ def bench_sweep() -> dict:
         else:
             os.environ["DFS_SIM_CACHE"] = saved
     points = result.frame["point"].nunique()
-    return {"sweep_points": points, "sweep_s": seconds["default"], "sweep_points_per_s": points / seconds["default"],
-            "sweep_dask_points_per_s": points / seconds["dask"]}
+    return {
+        "sweep_points": points,
+        "sweep_s": seconds["default"],
+        "sweep_points_per_s": points / seconds["default"],
+        "sweep_dask_points_per_s": points / seconds["dask"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,21 +272,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=int, help="inputs for the replay benchmark (default 10 M, quick 1 M)")
     args = parser.parse_args(argv)
     inputs = args.inputs or (1_000_000 if args.quick else 10_000_000)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}, "
+        f"Python {platform.python_version()}"
+    )
     results: dict = {}
-    for name, function in (("replay", lambda: bench_replay(inputs)), ("read", lambda: bench_read(inputs // 10)),
-                           ("tables", bench_tables), ("cli", bench_cli), ("model", bench_model),
-                           ("sweep", bench_sweep)):
+    for name, function in (
+        ("replay", lambda: bench_replay(inputs)),
+        ("read", lambda: bench_read(inputs // 10)),
+        ("tables", bench_tables),
+        ("cli", bench_cli),
+        ("model", bench_model),
+        ("sweep", bench_sweep),
+    ):
         start = time.perf_counter()
         found = function()
         results.update(found)
-        shown = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                          for key, value in found.items())
+        shown = ", ".join(
+            f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in found.items()
+        )
         print(f"[{name}] {shown}  ({time.perf_counter() - start:.1f} s)", flush=True)
-    keys = ("replay_gsums", "replay_vs_bound", "replay_vs_numpy", "replay_vs_pandas", "read_mdecisions_per_s",
-            "tables_s", "search_speedup", "cli_warm_s", "model_speedup", "sweep_points_per_s",
-            "sweep_dask_points_per_s")
+    keys = (
+        "replay_gsums",
+        "replay_vs_bound",
+        "replay_vs_numpy",
+        "replay_vs_pandas",
+        "read_mdecisions_per_s",
+        "tables_s",
+        "search_speedup",
+        "cli_warm_s",
+        "model_speedup",
+        "train_backbone_speedup",
+        "train_gate_speedup",
+        "train_joint_speedup",
+        "sweep_points_per_s",
+        "sweep_dask_points_per_s",
+    )
     print("summary: " + " ".join(f"{key}={results[key]:.3g}" for key in keys if key in results))
     return 0
 

@@ -64,8 +64,22 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["Mapping", "Search", "search", "search_reference", "LOOPS", "ORDERS", "ACC", "ACT", "PROMOTED", "TILE",
-           "CYCLES", "ENERGY", "EDP", "OBJECTIVES"]
+__all__ = [
+    "Mapping",
+    "Search",
+    "search",
+    "search_reference",
+    "LOOPS",
+    "ORDERS",
+    "ACC",
+    "ACT",
+    "PROMOTED",
+    "TILE",
+    "CYCLES",
+    "ENERGY",
+    "EDP",
+    "OBJECTIVES",
+]
 
 LOOPS = ("B", "OW", "OH", "IC", "OC")
 # Which tensor each loop indexes: columns act, wgt, out (public simulator tile_deps) [repo].
@@ -86,7 +100,7 @@ def _representative_orders(orders: np.ndarray) -> np.ndarray:
             if key not in seen:
                 seen.add(key)
                 row.append(index)
-        table[mask, :len(row)] = row
+        table[mask, : len(row)] = row
     return table
 
 
@@ -174,8 +188,17 @@ def _dims(batch, out_h, out_w, in_ch, out_ch, mapping):
     return b_tiles, o_tiles, ic_tiles, oc_tiles
 
 
-def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int, mapping: Mapping,
-           fixed: "Search | None" = None) -> Search:
+def search(
+    batch: int,
+    out_h: int,
+    out_w: int,
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int,
+    mapping: Mapping,
+    fixed: Search | None = None,
+) -> Search:
     """Best mapping by the Numba kernel. Raises ``ValueError`` when no tile fits the buffers.
 
     With ``fixed`` (a ``Search`` found for other bits), only that loop order, tiling and stationarity are evaluated.
@@ -187,13 +210,40 @@ def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: 
         b_tiles, o_tiles = np.array([b], np.int64), np.array([fixed.o_tile], np.int64)
         ic_tiles, oc_tiles = np.array([ic], np.int64), np.array([oc], np.int64)
         order_offset = LOOPS_INDEX[fixed.order]
-        orders, style = ORDERS[order_offset:order_offset + 1], fixed.style
+        orders, style = ORDERS[order_offset : order_offset + 1], fixed.style
     ints = np.array(
-        [batch, out_h, out_w, in_ch, out_ch, kernel, stride, int(mapping.im2col), mapping.rows, mapping.cols,
-         mapping.windows, mapping.pack, mapping.temporal, mapping.a_bits, mapping.w_bits, mapping.acc_bits,
-         mapping.out_bits, mapping.output_policy, mapping.cap_act_bits, mapping.cap_wgt_bits, mapping.cap_out_bits,
-         mapping.dram_bits_per_cycle, int(mapping.pad_outputs), mapping.fill_rule, -1 if style is None else style,
-         mapping.units, mapping.unit_reduction, mapping.unit_temporal, mapping.temporal_div, mapping.objective],
+        [
+            batch,
+            out_h,
+            out_w,
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            int(mapping.im2col),
+            mapping.rows,
+            mapping.cols,
+            mapping.windows,
+            mapping.pack,
+            mapping.temporal,
+            mapping.a_bits,
+            mapping.w_bits,
+            mapping.acc_bits,
+            mapping.out_bits,
+            mapping.output_policy,
+            mapping.cap_act_bits,
+            mapping.cap_wgt_bits,
+            mapping.cap_out_bits,
+            mapping.dram_bits_per_cycle,
+            int(mapping.pad_outputs),
+            mapping.fill_rule,
+            -1 if style is None else style,
+            mapping.units,
+            mapping.unit_reduction,
+            mapping.unit_temporal,
+            mapping.temporal_div,
+            mapping.objective,
+        ],
         dtype=np.int64,
     )
     prices = np.array(mapping.prices, dtype=np.float64)
@@ -206,16 +256,29 @@ def search(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: 
 def _to_search(result: np.ndarray, out_h: int, out_w: int) -> Search:
     if result[0] < 0:
         raise ValueError("no tiling fits the buffers")
-    values = [int(v) for v in result[:_NRESULT - 1]]
+    values = [int(v) for v in result[: _NRESULT - 1]]
     order = tuple(LOOPS[i] for i in ORDERS[values[13]])
     b, o, ic, oc = values[14:18]
     return Search(
-        cycles=values[0], compute_cycles=values[1], stall_cycles=values[2], mem_cycles=values[3],
-        fill_drain_cycles=values[4], dram_read_bits=values[5], dram_write_bits=values[6],
-        ibuf_read_bits=values[7], ibuf_write_bits=values[8], wbuf_read_bits=values[9], wbuf_write_bits=values[10],
-        obuf_read_bits=values[11], obuf_write_bits=values[12], order=order,
-        tiles=(b, min(o, out_w), min(o, out_h), ic, oc), energy_pj=float(result[_NRESULT - 1]),
-        style=values[18], o_tile=o, active_unit_cycles=values[19],
+        cycles=values[0],
+        compute_cycles=values[1],
+        stall_cycles=values[2],
+        mem_cycles=values[3],
+        fill_drain_cycles=values[4],
+        dram_read_bits=values[5],
+        dram_write_bits=values[6],
+        ibuf_read_bits=values[7],
+        ibuf_write_bits=values[8],
+        wbuf_read_bits=values[9],
+        wbuf_write_bits=values[10],
+        obuf_read_bits=values[11],
+        obuf_write_bits=values[12],
+        order=order,
+        tiles=(b, min(o, out_w), min(o, out_h), ic, oc),
+        energy_pj=float(result[_NRESULT - 1]),
+        style=values[18],
+        o_tile=o,
+        active_unit_cycles=values[19],
     )
 
 
@@ -271,10 +334,7 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
                     ntiles = counts[0] * counts[1] * counts[2] * counts[3] * counts[4]
                     # inner-loop SRAM traffic by the cheapest stationarity (bit-count proxy) [repo]
                     is_loop = _cdiv(oc, cols) * cols
-                    if im2col:
-                        os_loop = _cdiv(ic * K * K, red) * red
-                    else:
-                        os_loop = _cdiv(ic, red) * red * K * K
+                    os_loop = _cdiv(ic * K * K, red) * red if im2col else _cdiv(ic, red) * red * K * K
                     ws_loop = b * oh * ow
                     if forced_style >= 0:
                         style = forced_style
@@ -358,9 +418,16 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
                         fill_drain = _cdiv(first, bw) + _cdiv(last, bw)
                         stalls = max(0, mem - compute) + fill_drain
                         cycles = compute + stalls
-                        energy = (e_compute + act_r * prices[2] + fill[0] * prices[3]
-                                  + wgt_r * prices[4] + fill[1] * prices[5] + obuf_r * prices[6] + obuf_w * prices[7]
-                                  + (dram_rd + dram_wr) * prices[8])
+                        energy = (
+                            e_compute
+                            + act_r * prices[2]
+                            + fill[0] * prices[3]
+                            + wgt_r * prices[4]
+                            + fill[1] * prices[5]
+                            + obuf_r * prices[6]
+                            + obuf_w * prices[7]
+                            + (dram_rd + dram_wr) * prices[8]
+                        )
                         if objective == 0:
                             key0, key1, key2 = float(cycles), energy, 0.0
                         elif objective == 1:
@@ -405,8 +472,9 @@ def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, r
     return best
 
 
-def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int,
-                     mapping: Mapping) -> Search:
+def search_reference(
+    batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int, kernel: int, stride: int, mapping: Mapping
+) -> Search:
     """Plain exhaustive twin of ``search``: every loop order × every power-of-two tiling, scored one by one in Python.
 
     Slow (tens of thousands of Python evaluations per layer); the tests compare it with the Numba kernel.
@@ -423,17 +491,26 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
     for order_index, order in enumerate(itertools.permutations(LOOPS)):
         for b, o, ic, oc in itertools.product(b_tiles, o_tiles, ic_tiles, oc_tiles):
             ow, oh = min(o, out_w), min(o, out_h)
-            counts = {"B": math.ceil(batch / b), "OW": math.ceil(out_w / ow), "OH": math.ceil(out_h / oh),
-                      "IC": math.ceil(in_ch / ic), "OC": math.ceil(out_ch / oc)}
+            counts = {
+                "B": math.ceil(batch / b),
+                "OW": math.ceil(out_w / ow),
+                "OH": math.ceil(out_h / oh),
+                "IC": math.ceil(in_ch / ic),
+                "OC": math.ceil(out_ch / oc),
+            }
             slots = math.ceil(oc / m.cols) * m.cols if m.pad_outputs else oc
             if m.im2col:
                 act = ow * oh * k2 * ic * b * m.a_bits
             else:
                 act = (kernel + (ow - 1) * stride) * (kernel + (oh - 1) * stride) * ic * b * m.a_bits
-            tile = {"act": act, "wgt": math.ceil(k2 * ic / red) * red * oc * m.w_bits, "out": ow * oh * slots * b * m.acc_bits}
+            tile = {
+                "act": act,
+                "wgt": math.ceil(k2 * ic / red) * red * oc * m.w_bits,
+                "out": ow * oh * slots * b * m.acc_bits,
+            }
             if any(tile[x] > caps[x] for x in tile):
                 continue
-            fill, peak, growing = dict(tile), dict(tile), {x: True for x in tile}
+            fill, peak, growing = dict(tile), dict(tile), dict.fromkeys(tile, True)
             for loop in reversed(order):
                 for x in fill:
                     if not growing[x]:
@@ -491,14 +568,45 @@ def search_reference(batch: int, out_h: int, out_w: int, in_ch: int, out_ch: int
             stalls = max(0, mem - compute) + fill_drain
             cycles = compute + stalls
             e_compute = active * e_active + (compute * m.units - active) * e_idle
-            energy = (e_compute + act_r * e_ar + fill["act"] * e_aw + wgt_r * e_wr + fill["wgt"] * e_ww
-                      + obuf_r * e_or + obuf_w * e_ow + (dram_rd + dram_wr) * e_dram)
-            key = {CYCLES: (cycles, energy), ENERGY: (energy, cycles), EDP: (cycles * energy, cycles, energy)}[m.objective]
-            if best is None or key < best_key:  # strict: the first of equal keys (lowest order, tiling) stays
+            energy = (
+                e_compute
+                + act_r * e_ar
+                + fill["act"] * e_aw
+                + wgt_r * e_wr
+                + fill["wgt"] * e_ww
+                + obuf_r * e_or
+                + obuf_w * e_ow
+                + (dram_rd + dram_wr) * e_dram
+            )
+            key = {CYCLES: (cycles, energy), ENERGY: (energy, cycles), EDP: (cycles * energy, cycles, energy)}[
+                m.objective
+            ]
+            if best_key is None or key < best_key:  # strict: the first of equal keys (lowest order, tiling) stays
                 best_key = key
-                best = (cycles, compute, stalls, mem, fill_drain, dram_rd, dram_wr, act_r, fill["act"], wgt_r,
-                        fill["wgt"], obuf_r, obuf_w, order_index, b, o, ic, oc, style, active, energy)
+                best = (
+                    cycles,
+                    compute,
+                    stalls,
+                    mem,
+                    fill_drain,
+                    dram_rd,
+                    dram_wr,
+                    act_r,
+                    fill["act"],
+                    wgt_r,
+                    fill["wgt"],
+                    obuf_r,
+                    obuf_w,
+                    order_index,
+                    b,
+                    o,
+                    ic,
+                    oc,
+                    style,
+                    active,
+                    energy,
+                )
     if best is None:
         raise ValueError("no tiling fits the buffers")
-    result = np.array(list(best[:18]) + [best[18], best[19], 0, best[-1]], dtype=np.float64)
+    result = np.array([*best[:18], best[18], best[19], 0, best[-1]], dtype=np.float64)
     return _to_search(result, out_h, out_w)

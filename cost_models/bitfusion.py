@@ -31,8 +31,7 @@ def fusion_rates(pmax: int, pmin: int, a_bits: int, w_bits: int) -> tuple[int, i
     return spatial, temporal
 
 
-def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1,
-                  **common) -> Mapping:
+def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1, **common) -> Mapping:
     """Mapping of a layer onto the Fusion-Unit array, with its physical units for the compute energy.
 
     Reduction runs down the ``rows`` (input channels, packed r_s per FU), output channels across the ``cols``
@@ -49,7 +48,16 @@ def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer
     array: BitFusionArray = preset.array
     spatial, temporal = fusion_rates(array.pmax, array.pmin, a_bits, w_bits)
     return Mapping(
-        rows=array.rows, cols=array.cols, windows=1, pack=spatial, temporal=temporal,
-        im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits,
-        units=array.rows * array.cols, unit_reduction=spatial, unit_temporal=temporal, **common,
+        rows=array.rows,
+        cols=array.cols,
+        windows=1,
+        pack=spatial,
+        temporal=temporal,
+        im2col=in_ch <= array.im2col_max_in_ch,
+        a_bits=a_bits,
+        w_bits=w_bits,
+        units=array.rows * array.cols,
+        unit_reduction=spatial,
+        unit_temporal=temporal,
+        **common,
     )

@@ -15,8 +15,7 @@ from cost_models.preset import ParallelArray, Preset
 __all__ = ["array_mapping"]
 
 
-def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1,
-                  **common) -> Mapping:
+def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1, **common) -> Mapping:
     """Mapping onto the fixed-width array: ``lanes`` input channels × ``filters·tiles`` output channels ×
     ``windows`` positions per cycle, ``ceil(a/pe)·ceil(w/pe)`` passes per step.
 
@@ -27,8 +26,16 @@ def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer
     array: ParallelArray = preset.array
     passes = -(-a_bits // array.pe_width) * -(-w_bits // array.pe_width)
     return Mapping(
-        rows=array.lanes, cols=array.filters * array.tiles, windows=array.windows, pack=1, temporal=passes,
-        im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits,
-        units=array.tiles * array.filters * array.lanes * array.windows, unit_reduction=1, unit_temporal=passes,
+        rows=array.lanes,
+        cols=array.filters * array.tiles,
+        windows=array.windows,
+        pack=1,
+        temporal=passes,
+        im2col=in_ch <= array.im2col_max_in_ch,
+        a_bits=a_bits,
+        w_bits=w_bits,
+        units=array.tiles * array.filters * array.lanes * array.windows,
+        unit_reduction=1,
+        unit_temporal=passes,
         **common,
     )

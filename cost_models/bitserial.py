@@ -29,8 +29,8 @@ layers. The SIP work (active SIP-cycles) is the same in both dataflows: ``serial
 ``lanes`` chunk.
 
 Compute energy (docs/hardware.md §5.3: E = cycles · #SIPs_active · e_SIP_cycle): the ``tiles·filters·windows`` SIPs
-are the units; a SIP is active for ``serial_cycles`` cycles per step in which it holds a real (filter, window) pair and a
-chunk of up to ``lanes`` input channels; the other SIP-cycles of the compute cycles are idle and cost
+are the units; a SIP is active for ``serial_cycles`` cycles per step in which it holds a real (filter, window) pair and
+a chunk of up to ``lanes`` input channels; the other SIP-cycles of the compute cycles are idle and cost
 ``idle_unit_cycle_pj``. Loom, like Stripes, fills only ``K`` of its ``filters·tiles`` = 256 filter slots per step:
 CIFAR ResNets have K ≤ 64, so at least 3/4 of the SIPs idle and Loom (1/8 of Stripes' 16-bit peak) can be slower
 than the 16-bit bit-parallel baseline on those layers (``tests/test_cost_models.py`` states it on ResNet-38).
@@ -50,10 +50,10 @@ def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
 
     Stripes: one activation bit per cycle, ``min(a, 16)`` cycles per step (DNNsim ``Stripes::process_tiles``,
     docs/hardware.md §2.2) [repo]; ``b = act_bits_per_cycle`` generalises it (1 for Stripes). Weights are
-    ``pe_width`` bits parallel; a wider weight (32-bit full precision) is split into ``ceil(w/pe_width)`` passes, each re-streaming the
-    activation bits [our assumption: the usual multi-pass decomposition, as for the bit-parallel array]. Loom:
-    ``ceil(a_eff/b)·w`` cycles per step (DNNsim ``Loom::process_mmul``, docs/hardware.md §2.4) [repo], static precision
-    here.
+    ``pe_width`` bits parallel; a wider weight (32-bit full precision) is split into ``ceil(w/pe_width)`` passes, each
+    re-streaming the activation bits [our assumption: the usual multi-pass decomposition, as for the bit-parallel
+    array]. Loom: ``ceil(a_eff/b)·w`` cycles per step (DNNsim ``Loom::process_mmul``, docs/hardware.md §2.4) [repo],
+    static precision here.
     """
     act_passes = -(-a_bits // array.act_bits_per_cycle)
     if array.variant == "loom":
@@ -70,8 +70,7 @@ def twin_filters(array: SerialArray) -> int | None:
     return None if remainder or filters < 1 else filters
 
 
-def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1,
-                  **common) -> Mapping:
+def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1, **common) -> Mapping:
     """Mapping onto the SIP array (window dataflow, or the FC rule for one-window layers; module docstring), with
     the SIPs as the units of the compute energy."""
     array: SerialArray = preset.array
@@ -81,12 +80,23 @@ def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer
     if layer_windows == 1 and twin is not None:
         pe = array.pe_width
         stored_w = w_bits if array.variant == "loom" else -(-w_bits // pe) * pe
-        geometry = dict(cols=twin * array.tiles, windows=1, temporal=-(-a_bits // pe) * stored_w, temporal_div=pe)
+        cols, windows, temporal, temporal_div = twin * array.tiles, 1, -(-a_bits // pe) * stored_w, pe
     else:
-        geometry = dict(cols=array.filters * array.tiles, windows=array.windows, temporal=work)
+        cols, windows, temporal, temporal_div = array.filters * array.tiles, array.windows, work, 1
     return Mapping(
-        rows=array.lanes, pack=1, im2col=in_ch <= array.im2col_max_in_ch, a_bits=a_bits, w_bits=w_bits,
-        units=sips, unit_reduction=array.lanes, unit_temporal=work, **geometry, **common,
+        rows=array.lanes,
+        cols=cols,
+        windows=windows,
+        temporal=temporal,
+        temporal_div=temporal_div,
+        pack=1,
+        im2col=in_ch <= array.im2col_max_in_ch,
+        a_bits=a_bits,
+        w_bits=w_bits,
+        units=sips,
+        unit_reduction=array.lanes,
+        unit_temporal=work,
+        **common,
     )
 
 
@@ -103,6 +113,12 @@ def parallel_twin(preset: Preset, name: str | None = None) -> Preset:
     filters = twin_filters(array)
     if filters is None:
         raise ConfigError(preset.source or preset.name, "array: no integer bit-parallel twin for this geometry")
-    twin_array = ParallelArray(tiles=array.tiles, filters=filters, windows=1, lanes=array.lanes,
-                               pe_width=array.pe_width, im2col_max_in_ch=array.im2col_max_in_ch)
+    twin_array = ParallelArray(
+        tiles=array.tiles,
+        filters=filters,
+        windows=1,
+        lanes=array.lanes,
+        pe_width=array.pe_width,
+        im2col_max_in_ch=array.im2col_max_in_ch,
+    )
     return preset.replace(name=name or f"{preset.name}_parallel_twin", kind="bitparallel", array=twin_array)

@@ -20,9 +20,9 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ import pandas as pd
 from cost_models.model import METRICS, LayerCost, option_cost, skip_cost
 from cost_models.preset import Preset, load_preset
 from dfs_sim._atomic import atomic_write_bytes
-from dfs_sim.layer_table import LayerTable
+from dfs_sim.layer_table import ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option, options_to_meta
 
 __all__ = ["CostTable", "build_cost_table", "default_cache_dir", "MODEL_VERSION"]
@@ -54,14 +54,20 @@ class CostTable:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy long frame: block (-1 = the always-run layers), option (code), option_name, metric, value."""
-        blocks, options, metrics = np.meshgrid(np.arange(self.block.shape[0]), np.arange(self.block.shape[1]),
-                                               np.arange(self.block.shape[2]), indexing="ij")
-        frame = pd.DataFrame({
-            "block": blocks.ravel().astype(np.int64),
-            "option": options.ravel().astype(np.int64),
-            "metric": np.asarray(self.metrics, dtype=object)[metrics.ravel()],
-            "value": self.block.ravel(),
-        })
+        blocks, options, metrics = np.meshgrid(
+            np.arange(self.block.shape[0]),
+            np.arange(self.block.shape[1]),
+            np.arange(self.block.shape[2]),
+            indexing="ij",
+        )
+        frame = pd.DataFrame(
+            {
+                "block": blocks.ravel().astype(np.int64),
+                "option": options.ravel().astype(np.int64),
+                "metric": np.asarray(self.metrics, dtype=object)[metrics.ravel()],
+                "value": self.block.ravel(),
+            }
+        )
         fixed = pd.DataFrame({"block": -1, "option": -1, "metric": list(self.metrics), "value": self.fixed})
         frame = pd.concat([frame, fixed], ignore_index=True)
         names = {option.code: option.name for option in self.options}
@@ -76,13 +82,20 @@ def default_cache_dir() -> Path:
 
 
 def table_key(layer_table: LayerTable, preset: Preset, options: Sequence[Option]) -> str:
-    payload = json.dumps([MODEL_VERSION, layer_table.content_hash(), preset.content_hash(),
-                          options_to_meta(tuple(options))], sort_keys=True)
+    payload = json.dumps(
+        [MODEL_VERSION, layer_table.content_hash(), preset.content_hash(), options_to_meta(tuple(options))],
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def build_cost_table(layer_table: LayerTable, preset: "Preset | str", options: Sequence[Option] = DFS_OPTIONS,
-                     cache_dir: "str | os.PathLike | None" = None, use_cache: bool = True) -> CostTable:
+def build_cost_table(
+    layer_table: LayerTable,
+    preset: Preset | str,
+    options: Sequence[Option] = DFS_OPTIONS,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> CostTable:
     """Cost of every gated block at every option, plus the always-run layers; cached on disk (see module doc)."""
     preset = load_preset(preset)
     options = tuple(options)
@@ -105,8 +118,14 @@ def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...])
     for index in range(layer_table.num_blocks):
         layers = layer_table.block_layers(index)
         main = [layer for layer in layers if layer.role == "main"]
-        projection = sum((option_cost(layer, preset, options[layer.fixed_option])
-                          for layer in layers if layer.role == "projection"), LayerCost())
+        projection = sum(
+            (
+                option_cost(layer, preset, _fixed_option(layer, options))
+                for layer in layers
+                if layer.role == "projection"
+            ),
+            LayerCost(),
+        )
         has_projection = any(layer.role == "projection" for layer in layers)
         for code, option in enumerate(options):
             if option.is_skip:
@@ -114,9 +133,16 @@ def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...])
             else:
                 cost = sum((option_cost(layer, preset, option) for layer in main), projection)
             block[index, code] = cost.metrics()
-    fixed_cost = sum((option_cost(layer, preset, options[layer.fixed_option]) for layer in layer_table.fixed_layers()),
-                     LayerCost())
+    fixed_cost = sum(
+        (option_cost(layer, preset, _fixed_option(layer, options)) for layer in layer_table.fixed_layers()), LayerCost()
+    )
     return block, np.array(fixed_cost.metrics(), dtype=np.float64)
+
+
+def _fixed_option(layer: ConvLayer, options: tuple[Option, ...]) -> Option:
+    """The option a projection or a layer outside every gated block runs at; ``LayerTable`` makes sure it has one."""
+    assert layer.fixed_option is not None, layer.name
+    return options[layer.fixed_option]
 
 
 def _checksum(key: str, block: np.ndarray, fixed: np.ndarray) -> str:
@@ -135,8 +161,12 @@ def _load(path: Path, key: str, num_blocks: int, num_options: int):
             stored_key, checksum = str(data["key"]), str(data["checksum"])
     except Exception:  # any unreadable file is rebuilt, never trusted
         return None
-    if (stored_key != key or block.shape != (num_blocks, num_options, len(METRICS)) or fixed.shape != (len(METRICS),)
-            or checksum != _checksum(key, block, fixed)):
+    if (
+        stored_key != key
+        or block.shape != (num_blocks, num_options, len(METRICS))
+        or fixed.shape != (len(METRICS),)
+        or checksum != _checksum(key, block, fixed)
+    ):
         return None
     return block, fixed
 

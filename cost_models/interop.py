@@ -25,12 +25,20 @@ from dfs_sim.options import DFS_OPTIONS
 
 __all__ = ["read_scalesim_topology", "haq_table", "write_haq_table", "HAQ_METRICS"]
 
-_SCALESIM_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
-                     "Num Filter", "Strides")
+_SCALESIM_COLUMNS = (
+    "Layer name",
+    "IFMAP Height",
+    "IFMAP Width",
+    "Filter Height",
+    "Filter Width",
+    "Channels",
+    "Num Filter",
+    "Strides",
+)
 HAQ_METRICS = ("cycles", "energy_pj", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits", "latency_us")
 
 
-def read_scalesim_topology(path: "str | os.PathLike", fixed_option: int = DFS_OPTIONS[-1].code) -> LayerTable:
+def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTIONS[-1].code) -> LayerTable:
     """Layer table from a SCALE-Sim conv topology CSV; raises ``LayerTableError`` naming the file and row."""
     path = Path(path)
     try:
@@ -41,7 +49,7 @@ def read_scalesim_topology(path: "str | os.PathLike", fixed_option: int = DFS_OP
     if not rows:
         raise LayerTableError(path, "empty topology file")
     header = [cell.strip() for cell in rows[0] if cell.strip()]
-    if tuple(header[:len(_SCALESIM_COLUMNS)]) != _SCALESIM_COLUMNS:
+    if tuple(header[: len(_SCALESIM_COLUMNS)]) != _SCALESIM_COLUMNS:
         raise LayerTableError(path, f"header must start with {', '.join(_SCALESIM_COLUMNS)}; got {', '.join(header)}")
     layers = []
     for line, row in enumerate(rows[1:], start=2):
@@ -54,14 +62,28 @@ def read_scalesim_topology(path: "str | os.PathLike", fixed_option: int = DFS_OP
         if fh != fw:
             raise LayerTableError(path, f"line {line}: only square filters are supported, got {fh}x{fw}")
         try:
-            layers.append(ConvLayer(channels, filters, height, width, fh, stride, 0, name=name or f"layer{line - 1}",
-                                    kind="conv", fixed_option=fixed_option))
+            layers.append(
+                ConvLayer(
+                    channels,
+                    filters,
+                    height,
+                    width,
+                    fh,
+                    stride,
+                    0,
+                    name=name or f"layer{line - 1}",
+                    kind="conv",
+                    fixed_option=fixed_option,
+                )
+            )
         except LayerTableError as error:
             raise LayerTableError(path, f"line {line}: {error.problem}") from None
     return LayerTable(layers, source=path)
 
 
-def haq_table(layer_table: LayerTable, preset: "Preset | str", metric: str = "energy_pj", max_bits: int = 8) -> np.ndarray:
+def haq_table(
+    layer_table: LayerTable, preset: Preset | str, metric: str = "energy_pj", max_bits: int = 8
+) -> np.ndarray:
     """float64 array (layers, max_bits, max_bits): ``[l, w-1, a-1]`` = ``metric`` of layer l at (w, a)."""
     preset = load_preset(preset)
     if metric not in HAQ_METRICS:
@@ -71,19 +93,16 @@ def haq_table(layer_table: LayerTable, preset: "Preset | str", metric: str = "en
         for w in range(1, max_bits + 1):
             for a in range(1, max_bits + 1):
                 cost = layer_cost(layer, preset, w, a)
-                if metric == "latency_us":
-                    value = preset.cycles_to_us(cost.cycles)
-                else:
-                    value = getattr(cost, metric)
+                value = preset.cycles_to_us(cost.cycles) if metric == "latency_us" else getattr(cost, metric)
                 table[index, w - 1, a - 1] = value
     return table
 
 
-def write_haq_table(path: "str | os.PathLike", layer_table: LayerTable, preset: "Preset | str",
-                    metric: str = "energy_pj", max_bits: int = 8) -> np.ndarray:
+def write_haq_table(
+    path: str | os.PathLike, layer_table: LayerTable, preset: Preset | str, metric: str = "energy_pj", max_bits: int = 8
+) -> np.ndarray:
     """Write ``haq_table`` to ``path`` (``.npy``) atomically and return it."""
     table = haq_table(layer_table, preset, metric, max_bits)
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.save(handle, table)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, table)
     return table

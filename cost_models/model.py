@@ -50,8 +50,14 @@ from dfs_sim.options import FULL_PRECISION_BITS, Option
 __all__ = ["METRICS", "LayerCost", "layer_cost", "option_cost", "skip_cost"]
 
 METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
-_SRAM_FIELDS = ("ibuf_read_bits", "ibuf_write_bits", "wbuf_read_bits", "wbuf_write_bits", "obuf_read_bits",
-                "obuf_write_bits")
+_SRAM_FIELDS = (
+    "ibuf_read_bits",
+    "ibuf_write_bits",
+    "wbuf_read_bits",
+    "wbuf_write_bits",
+    "obuf_read_bits",
+    "obuf_write_bits",
+)
 
 
 @dataclass(frozen=True)
@@ -90,14 +96,14 @@ class LayerCost:
         """The values of ``METRICS`` in order."""
         return tuple(float(getattr(self, name)) for name in METRICS)
 
-    def __add__(self, other: "LayerCost") -> "LayerCost":
+    def __add__(self, other: LayerCost) -> LayerCost:
         return LayerCost(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)})
 
-    def scaled(self, factor: int) -> "LayerCost":
+    def scaled(self, factor: int) -> LayerCost:
         return LayerCost(**{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
 
 
-def layer_cost(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: int) -> LayerCost:
+def layer_cost(layer: ConvLayer, preset: Preset | str, w_bits: int, a_bits: int) -> LayerCost:
     """Cost of ``layer`` on ``preset`` with ``w_bits``-bit weights and ``a_bits``-bit activations (integer MACs).
 
     Raises ``ValueError`` for bits < 1 and when no tile of the layer fits the buffers.
@@ -113,7 +119,7 @@ def _check_bits(w_bits: int, a_bits: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {bits!r}")
 
 
-def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> LayerCost:
+def option_cost(layer: ConvLayer, preset: Preset | str, option: Option) -> LayerCost:
     """Cost of running ``layer`` at a DFS option: skip, quantized (w, a), or full precision per ``fp_bits``.
 
     For options with equal weight and activation bits (all DFS and SkipNet options) the mapping-reuse rule of
@@ -132,7 +138,7 @@ def option_cost(layer: ConvLayer, preset: "Preset | str", option: Option) -> Lay
     return base
 
 
-def skip_cost(layer: ConvLayer, preset: "Preset | str") -> LayerCost:
+def skip_cost(layer: ConvLayer, preset: Preset | str) -> LayerCost:
     """A skipped layer: nothing under ``skip = "alias"``; a DRAM read and write of its input under ``"copy"``.
 
     ``alias`` (docs/design.md §3 default; docs/hardware.md §5.4 "alias"): the identity output is the block input,
@@ -146,13 +152,27 @@ def skip_cost(layer: ConvLayer, preset: "Preset | str") -> LayerCost:
         return LayerCost()
     bits = layer.input_count * preset.policy.skip_copy_bits
     cycles = 2 * math.ceil(bits / preset.dram.bits_per_cycle)
-    return LayerCost(cycles=cycles, stall_cycles=cycles, e_dram_pj=_energy.price_dram(2 * bits, preset),
-                     dram_read_bits=bits, dram_write_bits=bits)
+    return LayerCost(
+        cycles=cycles,
+        stall_cycles=cycles,
+        e_dram_pj=_energy.price_dram(2 * bits, preset),
+        dram_read_bits=bits,
+        dram_write_bits=bits,
+    )
 
 
 def _shape(layer: ConvLayer) -> tuple[int, ...]:
-    return (layer.in_ch, layer.out_ch, layer.in_h, layer.in_w, layer.kernel, layer.stride, layer.padding,
-            layer.groups, layer.batch)
+    return (
+        layer.in_ch,
+        layer.out_ch,
+        layer.in_h,
+        layer.in_w,
+        layer.kernel,
+        layer.stride,
+        layer.padding,
+        layer.groups,
+        layer.batch,
+    )
 
 
 @functools.lru_cache(maxsize=65536)
@@ -165,51 +185,73 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
     return _own(shape, preset, w_bits, a_bits)[0]
 
 
-def _search_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int,
-                 fixed: "_tiling.Search | None" = None) -> tuple[LayerCost, _tiling.Search]:
+def _search_cost(
+    shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, fixed: _tiling.Search | None = None
+) -> tuple[LayerCost, _tiling.Search]:
     """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape."""
     (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping = _search_problem(shape, preset, w_bits, a_bits)
     try:
         found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
     except ValueError:
-        raise ValueError(f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}") from None
+        raise ValueError(
+            f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}"
+        ) from None
     sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
     unit_cycles = found.compute_cycles * mapping.units
     active = found.active_unit_cycles
     cost = LayerCost(
-        cycles=found.cycles, compute_cycles=found.compute_cycles, stall_cycles=found.stall_cycles,
+        cycles=found.cycles,
+        compute_cycles=found.compute_cycles,
+        stall_cycles=found.stall_cycles,
         e_compute_pj=_energy.price_compute(active, unit_cycles - active, preset),
         e_sram_pj=_energy.price_sram(sram, preset),
         e_dram_pj=_energy.price_dram(found.dram_read_bits + found.dram_write_bits, preset),
-        dram_read_bits=found.dram_read_bits, dram_write_bits=found.dram_write_bits, unit_cycles=unit_cycles,
+        dram_read_bits=found.dram_read_bits,
+        dram_write_bits=found.dram_write_bits,
+        unit_cycles=unit_cycles,
         active_unit_cycles=active,
-        macs=batch * out_h * out_w * group_out * group_in * kernel * kernel, mem_cycles=found.mem_cycles,
-        fill_drain_cycles=found.fill_drain_cycles, **sram,
+        macs=batch * out_h * out_w * group_out * group_in * kernel * kernel,
+        mem_cycles=found.mem_cycles,
+        fill_drain_cycles=found.fill_drain_cycles,
+        **sram,
     )
     groups = shape[7]
     return (cost.scaled(groups) if groups > 1 else cost), found
 
 
-def search_problem(layer: ConvLayer, preset: "Preset | str", w_bits: int, a_bits: int) -> tuple[tuple, "_tiling.Mapping"]:
+# The search's dims: batch, out_h, out_w, in_ch and out_ch of one group, kernel, stride.
+SearchDims = tuple[int, int, int, int, int, int, int]
+
+
+def search_problem(
+    layer: ConvLayer, preset: Preset | str, w_bits: int, a_bits: int
+) -> tuple[SearchDims, _tiling.Mapping]:
     """The (dims, mapping) that the tiling search solves for one layer; for benchmarks and tests of the search."""
     return _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
 
 
-def _search_problem(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int):
+def _search_problem(
+    shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int
+) -> tuple[SearchDims, _tiling.Mapping]:
     in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
     out_h = (in_h + 2 * padding - kernel) // stride + 1
     out_w = (in_w + 2 * padding - kernel) // stride + 1
     group_in, group_out = in_ch // groups, out_ch // groups
     policy, buffers = preset.policy, preset.buffers
     kib_bits = 1024 * 8 * buffers.fit_fraction
-    common = dict(
-        pad_outputs=buffers.pad_outputs_to_cols, acc_bits=policy.acc_bits,
-        out_bits=a_bits, output_policy=_tiling.ACC if policy.output_bits == "acc" else _tiling.ACT,
-        fill_rule=_tiling.PROMOTED if policy.fill_drain == "promoted" else _tiling.TILE,
-        objective=_tiling.OBJECTIVES[policy.search_objective], prices=_energy.search_prices(preset),
-        cap_act_bits=int(buffers.ibuf_kib * kib_bits), cap_wgt_bits=int(buffers.wbuf_kib * kib_bits),
-        cap_out_bits=int(buffers.obuf_kib * kib_bits), dram_bits_per_cycle=preset.dram.bits_per_cycle,
-    )
+    common = {
+        "pad_outputs": buffers.pad_outputs_to_cols,
+        "acc_bits": policy.acc_bits,
+        "out_bits": a_bits,
+        "output_policy": _tiling.ACC if policy.output_bits == "acc" else _tiling.ACT,
+        "fill_rule": _tiling.PROMOTED if policy.fill_drain == "promoted" else _tiling.TILE,
+        "objective": _tiling.OBJECTIVES[policy.search_objective],
+        "prices": _energy.search_prices(preset),
+        "cap_act_bits": int(buffers.ibuf_kib * kib_bits),
+        "cap_wgt_bits": int(buffers.wbuf_kib * kib_bits),
+        "cap_out_bits": int(buffers.obuf_kib * kib_bits),
+        "dram_bits_per_cycle": preset.dram.bits_per_cycle,
+    }
     to_mapping = array_mapping_for(preset.kind)
     mapping = to_mapping(preset, group_in, a_bits, w_bits, layer_windows=batch * out_h * out_w, **common)
     return (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping
@@ -247,6 +289,12 @@ def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base
     [docs/hardware.md §5.4]."""
     compute = math.ceil(base.macs / preset.policy.fp_macs_per_cycle)
     stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
-    return dataclasses.replace(base, cycles=compute + stalls, compute_cycles=compute, stall_cycles=stalls,
-                               unit_cycles=base.macs, active_unit_cycles=base.macs,
-                               e_compute_pj=base.macs * preset.policy.fp_mac_pj)
+    return dataclasses.replace(
+        base,
+        cycles=compute + stalls,
+        compute_cycles=compute,
+        stall_cycles=stalls,
+        unit_cycles=base.macs,
+        active_unit_cycles=base.macs,
+        e_compute_pj=base.macs * preset.policy.fp_mac_pj,
+    )

@@ -69,7 +69,8 @@ class SerialArray:
 
 @dataclass(frozen=True)
 class ParallelArray:
-    """Fixed bit-parallel array: ``tiles`` × ``filters`` × ``lanes`` × ``windows`` multipliers ``pe_width`` bits wide."""
+    """Fixed bit-parallel array: ``tiles`` × ``filters`` × ``lanes`` × ``windows`` multipliers, each ``pe_width`` bits
+    wide."""
 
     tiles: int
     filters: int
@@ -141,7 +142,8 @@ _CHOICES = {
 }
 # Keys that may be zero (sizes, widths and rates must be > 0; energies may be 0, e.g. in a hand-checkable toy).
 _MAY_BE_ZERO = {("array", "im2col_max_in_ch"), ("dram", "pj_per_bit"), ("policy", "fp_mac_pj")} | {
-    ("energy", f.name) for f in fields(Energy)}
+    ("energy", f.name) for f in fields(Energy)
+}
 _TOP_KEYS = ("schema_version", "name", "kind", "description")
 _SECTIONS = {"clock": None, "array": None, "buffers": Buffers, "dram": Dram, "energy": Energy, "policy": Policy}
 
@@ -180,7 +182,7 @@ class Preset:
         payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def replace(self, **changes: Any) -> "Preset":
+    def replace(self, **changes: Any) -> Preset:
         """A copy with top-level fields or ``section__key`` values changed, e.g. ``policy__output_bits="acc"``."""
         top = {key: value for key, value in changes.items() if "__" not in key}
         nested: dict[str, dict[str, Any]] = {}
@@ -198,7 +200,7 @@ def list_presets() -> list[str]:
     return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
 
 
-def load_preset(name_or_path: "str | Path | Preset") -> Preset:
+def load_preset(name_or_path: str | Path | Preset) -> Preset:
     """Load a shipped preset by name, or a user's TOML file by path; raises ``ConfigError`` on any problem."""
     if isinstance(name_or_path, Preset):
         return name_or_path
@@ -229,7 +231,9 @@ def preset_from_dict(data: dict, source: object = "preset") -> Preset:
     """Validate a parsed TOML document and build the ``Preset``."""
     unknown = sorted(set(data) - set(_TOP_KEYS) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(source, f"unknown key {unknown[0]!r}; valid top-level keys: {', '.join(_TOP_KEYS + tuple(_SECTIONS))}")
+        raise ConfigError(
+            source, f"unknown key {unknown[0]!r}; valid top-level keys: {', '.join(_TOP_KEYS + tuple(_SECTIONS))}"
+        )
     for key in _TOP_KEYS + tuple(_SECTIONS):
         if key not in data:
             raise ConfigError(source, f"missing key {key!r}")
@@ -246,14 +250,19 @@ def preset_from_dict(data: dict, source: object = "preset") -> Preset:
     _check_keys(clock, ("freq_mhz",), "clock", source)
     freq = _number(clock["freq_mhz"], "clock", "freq_mhz", float, source)
     sections = {}
-    for section, cls in _SECTIONS.items():
-        if section == "clock":
+    for section, section_cls in _SECTIONS.items():
+        cls = ARRAY_SPECS[kind] if section == "array" else section_cls
+        if cls is None:  # the clock, read above
             continue
-        cls = ARRAY_SPECS[kind] if section == "array" else cls
         sections[section] = _build(cls, _section(data, section, source), section, source)
     preset = Preset(
-        name=data["name"], kind=kind, description=data["description"], freq_mhz=freq,
-        schema_version=version, source=str(source), **sections,
+        name=data["name"],
+        kind=kind,
+        description=data["description"],
+        freq_mhz=freq,
+        schema_version=version,
+        source=str(source),
+        **sections,
     )
     _check_consistency(preset, source)
     return preset
@@ -278,7 +287,7 @@ def _check_keys(values: dict, expected: tuple[str, ...], section: str, source: o
 def _build(cls: type, values: dict, section: str, source: object):
     names = tuple(field.name for field in fields(cls))
     _check_keys(values, names, section, source)
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     for field in fields(cls):
         value = values[field.name]
         kind = field.type if isinstance(field.type, str) else field.type.__name__
@@ -298,9 +307,14 @@ def _build(cls: type, values: dict, section: str, source: object):
 
 def _number(value: object, section: str, key: str, kind: type, source: object):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise ConfigError(source, f"key '{section}.{key}': expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        raise ConfigError(
+            source, f"key '{section}.{key}': expected {'an integer' if kind is int else 'a number'}, got {value!r}"
+        )
     if value < 0 or (value == 0 and (section, key) not in _MAY_BE_ZERO):
-        raise ConfigError(source, f"key '{section}.{key}': must be {'>= 0' if (section, key) in _MAY_BE_ZERO else '> 0'}, got {value!r}")
+        raise ConfigError(
+            source,
+            f"key '{section}.{key}': must be {'>= 0' if (section, key) in _MAY_BE_ZERO else '> 0'}, got {value!r}",
+        )
     return kind(value)
 
 

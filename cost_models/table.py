@@ -32,16 +32,31 @@ def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
     for layer in layer_table:
         for option in options:
             cost = option_cost(layer, preset, option)
-            rows.append({
-                "preset": preset.name, "layer": layer.name, "block": -1 if layer.block is None else layer.block,
-                "role": layer.role, "kind": layer.kind, "fixed_option": -1 if layer.fixed_option is None else layer.fixed_option,
-                "option": option.code, "option_name": option.name, "w_bits": option.w_bits, "a_bits": option.a_bits,
-                "macs": layer.macs, "cycles": cost.cycles, "stall_cycles": cost.stall_cycles,
-                "latency_us": preset.cycles_to_us(cost.cycles), "energy_pj": cost.energy_pj,
-                "e_compute_pj": cost.e_compute_pj, "e_sram_pj": cost.e_sram_pj, "e_dram_pj": cost.e_dram_pj,
-                "dram_read_bits": cost.dram_read_bits, "dram_write_bits": cost.dram_write_bits,
-                "dram_bits": cost.dram_bits,
-            })
+            rows.append(
+                {
+                    "preset": preset.name,
+                    "layer": layer.name,
+                    "block": -1 if layer.block is None else layer.block,
+                    "role": layer.role,
+                    "kind": layer.kind,
+                    "fixed_option": -1 if layer.fixed_option is None else layer.fixed_option,
+                    "option": option.code,
+                    "option_name": option.name,
+                    "w_bits": option.w_bits,
+                    "a_bits": option.a_bits,
+                    "macs": layer.macs,
+                    "cycles": cost.cycles,
+                    "stall_cycles": cost.stall_cycles,
+                    "latency_us": preset.cycles_to_us(cost.cycles),
+                    "energy_pj": cost.energy_pj,
+                    "e_compute_pj": cost.e_compute_pj,
+                    "e_sram_pj": cost.e_sram_pj,
+                    "e_dram_pj": cost.e_dram_pj,
+                    "dram_read_bits": cost.dram_read_bits,
+                    "dram_write_bits": cost.dram_write_bits,
+                    "dram_bits": cost.dram_bits,
+                }
+            )
     return pd.DataFrame(rows)
 
 

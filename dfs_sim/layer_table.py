@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Iterable, Iterator, Sequence
+from typing import overload
 
 from dfs_sim.errors import LayerTableError
 from dfs_sim.options import DFS_OPTIONS, Option
@@ -114,7 +115,7 @@ class ConvLayer:
         return asdict(self)
 
     @classmethod
-    def from_record(cls, record: dict, source: object = "layer table") -> "ConvLayer":
+    def from_record(cls, record: dict, source: object = "layer table") -> ConvLayer:
         """Build a layer from a metadata record; unknown or missing keys raise ``LayerTableError``."""
         if not isinstance(record, dict):
             raise LayerTableError(source, f"layer entry is not an object: {record!r}")
@@ -159,7 +160,13 @@ class LayerTable(Sequence[ConvLayer]):
     def __len__(self) -> int:
         return len(self._layers)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> ConvLayer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[ConvLayer, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> ConvLayer | tuple[ConvLayer, ...]:
         return self._layers[index]
 
     def __iter__(self) -> Iterator[ConvLayer]:
@@ -196,14 +203,15 @@ class LayerTable(Sequence[ConvLayer]):
         for layer in self._layers:
             if layer.fixed_option is not None and layer.fixed_option >= num_options:
                 raise LayerTableError(
-                    self.source, f"layer {layer.name!r} has fixed_option {layer.fixed_option} but only {num_options} options exist"
+                    self.source,
+                    f"layer {layer.name!r} has fixed_option {layer.fixed_option} but only {num_options} options exist",
                 )
 
     def to_records(self) -> list[dict]:
         return [layer.to_record() for layer in self._layers]
 
     @classmethod
-    def from_records(cls, records: list[dict], source: object = "layer table") -> "LayerTable":
+    def from_records(cls, records: list[dict], source: object = "layer table") -> LayerTable:
         if not isinstance(records, list):
             raise LayerTableError(source, "'layers' must be a list of layer objects")
         return cls((ConvLayer.from_record(record, source) for record in records), source=source)
@@ -236,13 +244,17 @@ def cifar_resnet_layers(
     ``gates=False`` leaves the gate layers out: a static baseline runs every block at one option and runs no gate.
     """
     if depth < 8 or (depth - 2) % 6:
-        raise LayerTableError(f"cifar_resnet_layers(depth={depth})", "depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, 110, ...)")
+        raise LayerTableError(
+            f"cifar_resnet_layers(depth={depth})", "depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, 110, ...)"
+        )
     full_precision = [option.code for option in options if option.float]
     if len(full_precision) != 1:
         raise LayerTableError("cifar_resnet_layers", "the option list must contain exactly one full-precision option")
     fp = full_precision[0]
     blocks_per_group = (depth - 2) // 6
-    layers: list[ConvLayer] = [ConvLayer(in_channels, widths[0], input_size, input_size, 3, 1, 1, name="stem", fixed_option=fp)]
+    layers: list[ConvLayer] = [
+        ConvLayer(in_channels, widths[0], input_size, input_size, 3, 1, 1, name="stem", fixed_option=fp)
+    ]
     channels, size, gated = widths[0], input_size, 0
     for group, width in enumerate(widths):
         for index in range(blocks_per_group):
@@ -254,12 +266,31 @@ def cifar_resnet_layers(
             if is_gated and gates:
                 layers += _gate_layers(gated, channels, len(options), fp)
             out_size = (size + 2 - 3) // stride + 1
-            layers.append(ConvLayer(channels, width, size, size, 3, stride, 1, name=f"{prefix}.conv1", block=block, fixed_option=fixed))
-            layers.append(ConvLayer(width, width, out_size, out_size, 3, 1, 1, name=f"{prefix}.conv2", block=block, fixed_option=fixed))
+            layers.append(
+                ConvLayer(
+                    channels, width, size, size, 3, stride, 1, name=f"{prefix}.conv1", block=block, fixed_option=fixed
+                )
+            )
+            layers.append(
+                ConvLayer(
+                    width, width, out_size, out_size, 3, 1, 1, name=f"{prefix}.conv2", block=block, fixed_option=fixed
+                )
+            )
             if stride != 1 or channels != width:
                 layers.append(
-                    ConvLayer(channels, width, size, size, 1, stride, 0, name=f"{prefix}.projection",
-                              block=block, fixed_option=fp, role="projection")
+                    ConvLayer(
+                        channels,
+                        width,
+                        size,
+                        size,
+                        1,
+                        stride,
+                        0,
+                        name=f"{prefix}.projection",
+                        block=block,
+                        fixed_option=fp,
+                        role="projection",
+                    )
                 )
             channels, size = width, out_size
             gated += is_gated

@@ -7,6 +7,7 @@ precision). Static baselines use the DFS list with every block at one code.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass
 
 __all__ = [
@@ -38,7 +39,7 @@ class Option:
         return self.w_bits == 0 and self.a_bits == 0
 
     @property
-    def proxy_cost(self) -> float:
+    def proxy_cost(self) -> builtins.float:  # builtins.: the field ``float`` above shadows the type in this class
         """The DFS paper's cost proxy, (bits/32)²; 0 for skip, 1 for full precision (docs/design.md §1)."""
         if self.is_skip:
             return 0.0
@@ -98,7 +99,9 @@ def options_from_meta(entries: list[dict]) -> tuple[Option, ...]:
         if not (0 <= option.w_bits <= FULL_PRECISION_BITS and 0 <= option.a_bits <= FULL_PRECISION_BITS):
             raise ValueError(f"options[{position}] has bits outside 0..{FULL_PRECISION_BITS}")
         if (option.w_bits == 0) != (option.a_bits == 0):
-            raise ValueError(f"options[{position}] skips only one operand (w_bits={option.w_bits}, a_bits={option.a_bits})")
+            raise ValueError(
+                f"options[{position}] skips only one operand (w_bits={option.w_bits}, a_bits={option.a_bits})"
+            )
         options.append(option)
     return tuple(options)
 

@@ -22,14 +22,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dfs_sim.replay",
         description="Replay per-input DFS / SkipNet / static traces on accelerator presets: per-input cycles and "
-                    "energy, per-run summaries, Pareto fronts, matched-cost comparisons and plots.",
+        "energy, per-run summaries, Pareto fronts, matched-cost comparisons and plots.",
     )
     parser.add_argument("traces", help="a folder of *.parquet trace files (or one trace file)")
     parser.add_argument("--out", default="results", help="output folder (default: results/)")
-    parser.add_argument("--presets", nargs="+", metavar="PRESET",
-                        help="shipped preset names or paths to preset TOML files (default: every shipped preset)")
-    parser.add_argument("--force", action="store_true",
-                        help="write into an output folder that holds results of other inputs")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        metavar="PRESET",
+        help="shipped preset names or paths to preset TOML files (default: every shipped preset)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write into an output folder that holds results of other inputs"
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no tables on stdout")
     return parser
@@ -42,9 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         with _early_plot_workers(not args.no_plots and os.path.exists(args.traces)) as workers:
             from analysis.pipeline import replay  # imported late so that --help stays instant
 
-            result = replay(args.traces, presets=args.presets, out=args.out, force=args.force,
-                            plots=not args.no_plots, command=command, progress=False if args.quiet else None,
-                            plot_workers=workers)
+            result = replay(
+                args.traces,
+                presets=args.presets,
+                out=args.out,
+                force=args.force,
+                plots=not args.no_plots,
+                command=command,
+                progress=False if args.quiet else None,
+                plot_workers=workers,
+            )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -52,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         print(_summary_table(result.per_run))
         print()
         print(_matched_table(result.matched))
-        print(f"\nwrote {result.out}/ ({len(result.runs)} runs x {len(result.presets)} presets, "
-              f"{len(result.per_input):,} per-input rows, {result.reused_parts} parts reused, "
-              f"{result.timings.get('total_s', 0):.1f} s)")
+        print(
+            f"\nwrote {result.out}/ ({len(result.runs)} runs x {len(result.presets)} presets, "
+            f"{len(result.per_input):,} per-input rows, {result.reused_parts} parts reused, "
+            f"{result.timings.get('total_s', 0):.1f} s)"
+        )
     return 0
 
 
@@ -76,7 +90,8 @@ def _summary_table(per_run) -> str:
     table = first[["method", "accuracy", "computation_pct"]].join(energy.add_prefix("uJ "))
     table["accuracy"] *= 100
     return "Per run (accuracy %, computation %, mean energy per input in µJ):\n" + table.to_string(
-        float_format=lambda value: f"{value:.3g}")
+        float_format=lambda value: f"{value:.3g}"
+    )
 
 
 def _matched_table(matched) -> str:
@@ -84,11 +99,17 @@ def _matched_table(matched) -> str:
     energy = matched[matched["axis"] == "energy_pj_mean"]
     if energy.empty:
         return "Matched comparison: no DFS runs."
-    cells = energy.assign(cell=[f"{ratio:.2f}x" if status == "ok" else status
-                                for ratio, status in zip(energy["cost_ratio"], energy["status_at_accuracy"])])
+    cells = energy.assign(
+        cell=[
+            f"{ratio:.2f}x" if status == "ok" else status
+            for ratio, status in zip(energy["cost_ratio"], energy["status_at_accuracy"], strict=True)
+        ]
+    )
     table = cells.pivot_table(index=["run", "baseline"], columns="preset", values="cell", aggfunc="first", sort=False)
-    return ("Energy the baseline needs for the DFS run's accuracy, relative to DFS (above 1x: DFS saves energy):\n"
-            + table.to_string())
+    return (
+        "Energy the baseline needs for the DFS run's accuracy, relative to DFS (above 1x: DFS saves energy):\n"
+        + table.to_string()
+    )
 
 
 def _exit_on_terminate(signum, frame):

@@ -17,14 +17,19 @@ EXIT_BAD_INPUT = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dfs_sim.sweep",
-        description="Sweep hardware presets along axes from a TOML spec and measure where DFS pays off.")
+        description="Sweep hardware presets along axes from a TOML spec and measure where DFS pays off.",
+    )
     parser.add_argument("spec", help="sweep spec TOML (see examples/sweeps/)")
     parser.add_argument("traces", help="a folder of *.parquet trace files")
     parser.add_argument("--out", default="sweep_results", help="output folder (default: sweep_results/)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="Dask workers of a local cluster; 0 runs in this process (default: in this process for "
-                             "at most 400 point x run evaluations, which take less time than a cluster takes to "
-                             "start, else 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Dask workers of a local cluster; 0 runs in this process (default: in this process for "
+        "at most 400 point x run evaluations, which take less time than a cluster takes to "
+        "start, else 2)",
+    )
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786)")
     parser.add_argument("--force", action="store_true", help="write into a folder that holds another sweep")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
@@ -40,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from analysis.sweep import run_sweep
 
-        result = run_sweep(args.spec, args.traces, out=args.out, workers=args.workers, scheduler=args.scheduler,
-                           force=args.force, progress=False if args.quiet else None, command=command)
+        result = run_sweep(
+            args.spec,
+            args.traces,
+            out=args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            progress=False if args.quiet else None,
+            command=command,
+        )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -53,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         frame = result.frame
         dfs = frame[frame["method"] == "dfs"]
         summary = dfs.groupby("point")[["energy_ratio_vs_skipnet", "energy_ratio_vs_static"]].mean()
-        print(f"{len(frame['point'].unique())} points x {frame['run'].nunique()} runs; "
-              f"{result.reused_partitions} of {result.partitions} partitions reused")
+        print(
+            f"{len(frame['point'].unique())} points x {frame['run'].nunique()} runs; "
+            f"{result.reused_partitions} of {result.partitions} partitions reused"
+        )
         print("Mean energy ratio (baseline / DFS at matched accuracy) per point:")
         print(summary.to_string(float_format=lambda value: f"{value:.3f}"))
         print(f"wrote {result.out}/sweep.parquet and plots/")

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -53,8 +54,20 @@ VALUE_COLUMNS: dict[str, pa.DataType] = {
     "pred": pa.int16(),
     "confidence": pa.float32(),
 }
-REQUIRED_META = ("format_version", "method", "budget", "model", "options", "layers", "seed", "versions",
-                 "git_commit", "command", "created", "content_hash")
+REQUIRED_META = (
+    "format_version",
+    "method",
+    "budget",
+    "model",
+    "options",
+    "layers",
+    "seed",
+    "versions",
+    "git_commit",
+    "command",
+    "created",
+    "content_hash",
+)
 REQUIRED_MODEL = ("arch", "depth", "dataset", "num_classes", "input_size")
 
 
@@ -87,7 +100,12 @@ class TraceRun:
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "options", options)
         arrays = {"codes": np.ascontiguousarray(self.codes, dtype=CODE_DTYPE)}
-        for name, dtype in (("input_id", np.int64), ("label", np.int16), ("pred", np.int16), ("confidence", np.float32)):
+        for name, dtype in (
+            ("input_id", np.int64),
+            ("label", np.int16),
+            ("pred", np.int16),
+            ("confidence", np.float32),
+        ):
             arrays[name] = np.asarray(getattr(self, name), dtype=dtype)
         for name, array in arrays.items():
             view = array.view()
@@ -170,7 +188,9 @@ def write_trace(path: str | os.PathLike, run: TraceRun) -> Path:
     """Write ``run`` to ``path`` atomically (temporary name, then rename); returns the path written."""
     path = Path(path)
     meta = dict(run.meta, content_hash=run.content_hash())
-    table = pa.table(arrow_columns(run)).replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
+    table = pa.table(arrow_columns(run)).replace_schema_metadata(
+        {METADATA_KEY: json.dumps(meta, sort_keys=True).encode()}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         pq.write_table(table, temporary, compression="zstd", write_page_checksum=True, write_statistics=False)
@@ -233,7 +253,7 @@ def _transpose(by_block: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     faster than one ``ascontiguousarray(by_block.T)``, which beats B strided column writes."""
     codes = np.empty(by_block.shape[::-1], dtype=by_block.dtype)
     for start in range(0, by_block.shape[1], chunk):
-        codes[start:start + chunk] = by_block[:, start:start + chunk].T
+        codes[start : start + chunk] = by_block[:, start : start + chunk].T
     return codes
 
 
@@ -266,11 +286,17 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     model = meta["model"]
     if not isinstance(model, dict) or any(key not in model for key in REQUIRED_MODEL):
         raise TraceFormatError(source, f"metadata 'model' must be an object with keys {list(REQUIRED_MODEL)}")
-    for name, value in (("model.num_classes", model["num_classes"]), ("model.depth", model["depth"]),
-                        ("seed", meta["seed"])):
+    for name, value in (
+        ("model.num_classes", model["num_classes"]),
+        ("model.depth", model["depth"]),
+        ("seed", meta["seed"]),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
-            raise TraceFormatError(source, f"metadata '{name}' must be a {'non-negative' if name == 'seed' else 'positive'} "
-                                           f"integer, got {value!r}")
+            raise TraceFormatError(
+                source,
+                f"metadata '{name}' must be a {'non-negative' if name == 'seed' else 'positive'} "
+                f"integer, got {value!r}",
+            )
     try:
         options = options_from_meta(meta["options"])
     except ValueError as error:
@@ -305,9 +331,7 @@ def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int,
         )
     extra = [name for name in code_columns if name not in expected_codes]
     if extra:
-        raise TraceFormatError(
-            source, f"unexpected columns {extra[:3]}: the layer table has {num_blocks} gated blocks"
-        )
+        raise TraceFormatError(source, f"unexpected columns {extra[:3]}: the layer table has {num_blocks} gated blocks")
     for name in expected_codes:
         if types[name] != pa.uint8():
             raise TraceFormatError(source, f"column {name!r} has type {types[name]}, expected uint8")
@@ -328,8 +352,9 @@ def _check_values(run: TraceRun, source: object) -> None:
     if int(run.codes.max()) >= num_options:
         block = int(np.argmax((run.codes >= num_options).any(axis=0)))
         raise TraceFormatError(
-            source, f"column {block_column(block)!r} has option code {int(run.codes[:, block].max())}, "
-                    f"but only codes 0..{num_options - 1} exist"
+            source,
+            f"column {block_column(block)!r} has option code {int(run.codes[:, block].max())}, "
+            f"but only codes 0..{num_options - 1} exist",
         )
     ids = run.input_id
     if not (np.all(ids[1:] > ids[:-1]) or np.all(np.diff(np.sort(ids)) != 0)):
@@ -348,7 +373,7 @@ def _content_hash(meta, input_id, label, pred, confidence, codes) -> str:
     described = {key: value for key, value in meta.items() if key != "content_hash"}
     digest.update(json.dumps(described, sort_keys=True).encode())
     for array, dtype in ((input_id, "<i8"), (label, "<i2"), (pred, "<i2"), (confidence, "<f4"), (codes, "u1")):
-        digest.update(memoryview(np.ascontiguousarray(array, dtype=dtype)).cast("B"))
+        digest.update(np.ascontiguousarray(array, dtype=dtype).data.cast("B"))
     return digest.hexdigest()[:32]
 
 

@@ -46,6 +46,11 @@ def test_cifar_errors_name_the_path_or_file(tmp_path):
         load_split("cifar10", "train")
     with pytest.raises(DataError, match="does not exist"):
         load_split("cifar10", "train", tmp_path / "nowhere")
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"archive")
+    with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz: is a file, not a folder: .*data_batch_1"):
+        load_split("cifar10", "train", tmp_path / "cifar-10-python.tar.gz")
+    with pytest.raises(DataError, match=r"is a file, not a folder: .* cifar100 python batches \(train, test"):
+        load_split("cifar100", "test", tmp_path / "cifar-10-python.tar.gz")
     with pytest.raises(DataError, match="test_batch"):
         load_split("cifar10", "test", tmp_path)
     _write_cifar10(tmp_path, corrupt="data_batch_3")

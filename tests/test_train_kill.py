@@ -18,8 +18,8 @@ from dfs_sim.traces import read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--model", "dfs_resnet8", "--dataset", "digits", "--batch-size", "16", "--device", "cpu", "--stages",
-        "backbone,gate", "--set", "backbone.iterations=30", "--set", "gate.iterations=10", "--set", "augment=none",
-        "--checkpoint-every", "4", "--no-progress"]
+        "backbone,gate,joint", "--set", "backbone.iterations=30", "--set", "gate.iterations=10", "--set",
+        "joint.iterations=4", "--set", "augment=none", "--checkpoint-every", "4", "--no-progress"]
 
 
 def _train(*arguments: str) -> subprocess.Popen:
@@ -45,15 +45,15 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     resumed = _train("--resume", str(last), "--no-progress")  # a resumed run takes its checkpoint's config
     assert resumed.wait() == 0, resumed.stderr.read().decode()
 
-    expected = load_checkpoint(tmp_path / "full" / "gate.pt")["model"]
-    actual = load_checkpoint(tmp_path / "killed" / "gate.pt")["model"]
+    expected = load_checkpoint(tmp_path / "full" / "joint.pt")["model"]
+    actual = load_checkpoint(tmp_path / "killed" / "joint.pt")["model"]
     assert stopped_at < 30
     assert expected.keys() == actual.keys()
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
 
-    first = read_trace(export(tmp_path / "full" / "gate.pt", tmp_path / "a.parquet").path)
-    second = read_trace(export(tmp_path / "full" / "gate.pt", tmp_path / "b.parquet").path)
+    first = read_trace(export(tmp_path / "full" / "joint.pt", tmp_path / "a.parquet").path)
+    second = read_trace(export(tmp_path / "full" / "joint.pt", tmp_path / "b.parquet").path)
     for name in ("codes", "input_id", "label", "pred", "confidence"):
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
     volatile = {"created", "content_hash", "command"}

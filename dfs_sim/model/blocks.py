@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.quantize import ActivationQuantizer, quantize_levels, quantize_weight
 from dfs_sim.options import Option
 
@@ -47,13 +48,13 @@ class GatedBasicBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = QuantConv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn1 = BatchNorm2d(out_channels)
         self.conv2 = QuantConv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.bn2 = BatchNorm2d(out_channels)
         self.projection: nn.Module | None = None
         if stride != 1 or in_channels != out_channels:
             self.projection = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), BatchNorm2d(out_channels)
             )
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:

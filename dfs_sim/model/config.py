@@ -2,6 +2,20 @@
 
 Every key can be overridden in a TOML file (top-level keys, and ``[backbone]``, ``[gate]``, ``[joint]`` tables for
 the three stages) and on the command line. Unknown keys and bad values raise ``ConfigError`` naming the file and key.
+
+Rules applied while validating:
+
+- A stage whose ``iterations`` is given (in the file or by ``--set``) without its ``milestones`` gets the default
+  milestones scaled to the new length: each default milestone × new iterations / default iterations, rounded half up
+  to an integer, zeros, duplicates and milestones at or past the end dropped (``joint.iterations = 300`` gives
+  ``[150, 225]``). Milestones given explicitly must be increasing and below the stage's ``iterations``.
+- ``out_dir`` defaults to ``runs/{dataset}/{model}``, and to ``runs/{dataset}/{model}_b{budget:g}`` when the stages
+  include ``joint`` (``runs/cifar10/dfs_resnet74_b50``), so runs of other models or budgets never share a folder;
+  the resolved folder is what the saved config records.
+- The ``gate`` and ``joint`` stages start from a trained backbone: without the ``backbone`` stage they need
+  ``init_from``.
+- ``device`` must name a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``; see
+  :func:`dfs_sim.model.device.resolve_device`), so a missing GPU is reported before any data is loaded.
 """
 
 from __future__ import annotations
@@ -15,9 +29,11 @@ from typing import Any
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 
-__all__ = ["STAGES", "StageConfig", "TrainConfig", "config_from_dict", "load_train_config"]
+__all__ = ["STAGES", "StageConfig", "TrainConfig", "config_from_dict", "default_out_dir", "load_train_config",
+           "scaled_milestones", "validate_train_config"]
 
 STAGES = ("backbone", "gate", "joint")
+_MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -36,17 +52,17 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Reference defaults (DESIGN §1): ResNet-38 on CIFAR-10, batch 128, 64k backbone iterations, 2k gate
+    """Reference defaults (docs/design.md §1): ResNet-38 on CIFAR-10, batch 128, 64k backbone iterations, 2k gate
     iterations to full execution, then the joint stage toward ``budget`` with β = 1e-5.
 
-    The joint-stage schedule (lr 0.01 for 64k iterations, ÷10 at 32k and 48k) is not stated in DESIGN §1; it is
+    The joint-stage schedule (lr 0.01 for 64k iterations, ÷10 at 32k and 48k) is not stated in docs/design.md §1; it is
     this project's choice and can be overridden.
     """
 
     model: str = "dfs_resnet38"
     dataset: str = "cifar10"
     data_path: str | None = None
-    out_dir: str = "runs/dfs_resnet38"
+    out_dir: str | None = None  # None: default_out_dir(), filled in by validation
     stages: tuple[str, ...] = STAGES
     seed: int = 0
     split_seed: int = 0
@@ -58,6 +74,17 @@ class TrainConfig:
     checkpoint_every: int = 1000
     init_from: str | None = None
     device: str = "auto"
+    # Evaluation on a seeded part of the training data, never the test split; the weights a stage ends with
+    validation_fraction: float = 0.1
+    eval_every: int = 1000
+    keep: str = "last"  # "last" iterate or "best" evaluation (joint: best accuracy within 2 points of the budget)
+    # "full_precision": the reference's gate stage; "gated": the all-candidates forward (this project's earlier one)
+    gate_stage_forward: str = "full_precision"
+    # "auto": bf16 autocast for the full-precision backbone stage on a GPU only; "fp32"; "bf16": autocast everywhere
+    # (quantized options above 8 bits then lose their low bits)
+    precision: str = "auto"
+    deterministic: bool = False  # deterministic algorithms (slower on a GPU; a CPU run is deterministic anyway)
+    channels_last: bool = False  # channels_last tensors (faster convolutions; see dfs_sim.model.training)
     backbone: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.1, (32000, 48000)))
     gate: StageConfig = field(default_factory=lambda: StageConfig(2000, 0.01))
     joint: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.01, (32000, 48000)))
@@ -66,8 +93,21 @@ class TrainConfig:
         return getattr(self, name)
 
 
-def _check(source: object, config: TrainConfig) -> TrainConfig:
+def default_out_dir(config: TrainConfig) -> str:
+    """``runs/{dataset}/{model}``, with ``_b{budget:g}`` when the stages include ``joint``."""
+    name = f"{config.model}_b{config.budget:g}" if "joint" in config.stages else config.model
+    return str(Path("runs", config.dataset, name))
+
+
+def _key(key: object) -> str:
+    """A key as the error message shows it: as written when printable, else its repr (keeps the message one line)."""
+    return key if isinstance(key, str) and key.isprintable() and key else repr(key)
+
+
+def validate_train_config(config: TrainConfig, source: object = "config") -> TrainConfig:
+    """``config`` checked (``ConfigError`` naming ``source`` and the key), with ``out_dir`` resolved."""
     from dfs_sim.model.data import AUGMENTATIONS, DATASETS
+    from dfs_sim.model.device import resolve_device
     from dfs_sim.model.registry import list_models
 
     def bad(key: str, problem: str) -> ConfigError:
@@ -84,11 +124,27 @@ def _check(source: object, config: TrainConfig) -> TrainConfig:
     if not config.stages or any(s not in STAGES for s in config.stages) or list(config.stages) != sorted(
             set(config.stages), key=STAGES.index):
         raise bad("stages", f"must be a non-empty ordered subset of {list(STAGES)}, got {list(config.stages)}")
-    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
-        raise bad("device", f"must be auto, cpu or cuda[:N], got {config.device!r}")
+    if "backbone" not in config.stages and config.init_from is None:
+        raise bad("stages", "gate/joint start from a trained backbone: give init_from (--init-from), or include the "
+                            f"backbone stage (got {list(config.stages)})")
+    for key in ("data_path", "init_from", "out_dir"):
+        if getattr(config, key) == "":
+            raise bad(key, "must be a path, got an empty string")
+    try:
+        resolve_device(config.device, "device")
+    except ConfigError as error:
+        raise bad("device", error.problem) from None
     for key in ("seed", "split_seed"):
-        if getattr(config, key) < 0:
-            raise bad(key, "must be >= 0")
+        if not 0 <= getattr(config, key) <= _MAX_SEED:
+            raise bad(key, f"must be in 0..{_MAX_SEED}, got {getattr(config, key)}")
+    if not 0 <= config.validation_fraction < 1:
+        raise bad("validation_fraction", f"must be in [0, 1), got {config.validation_fraction}")
+    if config.eval_every < 1:
+        raise bad("eval_every", "must be >= 1")
+    for key, valid in (("keep", ("last", "best")), ("gate_stage_forward", ("full_precision", "gated")),
+                       ("precision", ("auto", "fp32", "bf16"))):
+        if getattr(config, key) not in valid:
+            raise bad(key, f"must be one of {', '.join(valid)}, got {getattr(config, key)!r}")
     if config.batch_size < 1:
         raise bad("batch_size", "must be >= 1")
     if config.checkpoint_every < 1:
@@ -107,24 +163,41 @@ def _check(source: object, config: TrainConfig) -> TrainConfig:
             raise bad(f"{name}.lr", f"must be > 0, got {stage.lr}")
         if not 0 <= stage.momentum < 1:
             raise bad(f"{name}.momentum", "must be in [0, 1)")
-        if stage.weight_decay < 0:
-            raise bad(f"{name}.weight_decay", "must be >= 0")
-        if list(stage.milestones) != sorted(stage.milestones) or any(m < 1 for m in stage.milestones):
-            raise bad(f"{name}.milestones", "must be increasing positive iterations")
+        if not (stage.weight_decay >= 0 and math.isfinite(stage.weight_decay)):
+            raise bad(f"{name}.weight_decay", f"must be a finite number >= 0, got {stage.weight_decay}")
+        milestones = list(stage.milestones)
+        if milestones != sorted(milestones) or any(m < 1 for m in milestones):
+            raise bad(f"{name}.milestones", f"must be increasing positive iterations, got {milestones}")
+        if any(m >= stage.iterations for m in milestones):
+            raise bad(f"{name}.milestones", f"{milestones} must be below {name}.iterations ({stage.iterations}): a "
+                                            "milestone at or past the end never lowers the learning rate; set "
+                                            f"{name}.milestones too")
+    if config.out_dir is None:
+        config = dataclasses.replace(config, out_dir=default_out_dir(config))
     return config
 
 
+def scaled_milestones(default: StageConfig, iterations: int) -> tuple[int, ...]:
+    """``default``'s milestones scaled to ``iterations`` (rounded half up; zeros, duplicates, ends dropped)."""
+    if default.iterations <= 0:
+        return ()
+    scaled = (math.floor(m * iterations / default.iterations + 0.5) for m in default.milestones)
+    return tuple(sorted({m for m in scaled if 0 < m < iterations}))
+
+
 _TYPES = {
-    "model": str, "dataset": str, "data_path": (str, type(None)), "out_dir": str, "stages": list, "seed": int,
-    "split_seed": int, "batch_size": int, "augment": str, "budget": (int, float), "beta": (int, float),
+    "model": str, "dataset": str, "data_path": (str, type(None)), "out_dir": (str, type(None)), "stages": list,
+    "seed": int, "split_seed": int, "batch_size": int, "augment": str, "budget": (int, float), "beta": (int, float),
     "gate_target": (int, float), "checkpoint_every": int, "init_from": (str, type(None)), "device": str,
+    "validation_fraction": (int, float), "eval_every": int, "keep": str, "gate_stage_forward": str, "precision": str,
+    "deterministic": bool, "channels_last": bool,
 }
 _STAGE_TYPES = {"iterations": int, "lr": (int, float), "milestones": list, "momentum": (int, float),
                 "weight_decay": (int, float)}
 
 
 def _typed(source: object, key: str, value: Any, expected) -> Any:
-    if isinstance(value, bool) or not isinstance(value, expected):
+    if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         raise ConfigError(source, f"{key}: expected {names}, got {value!r}")
     return value
@@ -141,24 +214,26 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             stage_updates = {}
             for stage_key, stage_value in value.items():
                 if stage_key not in _STAGE_TYPES:
-                    raise ConfigError(source, f"{key}.{stage_key}: unknown key; valid: {', '.join(_STAGE_TYPES)}")
+                    raise ConfigError(source, f"{key}.{_key(stage_key)}: unknown key; valid: {', '.join(_STAGE_TYPES)}")
                 stage_value = _typed(source, f"{key}.{stage_key}", stage_value, _STAGE_TYPES[stage_key])
                 if stage_key == "milestones":
                     stage_value = tuple(_typed(source, f"{key}.milestones", m, int) for m in stage_value)
                 elif stage_key in ("lr", "momentum", "weight_decay"):
                     stage_value = float(stage_value)
                 stage_updates[stage_key] = stage_value
+            if "iterations" in stage_updates and "milestones" not in stage_updates:
+                stage_updates["milestones"] = scaled_milestones(base.stage(key), stage_updates["iterations"])
             updates[key] = dataclasses.replace(base.stage(key), **stage_updates)
         elif key in _TYPES:
             value = _typed(source, key, value, _TYPES[key])
             if key == "stages":
                 value = tuple(_typed(source, "stages", s, str) for s in value)
-            elif key in ("budget", "beta", "gate_target"):
+            elif key in ("budget", "beta", "gate_target", "validation_fraction"):
                 value = float(value)
             updates[key] = value
         else:
-            raise ConfigError(source, f"{key}: unknown key; valid: {', '.join([*_TYPES, *STAGES])}")
-    return _check(source, dataclasses.replace(base, **updates))
+            raise ConfigError(source, f"{_key(key)}: unknown key; valid: {', '.join([*_TYPES, *STAGES])}")
+    return validate_train_config(dataclasses.replace(base, **updates), source)
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -167,7 +242,9 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     data = read_toml(path)
     for key, value in (overrides or {}).items():
         if key in STAGES and isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
+            if not isinstance(data.setdefault(key, {}), dict):
+                raise ConfigError(path, f"{key}: expected a table of stage settings")
+            data[key].update(value)
         else:
             data[key] = value
     return config_from_dict(data, source=path)

@@ -64,6 +64,11 @@ class Split:
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.normalize(self.images[index]), self.labels[index]
 
+    def subset(self, index: torch.Tensor, name: str) -> Split:
+        """The inputs at ``index`` (their ids kept), normalized as this split is."""
+        return Split(name, self.dataset, self.images[index], self.labels[index], self.input_ids[index], self.mean,
+                     self.std)
+
 
 def load_split(dataset: str, split: str, path: str | Path | None = None, split_seed: int = 0) -> Split:
     """Load ``split`` ("train" or "test") of ``dataset``; CIFAR needs ``path``, digits needs nothing."""
@@ -110,6 +115,10 @@ def _cifar(dataset: str, split: str, path: str | Path | None) -> Split:
     if path is None:
         raise DataError(dataset, "needs a data path (the folder with the python batches, e.g. cifar-10-batches-py)")
     folder = Path(path)
+    if folder.is_file():
+        names = ", ".join(_CIFAR_FILES[dataset]["train"][:1] + _CIFAR_FILES[dataset]["test"])
+        raise DataError(folder, f"is a file, not a folder: give the folder with the {dataset} python batches "
+                                f"({names}, ...)")
     if not folder.is_dir():
         raise DataError(folder, f"data folder for {dataset} does not exist")
     images, labels = [], []

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on a split and write a trace file (DESIGN §2): ``export(...)`` and ``python -m dfs_sim.export``.
+"""Evaluate a checkpoint on a split and write a trace file (docs/design.md §2): ``export(...)`` and ``python -m dfs_sim.export``.
 
 The trace's layer table is observed from the torch model by forward hooks (``traced_layer_table``), and checked against
 ``cifar_resnet_layers``. A backbone checkpoint exported with ``static_option`` becomes a static baseline: every gated
@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfs_sim.model.checkpoint import CheckpointError, load_checkpoint_hashed
-from dfs_sim.model.data import load_split
+from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
+from dfs_sim.model.data import DATASETS, load_split, num_classes_of
+from dfs_sim.model.device import resolve_device
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.layer_table import cifar_resnet_layers
@@ -23,9 +24,9 @@ from dfs_sim.options import DFS_OPTIONS
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import traced_layer_table
 from dfs_sim.traces import TraceRun, make_meta, write_trace
-from dfs_sim.model.training import select_device
 
-__all__ = ["ExportResult", "export", "main", "model_from_checkpoint", "parse_static_option"]
+__all__ = ["ExportResult", "ExportSource", "export", "main", "model_from_checkpoint", "open_for_export",
+           "parse_static_option"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def parse_static_option(value: str | int | None) -> int | None:
     if value is None:
         return None
     names = {option.name: option.code for option in DFS_OPTIONS}
-    if isinstance(value, int) or str(value).isdigit():
+    if isinstance(value, int) or str(value).isdecimal():
         code = int(value)
         if 0 <= code < len(DFS_OPTIONS):
             return code
@@ -50,24 +51,76 @@ def parse_static_option(value: str | int | None) -> int | None:
 
 
 def model_from_checkpoint(record: dict, static_option: int | None = None, source: object = "checkpoint"):
-    """``(model, method)`` from a checkpoint record; ``static_option`` builds the static model from its backbone."""
+    """``(model, method)`` from a checkpoint record (as ``load_checkpoint`` returns it); ``static_option`` builds the
+    static model from its backbone.
+
+    Without a static option only gated checkpoints of the joint stage are exported: a backbone checkpoint's gates are
+    untrained, and a gate-stage checkpoint's gates were trained toward full execution, not toward its config's budget.
+    """
     method, depth = parse_model_name(record["model_name"])
+    if method == "static":
+        raise CheckpointError(source, f"{record['model_name']}: static models are not trained; export a backbone "
+                                      "checkpoint with --static-option")
     if static_option is None and record["stage"] == "backbone":
         raise CheckpointError(source, "a backbone checkpoint has untrained gates; export it with a static option")
+    if static_option is None and record["stage"] == "gate":
+        raise CheckpointError(source, "a gate-stage checkpoint is trained toward full execution, not toward a "
+                                      "budget; export its joint-stage checkpoint (joint.pt), or a backbone with "
+                                      "--static-option")
     if static_option is not None:
-        model = create_model(f"static_resnet{depth}", option=static_option, num_classes=record["num_classes"])
-        missing, unexpected = model.load_backbone(record["model"])
-        if missing:
-            raise CheckpointError(source, f"backbone does not fit static_resnet{depth}: missing {missing[:3]}")
-        if unexpected:
-            raise CheckpointError(source, f"backbone does not fit static_resnet{depth}: unexpected {unexpected[:3]}")
+        name = f"static_resnet{depth}"
+        model = create_model(name, option=static_option, num_classes=record["num_classes"])
+        load_backbone_into(model, record, source, name)
         return model, "static"
     model = create_model(record["model_name"], num_classes=record["num_classes"])
-    try:
-        model.load_state_dict(record["model"])
-    except RuntimeError as error:
-        raise CheckpointError(source, f"weights do not fit {record['model_name']}: {str(error)[:200]}") from None
+    load_weights_into(model, record, source, record["model_name"])
     return model, method
+
+
+def _trained_on(record: dict, source: object, static: bool) -> tuple[str, str | None, int, float | None]:
+    """``(dataset, data_path, split_seed, budget)`` from the checkpoint's training config, each checked."""
+    config = record["config"]
+    dataset, data_path, split_seed = config.get("dataset"), config.get("data_path"), config.get("split_seed", 0)
+    if dataset not in DATASETS:
+        raise CheckpointError(source, f"config.dataset: expected one of {list(DATASETS)}, got {dataset!r}")
+    if num_classes_of(dataset) != record["num_classes"]:
+        raise CheckpointError(source, f"num_classes {record['num_classes']} does not match the data set {dataset} "
+                                      f"({num_classes_of(dataset)} classes)")
+    if data_path is not None and not isinstance(data_path, str):
+        raise CheckpointError(source, f"config.data_path: expected a path, got {data_path!r}")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise CheckpointError(source, f"config.split_seed: expected an integer >= 0, got {split_seed!r}")
+    if static:
+        return dataset, data_path, split_seed, None
+    budget = config.get("budget")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget <= 100:
+        raise CheckpointError(source, f"config.budget: expected a computation percentage in 0..100, got {budget!r}")
+    return dataset, data_path, split_seed, float(budget)
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """A checkpoint ready to export: its record and hash, the model with its weights, and what its config says."""
+
+    record: dict
+    sha256: str
+    model: object
+    method: str
+    dataset: str
+    data_path: str | None
+    split_seed: int
+    budget: float | None
+
+
+def open_for_export(checkpoint: str | Path, static_option: int | str | None = None) -> ExportSource:
+    """Read ``checkpoint`` and build its model (the static one for ``static_option``), checking everything export
+    needs before any data is loaded: a bad file is one ``DfsSimError`` naming it."""
+    checkpoint = Path(checkpoint)
+    static = parse_static_option(static_option)
+    record, sha256 = load_checkpoint_hashed(checkpoint)
+    model, method = model_from_checkpoint(record, static, source=checkpoint)
+    dataset, data_path, split_seed, budget = _trained_on(record, checkpoint, static is not None)
+    return ExportSource(record, sha256, model, method, dataset, data_path, split_seed, budget)
 
 
 def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data_path: str | None = None,
@@ -79,15 +132,16 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
     if not out.parent.is_dir():
         raise ConfigError(out, "output folder does not exist")
-    record, checkpoint_sha256 = load_checkpoint_hashed(checkpoint)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError("--batch-size", f"must be an integer >= 1, got {batch_size!r}")
+    torch_device = resolve_device(device, "--device")
     static = parse_static_option(static_option)
-    model, method = model_from_checkpoint(record, static, source=checkpoint)
-    config = record["config"]
-    dataset = config["dataset"]
-    data_path = data_path if data_path is not None else config.get("data_path")
-    split_seed = config.get("split_seed", 0)
+    source = open_for_export(checkpoint, static)
+    record, checkpoint_sha256, model, method = source.record, source.sha256, source.model, source.method
+    config, dataset, split_seed, budget = record["config"], source.dataset, source.split_seed, source.budget
+    data_path = data_path if data_path is not None else source.data_path
     data = load_split(dataset, split, data_path, split_seed)
-    model.to(select_device(device))
+    model.to(torch_device)
     layers = traced_layer_table(model, input_size=32)
     expected = cifar_resnet_layers(model.depth, num_classes=model.num_classes, options=model.options,
                                    gates=model.static_option is None)
@@ -98,7 +152,6 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
         train_split = load_split(dataset, "train", data_path, split_seed)
         calibration = {"split": "train", "images": calibrate_quantizers(model, train_split)}
     evaluation = evaluate(model, data, batch_size=batch_size)
-    budget = None if method == "static" else float(config["budget"])
     extra = {
         "checkpoint": checkpoint.name,
         "checkpoint_sha256": checkpoint_sha256[:16],

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dfs_sim.model.distributed import global_mean
+
 __all__ = ["ActivationQuantizer", "quantize_levels", "quantize_uniform", "quantize_weight"]
 
 _EPS = 1e-8
@@ -107,9 +109,9 @@ class ActivationQuantizer(nn.Module):
     @staticmethod
     @torch.no_grad()
     def batch_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The per-sample minimum and maximum of ``x``, each averaged over the batch."""
+        """The per-sample minimum and maximum of ``x``, each averaged over the (global) batch."""
         flat = x.detach().flatten(1)
-        return flat.amin(dim=1).mean(), flat.amax(dim=1).mean()
+        return global_mean(flat.amin(dim=1)), global_mean(flat.amax(dim=1))
 
     @torch.no_grad()
     def observe(self, low: torch.Tensor, high: torch.Tensor) -> None:

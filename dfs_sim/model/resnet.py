@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.errors import ConfigError
+from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding
 from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
@@ -130,7 +131,7 @@ class GatedResNet(nn.Module):
 
         n = (depth - 2) // 6
         self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(widths[0])
+        self.stem_bn = BatchNorm2d(widths[0])
         blocks, names, gate_channels = [], [], []
         channels = widths[0]
         for group, width in enumerate(widths):
@@ -221,10 +222,14 @@ class GatedResNet(nn.Module):
         mask[:, code] = 1
         return mask
 
-    def forward(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
-        """Training: the all-candidates mix; evaluation: only the chosen option of each input."""
+    def forward(self, x: torch.Tensor, fixed_code: int | None = None, gate_stage: bool = False,
+                sync_free: bool = False) -> GatedOutput:
+        """Training: the all-candidates mix (``gate_stage``: the reference's gate-stage forward); evaluation: only
+        the chosen option of each input. One entry point, so DistributedDataParallel sees every training forward."""
         if self.training:
-            return self.forward_candidates(x, fixed_code=fixed_code)
+            if gate_stage:
+                return self.forward_gate_stage(x)
+            return self.forward_candidates(x, fixed_code=fixed_code, sync_free=sync_free)
         return self.forward_grouped(x, fixed_code=fixed_code)
 
     def forward_candidates_reference(self, x: torch.Tensor, fixed_code: int | None = None,
