@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from dfs_sim.model.checkpoint import CheckpointError, load_checkpoint, plain, save_checkpoint
-from dfs_sim.model.config import STAGES, TrainConfig, config_from_dict, load_train_config
+from dfs_sim.model.checkpoint import load_backbone_into, load_checkpoint, load_weights_into, plain, save_checkpoint
+from dfs_sim.model.config import STAGES, TrainConfig, config_from_dict, load_train_config, validate_train_config
 from dfs_sim.model.data import BatchStream, Split, load_split, num_classes_of
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.distributed import Distributed, is_multiprocess
@@ -83,11 +83,7 @@ def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
 
 def _load_init(config: TrainConfig, model: GatedResNet) -> None:
     """The backbone of ``config.init_from`` into ``model``; a checkpoint of another depth is a one-line error."""
-    init = load_checkpoint(config.init_from)
-    missing, unexpected = model.load_backbone(init["model"])
-    if missing or unexpected:
-        raise CheckpointError(config.init_from, f"backbone does not fit {config.model}: missing {missing[:3]}, "
-                                                f"unexpected {unexpected[:3]}")
+    load_backbone_into(model, load_checkpoint(config.init_from), config.init_from, config.model)
 
 
 def _autocast(device: torch.device, config: TrainConfig, stage: str):
@@ -143,6 +139,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
     if resume is not None:
         state = load_checkpoint(resume)
         config = config_from_dict(state["config"], source=f"{resume} (config)")
+    else:
+        config = validate_train_config(config)
     dist = Distributed.from_environment()
     device = resolve_device(config.device, "device")
     if device.type == "cuda" and dist.active:
@@ -152,7 +150,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
                                         f"{dist.world_size} processes")
     model = build_model(config)
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_weights_into(model, state, resume, config.model)
     elif config.init_from is not None:
         _load_init(config, model)
     try:
@@ -330,7 +328,10 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
             value = literal  # a bare word: take it as a string
         head, dot, tail = key.partition(".")
         if dot:
-            overrides.setdefault(head, {})[tail] = value
+            table = overrides.setdefault(head, {})
+            if not isinstance(table, dict):
+                raise ConfigError("--set", f"{head} was set to a value; {key} cannot set a key inside it")
+            table[tail] = value
         else:
             overrides[key] = value
     return overrides
@@ -373,7 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overrides["stages"] = [s.strip() for s in args.stages.split(",") if s.strip()]
             for key, value in _parse_set(args.set).items():
                 if isinstance(value, dict):
-                    overrides.setdefault(key, {}).update(value)
+                    if not isinstance(overrides.setdefault(key, {}), dict):
+                        raise ConfigError("--set", f"{key} is not a table of settings; {key}.KEY=VALUE cannot set it")
+                    overrides[key].update(value)
                 else:
                     overrides[key] = value
             if args.config:
