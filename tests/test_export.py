@@ -74,3 +74,21 @@ def test_export_errors(checkpoints, tmp_path, capsys):
     assert main([str(tmp_path / "junk.pt"), "--out", str(tmp_path / "x.parquet")]) == 2
     assert main([str(dfs["joint"]), "--out", str(tmp_path / "x.parquet")]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_fashion_mnist_trains_and_exports_at_its_own_geometry(tmp_path):
+    from tests.test_data import _write_fashion
+
+    data = _write_fashion(tmp_path / "fm", n_train=40, n_test=10, compress=True)
+    config = TrainConfig(model="dfs_resnet8", dataset="fashion-mnist", data_path=str(data), out_dir=str(tmp_path / "r"),
+                         batch_size=8, budget=40.0, device="cpu", validation_fraction=0.25, eval_every=2,
+                         backbone=StageConfig(4, 0.05), gate=StageConfig(2, 0.01), joint=StageConfig(3, 0.05))
+    result = train(config, progress=False)
+    assert result.model.stem.in_channels == 1
+    layers = cifar_resnet_layers(8, options=DFS_OPTIONS, input_size=28, in_channels=1)
+    run = read_trace(export(result.checkpoints["joint"], tmp_path / "dfs.parquet").path)
+    assert run.meta["model"]["dataset"] == "fashion-mnist" and run.meta["model"]["input_size"] == [1, 28, 28]
+    assert run.meta["layers"] == layers.to_records() and run.num_inputs == 10
+    assert run.meta["layers"][0]["in_ch"] == 1 and run.meta["layers"][0]["in_h"] == 28
+    static = read_trace(export(result.checkpoints["backbone"], tmp_path / "q8.parquet", static_option="q8").path)
+    assert static.label.tolist() == list(range(10)) and static.meta["model"]["input_size"] == [1, 28, 28]

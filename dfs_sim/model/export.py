@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
-from dfs_sim.model.data import DATASETS, load_split, num_classes_of
+from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of
 from dfs_sim.model.device import resolve_device
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
@@ -67,12 +67,14 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
         raise CheckpointError(source, "a gate-stage checkpoint is trained toward full execution, not toward a "
                                       "budget; export its joint-stage checkpoint (joint.pt), or a backbone with "
                                       "--static-option")
+    dataset = record["config"].get("dataset")
+    in_channels = GEOMETRY[dataset].channels if dataset in GEOMETRY else 3  # an unknown data set is reported later
     if static_option is not None:
         name = f"static_resnet{depth}"
-        model = create_model(name, option=static_option, num_classes=record["num_classes"])
+        model = create_model(name, option=static_option, num_classes=record["num_classes"], in_channels=in_channels)
         load_backbone_into(model, record, source, name)
         return model, "static"
-    model = create_model(record["model_name"], num_classes=record["num_classes"])
+    model = create_model(record["model_name"], num_classes=record["num_classes"], in_channels=in_channels)
     load_weights_into(model, record, source, record["model_name"])
     return model, method
 
@@ -142,9 +144,11 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
     data_path = data_path if data_path is not None else source.data_path
     data = load_split(dataset, split, data_path, split_seed)
     model.to(torch_device)
-    layers = traced_layer_table(model, input_size=32)
+    geometry = GEOMETRY[dataset]
+    layers = traced_layer_table(model, input_size=geometry.size)
     expected = cifar_resnet_layers(model.depth, num_classes=model.num_classes, options=model.options,
-                                   gates=model.static_option is None)
+                                   gates=model.static_option is None, input_size=geometry.size,
+                                   in_channels=geometry.channels)
     if layers != expected:
         raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
     calibration = None
@@ -168,7 +172,7 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
     meta = make_meta(
         method=method, budget=budget,
         model={"arch": "cifar_resnet", "depth": model.depth, "dataset": dataset, "num_classes": model.num_classes,
-               "input_size": [3, 32, 32]},
+               "input_size": [geometry.channels, geometry.size, geometry.size]},
         options=model.options, layers=layers, seed=int(record["seed"]), command=command, **extra)
     run = TraceRun(meta=meta, codes=evaluation.codes, input_id=evaluation.input_id, label=evaluation.label,
                    pred=evaluation.pred, confidence=evaluation.confidence)
@@ -181,7 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="a checkpoint written by python -m dfs_sim.train")
     parser.add_argument("--out", required=True, help="trace file to write (.parquet)")
     parser.add_argument("--split", default="test", choices=("train", "test"))
-    parser.add_argument("--data-path", help="CIFAR folder (default: the one in the checkpoint's config)")
+    parser.add_argument("--data-path", help="data folder (default: the one in the checkpoint's config, else the data "
+                                            "set's default)")
     parser.add_argument("--static-option", help="static baseline from a backbone: code 0..6 or skip/q8/.../fp")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto")

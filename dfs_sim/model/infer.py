@@ -16,12 +16,13 @@ __all__ = ["Evaluation", "calibrate_quantizers", "evaluate", "predict"]
 
 
 @torch.no_grad()
-def predict(model: GatedResNet, images: torch.Tensor) -> GatedOutput:
-    """Eval-mode forward that executes only the chosen option of every input and block."""
+def predict(model: GatedResNet, images: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
+    """Eval-mode forward that executes only the chosen option of every input and block (``fixed_code``: every block
+    at that option, no gate run)."""
     was_training = model.training
     model.eval()
     try:
-        return model.forward_grouped(images)
+        return model.forward_grouped(images, fixed_code)
     finally:
         model.train(was_training)
 
@@ -56,12 +57,12 @@ def _batches(split: Split, batch_size: int, limit: int | None = None):
         yield split.batch(torch.arange(start, min(start + batch_size, end)))
 
 
-def evaluate(model: GatedResNet, split: Split, batch_size: int = 256) -> Evaluation:
-    """Evaluate ``split`` on the device the model is on."""
+def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, fixed_code: int | None = None) -> Evaluation:
+    """Evaluate ``split`` on the device the model is on (``fixed_code``: every block at that option)."""
     device = next(model.parameters()).device
     labels, preds, confidences, codes = [], [], [], []
     for images, target in _batches(split, batch_size):
-        output = predict(model, images.to(device))
+        output = predict(model, images.to(device), fixed_code)
         probs = torch.softmax(output.logits.float(), dim=1)
         confidence, pred = probs.max(dim=1)
         labels.append(target.numpy())

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from dfs_sim.model.checkpoint import load_backbone_into, load_checkpoint, load_weights_into, plain, save_checkpoint
 from dfs_sim.model.config import STAGES, TrainConfig, config_from_dict, load_train_config, validate_train_config
-from dfs_sim.model.data import BatchStream, Split, load_split, num_classes_of
+from dfs_sim.model.data import DATASETS, GEOMETRY, BatchStream, Split, load_split
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.distributed import Distributed, is_multiprocess
 from dfs_sim.model.infer import evaluate
@@ -66,7 +66,8 @@ def build_model(config: TrainConfig) -> GatedResNet:
     """The model of ``config``, its weights initialized from ``config.seed`` (global RNG left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return create_model(config.model, num_classes=num_classes_of(config.dataset))
+        geometry = GEOMETRY[config.dataset]
+        return create_model(config.model, num_classes=geometry.num_classes, in_channels=geometry.channels)
 
 
 def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
@@ -251,16 +252,21 @@ def _train(config: TrainConfig, model: GatedResNet, state: dict | None, dist: Di
                 shown.update(loss=mean[0], accuracy=mean[1] * 100, computation_pct=mean[2])
                 bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
             if validation is not None and (done % config.eval_every == 0 or done == stage.iterations):
-                scores = _evaluate(model, validation, dist)
+                scores = _evaluate(model, validation, stage_name)
                 shown.update(val_accuracy=scores["accuracy"], val_computation_pct=scores["computation_pct"])
                 bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
                 score = _score(stage_name, config, scores["accuracy"], scores["computation_pct"])
                 if best is None or score > tuple(best["score"]):
                     best = {"score": list(score), "iteration": done, "metrics": scores,
                             "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+            evaluated = validation is not None and (done % config.eval_every == 0 or done == stage.iterations)
             if done % config.checkpoint_every == 0 and done < stage.iterations:
                 result.last_checkpoint = _save(out_dir / "last.pt", config, model, optimizer, stream, stage_name,
                                                done, shown, best, dist)
+            if not progress and dist.is_main and (evaluated or done % config.checkpoint_every == 0):
+                # without the bar (a log file), one line per evaluation or checkpoint shows the run is alive
+                line = " ".join(f"{k} {v}" for k, v in _postfix(shown, stage.lr_at(iteration)).items())
+                print(f"{config.model} {stage_name} {done}/{stage.iterations}: {line}", flush=True)
         bar.close()
         metrics = {"training_" + k: v for k, v in shown.items() if not k.startswith("val_")}
         if config.keep == "best" and best is not None:
@@ -294,10 +300,11 @@ def _postfix(shown: dict[str, float], lr: float) -> dict[str, str]:
     return out
 
 
-def _evaluate(model: GatedResNet, split: Split, dist: Distributed) -> dict[str, float]:
-    """Accuracy and computation (percent) of ``split`` with the model as exported (eval mode, chosen options only);
-    every process evaluates the same split, so no result needs to be shared."""
-    evaluation = evaluate(model, split)
+def _evaluate(model: GatedResNet, split: Split, stage: str) -> dict[str, float]:
+    """Accuracy and computation (percent) of ``split`` with the model as exported (eval mode, chosen options only;
+    the backbone stage at full precision, as it trains); every process evaluates the same split, so no result needs
+    to be shared."""
+    evaluation = evaluate(model, split, fixed_code=model.fp_code if stage == "backbone" else None)
     return {"accuracy": evaluation.accuracy * 100, "computation_pct": evaluation.computation_pct}
 
 
@@ -341,8 +348,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dfs_sim.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="TOML training config (defaults: the reference hyper-parameters)")
     parser.add_argument("--model", help="registered model, e.g. dfs_resnet38, skipnet_resnet38")
-    parser.add_argument("--dataset", choices=("cifar10", "cifar100", "digits"))
-    parser.add_argument("--data-path", help="folder with the CIFAR python batches")
+    parser.add_argument("--dataset", choices=DATASETS)
+    parser.add_argument("--data-path", help="data folder: the CIFAR python batches, or the MNIST / Fashion-MNIST IDX "
+                                            "files (default for those: the Debian package's folder)")
     parser.add_argument("--out-dir", help="where checkpoints go")
     parser.add_argument("--stages", help="comma-separated subset of backbone,gate,joint")
     parser.add_argument("--seed", type=int)
