@@ -110,6 +110,11 @@ PROMOTED, TILE = 0, 1
 CYCLES, ENERGY, EDP = 0, 1, 2
 OBJECTIVES = {"cycles": CYCLES, "energy": ENERGY, "edp": EDP}
 _NRESULT = 22
+# The kernel's result slots 0..12, in order (13: order index, 14..17: tiles, 18: style, 19: active unit-cycles,
+# 21: energy)
+_RESULT_COUNTERS = ("cycles", "compute_cycles", "stall_cycles", "mem_cycles", "fill_drain_cycles", "dram_read_bits",
+                    "dram_write_bits", "ibuf_read_bits", "ibuf_write_bits", "wbuf_read_bits", "wbuf_write_bits",
+                    "obuf_read_bits", "obuf_write_bits")
 
 
 @dataclass(frozen=True)
@@ -260,19 +265,7 @@ def _to_search(result: np.ndarray, out_h: int, out_w: int) -> Search:
     order = tuple(LOOPS[i] for i in ORDERS[values[13]])
     b, o, ic, oc = values[14:18]
     return Search(
-        cycles=values[0],
-        compute_cycles=values[1],
-        stall_cycles=values[2],
-        mem_cycles=values[3],
-        fill_drain_cycles=values[4],
-        dram_read_bits=values[5],
-        dram_write_bits=values[6],
-        ibuf_read_bits=values[7],
-        ibuf_write_bits=values[8],
-        wbuf_read_bits=values[9],
-        wbuf_write_bits=values[10],
-        obuf_read_bits=values[11],
-        obuf_write_bits=values[12],
+        **dict(zip(_RESULT_COUNTERS, values[: len(_RESULT_COUNTERS)], strict=True)),
         order=order,
         tiles=(b, min(o, out_w), min(o, out_h), ic, oc),
         energy_pj=float(result[_NRESULT - 1]),

@@ -1,34 +1,78 @@
 """Regenerate the bundled example traces in examples/traces/ with the project's own commands.
 
-    python examples/make_traces.py            # everything, about 30-50 minutes on two busy CPU cores
-    python examples/make_traces.py --reuse    # keep checkpoints already in the work folder (after an interruption)
+    python examples/make_traces.py                  # all of it: Fashion-MNIST, ResNet-38 (the bundled example)
+    python examples/make_traces.py --only dfs_b3    # one run (names as listed by --list)
+    python examples/make_traces.py --list           # every run and whether it is done
+    python examples/make_traces.py --example digits # the small digits example the tests use (tests/data/digits_traces)
 
-Steps (each a `python -m dfs_sim.train` / `python -m dfs_sim.export` call, printed before it runs):
-1. the ResNet-38 backbone on digits, once (examples/digits_r38.toml, stage "backbone");
-2. per DFS budget and per SkipNet budget: stages "gate" and "joint" initialized from that backbone;
-3. export every joint checkpoint on the digits test split, and the backbone as static baselines at q8, q12, q16, fp.
+Every step is a `python -m dfs_sim.train` or `python -m dfs_sim.export` call, printed before it runs, and the script
+can be stopped at any time and started again, on this machine or a fresh one:
+- a run whose trace exists is skipped;
+- a run whose joint checkpoint exists is only exported;
+- a killed run resumes from its last checkpoint (`--resume .../last.pt`, written every `checkpoint_every` iterations);
+- the backbone is trained once and copied into examples/checkpoints/ (commit it): later runs, here or on a fresh
+  clone, start from the committed file and never retrain it.
 Seeds and the split are fixed in the config and recorded in every trace, so the same torch version on the same
-machine type reproduces the files.
+machine type reproduces the files. The recipe and its reasons: examples/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = "examples/digits_r38.toml"
-DEPTH = 38
-DFS_BUDGETS = (20, 40, 60)
-SKIPNET_BUDGETS = (50, 75)
-# β per method (the config's β = 0.01 suits DFS; SkipNet's skip-or-full choices cost 16x more per decision than DFS's
-# 8-bit option, and at 0.01 its gates flip in bulk and accuracy collapses in this short schedule; 0.005 reaches the
-# budgets and keeps accuracy)
-BETA = {"dfs": None, "skipnet": 0.005}
-STATIC = ("q8", "q12", "q16", "fp")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One bundled example: a config, the runs trained from its backbone, and where things go."""
+
+    name: str
+    config: str
+    depth: int
+    dfs_budgets: tuple[float, ...]
+    skipnet_budgets: tuple[float, ...]
+    static: tuple[str, ...]
+    beta: dict[str, float | None]  # per method; None keeps the config's β
+    joint_settings: tuple[str, ...]  # --set overrides of the gate and joint runs
+    backbone: str  # the committed backbone checkpoint
+    work_dir: str  # checkpoints of the gate/joint runs (not committed)
+    out: str  # traces
+
+    def runs(self) -> list[tuple[str, str, float | None]]:
+        """``(name, method, budget)``: the gated runs, then the static baselines (budget None)."""
+        gated = [(f"dfs_b{b:g}", "dfs", b) for b in self.dfs_budgets]
+        gated += [(f"skipnet_b{b:g}", "skipnet", b) for b in self.skipnet_budgets]
+        return gated + [(f"static_{option}", "static", None) for option in self.static]
+
+    def trace(self, name: str) -> Path:
+        return ROOT / self.out / f"{name.split('_')[0]}_r{self.depth}_{name.split('_', 1)[1]}.parquet"
+
+
+EXAMPLES = {
+    "fashion-mnist": Example(
+        name="fashion-mnist", config="examples/fashion_mnist_r38.toml", depth=38,
+        dfs_budgets=(3, 5, 8, 12, 20, 40), skipnet_budgets=(20, 40, 60, 80),
+        static=("q8", "q10", "q12", "q16", "fp"),
+        # SkipNet's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit option per
+        # decision; a smaller β keeps its gates from flipping in bulk (as on digits)
+        beta={"dfs": None, "skipnet": 0.005},
+        joint_settings=("keep=best",),
+        backbone="examples/checkpoints/fashion-mnist_r38_backbone.pt",
+        work_dir="runs/fashion-mnist_r38", out="examples/traces"),
+    "digits": Example(
+        name="digits", config="examples/digits_r38.toml", depth=38,
+        dfs_budgets=(20, 40, 60), skipnet_budgets=(50, 75), static=("q8", "q12", "q16", "fp"),
+        beta={"dfs": None, "skipnet": 0.005}, joint_settings=(),
+        backbone="runs/digits_r38/backbone/backbone.pt",  # seconds to train: not committed
+        work_dir="runs/digits_r38", out="tests/data/digits_traces"),
+}
 
 
 def run(args: list[str]) -> None:
@@ -36,35 +80,86 @@ def run(args: list[str]) -> None:
     subprocess.run(args, cwd=ROOT, check=True)
 
 
+def train_backbone(example: Example, quiet: list[str]) -> Path:
+    """The committed backbone, trained (or resumed) first if it is not there yet."""
+    committed = ROOT / example.backbone
+    if committed.is_file():
+        return committed
+    folder = ROOT / example.work_dir / "backbone"
+    trained = folder / "backbone.pt"
+    if not trained.is_file():
+        resume = folder / "last.pt"
+        if resume.is_file():
+            run([sys.executable, "-m", "dfs_sim.train", "--resume", str(resume), *quiet])
+        else:
+            run([sys.executable, "-m", "dfs_sim.train", "--config", example.config, "--stages", "backbone",
+                 "--out-dir", str(folder), *quiet])
+    if trained != committed:
+        committed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(trained, committed.with_suffix(".tmp"))
+        committed.with_suffix(".tmp").replace(committed)
+        print(f"backbone copied to {example.backbone}: commit it", flush=True)
+    return committed
+
+
+def make_run(example: Example, name: str, method: str, budget: float | None, backbone: Path,
+             quiet: list[str]) -> None:
+    trace = example.trace(name)
+    if trace.is_file():
+        print(f"{name}: {trace.relative_to(ROOT)} exists, skipped", flush=True)
+        return
+    if method == "static":
+        run([sys.executable, "-m", "dfs_sim.export", str(backbone), "--static-option", name.split("_", 1)[1],
+             "--out", str(trace)])
+        return
+    folder = ROOT / example.work_dir / name
+    joint, resume = folder / "joint.pt", folder / "last.pt"
+    if not joint.is_file():
+        if resume.is_file():
+            run([sys.executable, "-m", "dfs_sim.train", "--resume", str(resume), *quiet])
+        else:
+            beta = [] if example.beta[method] is None else ["--beta", str(example.beta[method])]
+            settings = [item for setting in example.joint_settings for item in ("--set", setting)]
+            run([sys.executable, "-m", "dfs_sim.train", "--config", example.config,
+                 "--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}",
+                 *beta, *settings, "--init-from", str(backbone), "--out-dir", str(folder), *quiet])
+    run([sys.executable, "-m", "dfs_sim.export", str(joint), "--out", str(trace)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work-dir", default="runs/digits_r38", help="checkpoints (not committed)")
-    parser.add_argument("--out", default="examples/traces", help="trace folder")
-    parser.add_argument("--reuse", action="store_true", help="skip training runs whose final checkpoint exists")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--example", choices=sorted(EXAMPLES), default="fashion-mnist")
+    parser.add_argument("--only", action="append", default=[], metavar="RUN", help="only these runs (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the runs and which are done, then stop")
+    parser.add_argument("--no-progress", action="store_true", help="log lines instead of progress bars")
     args = parser.parse_args()
-    work, out = Path(args.work_dir), Path(args.out)
-    (ROOT / out).mkdir(parents=True, exist_ok=True)
-    python = [sys.executable]
+    example = EXAMPLES[args.example]
+    runs = example.runs()
+    unknown = sorted(set(args.only) - {name for name, _, _ in runs})
+    if unknown:
+        print(f"error: --only: unknown run(s) {', '.join(unknown)}; valid: {', '.join(n for n, _, _ in runs)}",
+              file=sys.stderr)
+        return 2
+    if args.list:
+        backbone_state = "committed" if (ROOT / example.backbone).is_file() else "to train"
+        print(f"backbone: {backbone_state} ({example.backbone})")
+        for name, _, _ in runs:
+            print(f"{name}: {'done' if example.trace(name).is_file() else 'to do'} ({example.trace(name).relative_to(ROOT)})")
+        return 0
+    (ROOT / example.out).mkdir(parents=True, exist_ok=True)
     quiet = ["--no-progress"] if args.no_progress else []
-
-    backbone = work / "backbone" / "backbone.pt"
-    if not (args.reuse and (ROOT / backbone).is_file()):
-        run([*python, "-m", "dfs_sim.train", "--config", CONFIG, "--stages", "backbone",
-             "--out-dir", str(work / "backbone"), *quiet])
-    runs = [("dfs", b) for b in DFS_BUDGETS] + [("skipnet", b) for b in SKIPNET_BUDGETS]
-    for method, budget in runs:
-        folder = work / f"{method}_b{budget}"
-        if not (args.reuse and (ROOT / folder / "joint.pt").is_file()):
-            beta = [] if BETA[method] is None else ["--beta", str(BETA[method])]
-            run([*python, "-m", "dfs_sim.train", "--config", CONFIG, "--model", f"{method}_resnet{DEPTH}",
-                 "--stages", "gate,joint", "--budget", str(budget), *beta, "--init-from", str(backbone),
-                 "--out-dir", str(folder), *quiet])
-        run([*python, "-m", "dfs_sim.export", str(folder / "joint.pt"),
-             "--out", str(out / f"{method}_r{DEPTH}_b{budget}.parquet")])
-    for option in STATIC:
-        run([*python, "-m", "dfs_sim.export", str(backbone), "--static-option", option,
-             "--out", str(out / f"static_r{DEPTH}_{option}.parquet")])
+    try:
+        backbone = train_backbone(example, quiet)
+        for name, method, budget in runs:
+            if not args.only or name in args.only:
+                make_run(example, name, method, budget, backbone, quiet)
+    except subprocess.CalledProcessError as error:
+        print(f"error: a step failed (exit {error.returncode}); rerun to continue from where it stopped",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun to continue from the last checkpoint", file=sys.stderr)
+        return 130
     return 0
 
 

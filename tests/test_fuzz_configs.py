@@ -15,27 +15,10 @@ from dfs_sim.layer_table import ConvLayer, LayerTable, cifar_resnet_layers
 from dfs_sim.replay import main
 from dfs_sim.traces import write_trace
 from tests.factories import make_run
-from tests.fuzzing import fuzz
+from tests.fuzzing import fuzz, outcomes_reached, toml_text
 
 CASES = {"error": 0, "valid": 0}
-
-
-def _toml(document: dict) -> str:
-    """A small TOML writer for preset documents (top-level scalars, then one table per section)."""
-    def value(item):
-        if isinstance(item, bool):
-            return "true" if item else "false"
-        if isinstance(item, str):
-            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(item, list):
-            return "[" + ", ".join(value(entry) for entry in item) + "]"
-        return repr(item)
-    lines = [f"{key} = {value(item)}" for key, item in document.items() if not isinstance(item, dict)]
-    for section, table in document.items():
-        if isinstance(table, dict):
-            lines.append(f"[{section}]")
-            lines += [f"{key} = {value(item)}" for key, item in table.items()]
-    return "\n".join(lines) + "\n"
+outcomes = outcomes_reached(CASES, ("error",), "config, layer and data")
 
 
 def _documents():
@@ -84,9 +67,9 @@ def test_preset_files(tmp_path_factory, mutation):
     name, kind, where, new = mutation
     path = tmp_path_factory.mktemp("preset") / "fuzzed.toml"
     if kind == "bytes":
-        path.write_bytes(_toml(DOCUMENTS[name]).encode()[: len(new)] + new)
+        path.write_bytes(toml_text(DOCUMENTS[name]).encode()[: len(new)] + new)
     else:
-        path.write_text(_toml(_apply(name, kind, where, new)))
+        path.write_text(toml_text(_apply(name, kind, where, new)))
     try:
         preset = load_preset(path)
     except ConfigError as error:
@@ -109,7 +92,7 @@ def test_bad_preset_through_the_cli(tmp_path_factory, mutation, capsys):
     if kind == "bytes":
         path.write_bytes(b"schema_version = \x00" + new)
     else:
-        path.write_text(_toml(_apply(name, kind, where, new)))
+        path.write_text(toml_text(_apply(name, kind, where, new)))
     out = folder / "out"
     capsys.readouterr()
     assert main([str(folder), "--presets", str(path), "--out", str(out), "--no-plots", "--quiet"]) == 2
@@ -177,9 +160,3 @@ def test_truncated_cifar_batches(tmp_path_factory, cut, flip):
         return
     CASES["valid"] += 1
 
-
-def test_report_case_counts():
-    if not any(CASES.values()):
-        pytest.skip("run with the fuzz tests")
-    assert CASES["error"] > 0
-    print(f"\nfuzzed config, layer and data cases: {CASES}")

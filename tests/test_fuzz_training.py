@@ -4,7 +4,6 @@ checkpoints, state dicts with missing, extra or mis-shaped weights). Every case 
 ``DfsSimError`` naming the file in one line, never another exception; through ``python -m dfs_sim.train`` and
 ``python -m dfs_sim.export`` a failing case is exit code 2, one line on stderr, and nothing written."""
 
-import json
 import math
 import tomllib
 from pathlib import Path
@@ -19,38 +18,16 @@ from dfs_sim.model.config import STAGES, TrainConfig, load_train_config
 from dfs_sim.model.export import main as export_main, open_for_export
 from dfs_sim.model.registry import create_model, list_models
 from dfs_sim.model.training import main as train_main
-from tests.fuzzing import fuzz
+from tests.fuzzing import fuzz, outcomes_reached, toml_text
 from tests.test_cli_errors import make_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = tomllib.loads((ROOT / "examples" / "digits_r38.toml").read_text())
 CASES = {"error": 0, "valid": 0}
+outcomes = outcomes_reached(CASES, ("error", "valid"), "training config and checkpoint")
 
 
 # --- training configs -----------------------------------------------------------------------------------------------
-def _literal(item) -> str:
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    if isinstance(item, str):
-        return json.dumps(item)  # a TOML basic string (json's escapes are TOML's)
-    if isinstance(item, float) and not math.isfinite(item):
-        return "nan" if math.isnan(item) else ("inf" if item > 0 else "-inf")
-    if isinstance(item, list):
-        return "[" + ", ".join(_literal(entry) for entry in item) + "]"
-    if isinstance(item, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_literal(v)}" for k, v in item.items()) + "}"
-    return repr(item)
-
-
-def _toml(document: dict) -> str:
-    lines = [f"{json.dumps(key)} = {_literal(item)}" for key, item in document.items() if not isinstance(item, dict)]
-    for section, table in document.items():
-        if isinstance(table, dict):
-            lines.append(f"[{json.dumps(section)}]")
-            lines += [f"{json.dumps(key)} = {_literal(item)}" for key, item in table.items()]
-    return "\n".join(lines) + "\n"
-
-
 TOP_KEYS = sorted(key for key in EXAMPLE if not isinstance(EXAMPLE[key], dict)) + [
     "model", "dataset", "data_path", "out_dir", "stages", "budget", "init_from", "device", "validation_fraction",
     "eval_every", "keep", "precision", "deterministic"]
@@ -107,7 +84,7 @@ def _write_config(path: Path, mutations) -> None:
                 document[where[0]].pop(where[1], None)
         elif kind == "bytes":
             garbage = (where, new)
-    text = _toml(document).encode()
+    text = toml_text(document).encode()
     if garbage is not None:
         text = text[: garbage[0] % (len(text) + 1)] + garbage[1]
     path.write_bytes(text)
@@ -320,12 +297,6 @@ def test_checkpoints_through_the_cli(tmp_path_factory, bases, mutation, static, 
     assert not out.exists()
     CASES["error"] += 1
 
-
-def test_report_case_counts():
-    if not any(CASES.values()):
-        pytest.skip("run with the fuzz tests")
-    assert CASES["error"] > 0 and CASES["valid"] > 0
-    print(f"\nfuzzed training config and checkpoint cases: {CASES}")
 
 
 def test_the_base_checkpoints_are_valid(bases, tmp_path):
