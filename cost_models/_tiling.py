@@ -112,9 +112,21 @@ OBJECTIVES = {"cycles": CYCLES, "energy": ENERGY, "edp": EDP}
 _NRESULT = 22
 # The kernel's result slots 0..12, in order (13: order index, 14..17: tiles, 18: style, 19: active unit-cycles,
 # 21: energy)
-_RESULT_COUNTERS = ("cycles", "compute_cycles", "stall_cycles", "mem_cycles", "fill_drain_cycles", "dram_read_bits",
-                    "dram_write_bits", "ibuf_read_bits", "ibuf_write_bits", "wbuf_read_bits", "wbuf_write_bits",
-                    "obuf_read_bits", "obuf_write_bits")
+_RESULT_COUNTERS = (
+    "cycles",
+    "compute_cycles",
+    "stall_cycles",
+    "mem_cycles",
+    "fill_drain_cycles",
+    "dram_read_bits",
+    "dram_write_bits",
+    "ibuf_read_bits",
+    "ibuf_write_bits",
+    "wbuf_read_bits",
+    "wbuf_write_bits",
+    "obuf_read_bits",
+    "obuf_write_bits",
+)
 
 
 @dataclass(frozen=True)

@@ -57,21 +57,33 @@ class Example:
 
 EXAMPLES = {
     "fashion-mnist": Example(
-        name="fashion-mnist", config="examples/fashion_mnist_r38.toml", depth=38,
-        dfs_budgets=(3, 5, 8, 12, 20, 40), skipnet_budgets=(20, 40, 60, 80),
+        name="fashion-mnist",
+        config="examples/fashion_mnist_r38.toml",
+        depth=38,
+        dfs_budgets=(3, 5, 8, 12, 20, 40),
+        skipnet_budgets=(20, 40, 60, 80),
         static=("q8", "q10", "q12", "q16", "fp"),
         # SkipNet's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit option per
         # decision; a smaller β keeps its gates from flipping in bulk (as on digits)
         beta={"dfs": None, "skipnet": 0.005},
         joint_settings=("keep=best",),
         backbone="examples/checkpoints/fashion-mnist_r38_backbone.pt",
-        work_dir="runs/fashion-mnist_r38", out="examples/traces"),
+        work_dir="runs/fashion-mnist_r38",
+        out="examples/traces",
+    ),
     "digits": Example(
-        name="digits", config="examples/digits_r38.toml", depth=38,
-        dfs_budgets=(20, 40, 60), skipnet_budgets=(50, 75), static=("q8", "q12", "q16", "fp"),
-        beta={"dfs": None, "skipnet": 0.005}, joint_settings=(),
+        name="digits",
+        config="examples/digits_r38.toml",
+        depth=38,
+        dfs_budgets=(20, 40, 60),
+        skipnet_budgets=(50, 75),
+        static=("q8", "q12", "q16", "fp"),
+        beta={"dfs": None, "skipnet": 0.005},
+        joint_settings=(),
         backbone="runs/digits_r38/backbone/backbone.pt",  # seconds to train: not committed
-        work_dir="runs/digits_r38", out="tests/data/digits_traces"),
+        work_dir="runs/digits_r38",
+        out="tests/data/digits_traces",
+    ),
 }
 
 
@@ -92,8 +104,20 @@ def train_backbone(example: Example, quiet: list[str]) -> Path:
         if resume.is_file():
             run([sys.executable, "-m", "dfs_sim.train", "--resume", str(resume), *quiet])
         else:
-            run([sys.executable, "-m", "dfs_sim.train", "--config", example.config, "--stages", "backbone",
-                 "--out-dir", str(folder), *quiet])
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "dfs_sim.train",
+                    "--config",
+                    example.config,
+                    "--stages",
+                    "backbone",
+                    "--out-dir",
+                    str(folder),
+                    *quiet,
+                ]
+            )
     if trained != committed:
         committed.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(trained, committed.with_suffix(".tmp"))
@@ -102,15 +126,24 @@ def train_backbone(example: Example, quiet: list[str]) -> Path:
     return committed
 
 
-def make_run(example: Example, name: str, method: str, budget: float | None, backbone: Path,
-             quiet: list[str]) -> None:
+def make_run(example: Example, name: str, method: str, budget: float | None, backbone: Path, quiet: list[str]) -> None:
     trace = example.trace(name)
     if trace.is_file():
         print(f"{name}: {trace.relative_to(ROOT)} exists, skipped", flush=True)
         return
     if method == "static":
-        run([sys.executable, "-m", "dfs_sim.export", str(backbone), "--static-option", name.split("_", 1)[1],
-             "--out", str(trace)])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "dfs_sim.export",
+                str(backbone),
+                "--static-option",
+                name.split("_", 1)[1],
+                "--out",
+                str(trace),
+            ]
+        )
         return
     folder = ROOT / example.work_dir / name
     joint, resume = folder / "joint.pt", folder / "last.pt"
@@ -120,9 +153,28 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
         else:
             beta = [] if example.beta[method] is None else ["--beta", str(example.beta[method])]
             settings = [item for setting in example.joint_settings for item in ("--set", setting)]
-            run([sys.executable, "-m", "dfs_sim.train", "--config", example.config,
-                 "--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}",
-                 *beta, *settings, "--init-from", str(backbone), "--out-dir", str(folder), *quiet])
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "dfs_sim.train",
+                    "--config",
+                    example.config,
+                    "--model",
+                    f"{method}_resnet{example.depth}",
+                    "--stages",
+                    "gate,joint",
+                    "--budget",
+                    f"{budget:g}",
+                    *beta,
+                    *settings,
+                    "--init-from",
+                    str(backbone),
+                    "--out-dir",
+                    str(folder),
+                    *quiet,
+                ]
+            )
     run([sys.executable, "-m", "dfs_sim.export", str(joint), "--out", str(trace)])
 
 
@@ -137,14 +189,17 @@ def main() -> int:
     runs = example.runs()
     unknown = sorted(set(args.only) - {name for name, _, _ in runs})
     if unknown:
-        print(f"error: --only: unknown run(s) {', '.join(unknown)}; valid: {', '.join(n for n, _, _ in runs)}",
-              file=sys.stderr)
+        print(
+            f"error: --only: unknown run(s) {', '.join(unknown)}; valid: {', '.join(n for n, _, _ in runs)}",
+            file=sys.stderr,
+        )
         return 2
     if args.list:
         backbone_state = "committed" if (ROOT / example.backbone).is_file() else "to train"
         print(f"backbone: {backbone_state} ({example.backbone})")
         for name, _, _ in runs:
-            print(f"{name}: {'done' if example.trace(name).is_file() else 'to do'} ({example.trace(name).relative_to(ROOT)})")
+            state = "done" if example.trace(name).is_file() else "to do"
+            print(f"{name}: {state} ({example.trace(name).relative_to(ROOT)})")
         return 0
     (ROOT / example.out).mkdir(parents=True, exist_ok=True)
     quiet = ["--no-progress"] if args.no_progress else []
@@ -154,8 +209,9 @@ def main() -> int:
             if not args.only or name in args.only:
                 make_run(example, name, method, budget, backbone, quiet)
     except subprocess.CalledProcessError as error:
-        print(f"error: a step failed (exit {error.returncode}); rerun to continue from where it stopped",
-              file=sys.stderr)
+        print(
+            f"error: a step failed (exit {error.returncode}); rerun to continue from where it stopped", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun to continue from the last checkpoint", file=sys.stderr)

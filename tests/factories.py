@@ -11,13 +11,21 @@ import pyarrow.parquet as pq
 
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.options import options_for_method
-from dfs_sim.traces import METADATA_KEY, TraceRun, make_meta, write_trace
-from dfs_sim.traces import arrow_columns as raw_columns
+from dfs_sim.traces import METADATA_KEY, TraceRun, arrow_columns as raw_columns, make_meta, write_trace
 
 
-def make_run(method: str = "dfs", *, depth: int = 8, n: int = 50, seed: int = 0, budget: float | None = 50.0,
-             num_classes: int = 10, codes: np.ndarray | None = None, static_code: int | None = None,
-             name: str = "run") -> TraceRun:
+def make_run(
+    method: str = "dfs",
+    *,
+    depth: int = 8,
+    n: int = 50,
+    seed: int = 0,
+    budget: float | None = 50.0,
+    num_classes: int = 10,
+    codes: np.ndarray | None = None,
+    static_code: int | None = None,
+    name: str = "run",
+) -> TraceRun:
     """A random but valid run: codes, labels and predictions drawn from a seeded generator.
 
     ``static_code`` gives every input and every gated block that one option code (``n`` inputs), as a static
@@ -35,8 +43,13 @@ def make_run(method: str = "dfs", *, depth: int = 8, n: int = 50, seed: int = 0,
     meta = make_meta(
         method=method,
         budget=None if method == "static" else budget,
-        model={"arch": "cifar_resnet", "depth": depth, "dataset": "synthetic", "num_classes": num_classes,
-               "input_size": [3, 32, 32]},
+        model={
+            "arch": "cifar_resnet",
+            "depth": depth,
+            "dataset": "synthetic",
+            "num_classes": num_classes,
+            "input_size": [3, 32, 32],
+        },
         options=options,
         layers=layers,
         seed=seed,
@@ -45,8 +58,14 @@ def make_run(method: str = "dfs", *, depth: int = 8, n: int = 50, seed: int = 0,
     )
     label = rng.integers(0, num_classes, size=n)
     pred = np.where(rng.random(n) < 0.7, label, rng.integers(0, num_classes, size=n))
-    return TraceRun(meta=meta, codes=codes, input_id=np.arange(n) * 3 + 7, label=label, pred=pred,
-                    confidence=rng.random(n).astype(np.float32))
+    return TraceRun(
+        meta=meta,
+        codes=codes,
+        input_id=np.arange(n) * 3 + 7,
+        label=label,
+        pred=pred,
+        confidence=rng.random(n).astype(np.float32),
+    )
 
 
 def write_raw(path: Path, columns: dict[str, pa.Array], meta: dict | bytes | None) -> Path:

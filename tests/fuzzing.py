@@ -18,8 +18,13 @@ def fuzz_examples(base: int) -> int:
 
 def fuzz(base: int) -> settings:
     """``base`` examples times ``FUZZ_SCALE``, reproducible (derandomized, no example database), no deadline."""
-    return settings(max_examples=fuzz_examples(base), deadline=None, suppress_health_check=list(HealthCheck),
-                    derandomize=True, database=None)
+    return settings(
+        max_examples=fuzz_examples(base),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
 
 
 def _literal(item) -> str:

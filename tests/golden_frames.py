@@ -15,9 +15,23 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "traces"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "bundled_per_run.csv"
-COLUMNS = ["run", "method", "budget", "preset", "n", "accuracy", "energy_pj_mean", "energy_pj_p99", "latency_us_mean",
-           "latency_us_p99", "e_compute_pj_mean", "e_sram_pj_mean", "e_dram_pj_mean", "dram_bits_mean",
-           "computation_pct"]
+COLUMNS = [
+    "run",
+    "method",
+    "budget",
+    "preset",
+    "n",
+    "accuracy",
+    "energy_pj_mean",
+    "energy_pj_p99",
+    "latency_us_mean",
+    "latency_us_p99",
+    "e_compute_pj_mean",
+    "e_sram_pj_mean",
+    "e_dram_pj_mean",
+    "dram_bits_mean",
+    "computation_pct",
+]
 
 
 def current_frame() -> pd.DataFrame:

@@ -11,8 +11,17 @@ def test_fast_sections_report_their_figures():
     read = bench_read(2000)
     tables = bench_tables()
     figures = {**replay, **read, **tables}
-    for key in ("replay_gsums", "replay_checked_gsums", "replay_vs_bound", "replay_vs_numpy", "replay_vs_pandas",
-                "read_mdecisions_per_s", "read_vs_bare_pyarrow", "tables_s", "search_speedup"):
+    for key in (
+        "replay_gsums",
+        "replay_checked_gsums",
+        "replay_vs_bound",
+        "replay_vs_numpy",
+        "replay_vs_pandas",
+        "read_mdecisions_per_s",
+        "read_vs_bare_pyarrow",
+        "tables_s",
+        "search_speedup",
+    ):
         assert math.isfinite(figures[key]) and figures[key] > 0, key
     assert tables["table_entries"] > 0
 

@@ -11,28 +11,55 @@ import torch
 from dfs_sim.errors import ConfigError
 from dfs_sim.model import config as config_module, device as device_module
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint, plain, save_checkpoint
-from dfs_sim.model.data import num_classes_of
 from dfs_sim.model.config import TrainConfig, config_from_dict, default_out_dir, load_train_config, scaled_milestones
+from dfs_sim.model.data import num_classes_of
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.export import main as export_main, model_from_checkpoint
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.training import main as train_main
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--dataset", "digits", "--batch-size", "8", "--set", "backbone.iterations=2", "--set", "gate.iterations=1",
-        "--set", "joint.iterations=1", "--no-progress"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--batch-size",
+    "8",
+    "--set",
+    "backbone.iterations=2",
+    "--set",
+    "gate.iterations=1",
+    "--set",
+    "joint.iterations=1",
+    "--no-progress",
+]
 
 
 def make_checkpoint(path, model_name="dfs_resnet8", stage="joint", **config_changes) -> Path:
     """A checkpoint as training writes it, of an untrained model (cheap: no training)."""
-    config = TrainConfig(**{"model": model_name, "dataset": "digits", "out_dir": str(Path(path).parent),
-                            "device": "cpu", **config_changes})
+    config = TrainConfig(
+        **{
+            "model": model_name,
+            "dataset": "digits",
+            "out_dir": str(Path(path).parent),
+            "device": "cpu",
+            **config_changes,
+        }
+    )
     classes = num_classes_of(config.dataset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = create_model(model_name, num_classes=classes)
-    return save_checkpoint(path, model_name=model_name, num_classes=classes, model=model.state_dict(), stage=stage,
-                           iteration=0, config=plain(config), seed=0, metrics={})
+    return save_checkpoint(
+        path,
+        model_name=model_name,
+        num_classes=classes,
+        model=model.state_dict(),
+        stage=stage,
+        iteration=0,
+        config=plain(config),
+        seed=0,
+        metrics={},
+    )
 
 
 def fails(main, argv, capsys, *names: str, absent: Path) -> str:
@@ -59,8 +86,9 @@ def _unavailable_cuda() -> str:
 def test_train_refuses_a_device_it_cannot_use_before_loading_data(tmp_path, capsys, name):
     name = _unavailable_cuda() if name == "unavailable" else name
     out = tmp_path / "run"
-    fails(train_main, ["--model", "dfs_resnet8", *TINY, "--device", name, "--out-dir", out], capsys, "device",
-          absent=out)
+    fails(
+        train_main, ["--model", "dfs_resnet8", *TINY, "--device", name, "--out-dir", out], capsys, "device", absent=out
+    )
 
 
 @pytest.mark.parametrize("name", ["gpu", "unavailable", "cuda:99"])
@@ -113,15 +141,33 @@ def test_a_backbone_of_another_depth_is_one_line(resnet74_backbone):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing half-loaded
     with pytest.raises(CheckpointError) as error:
         load_backbone_into(model, load_checkpoint(resnet74_backbone), resnet74_backbone, "dfs_resnet38")
-    assert str(error.value) == (f"{resnet74_backbone}: backbone is a ResNet-74 (dfs_resnet74, depth 74), the model is "
-                                "dfs_resnet38 (depth 38); give a depth-38 checkpoint")
+    assert str(error.value) == (
+        f"{resnet74_backbone}: backbone is a ResNet-74 (dfs_resnet74, depth 74), the model is "
+        "dfs_resnet38 (depth 38); give a depth-38 checkpoint"
+    )
 
 
 def test_train_init_from_a_backbone_of_another_depth(tmp_path, resnet74_backbone, capsys):
     out = tmp_path / "run"
-    err = fails(train_main, ["--model", "dfs_resnet38", *TINY, "--device", "cpu", "--stages", "gate,joint",
-                             "--init-from", resnet74_backbone, "--out-dir", out], capsys, str(resnet74_backbone),
-                absent=out)
+    err = fails(
+        train_main,
+        [
+            "--model",
+            "dfs_resnet38",
+            *TINY,
+            "--device",
+            "cpu",
+            "--stages",
+            "gate,joint",
+            "--init-from",
+            resnet74_backbone,
+            "--out-dir",
+            out,
+        ],
+        capsys,
+        str(resnet74_backbone),
+        absent=out,
+    )
     assert "74" in err or "does not fit" in err
 
 
@@ -143,16 +189,28 @@ def test_export_weights_that_do_not_fit_are_one_line(tmp_path, capsys):
     record = load_checkpoint(r14)
     record["model_name"] = "dfs_resnet8"
     torch.save(record, tmp_path / "renamed.pt")
-    fails(export_main, [tmp_path / "renamed.pt", "--out", out, "--static-option", "q8"], capsys, "renamed.pt",
-          "static_resnet8", absent=out)
+    fails(
+        export_main,
+        [tmp_path / "renamed.pt", "--out", out, "--static-option", "q8"],
+        capsys,
+        "renamed.pt",
+        "static_resnet8",
+        absent=out,
+    )
 
 
 # --- 3. gate / joint without a backbone -----------------------------------------------------------------------------
 @pytest.mark.parametrize("stages", ["joint", "gate", "gate,joint"])
 def test_gate_and_joint_need_a_backbone(tmp_path, capsys, stages):
     out = tmp_path / "run"
-    err = fails(train_main, ["--model", "dfs_resnet8", *TINY, "--stages", stages, "--out-dir", out], capsys,
-                "stages", "init_from", absent=out)
+    err = fails(
+        train_main,
+        ["--model", "dfs_resnet8", *TINY, "--stages", stages, "--out-dir", out],
+        capsys,
+        "stages",
+        "init_from",
+        absent=out,
+    )
     assert "backbone" in err
     with pytest.raises(ConfigError, match="start from a trained backbone"):
         config_from_dict({"stages": stages.split(",")})
@@ -196,9 +254,24 @@ def test_iterations_without_milestones_scale_the_default_milestones(tmp_path):
 @pytest.mark.parametrize("milestones", ["[300]", "[100,400]"])
 def test_milestones_at_or_past_the_end_are_an_error(tmp_path, capsys, milestones):
     out = tmp_path / "run"
-    fails(train_main, ["--model", "dfs_resnet8", *TINY, "--set", "joint.iterations=300",
-                       "--set", f"joint.milestones={milestones}", "--out-dir", out], capsys, "joint.milestones",
-          "joint.iterations (300)", absent=out)
+    fails(
+        train_main,
+        [
+            "--model",
+            "dfs_resnet8",
+            *TINY,
+            "--set",
+            "joint.iterations=300",
+            "--set",
+            f"joint.milestones={milestones}",
+            "--out-dir",
+            out,
+        ],
+        capsys,
+        "joint.milestones",
+        "joint.iterations (300)",
+        absent=out,
+    )
     path = tmp_path / "c.toml"
     path.write_text(f"[backbone]\niterations = 300\nmilestones = {milestones}\n")
     with pytest.raises(ConfigError, match=r"c\.toml: backbone\.milestones"):
@@ -212,17 +285,39 @@ def test_the_default_output_folder_depends_on_data_set_model_and_budget(tmp_path
     assert r38.out_dir != r74.out_dir
     assert Path(r74.out_dir) == Path("runs/cifar10/dfs_resnet74_b50")
     assert Path(config_from_dict({"budget": 37.5}).out_dir) == Path("runs/cifar10/dfs_resnet38_b37.5")
-    assert Path(config_from_dict({"stages": ["backbone"], "dataset": "digits"}).out_dir) == \
-        Path("runs/digits/dfs_resnet38")
+    assert Path(config_from_dict({"stages": ["backbone"], "dataset": "digits"}).out_dir) == Path(
+        "runs/digits/dfs_resnet38"
+    )
     gate_only = config_from_dict({"stages": ["gate"], "init_from": "b.pt"})
     assert Path(gate_only.out_dir) == Path("runs/cifar10/dfs_resnet38")
     assert config_from_dict({"out_dir": "mine"}).out_dir == "mine"
     assert default_out_dir(dataclasses.replace(r38, budget=20.0)).endswith("dfs_resnet38_b20")
     # the saved config records the resolved folder
     monkeypatch.chdir(tmp_path)
-    assert train_main(["--model", "dfs_resnet8", "--dataset", "digits", "--device", "cpu", "--set",
-                       "backbone.iterations=0", "--set", "gate.iterations=0", "--set", "joint.iterations=0",
-                       "--set", "validation_fraction=0", "--budget", "30", "--no-progress"]) == 0
+    assert (
+        train_main(
+            [
+                "--model",
+                "dfs_resnet8",
+                "--dataset",
+                "digits",
+                "--device",
+                "cpu",
+                "--set",
+                "backbone.iterations=0",
+                "--set",
+                "gate.iterations=0",
+                "--set",
+                "joint.iterations=0",
+                "--set",
+                "validation_fraction=0",
+                "--budget",
+                "30",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     record = load_checkpoint(tmp_path / "runs" / "digits" / "dfs_resnet8_b30" / "joint.pt")
     assert Path(record["config"]["out_dir"]) == Path("runs/digits/dfs_resnet8_b30")
     assert config_from_dict(record["config"]).out_dir == record["config"]["out_dir"]  # a resume keeps it
@@ -232,13 +327,36 @@ def test_the_default_output_folder_depends_on_data_set_model_and_budget(tmp_path
 def test_a_file_as_data_path_says_it_is_a_file(tmp_path, capsys):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not unpacked")
     out = tmp_path / "run"
-    fails(train_main, ["--model", "dfs_resnet8", *TINY, "--device", "cpu", "--dataset", "cifar10", "--data-path",
-                       tmp_path / "cifar-10-python.tar.gz", "--out-dir", out], capsys, "cifar-10-python.tar.gz",
-          "is a file, not a folder", absent=out)
+    fails(
+        train_main,
+        [
+            "--model",
+            "dfs_resnet8",
+            *TINY,
+            "--device",
+            "cpu",
+            "--dataset",
+            "cifar10",
+            "--data-path",
+            tmp_path / "cifar-10-python.tar.gz",
+            "--out-dir",
+            out,
+        ],
+        capsys,
+        "cifar-10-python.tar.gz",
+        "is a file, not a folder",
+        absent=out,
+    )
     checkpoint = make_checkpoint(tmp_path / "joint.pt", dataset="cifar10")
     trace = tmp_path / "trace.parquet"
-    fails(export_main, [checkpoint, "--out", trace, "--data-path", tmp_path / "cifar-10-python.tar.gz"], capsys,
-          "cifar-10-python.tar.gz", "is a file, not a folder", absent=trace)
+    fails(
+        export_main,
+        [checkpoint, "--out", trace, "--data-path", tmp_path / "cifar-10-python.tar.gz"],
+        capsys,
+        "cifar-10-python.tar.gz",
+        "is a file, not a folder",
+        absent=trace,
+    )
 
 
 def test_other_bad_export_options_are_one_line(tmp_path, capsys):
@@ -246,8 +364,13 @@ def test_other_bad_export_options_are_one_line(tmp_path, capsys):
     out = tmp_path / "trace.parquet"
     fails(export_main, [checkpoint, "--out", out, "--batch-size", "0"], capsys, "--batch-size", absent=out)
     fails(export_main, [checkpoint, "--out", out, "--static-option", "q9"], capsys, "--static-option", absent=out)
-    fails(export_main, [checkpoint, "--out", tmp_path / "missing" / "t.parquet"], capsys, "missing",
-          absent=tmp_path / "missing")
+    fails(
+        export_main,
+        [checkpoint, "--out", tmp_path / "missing" / "t.parquet"],
+        capsys,
+        "missing",
+        absent=tmp_path / "missing",
+    )
 
 
 def test_files_that_are_not_checkpoints(tmp_path, capsys):
@@ -257,8 +380,24 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys):
     torch.save([1, 2], tmp_path / "list.pt")
     fails(export_main, [tmp_path / "list.pt", "--out", out], capsys, "list.pt", "holds a list", absent=out)
     (tmp_path / "text.pt").write_text("hello")
-    fails(export_main, [tmp_path / "text.pt", "--out", out], capsys, "text.pt", "not a readable checkpoint",
-          absent=out)
+    fails(export_main, [tmp_path / "text.pt", "--out", out], capsys, "text.pt", "not a readable checkpoint", absent=out)
     run = tmp_path / "run"
-    fails(train_main, ["--model", "dfs_resnet8", *TINY, "--device", "cpu", "--stages", "gate,joint", "--init-from",
-                       tmp_path / "weights.pt", "--out-dir", run], capsys, "weights.pt", absent=run)
+    fails(
+        train_main,
+        [
+            "--model",
+            "dfs_resnet8",
+            *TINY,
+            "--device",
+            "cpu",
+            "--stages",
+            "gate,joint",
+            "--init-from",
+            tmp_path / "weights.pt",
+            "--out-dir",
+            run,
+        ],
+        capsys,
+        "weights.pt",
+        absent=run,
+    )

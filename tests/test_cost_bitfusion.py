@@ -19,8 +19,9 @@ REFERENCE = Path(__file__).resolve().parent / "data" / "bitfusion_public_sim_cyc
 def public_sim_preset():
     """bitfusion_eyeriss with the public simulator's policies: 32-bit partial sums, whole promoted first fill,
     fewest cycles first."""
-    return load_preset("bitfusion_eyeriss").replace(policy__output_bits="acc", policy__fill_drain="promoted",
-                                                    policy__search_objective="cycles")
+    return load_preset("bitfusion_eyeriss").replace(
+        policy__output_bits="acc", policy__fill_drain="promoted", policy__search_objective="cycles"
+    )
 
 
 def _reference_rows():
@@ -81,18 +82,52 @@ def test_nine_bit_operand_costs_what_sixteen_bit_costs_in_compute(name):
     assert layer_cost(layer, preset, 9, 9).compute_cycles == 4 * layer_cost(layer, preset, 8, 8).compute_cycles
 
 
-def _mapping(a, w, *, policy=ACC, fill=PROMOTED, im2col=False, rows=16, cols=32, windows=1, caps=(131072, 262144, 65536),
-             bw=192, pack=None, temporal=1, objective=0, units=None, unit_reduction=None, div=1):
+def _mapping(
+    a,
+    w,
+    *,
+    policy=ACC,
+    fill=PROMOTED,
+    im2col=False,
+    rows=16,
+    cols=32,
+    windows=1,
+    caps=(131072, 262144, 65536),
+    bw=192,
+    pack=None,
+    temporal=1,
+    objective=0,
+    units=None,
+    unit_reduction=None,
+    div=1,
+):
     spatial, passes = fusion_rates(8, 2, a, w)
     pack = spatial if pack is None else pack
-    return Mapping(rows=rows, cols=cols, windows=windows, pack=pack,
-                   temporal=passes * temporal, im2col=im2col, pad_outputs=cols > 1 and windows == 1, a_bits=a,
-                   w_bits=w, acc_bits=32, out_bits=a, output_policy=policy, fill_rule=fill, cap_act_bits=caps[0],
-                   cap_wgt_bits=caps[1], cap_out_bits=caps[2], dram_bits_per_cycle=bw,
-                   prices=(0.459, 0.1, 0.059, 0.114, 0.021, 0.029, 0.033, 0.073, 15.0),
-                   units=rows * cols if units is None else units,
-                   unit_reduction=pack if unit_reduction is None else unit_reduction, unit_temporal=passes * temporal,
-                   temporal_div=div, objective=objective)
+    return Mapping(
+        rows=rows,
+        cols=cols,
+        windows=windows,
+        pack=pack,
+        temporal=passes * temporal,
+        im2col=im2col,
+        pad_outputs=cols > 1 and windows == 1,
+        a_bits=a,
+        w_bits=w,
+        acc_bits=32,
+        out_bits=a,
+        output_policy=policy,
+        fill_rule=fill,
+        cap_act_bits=caps[0],
+        cap_wgt_bits=caps[1],
+        cap_out_bits=caps[2],
+        dram_bits_per_cycle=bw,
+        prices=(0.459, 0.1, 0.059, 0.114, 0.021, 0.029, 0.033, 0.073, 15.0),
+        units=rows * cols if units is None else units,
+        unit_reduction=pack if unit_reduction is None else unit_reduction,
+        unit_temporal=passes * temporal,
+        temporal_div=div,
+        objective=objective,
+    )
 
 
 CASES = [
@@ -108,8 +143,23 @@ CASES = [
     ((1, 16, 16, 32, 32, 3, 1), _mapping(8, 8, policy=ACT, fill=TILE, objective=EDP)),
     ((1, 16, 16, 32, 32, 3, 1), _mapping(12, 8, policy=ACT, fill=TILE, objective=ENERGY)),
     ((2, 4, 4, 20, 40, 3, 2), _mapping(4, 2, policy=ACT, objective=EDP, caps=(4096, 8192, 65536))),
-    ((1, 1, 1, 64, 10, 1, 1), _mapping(8, 8, rows=16, cols=32, pack=1, temporal=8, div=16, policy=ACT, fill=TILE,
-                                        units=4096, unit_reduction=16, objective=EDP)),
+    (
+        (1, 1, 1, 64, 10, 1, 1),
+        _mapping(
+            8,
+            8,
+            rows=16,
+            cols=32,
+            pack=1,
+            temporal=8,
+            div=16,
+            policy=ACT,
+            fill=TILE,
+            units=4096,
+            unit_reduction=16,
+            objective=EDP,
+        ),
+    ),
 ]
 
 
@@ -124,8 +174,10 @@ def test_search_objectives_trade_cycles_for_dram_on_a_layer_that_fits_on_chip():
     layer = ConvLayer(32, 32, 16, 16, 3, 1, 1, fixed_option=6)
     compulsory = (32 * 32 * 9 + 32 * 16 * 16 + 32 * 16 * 16) * 8
     preset = load_preset("bitfusion_eyeriss")
-    costs = {name: layer_cost(layer, preset.replace(policy__search_objective=name), 8, 8)
-             for name in ("cycles", "energy", "edp")}
+    costs = {
+        name: layer_cost(layer, preset.replace(policy__search_objective=name), 8, 8)
+        for name in ("cycles", "energy", "edp")
+    }
     assert costs["cycles"].dram_bits > 3 * compulsory
     for name in ("energy", "edp"):
         assert costs[name].dram_bits < 1.25 * compulsory

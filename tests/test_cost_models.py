@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from cost_models import layer_cost, list_presets, load_preset, option_cost
 from cost_models.bitserial import parallel_twin
@@ -53,7 +52,9 @@ def test_bitparallel_gains_nothing_in_compute_from_fewer_bits():
         cost = layer_cost(SMALL, preset, bits, bits)
         assert cost.compute_cycles == full.compute_cycles and cost.e_compute_pj == full.e_compute_pj
         ladder = option_cost(SMALL, preset, Option(1, "q", bits, bits))
-        assert ladder.compute_cycles == full.compute_cycles and ladder.dram_bits <= full.dram_bits  # only traffic shrinks
+        assert (
+            ladder.compute_cycles == full.compute_cycles and ladder.dram_bits <= full.dram_bits
+        )  # only traffic shrinks
     assert layer_cost(SMALL, preset, 32, 32).compute_cycles == 4 * full.compute_cycles
 
 
@@ -86,7 +87,7 @@ def test_more_bits_never_cost_less_along_the_options(name):
             cost = option_cost(layer, preset, Option(1, "q", bits, bits))
             current = (cost.cycles, cost.energy_pj, cost.dram_bits)
             if previous is not None:
-                assert all(now >= before for now, before in zip(current, previous)), (layer, bits)
+                assert all(now >= before for now, before in zip(current, previous, strict=True)), (layer, bits)
             previous = current
 
 
@@ -133,8 +134,13 @@ def test_skip_copy_moves_the_input_twice():
 @settings(max_examples=25, deadline=None)
 @given(
     name=st.sampled_from(("bitfusion_eyeriss", "bitfusion_stripes", "stripes", "loom", "bitparallel16")),
-    in_ch=st.sampled_from([3, 8, 16, 32, 64]), out_ch=st.sampled_from([10, 16, 64]), size=st.sampled_from([1, 4, 8, 16]),
-    kernel=st.sampled_from([1, 3]), stride=st.sampled_from([1, 2]), w=st.integers(1, 32), a=st.integers(1, 32),
+    in_ch=st.sampled_from([3, 8, 16, 32, 64]),
+    out_ch=st.sampled_from([10, 16, 64]),
+    size=st.sampled_from([1, 4, 8, 16]),
+    kernel=st.sampled_from([1, 3]),
+    stride=st.sampled_from([1, 2]),
+    w=st.integers(1, 32),
+    a=st.integers(1, 32),
 )
 def test_energy_parts_add_up_and_are_priced_from_counts(name, in_ch, out_ch, size, kernel, stride, w, a):
     preset = load_preset(name)
@@ -143,13 +149,17 @@ def test_energy_parts_add_up_and_are_priced_from_counts(name, in_ch, out_ch, siz
     assert cost.energy_pj == pytest.approx(cost.e_compute_pj + cost.e_sram_pj + cost.e_dram_pj)
     assert cost.e_dram_pj == pytest.approx(cost.dram_bits * preset.dram.pj_per_bit)
     energy = preset.energy
-    sram = sum(getattr(cost, f"{buf}_{way}_bits") * getattr(energy, f"{buf}_{way}_pj_per_bit")
-               for buf in ("ibuf", "wbuf", "obuf") for way in ("read", "write"))
+    sram = sum(
+        getattr(cost, f"{buf}_{way}_bits") * getattr(energy, f"{buf}_{way}_pj_per_bit")
+        for buf in ("ibuf", "wbuf", "obuf")
+        for way in ("read", "write")
+    )
     assert cost.e_sram_pj == pytest.approx(sram)
     assert 0 < cost.active_unit_cycles <= cost.unit_cycles
     idle = cost.unit_cycles - cost.active_unit_cycles
-    assert cost.e_compute_pj == pytest.approx(cost.active_unit_cycles * energy.unit_cycle_pj
-                                              + idle * energy.idle_unit_cycle_pj)
+    assert cost.e_compute_pj == pytest.approx(
+        cost.active_unit_cycles * energy.unit_cycle_pj + idle * energy.idle_unit_cycle_pj
+    )
     assert cost.cycles == cost.compute_cycles + cost.stall_cycles
     assert cost.cycles >= max(cost.compute_cycles, 1)
 
@@ -223,8 +233,9 @@ def test_toy_preset_and_two_layer_network_by_hand(tmp_path):
 
     path = tmp_path / "toy.toml"
     path.write_text(TOY)
-    network = LayerTable([ConvLayer(2, 2, 2, 2, 1, name="always", fixed_option=6),
-                          ConvLayer(2, 2, 2, 2, 1, name="gated", block=0)])
+    network = LayerTable(
+        [ConvLayer(2, 2, 2, 2, 1, name="always", fixed_option=6), ConvLayer(2, 2, 2, 2, 1, name="gated", block=0)]
+    )
     table = build_cost_table(network, load_preset(path), cache_dir=tmp_path)
     # q8: 4 output positions x 1 filter group x 1 lane group = 4 compute cycles, + 1 cycle first fill + 1 last drain;
     # 4 multipliers x 4 cycles x 1 pJ; DRAM: inputs 8 x 8 + weights 4 x 8 read, outputs 8 x 8 written = 160 bits.
@@ -241,7 +252,10 @@ def test_fully_connected_layers_on_stripes_cost_the_twin_and_on_loom_the_twin_ti
     scales with w/16 of its equal-peak bit-parallel twin (rounded up once per layer)."""
     w, a = bits
     stripes = load_preset("stripes")
-    assert layer_cost(layer, stripes, w, a).compute_cycles == layer_cost(layer, parallel_twin(stripes), w, a).compute_cycles
+    assert (
+        layer_cost(layer, stripes, w, a).compute_cycles
+        == layer_cost(layer, parallel_twin(stripes), w, a).compute_cycles
+    )
     loom = load_preset("loom")
     twin = layer_cost(layer, parallel_twin(loom), w, a).compute_cycles
     cost = layer_cost(layer, loom, w, a)
@@ -264,7 +278,7 @@ def test_loom_fills_a_quarter_of_its_filter_slots_and_is_slower_than_the_16_bit_
     256 filter slots, and Loom's 16-bit peak is 1/8 of DaDianNao's, so even at q8 it is slower than bitparallel16."""
     from dfs_sim.layer_table import cifar_resnet_layers
 
-    layer = next(l for l in cifar_resnet_layers(38) if l.role == "main" and l.out_ch == 64 and l.in_ch == 64)
+    layer = next(x for x in cifar_resnet_layers(38) if x.role == "main" and x.out_ch == 64 and x.in_ch == 64)
     for option in DFS_OPTIONS[1:]:
         loom = option_cost(layer, "loom", option)
         assert loom.active_unit_cycles <= loom.unit_cycles // 4  # at most a quarter of the SIPs busy

@@ -26,7 +26,9 @@ def test_every_preset_loads_and_every_constant_has_a_source(name):
     assert preset.clock_hz == preset.freq_mhz * 1e6
     text = (PRESET_DIR / f"{name}.toml").read_text()
     for line in text.splitlines():
-        if re.match(r"^\s*[a-z_]+\s*=", line) and not line.startswith(("schema_version", "name", "kind", "description")):
+        if re.match(r"^\s*[a-z_]+\s*=", line) and not line.startswith(
+            ("schema_version", "name", "kind", "description")
+        ):
             assert "#" in line, f"{name}: constant without a source comment: {line}"
 
 
@@ -72,7 +74,7 @@ def test_bad_preset_files_raise_one_line_errors_naming_file_and_key(tmp_path, ol
 def test_not_toml_and_unknown_name(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("this is = = not toml")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_preset(bad)
     with pytest.raises(ConfigError) as error:
         load_preset("no_such_preset")

@@ -34,7 +34,8 @@ def test_block_costs_include_the_projection_and_fixed_sums_always_run_layers(tmp
         projection = [layer for layer in layers if layer.role == "projection"]
         fixed_projection = _sum(projection, preset, lambda layer: DFS_OPTIONS[layer.fixed_option])
         for option in DFS_OPTIONS[1:]:
-            expected = _sum([l for l in layers if l.role == "main"], preset, lambda layer: option) + fixed_projection
+            main = [layer for layer in layers if layer.role == "main"]
+            expected = _sum(main, preset, lambda layer, option=option: option) + fixed_projection
             np.testing.assert_allclose(table.block[block, option.code], expected.metrics())
         # a skipped block still pays its projection; without one it costs nothing (skip = "alias")
         np.testing.assert_allclose(table.block[block, 0], fixed_projection.metrics())
@@ -121,19 +122,31 @@ def test_table_cli_prints_per_layer_csv(capsys):
     frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
     layers = cifar_resnet_layers(8)
     assert len(frame) == len(layers) * len(DFS_OPTIONS)
-    assert {"layer", "option_name", "cycles", "latency_us", "energy_pj", "e_compute_pj", "e_sram_pj", "e_dram_pj",
-            "dram_bits"} <= set(frame.columns)
+    assert {
+        "layer",
+        "option_name",
+        "cycles",
+        "latency_us",
+        "energy_pj",
+        "e_compute_pj",
+        "e_sram_pj",
+        "e_dram_pj",
+        "dram_bits",
+    } <= set(frame.columns)
     stem = frame[(frame.layer == "stem") & (frame.option_name == "q8")].iloc[0]
     assert stem.cycles == layer_cost(layers[0], "stripes", 8, 8).cycles
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--preset", "nope", "--arch", "resnet8"], "bitfusion_eyeriss"),
-    (["--preset", "stripes", "--arch", "vgg16"], "resnetN"),
-    (["--preset", "stripes", "--arch", "resnet9"], "6n+2"),
-    (["--preset", "stripes", "--options", "magic"], "skipnet"),
-    (["--preset", "stripes", "--topology", "/no/such/file.csv"], "file.csv"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--preset", "nope", "--arch", "resnet8"], "bitfusion_eyeriss"),
+        (["--preset", "stripes", "--arch", "vgg16"], "resnetN"),
+        (["--preset", "stripes", "--arch", "resnet9"], "6n+2"),
+        (["--preset", "stripes", "--options", "magic"], "skipnet"),
+        (["--preset", "stripes", "--topology", "/no/such/file.csv"], "file.csv"),
+    ],
+)
 def test_table_cli_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -157,8 +170,23 @@ def test_scalesim_topology_and_haq_table(tmp_path, capsys):
     assert table.shape == (3, 4, 4)
     assert table[1, 3, 1] == layer_cost(layers[1], "bitfusion_eyeriss", 4, 2).cycles  # [layer, w-1, a-1]
     out = tmp_path / "haq.npy"
-    assert main(["--preset", "bitfusion_eyeriss", "--topology", str(path), "--haq-out", str(out), "--haq-metric",
-                 "cycles", "--max-bits", "4"]) == 0
+    assert (
+        main(
+            [
+                "--preset",
+                "bitfusion_eyeriss",
+                "--topology",
+                str(path),
+                "--haq-out",
+                str(out),
+                "--haq-metric",
+                "cycles",
+                "--max-bits",
+                "4",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(np.load(out), table)
     assert len(pd.read_csv(io.StringIO(capsys.readouterr().out))) == 3 * len(DFS_OPTIONS)
     bad = tmp_path / "bad.csv"

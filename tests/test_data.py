@@ -108,8 +108,10 @@ def _write_fashion(folder, n_train=12, n_test=5, compress=False, size=28):
     rng = np.random.default_rng(1)
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        for kind, array in (("images-idx3-ubyte", rng.integers(0, 256, (n, size, size))),
-                            ("labels-idx1-ubyte", np.arange(n) % 10)):
+        for kind, array in (
+            ("images-idx3-ubyte", rng.integers(0, 256, (n, size, size))),
+            ("labels-idx1-ubyte", np.arange(n) % 10),
+        ):
             data = _idx_bytes(np.asarray(array))
             name = f"{prefix}-{kind}"
             if compress:
@@ -126,11 +128,18 @@ def test_fashion_mnist_idx_files_load_at_their_own_geometry(tmp_path, compress):
     assert len(train) == 12 and len(test) == 5
     assert train.images.shape == (12, 1, 28, 28) and train.images.dtype == torch.uint8
     assert test.labels.tolist() == [0, 1, 2, 3, 4] and test.input_ids.tolist() == list(range(5))
-    raw = np.frombuffer(gzip.decompress((folder / "t10k-images-idx3-ubyte.gz").read_bytes()) if compress
-                        else (folder / "t10k-images-idx3-ubyte").read_bytes(), np.uint8, offset=16)
+    raw = np.frombuffer(
+        gzip.decompress((folder / "t10k-images-idx3-ubyte.gz").read_bytes())
+        if compress
+        else (folder / "t10k-images-idx3-ubyte").read_bytes(),
+        np.uint8,
+        offset=16,
+    )
     assert np.array_equal(test.images.numpy().reshape(-1), raw)
-    x, y = train.batch(torch.arange(3))
-    assert x.shape == (3, 1, 28, 28) and torch.allclose(x[0, 0, 0, 0], (train.images[0, 0, 0, 0] / 255 - 0.2860) / 0.3530)
+    x, _ = train.batch(torch.arange(3))
+    assert x.shape == (3, 1, 28, 28) and torch.allclose(
+        x[0, 0, 0, 0], (train.images[0, 0, 0, 0] / 255 - 0.2860) / 0.3530
+    )
     stream = BatchStream(train, 4, seed=0, augment="crop_flip")
     assert stream.next()[0].shape == (4, 1, 28, 28)
     assert GEOMETRY["fashion-mnist"] == Geometry(1, 28, 10)
@@ -146,18 +155,24 @@ def test_idx_defaults_to_the_debian_folder(monkeypatch, tmp_path):
         load_split("fashion-mnist", "train")
 
 
-@pytest.mark.parametrize("file, content, message", [
-    ("t10k-images-idx3-ubyte", struct.pack(">I", 0x0801) + b"\0" * 12, r"t10k-images-idx3-ubyte: not an IDX file .*"
-                                                                        r"magic number 0x00000801"),
-    ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((5, 28, 28)))[:-1], r"t10k-images-idx3-ubyte: truncated"),
-    ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((5, 28, 28))) + b"x", r"t10k-images-idx3-ubyte: has trailing"),
-    ("t10k-images-idx3-ubyte", b"\0\0", r"t10k-images-idx3-ubyte: truncated: 2 bytes"),
-    ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((5, 32, 32))), r"t10k-images-idx3-ubyte: images are 32×32"),
-    ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((0, 28, 28))), r"t10k-images-idx3-ubyte: holds no images"),
-    ("t10k-labels-idx1-ubyte", _idx_bytes(np.arange(4)), r"t10k-labels-idx1-ubyte: 4 labels for the 5 images"),
-    ("t10k-labels-idx1-ubyte", _idx_bytes(np.array([0, 1, 2, 3, 10])), r"labels-idx1-ubyte: labels outside 0\.\.9"),
-    ("t10k-labels-idx1-ubyte", b"\x1f\x8b\x08not gzip at all", r"t10k-labels-idx1-ubyte: unreadable"),
-])
+@pytest.mark.parametrize(
+    "file, content, message",
+    [
+        (
+            "t10k-images-idx3-ubyte",
+            struct.pack(">I", 0x0801) + b"\0" * 12,
+            r"t10k-images-idx3-ubyte: not an IDX file .*magic number 0x00000801",
+        ),
+        ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((5, 28, 28)))[:-1], r"t10k-images-idx3-ubyte: truncated"),
+        ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((5, 28, 28))) + b"x", r"t10k-images-idx3-ubyte: has trailing"),
+        ("t10k-images-idx3-ubyte", b"\0\0", r"t10k-images-idx3-ubyte: truncated: 2 bytes"),
+        ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((5, 32, 32))), r"t10k-images-idx3-ubyte: images are 32×32"),
+        ("t10k-images-idx3-ubyte", _idx_bytes(np.zeros((0, 28, 28))), r"t10k-images-idx3-ubyte: holds no images"),
+        ("t10k-labels-idx1-ubyte", _idx_bytes(np.arange(4)), r"t10k-labels-idx1-ubyte: 4 labels for the 5 images"),
+        ("t10k-labels-idx1-ubyte", _idx_bytes(np.array([0, 1, 2, 3, 10])), r"labels-idx1-ubyte: labels outside 0\.\.9"),
+        ("t10k-labels-idx1-ubyte", b"\x1f\x8b\x08not gzip at all", r"t10k-labels-idx1-ubyte: unreadable"),
+    ],
+)
 def test_idx_errors_name_the_file(tmp_path, file, content, message):
     folder = _write_fashion(tmp_path / "fm")
     (folder / file).write_bytes(content)
@@ -170,8 +185,11 @@ def test_idx_errors_name_the_file(tmp_path, file, content, message):
 def test_idx_missing_file_and_gzip_truncation(tmp_path):
     folder = _write_fashion(tmp_path / "fm", compress=True)
     (folder / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: missing IDX file .* \(or train-labels-idx1-ubyte"
-                                        r"\.gz\)"):
+    with pytest.raises(
+        DataError,
+        match=r"train-labels-idx1-ubyte: missing IDX file .* \(or train-labels-idx1-ubyte"
+        r"\.gz\)",
+    ):
         load_split("fashion-mnist", "train", folder)
     data = (folder / "t10k-images-idx3-ubyte.gz").read_bytes()
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])

@@ -5,28 +5,46 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dfs_sim.model.checkpoint import load_checkpoint
-from dfs_sim.model.data import load_split
 from dfs_sim.errors import DfsSimError
+from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.model.checkpoint import load_checkpoint
+from dfs_sim.model.config import StageConfig, TrainConfig
+from dfs_sim.model.data import load_split
 from dfs_sim.model.export import export, main, model_from_checkpoint
 from dfs_sim.model.infer import evaluate
-from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.model.training import train
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.traces import read_trace
-from dfs_sim.model.training import train
-from dfs_sim.model.config import StageConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
-    config = TrainConfig(model="dfs_resnet8", dataset="digits", out_dir=str(folder / "dfs"), batch_size=16,
-                         augment="none", beta=0.05, budget=40.0, device="cpu", seed=7,
-                         backbone=StageConfig(10, 0.05), gate=StageConfig(3, 0.01), joint=StageConfig(5, 0.05))
+    config = TrainConfig(
+        model="dfs_resnet8",
+        dataset="digits",
+        out_dir=str(folder / "dfs"),
+        batch_size=16,
+        augment="none",
+        beta=0.05,
+        budget=40.0,
+        device="cpu",
+        seed=7,
+        backbone=StageConfig(10, 0.05),
+        gate=StageConfig(3, 0.01),
+        joint=StageConfig(5, 0.05),
+    )
     dfs = train(config, progress=False).checkpoints
-    skip = train(dataclasses.replace(config, model="skipnet_resnet8", out_dir=str(folder / "skip"),
-                                     stages=("gate", "joint"), init_from=str(dfs["backbone"])),
-                 progress=False).checkpoints
+    skip = train(
+        dataclasses.replace(
+            config,
+            model="skipnet_resnet8",
+            out_dir=str(folder / "skip"),
+            stages=("gate", "joint"),
+            init_from=str(dfs["backbone"]),
+        ),
+        progress=False,
+    ).checkpoints
     return folder, dfs, skip
 
 
@@ -35,8 +53,13 @@ def test_export_writes_a_valid_trace_with_the_evaluation_accuracy(checkpoints):
     result = export(dfs["joint"], folder / "dfs_r8_b40.parquet")
     run = read_trace(result.path)
     assert run.method == "dfs" and run.budget == 40.0 and run.meta["seed"] == 7
-    assert run.meta["model"] == {"arch": "cifar_resnet", "depth": 8, "dataset": "digits", "num_classes": 10,
-                                 "input_size": [3, 32, 32]}
+    assert run.meta["model"] == {
+        "arch": "cifar_resnet",
+        "depth": 8,
+        "dataset": "digits",
+        "num_classes": 10,
+        "input_size": [3, 32, 32],
+    }
     assert run.num_inputs == 360 and run.codes.shape == (360, 2)
     assert run.accuracy == pytest.approx(result.evaluation.accuracy)
     record = load_checkpoint(dfs["joint"])
@@ -80,9 +103,20 @@ def test_fashion_mnist_trains_and_exports_at_its_own_geometry(tmp_path):
     from tests.test_data import _write_fashion
 
     data = _write_fashion(tmp_path / "fm", n_train=40, n_test=10, compress=True)
-    config = TrainConfig(model="dfs_resnet8", dataset="fashion-mnist", data_path=str(data), out_dir=str(tmp_path / "r"),
-                         batch_size=8, budget=40.0, device="cpu", validation_fraction=0.25, eval_every=2,
-                         backbone=StageConfig(4, 0.05), gate=StageConfig(2, 0.01), joint=StageConfig(3, 0.05))
+    config = TrainConfig(
+        model="dfs_resnet8",
+        dataset="fashion-mnist",
+        data_path=str(data),
+        out_dir=str(tmp_path / "r"),
+        batch_size=8,
+        budget=40.0,
+        device="cpu",
+        validation_fraction=0.25,
+        eval_every=2,
+        backbone=StageConfig(4, 0.05),
+        gate=StageConfig(2, 0.01),
+        joint=StageConfig(3, 0.05),
+    )
     result = train(config, progress=False)
     assert result.model.stem.in_channels == 1
     layers = cifar_resnet_layers(8, options=DFS_OPTIONS, input_size=28, in_channels=1)

@@ -5,7 +5,6 @@ import pickle
 import tomllib
 
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 from cost_models import list_presets, load_preset
@@ -26,24 +25,37 @@ def _documents():
 
 
 DOCUMENTS = _documents()
-SCALARS = st.one_of(st.integers(-3, 300), st.floats(-1, 1e4, allow_nan=False), st.text(max_size=6), st.booleans(),
-                    st.just([1, 2]))
+SCALARS = st.one_of(
+    st.integers(-3, 300), st.floats(-1, 1e4, allow_nan=False), st.text(max_size=6), st.booleans(), st.just([1, 2])
+)
 
 
 def _preset_mutations():
     def keys(name):
         document = DOCUMENTS[name]
         return [(section, key) for section, table in document.items() if isinstance(table, dict) for key in table]
+
     names = st.sampled_from(sorted(DOCUMENTS))
-    return names.flatmap(lambda name: st.one_of(
-        st.tuples(st.just(name), st.just("value"), st.sampled_from(keys(name)), SCALARS),
-        st.tuples(st.just(name), st.just("drop"), st.sampled_from(keys(name)), st.none()),
-        st.tuples(st.just(name), st.just("unknown"), st.sampled_from(keys(name)), st.text("abcxyz_", min_size=1, max_size=8)),
-        st.tuples(st.just(name), st.just("section"), st.sampled_from(["clock", "array", "buffers", "dram", "energy",
-                                                                        "policy"]), st.none()),
-        st.tuples(st.just(name), st.just("kind"), st.none(), st.text(max_size=10)),
-        st.tuples(st.just(name), st.just("bytes"), st.none(), st.binary(min_size=1, max_size=30)),
-    ))
+    return names.flatmap(
+        lambda name: st.one_of(
+            st.tuples(st.just(name), st.just("value"), st.sampled_from(keys(name)), SCALARS),
+            st.tuples(st.just(name), st.just("drop"), st.sampled_from(keys(name)), st.none()),
+            st.tuples(
+                st.just(name),
+                st.just("unknown"),
+                st.sampled_from(keys(name)),
+                st.text("abcxyz_", min_size=1, max_size=8),
+            ),
+            st.tuples(
+                st.just(name),
+                st.just("section"),
+                st.sampled_from(["clock", "array", "buffers", "dram", "energy", "policy"]),
+                st.none(),
+            ),
+            st.tuples(st.just(name), st.just("kind"), st.none(), st.text(max_size=10)),
+            st.tuples(st.just(name), st.just("bytes"), st.none(), st.binary(min_size=1, max_size=30)),
+        )
+    )
 
 
 def _apply(name, kind, where, new):
@@ -101,13 +113,23 @@ def test_bad_preset_through_the_cli(tmp_path_factory, mutation, capsys):
     assert not out.exists()
 
 
-LAYER_FIELDS = st.fixed_dictionaries({
-    "in_ch": st.integers(-2, 70), "out_ch": st.integers(-2, 70), "in_h": st.integers(-1, 40),
-    "in_w": st.integers(-1, 40), "kernel": st.integers(-1, 9), "stride": st.integers(-1, 4),
-    "padding": st.integers(-2, 3), "groups": st.integers(-1, 8), "batch": st.integers(-1, 3),
-    "kind": st.sampled_from(["conv", "linear", "gate", "pool", ""]), "role": st.sampled_from(["main", "projection", "x"]),
-    "block": st.one_of(st.none(), st.integers(-1, 3)), "fixed_option": st.one_of(st.none(), st.integers(-1, 8)),
-})
+LAYER_FIELDS = st.fixed_dictionaries(
+    {
+        "in_ch": st.integers(-2, 70),
+        "out_ch": st.integers(-2, 70),
+        "in_h": st.integers(-1, 40),
+        "in_w": st.integers(-1, 40),
+        "kernel": st.integers(-1, 9),
+        "stride": st.integers(-1, 4),
+        "padding": st.integers(-2, 3),
+        "groups": st.integers(-1, 8),
+        "batch": st.integers(-1, 3),
+        "kind": st.sampled_from(["conv", "linear", "gate", "pool", ""]),
+        "role": st.sampled_from(["main", "projection", "x"]),
+        "block": st.one_of(st.none(), st.integers(-1, 3)),
+        "fixed_option": st.one_of(st.none(), st.integers(-1, 8)),
+    }
+)
 
 
 @fuzz(300)
@@ -159,4 +181,3 @@ def test_truncated_cifar_batches(tmp_path_factory, cut, flip):
         CASES["error"] += 1
         return
     CASES["valid"] += 1
-

@@ -25,11 +25,15 @@ def original_bytes(tmp_path_factory):
 
 
 def _same_as_original(run) -> bool:
-    return (np.array_equal(run.codes, ORIGINAL.codes) and np.array_equal(run.label, ORIGINAL.label)
-            and np.array_equal(run.pred, ORIGINAL.pred) and np.array_equal(run.input_id, ORIGINAL.input_id)
-            and np.array_equal(run.confidence, ORIGINAL.confidence)
-            and {k: v for k, v in run.meta.items() if k != "content_hash"}
-            == json.loads(json.dumps({k: v for k, v in ORIGINAL.meta.items() if k != "content_hash"})))
+    return (
+        np.array_equal(run.codes, ORIGINAL.codes)
+        and np.array_equal(run.label, ORIGINAL.label)
+        and np.array_equal(run.pred, ORIGINAL.pred)
+        and np.array_equal(run.input_id, ORIGINAL.input_id)
+        and np.array_equal(run.confidence, ORIGINAL.confidence)
+        and {k: v for k, v in run.meta.items() if k != "content_hash"}
+        == json.loads(json.dumps({k: v for k, v in ORIGINAL.meta.items() if k != "content_hash"}))
+    )
 
 
 def _check(path):
@@ -46,8 +50,10 @@ def _check(path):
 
 
 @fuzz(400)
-@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=3),
-       cut=st.one_of(st.none(), st.integers(0, 10**6)))
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=3),
+    cut=st.one_of(st.none(), st.integers(0, 10**6)),
+)
 def test_flipped_and_truncated_bytes(tmp_path_factory, original_bytes, flips, cut):
     data = bytearray(original_bytes)
     for offset, mask in flips:
@@ -65,12 +71,18 @@ def _mutations():
     return st.one_of(
         st.tuples(st.just("drop"), st.sampled_from(columns)),
         st.tuples(st.just("rename"), st.sampled_from(columns), st.text("abcdefgh_0123456789", min_size=1, max_size=10)),
-        st.tuples(st.just("dtype"), st.sampled_from(columns),
-                  st.sampled_from([pa.int8(), pa.int32(), pa.int64(), pa.float64(), pa.string(), pa.uint16()])),
+        st.tuples(
+            st.just("dtype"),
+            st.sampled_from(columns),
+            st.sampled_from([pa.int8(), pa.int32(), pa.int64(), pa.float64(), pa.string(), pa.uint16()]),
+        ),
         st.tuples(st.just("code"), st.integers(0, ORIGINAL.num_blocks - 1), st.integers(7, 255)),
         st.tuples(st.just("meta_drop"), st.sampled_from(meta_keys)),
-        st.tuples(st.just("meta_value"), st.sampled_from(meta_keys + ["model", "options", "layers"]),
-                  st.one_of(st.none(), st.integers(-5, 200), st.text(max_size=5), st.just([]), st.just({}))),
+        st.tuples(
+            st.just("meta_value"),
+            st.sampled_from([*meta_keys, "model", "options", "layers"]),
+            st.one_of(st.none(), st.integers(-5, 200), st.text(max_size=5), st.just([]), st.just({})),
+        ),
         st.tuples(st.just("meta_raw"), st.binary(max_size=40)),
         st.tuples(st.just("layers_depth"), st.sampled_from([14, 20, 38])),
     )
@@ -105,9 +117,11 @@ def test_structural_corruption(tmp_path_factory, mutation):
         meta["layers"] = cifar_resnet_layers(mutation[1]).to_records()
     path = write_raw(tmp_path_factory.mktemp("mut") / "trace.parquet", columns, meta)
     outcome = _check(path)
-    unchanged = (kind == "rename" and mutation[1] == mutation[2]) or (
-        kind == "dtype" and raw_columns(ORIGINAL)[mutation[1]].type == mutation[2]) or (
-        kind == "meta_value" and ORIGINAL.meta.get(mutation[1]) == mutation[2])
+    unchanged = (
+        (kind == "rename" and mutation[1] == mutation[2])
+        or (kind == "dtype" and raw_columns(ORIGINAL)[mutation[1]].type == mutation[2])
+        or (kind == "meta_value" and ORIGINAL.meta.get(mutation[1]) == mutation[2])
+    )
     assert outcome == "identical" if unchanged else outcome == "error"
 
 
@@ -137,4 +151,3 @@ def test_cli_on_corrupted_traces(tmp_path_factory, mutation, capsys):
     assert captured.err.count("\n") == 1 and bad.name in captured.err and "Traceback" not in captured.err
     assert sorted(path.name for path in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
-

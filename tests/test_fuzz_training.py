@@ -28,34 +28,89 @@ outcomes = outcomes_reached(CASES, ("error", "valid"), "training config and chec
 
 
 # --- training configs -----------------------------------------------------------------------------------------------
-TOP_KEYS = sorted(key for key in EXAMPLE if not isinstance(EXAMPLE[key], dict)) + [
-    "model", "dataset", "data_path", "out_dir", "stages", "budget", "init_from", "device", "validation_fraction",
-    "eval_every", "keep", "precision", "deterministic"]
+TOP_KEYS = [
+    *sorted(key for key in EXAMPLE if not isinstance(EXAMPLE[key], dict)),
+    "model",
+    "dataset",
+    "data_path",
+    "out_dir",
+    "stages",
+    "budget",
+    "init_from",
+    "device",
+    "validation_fraction",
+    "eval_every",
+    "keep",
+    "precision",
+    "deterministic",
+]
 STAGE_KEYS = ["iterations", "lr", "milestones", "momentum", "weight_decay"]
-WORDS = st.sampled_from(["auto", "cpu", "cuda", "cuda:0", "cuda:7", "gpu", "cuda:-1", "digits", "cifar10", "cifar100",
-                         "imagenet", "dfs_resnet8", "skipnet_resnet14", "static_resnet8", "resnet50", "none", "crop",
-                         "crop_flip", "backbone", "gate", "joint", "best", "last", "bf16", "", "runs/x", "b.pt"])
+WORDS = st.sampled_from(
+    [
+        "auto",
+        "cpu",
+        "cuda",
+        "cuda:0",
+        "cuda:7",
+        "gpu",
+        "cuda:-1",
+        "digits",
+        "cifar10",
+        "cifar100",
+        "imagenet",
+        "dfs_resnet8",
+        "skipnet_resnet14",
+        "static_resnet8",
+        "resnet50",
+        "none",
+        "crop",
+        "crop_flip",
+        "backbone",
+        "gate",
+        "joint",
+        "best",
+        "last",
+        "bf16",
+        "",
+        "runs/x",
+        "b.pt",
+    ]
+)
 SCALARS = st.one_of(
-    st.integers(-3, 400), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), WORDS, st.text(max_size=8),
+    st.integers(-3, 400),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    WORDS,
+    st.text(max_size=8),
     st.lists(st.one_of(st.integers(-2, 70000), WORDS), max_size=4),
-    st.just({"x": 1}))
+    st.just({"x": 1}),
+)
 STAGE_LISTS = st.lists(st.sampled_from([*STAGES, "warmup", ""]), max_size=4)
 
 
 def _config_mutations():
-    return st.lists(st.one_of(
-        st.tuples(st.just("value"), st.sampled_from(TOP_KEYS), SCALARS),
-        st.tuples(st.just("drop"), st.sampled_from(TOP_KEYS), st.none()),
-        st.tuples(st.just("unknown"), st.text(min_size=1, max_size=8), SCALARS),
-        st.tuples(st.just("stages"), st.none(), STAGE_LISTS),
-        st.tuples(st.just("stage_value"), st.tuples(st.sampled_from([*STAGES, "warmup"]), st.sampled_from(STAGE_KEYS)),
-                  SCALARS),
-        st.tuples(st.just("stage_unknown"), st.sampled_from(STAGES), st.text(min_size=1, max_size=8)),
-        st.tuples(st.just("stage_table"), st.sampled_from(STAGES), SCALARS),
-        st.tuples(st.just("stage_drop"), st.tuples(st.sampled_from(STAGES), st.sampled_from(STAGE_KEYS)), st.none()),
-        st.tuples(st.just("bytes"), st.integers(0, 10**4), st.binary(max_size=30)),
-    ), min_size=1, max_size=3)
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("value"), st.sampled_from(TOP_KEYS), SCALARS),
+            st.tuples(st.just("drop"), st.sampled_from(TOP_KEYS), st.none()),
+            st.tuples(st.just("unknown"), st.text(min_size=1, max_size=8), SCALARS),
+            st.tuples(st.just("stages"), st.none(), STAGE_LISTS),
+            st.tuples(
+                st.just("stage_value"),
+                st.tuples(st.sampled_from([*STAGES, "warmup"]), st.sampled_from(STAGE_KEYS)),
+                SCALARS,
+            ),
+            st.tuples(st.just("stage_unknown"), st.sampled_from(STAGES), st.text(min_size=1, max_size=8)),
+            st.tuples(st.just("stage_table"), st.sampled_from(STAGES), SCALARS),
+            st.tuples(
+                st.just("stage_drop"), st.tuples(st.sampled_from(STAGES), st.sampled_from(STAGE_KEYS)), st.none()
+            ),
+            st.tuples(st.just("bytes"), st.integers(0, 10**4), st.binary(max_size=30)),
+        ),
+        min_size=1,
+        max_size=3,
+    )
 
 
 def _write_config(path: Path, mutations) -> None:
@@ -119,13 +174,48 @@ def test_training_config_files(tmp_path_factory, mutations):
     _valid_config(config)
 
 
-CLI_VALUES = st.one_of(WORDS, st.text(alphabet="abcxyz0129.,-:=[]\"' ", max_size=10),
-                       st.integers(-5, 100000).map(str), st.sampled_from(["nan", "inf", "-1e9", "1e400", "0", "50"]))
-CLI_FLAGS = st.sampled_from(["--model", "--stages", "--device", "--seed", "--batch-size", "--budget", "--beta",
-                             "--init-from", "--checkpoint-every", "--set"])
-SET_KEYS = st.sampled_from(["model", "stages", "seed", "budget", "device", "augment", "batch_size", "init_from",
-                            "joint.iterations", "joint.milestones", "backbone.lr", "gate.momentum", "joint",
-                            "backbone.bogus", "bogus", "keep", "", "a.b.c"])
+CLI_VALUES = st.one_of(
+    WORDS,
+    st.text(alphabet="abcxyz0129.,-:=[]\"' ", max_size=10),
+    st.integers(-5, 100000).map(str),
+    st.sampled_from(["nan", "inf", "-1e9", "1e400", "0", "50"]),
+)
+CLI_FLAGS = st.sampled_from(
+    [
+        "--model",
+        "--stages",
+        "--device",
+        "--seed",
+        "--batch-size",
+        "--budget",
+        "--beta",
+        "--init-from",
+        "--checkpoint-every",
+        "--set",
+    ]
+)
+SET_KEYS = st.sampled_from(
+    [
+        "model",
+        "stages",
+        "seed",
+        "budget",
+        "device",
+        "augment",
+        "batch_size",
+        "init_from",
+        "joint.iterations",
+        "joint.milestones",
+        "backbone.lr",
+        "gate.momentum",
+        "joint",
+        "backbone.bogus",
+        "bogus",
+        "keep",
+        "",
+        "a.b.c",
+    ]
+)
 
 
 @fuzz(50)
@@ -137,8 +227,19 @@ def test_training_configs_through_the_cli(tmp_path_factory, mutations, flag, cap
     path = folder / "fuzzed.toml"
     _write_config(path, mutations)
     out = folder / "out"
-    argv = ["--config", str(path), "--dataset", "cifar10", "--data-path", str(folder / "no_cifar"), "--out-dir",
-            str(out), "--stop-after", "0", "--no-progress"]
+    argv = [
+        "--config",
+        str(path),
+        "--dataset",
+        "cifar10",
+        "--data-path",
+        str(folder / "no_cifar"),
+        "--out-dir",
+        str(out),
+        "--stop-after",
+        "0",
+        "--no-progress",
+    ]
     if flag is not None:
         name, value, key = flag
         if name == "--set":
@@ -171,16 +272,26 @@ def test_training_configs_through_the_cli(tmp_path_factory, mutations, flag, cap
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bases")
-    paths = {"joint": make_checkpoint(folder / "joint.pt"),
-             "backbone": make_checkpoint(folder / "backbone.pt", stage="backbone"),
-             "r14": make_checkpoint(folder / "r14.pt", "dfs_resnet14", stage="backbone"),
-             "skipnet": make_checkpoint(folder / "skipnet.pt", "skipnet_resnet8")}
+    paths = {
+        "joint": make_checkpoint(folder / "joint.pt"),
+        "backbone": make_checkpoint(folder / "backbone.pt", stage="backbone"),
+        "r14": make_checkpoint(folder / "r14.pt", "dfs_resnet14", stage="backbone"),
+        "skipnet": make_checkpoint(folder / "skipnet.pt", "skipnet_resnet8"),
+    }
     return {name: (path.read_bytes(), load_checkpoint(path)) for name, path in paths.items()}
 
 
-VALUES = st.one_of(st.none(), st.integers(-3, 200), st.floats(allow_nan=True), st.booleans(),
-                   st.sampled_from(list_models() + ["resnet50", "dfs_resnet9", "", "joint", "gate", "backbone"]),
-                   st.text(max_size=6), st.just([1, 2]), st.just({"a": 1}), st.just(torch.zeros(2)))
+VALUES = st.one_of(
+    st.none(),
+    st.integers(-3, 200),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.sampled_from([*list_models(), "resnet50", "dfs_resnet9", "", "joint", "gate", "backbone"]),
+    st.text(max_size=6),
+    st.just([1, 2]),
+    st.just({"a": 1}),
+    st.just(torch.zeros(2)),
+)
 FIELDS = ["format", "model_name", "num_classes", "model", "stage", "iteration", "config", "seed"]
 CONFIG_FIELDS = ["dataset", "data_path", "split_seed", "budget"]
 FOREIGN = st.sampled_from(["tensor", "list", "dict", "state_dict", "other_format", "format_only", "module"])
@@ -190,16 +301,22 @@ def _checkpoint_mutations():
     bases = st.sampled_from(["joint", "backbone", "r14", "skipnet"])
     return st.one_of(
         st.tuples(st.just("cut"), bases, st.integers(0, 10**7)),
-        st.tuples(st.just("flip"), bases, st.lists(st.tuples(st.integers(0, 10**7), st.integers(1, 255)), min_size=1,
-                                                   max_size=3)),
+        st.tuples(
+            st.just("flip"),
+            bases,
+            st.lists(st.tuples(st.integers(0, 10**7), st.integers(1, 255)), min_size=1, max_size=3),
+        ),
         st.tuples(st.just("random"), st.none(), st.binary(max_size=200)),
         st.tuples(st.just("foreign"), st.none(), FOREIGN),
         st.tuples(st.just("field"), bases, st.tuples(st.sampled_from(FIELDS), VALUES)),
         st.tuples(st.just("drop_field"), bases, st.sampled_from(FIELDS)),
         st.tuples(st.just("config"), bases, st.tuples(st.sampled_from(CONFIG_FIELDS), VALUES)),
         st.tuples(st.just("rename"), bases, st.sampled_from(list_models())),
-        st.tuples(st.just("state"), bases, st.tuples(st.sampled_from(["drop", "extra", "shape", "value"]),
-                                                     st.integers(0, 10**4), st.integers(1, 5))),
+        st.tuples(
+            st.just("state"),
+            bases,
+            st.tuples(st.sampled_from(["drop", "extra", "shape", "value"]), st.integers(0, 10**4), st.integers(1, 5)),
+        ),
     )
 
 
@@ -219,10 +336,15 @@ def _write_checkpoint(path: Path, bases, mutation) -> None:
         return
     if kind == "foreign":
         state = create_model("dfs_resnet8").state_dict()
-        obj = {"tensor": torch.ones(3), "list": [1, 2, 3], "dict": {"a": 1}, "state_dict": state,
-               "other_format": {"format": "someone_else/1", "model": state}, "format_only": {"format": bases["joint"][1]
-                                                                                              ["format"]},
-               "module": {"format": bases["joint"][1]["format"], "model_name": "dfs_resnet8"}}[change]
+        obj = {
+            "tensor": torch.ones(3),
+            "list": [1, 2, 3],
+            "dict": {"a": 1},
+            "state_dict": state,
+            "other_format": {"format": "someone_else/1", "model": state},
+            "format_only": {"format": bases["joint"][1]["format"]},
+            "module": {"format": bases["joint"][1]["format"], "model_name": "dfs_resnet8"},
+        }[change]
         torch.save(obj, path)
         return
     record = dict(bases[base][1])
@@ -296,7 +418,6 @@ def test_checkpoints_through_the_cli(tmp_path_factory, bases, mutation, static, 
     assert err.count("\n") == 1 and "fuzzed.pt" in err and "Traceback" not in err, err
     assert not out.exists()
     CASES["error"] += 1
-
 
 
 def test_the_base_checkpoints_are_valid(bases, tmp_path):

@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _files(folder: Path) -> dict:
-    return {path.relative_to(folder): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.name != "manifest.json"}
+    return {
+        path.relative_to(folder): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "manifest.json"
+    }
 
 
 def _children(pid: int) -> list[int]:
@@ -48,9 +51,13 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
     methods = [("dfs", "skipnet")[index % 2] for index in range(10)]
-    return write_runs(tmp_path_factory.mktemp("many"), {
-        f"{method}_{index:02d}.parquet": make_run(method, depth=14, n=300, seed=index)
-        for index, method in enumerate(methods)})
+    return write_runs(
+        tmp_path_factory.mktemp("many"),
+        {
+            f"{method}_{index:02d}.parquet": make_run(method, depth=14, n=300, seed=index)
+            for index, method in enumerate(methods)
+        },
+    )
 
 
 @pytest.mark.slow
@@ -60,8 +67,11 @@ def test_sigkill_then_resume_is_byte_identical(traces, tmp_path):
 
     out = tmp_path / "interrupted"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "dfs_sim.replay", str(traces), "--out", str(out),
-                                "--presets", *PRESETS, "--quiet"], env=env, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dfs_sim.replay", str(traces), "--out", str(out), "--presets", *PRESETS, "--quiet"],
+        env=env,
+        cwd=ROOT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len(list((out / "parts").glob("*.parquet"))) >= 2:
@@ -124,8 +134,12 @@ def test_sigterm_unwinds_the_command(traces, tmp_path):
     """SIGTERM (a CI timeout, ``kill``) exits 143 with the output folder's lock released and no process left."""
     out = tmp_path / "terminated"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "dfs_sim.replay", str(traces), "--out", str(out),
-                                "--presets", *PRESETS, "--quiet"], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dfs_sim.replay", str(traces), "--out", str(out), "--presets", *PRESETS, "--quiet"],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and not list((out / "parts").glob("*.parquet")):
         time.sleep(0.005)

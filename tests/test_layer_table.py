@@ -6,8 +6,7 @@ from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 
 
 def _backbone_macs(table: LayerTable, *, projections: bool) -> int:
-    return sum(layer.macs for layer in table
-               if layer.kind != "gate" and (projections or layer.role != "projection"))
+    return sum(layer.macs for layer in table if layer.kind != "gate" and (projections or layer.role != "projection"))
 
 
 def test_resnet20_matches_the_well_known_41m_macs():
@@ -60,13 +59,16 @@ def test_records_round_trip_and_hash_is_stable():
     assert cifar_resnet_layers(20, num_classes=100).content_hash() != table.content_hash()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"in_ch": 0}, "in_ch"),
-    ({"kernel": 40}, "larger than the padded input"),
-    ({"groups": 3}, "groups"),
-    ({"kind": "pool"}, "kind"),
-    ({"role": "projection", "block": None}, "projection"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"in_ch": 0}, "in_ch"),
+        ({"kernel": 40}, "larger than the padded input"),
+        ({"groups": 3}, "groups"),
+        ({"kind": "pool"}, "kind"),
+        ({"role": "projection", "block": None}, "projection"),
+    ],
+)
 def test_impossible_shapes_are_rejected(change, message):
     record = dict(cifar_resnet_layers(8)[0].to_record(), **change)
     with pytest.raises(LayerTableError, match=message):

@@ -8,12 +8,17 @@ from analysis.matched import front_points, matched_comparison
 def _frame():
     rows = [
         # static: a front at energies 10, 20, 40 with accuracies .6, .8, .9, and one dominated run
-        ("static_q8", "static", 10.0, 0.60), ("static_q12", "static", 20.0, 0.80),
-        ("static_fp", "static", 40.0, 0.90), ("static_bad", "static", 30.0, 0.70),
+        ("static_q8", "static", 10.0, 0.60),
+        ("static_q12", "static", 20.0, 0.80),
+        ("static_fp", "static", 40.0, 0.90),
+        ("static_bad", "static", 30.0, 0.70),
         # skipnet: two runs
-        ("skip_a", "skipnet", 15.0, 0.50), ("skip_b", "skipnet", 25.0, 0.85),
+        ("skip_a", "skipnet", 15.0, 0.50),
+        ("skip_b", "skipnet", 25.0, 0.85),
         # dfs runs: inside both fronts, below them, above them
-        ("dfs_mid", "dfs", 15.0, 0.84), ("dfs_low", "dfs", 5.0, 0.30), ("dfs_high", "dfs", 50.0, 0.95),
+        ("dfs_mid", "dfs", 15.0, 0.84),
+        ("dfs_low", "dfs", 5.0, 0.30),
+        ("dfs_high", "dfs", 50.0, 0.95),
     ]
     frame = pd.DataFrame(rows, columns=["run", "method", "energy_pj_mean", "accuracy"])
     frame["preset"] = "toy"
@@ -31,7 +36,7 @@ def test_front_points_drop_dominated_runs_and_sort():
 def test_interpolation_by_hand():
     table = matched_comparison(_frame())
     row = table.query("run == 'dfs_mid' and baseline == 'static' and axis == 'energy_pj_mean'").iloc[0]
-    assert row["baseline_accuracy_at_cost"] == pytest.approx(0.70)       # halfway between (10, .6) and (20, .8)
+    assert row["baseline_accuracy_at_cost"] == pytest.approx(0.70)  # halfway between (10, .6) and (20, .8)
     assert row["accuracy_gain"] == pytest.approx(0.14)
     assert row["baseline_cost_at_accuracy"] == pytest.approx(20 + 20 * 0.4)  # accuracy .84 between .8 and .9
     assert row["cost_ratio"] == pytest.approx(28 / 15)

@@ -24,7 +24,8 @@ def test_gate_forward_one_hot_and_gradient_reaches_every_gate_layer():
         mask, probs, state = controller.step(embedding(x), state)
         assert mask.shape == (8, 7)
         assert set(torch.unique(mask.detach()).tolist()) <= {0.0, 1.0} or torch.allclose(
-            mask.detach(), torch.round(mask.detach()), atol=1e-6)
+            mask.detach(), torch.round(mask.detach()), atol=1e-6
+        )
         assert torch.equal(mask.detach().argmax(1), probs.argmax(1))
         total = total + (mask * torch.linspace(0, 1, 7)).sum()
     total.backward()

@@ -9,15 +9,23 @@ import torch
 
 from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import cifar_resnet_layers
-from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.model.registry import create_model, list_models
 from dfs_sim.model.resnet import traced_layer_table
+from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 
 
 def test_registry_names_and_unknown_name_lists_valid_ones():
     names = list_models()
-    for name in ("dfs_resnet38", "dfs_resnet74", "skipnet_resnet38", "skipnet_resnet74", "static_resnet38",
-                 "dfs_resnet8", "dfs_resnet14", "dfs_resnet20"):
+    for name in (
+        "dfs_resnet38",
+        "dfs_resnet74",
+        "skipnet_resnet38",
+        "skipnet_resnet74",
+        "static_resnet38",
+        "dfs_resnet8",
+        "dfs_resnet14",
+        "dfs_resnet20",
+    ):
         assert name in names
     with pytest.raises(ConfigError, match="dfs_resnet38") as error:
         create_model("dfs_resnet39")

@@ -20,7 +20,7 @@ def _brute_force(df, objectives, by):
             for j in positions:
                 if j == i or np.isnan(table[j]).any():
                     continue
-                pairs = list(zip(table[j], table[i], senses))
+                pairs = list(zip(table[j], table[i], senses, strict=True))
                 no_worse = all(a <= b if s == "min" else a >= b for a, b, s in pairs)
                 better = any(a < b if s == "min" else a > b for a, b, s in pairs)
                 dominated |= no_worse and better
@@ -36,13 +36,16 @@ values = st.one_of(st.integers(0, 5).map(float), st.floats(0, 10, allow_nan=Fals
 def test_matches_brute_force(data):
     n = data.draw(st.integers(0, 25))
     three = data.draw(st.booleans())
-    frame = pd.DataFrame({
-        "energy": data.draw(st.lists(values, min_size=n, max_size=n)),
-        "accuracy": data.draw(st.lists(values, min_size=n, max_size=n)),
-        "latency": data.draw(st.lists(values, min_size=n, max_size=n)),
-        "preset": data.draw(st.lists(st.sampled_from("ab"), min_size=n, max_size=n)),
-        "method": data.draw(st.lists(st.sampled_from(["dfs", "skipnet"]), min_size=n, max_size=n)),
-    }, index=np.random.default_rng(n).permutation(n) * 2 + 1)
+    frame = pd.DataFrame(
+        {
+            "energy": data.draw(st.lists(values, min_size=n, max_size=n)),
+            "accuracy": data.draw(st.lists(values, min_size=n, max_size=n)),
+            "latency": data.draw(st.lists(values, min_size=n, max_size=n)),
+            "preset": data.draw(st.lists(st.sampled_from("ab"), min_size=n, max_size=n)),
+            "method": data.draw(st.lists(st.sampled_from(["dfs", "skipnet"]), min_size=n, max_size=n)),
+        },
+        index=np.random.default_rng(n).permutation(n) * 2 + 1,
+    )
     objectives = {"energy": "min", "accuracy": "max"}
     if three:
         objectives["latency"] = "min"

@@ -17,13 +17,18 @@ PRESETS = ["bitparallel16", "stripes"]
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    return write_runs(tmp_path_factory.mktemp("traces"), {
-        "dfs_r8_b50.parquet": make_run("dfs", n=30, seed=1, budget=50.0),
-        "dfs_r8_b80.parquet": make_run("dfs", n=30, seed=2, budget=80.0),
-        "skipnet_r8_b60.parquet": make_run("skipnet", n=25, seed=3, budget=60.0),
-        **{f"static_r8_{name}.parquet": make_run("static", n=20, seed=4 + code, static_code=code)
-           for code, name in ((1, "q8"), (6, "fp"))},
-    })
+    return write_runs(
+        tmp_path_factory.mktemp("traces"),
+        {
+            "dfs_r8_b50.parquet": make_run("dfs", n=30, seed=1, budget=50.0),
+            "dfs_r8_b80.parquet": make_run("dfs", n=30, seed=2, budget=80.0),
+            "skipnet_r8_b60.parquet": make_run("skipnet", n=25, seed=3, budget=60.0),
+            **{
+                f"static_r8_{name}.parquet": make_run("static", n=20, seed=4 + code, static_code=code)
+                for code, name in ((1, "q8"), (6, "fp"))
+            },
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +66,10 @@ def test_per_run_values_are_aggregates_of_the_inputs(replayed):
 def test_static_full_precision_costs_more_than_static_q8_and_proxy_by_hand(replayed):
     per_run = replayed.per_run.set_index(["run", "preset"])
     for preset in PRESETS:
-        assert per_run.loc[("static_r8_fp", preset), "energy_pj_mean"] > per_run.loc[("static_r8_q8", preset),
-                                                                                    "energy_pj_mean"]
+        assert (
+            per_run.loc[("static_r8_fp", preset), "energy_pj_mean"]
+            > per_run.loc[("static_r8_q8", preset), "energy_pj_mean"]
+        )
         assert per_run.loc[("static_r8_q8", preset), "computation_pct"] == pytest.approx(100 / 16)
         assert per_run.loc[("static_r8_fp", preset), "computation_pct"] == pytest.approx(100.0)
 
@@ -77,11 +84,17 @@ def test_per_block_fractions(replayed):
 
 def test_files_plots_and_manifest(replayed, traces):
     out = replayed.out
-    for name in ("per_input.parquet", "per_run.csv", "per_run.parquet", "per_block.parquet", "fronts.csv",
-                 "matched.csv", "manifest.json"):
+    for name in (
+        "per_input.parquet",
+        "per_run.csv",
+        "per_run.parquet",
+        "per_block.parquet",
+        "fronts.csv",
+        "matched.csv",
+        "manifest.json",
+    ):
         assert (out / name).is_file(), name
-    for stem in ("energy_accuracy", "latency_accuracy", "decision_maps", "energy_per_input",
-                 "energy_parts_matched"):
+    for stem in ("energy_accuracy", "latency_accuracy", "decision_maps", "energy_per_input", "energy_parts_matched"):
         assert (out / "plots" / f"{stem}.png").stat().st_size > 5000
         assert (out / "plots" / f"{stem}.svg").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
@@ -95,18 +108,25 @@ def test_files_plots_and_manifest(replayed, traces):
 
 def test_rerun_reuses_parts_and_is_byte_identical(replayed, traces):
     out = replayed.out
-    before = {path.relative_to(out): path.read_bytes() for path in out.rglob("*")
-              if path.is_file() and path.name != "manifest.json"}
+    before = {
+        path.relative_to(out): path.read_bytes()
+        for path in out.rglob("*")
+        if path.is_file() and path.name != "manifest.json"
+    }
     again = replay(traces, presets=PRESETS, out=out, command="test", progress=False)
     assert again.reused_parts == len(replayed.runs) * len(PRESETS)
-    after = {path.relative_to(out): path.read_bytes() for path in out.rglob("*")
-             if path.is_file() and path.name != "manifest.json"}
+    after = {
+        path.relative_to(out): path.read_bytes()
+        for path in out.rglob("*")
+        if path.is_file() and path.name != "manifest.json"
+    }
     assert after.keys() == before.keys()
     assert [name for name in before if before[name] != after[name]] == []
 
 
-def test_plots_drawn_by_workers_equal_those_of_this_process_and_a_missing_one_is_drawn_again(replayed, traces,
-                                                                                               tmp_path):
+def test_plots_drawn_by_workers_equal_those_of_this_process_and_a_missing_one_is_drawn_again(
+    replayed, traces, tmp_path
+):
     plots = replayed.out / "plots"
     workers = replay(traces, presets=PRESETS, out=tmp_path / "workers", progress=False, plot_workers=2)
     drawn = sorted(path.name for path in plots.iterdir())

@@ -35,17 +35,23 @@ def test_summary_rows_and_histogram():
 
 def _traces(folder, count=3):
     folder.mkdir()
-    return write_runs(folder, {
-        f"{method}_r8.parquet": make_run(method, n=20, seed=index, static_code=1 if method == "static" else None)
-        for index, method in enumerate(["dfs", "skipnet", "static"][:count])})
+    return write_runs(
+        folder,
+        {
+            f"{method}_r8.parquet": make_run(method, n=20, seed=index, static_code=1 if method == "static" else None)
+            for index, method in enumerate(["dfs", "skipnet", "static"][:count])
+        },
+    )
 
 
 def test_cli_writes_summary_without_importing_torch(tmp_path):
     traces = _traces(tmp_path / "traces")
     out = tmp_path / "out"
-    code = ("import sys; from dfs_sim.replay import main; "
-            "rc = main([sys.argv[1], '--out', sys.argv[2], '--presets', 'bitparallel16', '--no-plots']); "
-            "assert 'torch' not in sys.modules, 'replay imported torch'; sys.exit(rc)")
+    code = (
+        "import sys; from dfs_sim.replay import main; "
+        "rc = main([sys.argv[1], '--out', sys.argv[2], '--presets', 'bitparallel16', '--no-plots']); "
+        "assert 'torch' not in sys.modules, 'replay imported torch'; sys.exit(rc)"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(traces), str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     frame = pd.read_csv(out / "per_run.csv")
@@ -53,7 +59,8 @@ def test_cli_writes_summary_without_importing_torch(tmp_path):
     assert frame.loc[2, "computation_pct"] == pytest.approx(100 / 16)
     assert (out / "manifest.json").is_file()
     assert {"per_input.parquet", "per_run.parquet", "per_block.parquet", "fronts.csv", "matched.csv"} <= {
-        path.name for path in out.iterdir()}
+        path.name for path in out.iterdir()
+    }
     assert "Per run" in done.stdout and "relative to DFS" in done.stdout
 
 

@@ -42,16 +42,19 @@ def test_accepts_a_cost_table_object_and_other_integer_dtypes():
     np.testing.assert_array_equal(replay_costs(codes, Table()), [[1 + 4 + 8, 2 + 5 + 9]])
 
 
-@pytest.mark.parametrize("codes, table, fixed, match", [
-    (np.zeros((3, 2), np.uint8), np.zeros((3, 2, 2)), np.zeros(2), "blocks"),
-    (np.full((1, 2), 3, np.uint8), np.zeros((2, 3, 2)), np.zeros(2), "0..2"),
-    (np.full((1, 2), -1, np.int64), np.zeros((2, 3, 2)), np.zeros(2), "0..2"),
-    (np.zeros(2, np.uint8), np.zeros((2, 3, 2)), np.zeros(2), "2-D"),
-    (np.zeros((1, 2), np.uint8), np.zeros((2, 3)), np.zeros(2), "3-D"),
-    (np.zeros((1, 2), np.uint8), np.zeros((2, 0, 2)), np.zeros(2), "options >= 1"),
-    (np.zeros((1, 2), np.uint8), np.zeros((2, 3, 2)), np.zeros(3), "fixed"),
-    (np.zeros((1, 2), np.float64), np.zeros((2, 3, 2)), np.zeros(2), "integers"),
-])
+@pytest.mark.parametrize(
+    "codes, table, fixed, match",
+    [
+        (np.zeros((3, 2), np.uint8), np.zeros((3, 2, 2)), np.zeros(2), "blocks"),
+        (np.full((1, 2), 3, np.uint8), np.zeros((2, 3, 2)), np.zeros(2), "0..2"),
+        (np.full((1, 2), -1, np.int64), np.zeros((2, 3, 2)), np.zeros(2), "0..2"),
+        (np.zeros(2, np.uint8), np.zeros((2, 3, 2)), np.zeros(2), "2-D"),
+        (np.zeros((1, 2), np.uint8), np.zeros((2, 3)), np.zeros(2), "3-D"),
+        (np.zeros((1, 2), np.uint8), np.zeros((2, 0, 2)), np.zeros(2), "options >= 1"),
+        (np.zeros((1, 2), np.uint8), np.zeros((2, 3, 2)), np.zeros(3), "fixed"),
+        (np.zeros((1, 2), np.float64), np.zeros((2, 3, 2)), np.zeros(2), "integers"),
+    ],
+)
 def test_bad_shapes_and_codes_are_value_errors(codes, table, fixed, match):
     with pytest.raises(ValueError, match=match):
         replay_costs(codes, (table, fixed))

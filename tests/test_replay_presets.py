@@ -28,15 +28,21 @@ def test_codes_that_are_not_options_cost_nothing_in_pair_rows():
 
 
 @settings(max_examples=60, deadline=None)
-@given(blocks=st.integers(1, 37), options=st.integers(1, 24), presets=st.integers(1, 20), inputs=st.integers(0, 50),
-       seed=st.integers(0, 2**16))
+@given(
+    blocks=st.integers(1, 37),
+    options=st.integers(1, 24),
+    presets=st.integers(1, 20),
+    inputs=st.integers(0, 50),
+    seed=st.integers(0, 2**16),
+)
 def test_matches_reference(blocks, options, presets, inputs, seed):
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, options, size=(inputs, blocks), dtype=np.uint8)
     tables = rng.random((blocks, options, presets)) * 1e6
     fixed = rng.random(presets)
-    np.testing.assert_allclose(replay_presets(codes, tables, fixed), replay_presets_reference(codes, tables, fixed),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        replay_presets(codes, tables, fixed), replay_presets_reference(codes, tables, fixed), rtol=1e-12
+    )
 
 
 def test_reused_output_buffer_and_bad_input():
@@ -62,8 +68,11 @@ def test_unchecked_codes_stay_inside_the_tables(blocks, options, inputs, seed):
     wild = rng.integers(0, 256, size=(inputs, blocks), dtype=np.uint8)
     assert np.isfinite(replay_presets(wild, tables, fixed, check_codes=False)).all()
     codes = wild % options
-    np.testing.assert_allclose(replay_presets(codes, tables, fixed, check_codes=False),
-                               replay_presets_reference(codes, tables, fixed), rtol=1e-12)
+    np.testing.assert_allclose(
+        replay_presets(codes, tables, fixed, check_codes=False),
+        replay_presets_reference(codes, tables, fixed),
+        rtol=1e-12,
+    )
 
 
 def test_read_only_codes_and_tables_as_a_trace_run_holds_them():
@@ -72,8 +81,11 @@ def test_read_only_codes_and_tables_as_a_trace_run_holds_them():
     tables, fixed = rng.random((17, 7, 5)), rng.random(5)
     for array in (codes, tables, fixed):
         array.flags.writeable = False
-    np.testing.assert_allclose(replay_presets(codes, tables, fixed, check_codes=False),
-                               replay_presets_reference(codes, tables, fixed), rtol=1e-12)
+    np.testing.assert_allclose(
+        replay_presets(codes, tables, fixed, check_codes=False),
+        replay_presets_reference(codes, tables, fixed),
+        rtol=1e-12,
+    )
 
 
 def test_codes_for_the_unpaired_kernel_are_checked_even_when_told_not_to():

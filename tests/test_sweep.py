@@ -13,12 +13,18 @@ from tests.factories import make_run, write_runs
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    return write_runs(tmp_path_factory.mktemp("sweep_traces"), {
-        "dfs_a.parquet": make_run("dfs", n=40, seed=1, budget=40.0),
-        "dfs_b.parquet": make_run("dfs", n=40, seed=2, budget=70.0),
-        "skipnet_a.parquet": make_run("skipnet", n=40, seed=3, budget=50.0),
-        **{f"static_{code}.parquet": make_run("static", n=40, seed=4 + code, static_code=code) for code in (1, 3, 6)},
-    })
+    return write_runs(
+        tmp_path_factory.mktemp("sweep_traces"),
+        {
+            "dfs_a.parquet": make_run("dfs", n=40, seed=1, budget=40.0),
+            "dfs_b.parquet": make_run("dfs", n=40, seed=2, budget=70.0),
+            "skipnet_a.parquet": make_run("skipnet", n=40, seed=3, budget=50.0),
+            **{
+                f"static_{code}.parquet": make_run("static", n=40, seed=4 + code, static_code=code)
+                for code in (1, 3, 6)
+            },
+        },
+    )
 
 
 def _spec(folder, body: str, name="spec.toml"):
@@ -31,14 +37,25 @@ def test_one_point_sweep_equals_plain_replay(traces, tmp_path):
     spec = _spec(tmp_path, 'base = "stripes"\n[axes]\n"dram.pj_per_bit" = [15.0]\n')
     swept = run_sweep(spec, traces, workers=0, progress=False).frame.set_index("run")
     plain = replay(traces, presets=["stripes"], progress=False).per_run.set_index("run")
-    for column in ("energy_pj_mean", "e_compute_pj_mean", "e_sram_pj_mean", "e_dram_pj_mean", "latency_us_mean",
-                   "latency_us_p99", "accuracy", "dram_bits_mean"):
+    for column in (
+        "energy_pj_mean",
+        "e_compute_pj_mean",
+        "e_sram_pj_mean",
+        "e_dram_pj_mean",
+        "latency_us_mean",
+        "latency_us_p99",
+        "accuracy",
+        "dram_bits_mean",
+    ):
         np.testing.assert_allclose(swept.loc[plain.index, column], plain[column], rtol=1e-9, err_msg=column)
 
 
 def test_dask_cluster_equals_in_process_and_resume(traces, tmp_path):
-    spec = _spec(tmp_path, 'base = "bitparallel16"\npartition_size = 1\n[axes]\n'
-                           '"dram.pj_per_bit" = [5.0, 15.0]\n"array.tiles" = [8, 16]\n')
+    spec = _spec(
+        tmp_path,
+        'base = "bitparallel16"\npartition_size = 1\n[axes]\n'
+        '"dram.pj_per_bit" = [5.0, 15.0]\n"array.tiles" = [8, 16]\n',
+    )
     in_process = run_sweep(spec, traces, workers=0, progress=False).frame
     assert len(in_process) == 4 * 6 and set(in_process["point"]) == {0, 1, 2, 3}
     on_dask = run_sweep(spec, traces, workers=2, progress=False).frame
@@ -63,24 +80,29 @@ def test_dask_cluster_equals_in_process_and_resume(traces, tmp_path):
 
 
 def test_sample_mode_is_seeded(tmp_path):
-    body = ('base = "stripes"\nmode = "sample"\nsamples = 3\nseed = {seed}\n[axes]\n'
-            '"array.tiles" = [4, 8, 16]\n"dram.bits_per_cycle" = [64, 256, 1024]\n')
+    body = (
+        'base = "stripes"\nmode = "sample"\nsamples = 3\nseed = {seed}\n[axes]\n'
+        '"array.tiles" = [4, 8, 16]\n"dram.bits_per_cycle" = [64, 256, 1024]\n'
+    )
     first = load_sweep_spec(_spec(tmp_path, body.format(seed=1), "a.toml")).point_values()
     again = load_sweep_spec(_spec(tmp_path, body.format(seed=1), "b.toml")).point_values()
     other = load_sweep_spec(_spec(tmp_path, body.format(seed=2), "c.toml")).point_values()
     assert first == again and len(first) == 3 and first != other
 
 
-@pytest.mark.parametrize("body, message", [
-    ('base = "stripes"\n[axes]\n"array.colour" = [1]\n', "array.colour"),
-    ('base = "stripes"\n[axes]\n"array.tiles" = []\n', "non-empty list"),
-    ('base = "stripes"\n[axes]\n"array.tiles" = [16, -4]\n', "array.tiles"),
-    ('base = "stripes"\n[axes]\n"dram.pj_per_bit" = ["cheap"]\n', "dram.pj_per_bit"),
-    ('base = "stripes"\nspeed = 3\n[axes]\n"array.tiles" = [4]\n', "unknown key 'speed'"),
-    ('base = "no_such_preset"\n[axes]\n"array.tiles" = [4]\n', "base"),
-    ('base = "stripes"\nmode = "sample"\n[axes]\n"array.tiles" = [4]\n', "samples"),
-    ('base = "stripes"\n', "missing key 'axes'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('base = "stripes"\n[axes]\n"array.colour" = [1]\n', "array.colour"),
+        ('base = "stripes"\n[axes]\n"array.tiles" = []\n', "non-empty list"),
+        ('base = "stripes"\n[axes]\n"array.tiles" = [16, -4]\n', "array.tiles"),
+        ('base = "stripes"\n[axes]\n"dram.pj_per_bit" = ["cheap"]\n', "dram.pj_per_bit"),
+        ('base = "stripes"\nspeed = 3\n[axes]\n"array.tiles" = [4]\n', "unknown key 'speed'"),
+        ('base = "no_such_preset"\n[axes]\n"array.tiles" = [4]\n', "base"),
+        ('base = "stripes"\nmode = "sample"\n[axes]\n"array.tiles" = [4]\n', "samples"),
+        ('base = "stripes"\n', "missing key 'axes'"),
+    ],
+)
 def test_bad_specs(tmp_path, traces, body, message, capsys):
     path = _spec(tmp_path, body)
     with pytest.raises(ConfigError, match=message) as caught:

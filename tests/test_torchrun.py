@@ -37,8 +37,14 @@ lr = 0.01
 
 def _run(prefix, out_dir, config):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    completed = subprocess.run([*prefix, "-m", "dfs_sim.train", "--config", str(config), "--out-dir", str(out_dir),
-                                "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [*prefix, "-m", "dfs_sim.train", "--config", str(config), "--out-dir", str(out_dir), "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed
 
@@ -48,8 +54,11 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)
     _run([sys.executable], tmp_path / "single", config)
-    multi = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-                 tmp_path / "multi", config)
+    multi = _run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+        tmp_path / "multi",
+        config,
+    )
     assert multi.stdout.count("joint: validation accuracy") == 1  # only rank 0 reports
     for stage in ("backbone", "gate", "joint"):
         one = load_checkpoint(tmp_path / "single" / f"{stage}.pt")

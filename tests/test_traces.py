@@ -6,8 +6,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dfs_sim.layer_table import cifar_resnet_layers
-from dfs_sim.traces import (FORMAT_VERSION, TraceFormatError, TraceRun, _content_hash, block_column, read_trace,
-                            read_traces, write_trace)
+from dfs_sim.traces import (
+    FORMAT_VERSION,
+    TraceFormatError,
+    TraceRun,
+    _content_hash,
+    block_column,
+    read_trace,
+    read_traces,
+    write_trace,
+)
 from tests.factories import make_run, raw_columns, write_raw
 
 
@@ -38,8 +46,14 @@ def test_round_trip_property(tmp_path, data, depth, method):
     num_options = 7 if method == "dfs" else 2
     blocks = cifar_resnet_layers(depth).num_blocks
     n = data.draw(st.integers(1, 40))
-    codes = np.array(data.draw(st.lists(st.lists(st.integers(0, num_options - 1), min_size=blocks, max_size=blocks),
-                                        min_size=n, max_size=n)), dtype=np.uint8)
+    codes = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.integers(0, num_options - 1), min_size=blocks, max_size=blocks), min_size=n, max_size=n
+            )
+        ),
+        dtype=np.uint8,
+    )
     run = make_run(method, depth=depth, codes=codes, seed=data.draw(st.integers(0, 2**16)))
     _assert_same(read_trace(write_trace(tmp_path / "prop.parquet", run)), run)
 
@@ -55,7 +69,7 @@ def test_read_traces_sorted_and_empty_folder(tmp_path):
     assert [run.name for run in read_traces(tmp_path)] == ["a", "b", "c"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(TraceFormatError, match="no \\*.parquet"):
+    with pytest.raises(TraceFormatError, match=r"no \*\.parquet"):
         read_traces(empty)
     with pytest.raises(TraceFormatError, match="no such folder"):
         read_traces(tmp_path / "missing")
@@ -135,8 +149,10 @@ def test_value_problems(tmp_path):
     codes = run.codes[:, 1].copy()
     codes[5] = 7
     out_of_range = dict(raw_columns(run), **{block_column(1): pa.array(codes, pa.uint8())})
-    _expect(write_raw(tmp_path / "range.parquet", out_of_range, _meta_for(run, out_of_range)),
-            "'block_01' has option code 7")
+    _expect(
+        write_raw(tmp_path / "range.parquet", out_of_range, _meta_for(run, out_of_range)),
+        "'block_01' has option code 7",
+    )
 
     duplicate_ids = dict(raw_columns(run), input_id=pa.array(np.zeros(run.num_inputs, np.int64)))
     _expect(write_raw(tmp_path / "dup.parquet", duplicate_ids, _meta_for(run, duplicate_ids)), "duplicate")
@@ -145,8 +161,9 @@ def test_value_problems(tmp_path):
     _expect(write_raw(tmp_path / "label.parquet", bad_label, _meta_for(run, bad_label)), "outside 0..9")
 
     changed = dict(raw_columns(run), pred=pa.array((run.pred + 1) % 10, pa.int16()))
-    _expect(write_raw(tmp_path / "hash.parquet", changed, dict(run.meta, content_hash=run.content_hash())),
-            "content hash")
+    _expect(
+        write_raw(tmp_path / "hash.parquet", changed, dict(run.meta, content_hash=run.content_hash())), "content hash"
+    )
 
 
 def test_metadata_problems(tmp_path):
@@ -174,8 +191,14 @@ def test_metadata_problems(tmp_path):
 def test_constructing_an_invalid_run_fails_before_writing(tmp_path):
     run = make_run()
     with pytest.raises(TraceFormatError, match="shape"):
-        TraceRun(meta=run.meta, codes=run.codes[:, :1], input_id=run.input_id, label=run.label, pred=run.pred,
-                 confidence=run.confidence)
+        TraceRun(
+            meta=run.meta,
+            codes=run.codes[:, :1],
+            input_id=run.input_id,
+            label=run.label,
+            pred=run.pred,
+            confidence=run.confidence,
+        )
     assert not list(tmp_path.iterdir())
 
 

@@ -5,23 +5,33 @@ import dataclasses
 import pytest
 import torch
 
-from dfs_sim.model.checkpoint import load_checkpoint
-from dfs_sim.model.data import load_split
 from dfs_sim.errors import ConfigError
-from dfs_sim.model.infer import evaluate
-from dfs_sim.model.training import main, train
+from dfs_sim.model.checkpoint import load_checkpoint
 from dfs_sim.model.config import (
     StageConfig,
     TrainConfig,
     config_from_dict,
     load_train_config,
 )
+from dfs_sim.model.data import load_split
+from dfs_sim.model.infer import evaluate
+from dfs_sim.model.training import main, train
 
 
 def _tiny(tmp_path, **changes) -> TrainConfig:
-    base = TrainConfig(model="dfs_resnet8", dataset="digits", out_dir=str(tmp_path), batch_size=16, augment="none",
-                       checkpoint_every=5, beta=0.05, device="cpu",
-                       backbone=StageConfig(30, 0.05), gate=StageConfig(10, 0.01), joint=StageConfig(40, 0.05))
+    base = TrainConfig(
+        model="dfs_resnet8",
+        dataset="digits",
+        out_dir=str(tmp_path),
+        batch_size=16,
+        augment="none",
+        checkpoint_every=5,
+        beta=0.05,
+        device="cpu",
+        backbone=StageConfig(30, 0.05),
+        gate=StageConfig(10, 0.01),
+        joint=StageConfig(40, 0.05),
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -35,12 +45,17 @@ def test_a_30_percent_budget_lowers_computation_compared_with_100(tmp_path):
         run = train(config, progress=False)
         result[budget] = (run.metrics["joint"]["computation_pct"], evaluate(run.model, test).computation_pct)
     assert result[30.0][0] < result[100.0][0] - 10  # running computation % of the joint stage
-    assert result[30.0][1] < result[100.0][1]      # and on the test split
+    assert result[30.0][1] < result[100.0][1]  # and on the test split
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
-    config = _tiny(tmp_path / "full", stages=("backbone", "gate", "joint"),
-                   backbone=StageConfig(8, 0.05), gate=StageConfig(6, 0.01), joint=StageConfig(6, 0.05))
+    config = _tiny(
+        tmp_path / "full",
+        stages=("backbone", "gate", "joint"),
+        backbone=StageConfig(8, 0.05),
+        gate=StageConfig(6, 0.01),
+        joint=StageConfig(6, 0.05),
+    )
     full = train(config, progress=False)
     part_config = dataclasses.replace(config, out_dir=str(tmp_path / "part"))
     part = train(part_config, stop_after=11, progress=False)  # stops inside the gate stage
@@ -48,7 +63,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     record = load_checkpoint(part.last_checkpoint)
     assert (record["stage"], record["iteration"]) == ("gate", 3)
     resumed = train(part_config, resume=part.last_checkpoint, progress=False)
-    for (name, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+    for (name, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     final = load_checkpoint(resumed.checkpoints["joint"])
     assert final["config"]["seed"] == 0 and final["seed"] == 0 and "torch" in final["versions"]
@@ -63,7 +78,7 @@ def test_config_validation_names_file_and_key(tmp_path):
     path.write_text('model = "dfs_resnet8"\n[joint]\nlr = -1\n')
     with pytest.raises(ConfigError, match=r"c\.toml.*joint\.lr"):
         load_train_config(path)
-    path.write_text('budget = 130\n')
+    path.write_text("budget = 130\n")
     with pytest.raises(ConfigError, match="budget"):
         load_train_config(path)
     path.write_text('batch_size = "big"\n')
@@ -72,7 +87,11 @@ def test_config_validation_names_file_and_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown model"):
         config_from_dict({"model": "resnet50"})
     defaults = TrainConfig()
-    assert (defaults.backbone.iterations, defaults.backbone.lr, defaults.backbone.milestones) == (64000, 0.1, (32000, 48000))
+    assert (defaults.backbone.iterations, defaults.backbone.lr, defaults.backbone.milestones) == (
+        64000,
+        0.1,
+        (32000, 48000),
+    )
     assert (defaults.gate.iterations, defaults.gate.lr, defaults.beta, defaults.batch_size) == (2000, 0.01, 1e-5, 128)
     assert defaults.backbone.lr_at(31999) == 0.1 and defaults.backbone.lr_at(48000) == pytest.approx(0.001)
 
@@ -81,16 +100,50 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.toml" in err
-    assert main(["--model", "dfs_resnet8", "--dataset", "cifar10", "--data-path", str(tmp_path / "no"),
-                 "--out-dir", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "--model",
+                "dfs_resnet8",
+                "--dataset",
+                "cifar10",
+                "--data-path",
+                str(tmp_path / "no"),
+                "--out-dir",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path / "nope.pt")]) == 2
 
 
 def test_cli_trains_with_overrides(tmp_path, capsys):
-    code = main(["--model", "skipnet_resnet8", "--dataset", "digits", "--out-dir", str(tmp_path), "--batch-size", "8",
-                 "--set", "backbone.iterations=3", "--set", "gate.iterations=2", "--set", "joint.iterations=2",
-                 "--set", 'augment="crop"', "--budget", "60", "--no-progress"])
+    code = main(
+        [
+            "--model",
+            "skipnet_resnet8",
+            "--dataset",
+            "digits",
+            "--out-dir",
+            str(tmp_path),
+            "--batch-size",
+            "8",
+            "--set",
+            "backbone.iterations=3",
+            "--set",
+            "gate.iterations=2",
+            "--set",
+            "joint.iterations=2",
+            "--set",
+            'augment="crop"',
+            "--budget",
+            "60",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     record = load_checkpoint(tmp_path / "joint.pt")
     assert record["config"]["budget"] == 60 and record["config"]["joint"]["iterations"] == 2

@@ -17,15 +17,40 @@ from dfs_sim.model.export import export
 from dfs_sim.traces import read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--model", "dfs_resnet8", "--dataset", "digits", "--batch-size", "16", "--device", "cpu", "--stages",
-        "backbone,gate,joint", "--set", "backbone.iterations=30", "--set", "gate.iterations=10", "--set",
-        "joint.iterations=4", "--set", "augment=none", "--checkpoint-every", "4", "--no-progress"]
+TINY = [
+    "--model",
+    "dfs_resnet8",
+    "--dataset",
+    "digits",
+    "--batch-size",
+    "16",
+    "--device",
+    "cpu",
+    "--stages",
+    "backbone,gate,joint",
+    "--set",
+    "backbone.iterations=30",
+    "--set",
+    "gate.iterations=10",
+    "--set",
+    "joint.iterations=4",
+    "--set",
+    "augment=none",
+    "--checkpoint-every",
+    "4",
+    "--no-progress",
+]
 
 
 def _train(*arguments: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "dfs_sim.train", *arguments], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dfs_sim.train", *arguments],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -57,5 +82,6 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     for name in ("codes", "input_id", "label", "pred", "confidence"):
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
     volatile = {"created", "content_hash", "command"}
-    assert {k: v for k, v in first.meta.items() if k not in volatile} == \
-        {k: v for k, v in second.meta.items() if k not in volatile}
+    assert {k: v for k, v in first.meta.items() if k not in volatile} == {
+        k: v for k, v in second.meta.items() if k not in volatile
+    }

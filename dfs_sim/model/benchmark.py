@@ -25,8 +25,12 @@ def bench_grouped_inference(batch: int = 256) -> dict:
         model.forward_grouped(images[:8])
         grouped_s = _best_of(lambda: model.forward_grouped(images), repeat=2)
         candidates_s = _best_of(lambda: model.forward_candidates_reference(images), repeat=2)
-    return {"model_batch": batch, "grouped_s": grouped_s, "candidates_s": candidates_s,
-            "model_speedup": candidates_s / grouped_s}
+    return {
+        "model_batch": batch,
+        "grouped_s": grouped_s,
+        "candidates_s": candidates_s,
+        "model_speedup": candidates_s / grouped_s,
+    }
 
 
 def _training_step(model, images, labels, forward, stage: str):
@@ -76,12 +80,15 @@ def bench_training(batch: int = 128, model_name: str = "dfs_resnet38", repeat: i
         variants = {
             "plain": (copy.deepcopy(base), images, _PLAIN[stage]),
             "fast": (copy.deepcopy(base), images, _FAST[stage]),
-            "fast_cl": (copy.deepcopy(base).to(memory_format=torch.channels_last),
-                        images.contiguous(memory_format=torch.channels_last), _FAST[stage]),
+            "fast_cl": (
+                copy.deepcopy(base).to(memory_format=torch.channels_last),
+                images.contiguous(memory_format=torch.channels_last),
+                _FAST[stage],
+            ),
         }
         steps = {name: _training_step(m, x, labels, f, stage) for name, (m, x, f) in variants.items()}
         best = dict.fromkeys(steps, float("inf"))
-        for name, step in steps.items():
+        for step in steps.values():
             step()  # warm-up
         for _ in range(repeat):  # interleaved, so a noisy minute hits every variant alike
             for name, step in steps.items():

@@ -33,8 +33,12 @@ class QuantConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.input_quantizer = ActivationQuantizer()
 
-    def forward(self, x: torch.Tensor, bits: int | None = None,  # type: ignore[override]
-                input_quantized: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        bits: int | None = None,  # type: ignore[override]
+        input_quantized: bool = False,
+    ) -> torch.Tensor:
         """``input_quantized``: ``x`` is already on the ``bits`` grid (its range observed by the caller)."""
         if bits is None:
             return super().forward(x)
@@ -70,12 +74,14 @@ class GatedBasicBlock(nn.Module):
         out = self.bn2(self.conv2(out, bits))
         return F.relu(out + shortcut)
 
-    def candidates(self, x: torch.Tensor, shortcut: torch.Tensor, options: Sequence[Option],
-                   with_grad: Sequence[bool]) -> list[torch.Tensor]:
+    def candidates(
+        self, x: torch.Tensor, shortcut: torch.Tensor, options: Sequence[Option], with_grad: Sequence[bool]
+    ) -> list[torch.Tensor]:
         """``[candidate(x, shortcut, o) for o in options]``, each in the graph only where ``with_grad`` says so."""
         widths = [option.w_bits for option in options if not option.is_skip and not option.float]
         grad_any = torch.is_grad_enabled() and any(
-            flag for flag, option in zip(with_grad, options) if not option.is_skip and not option.float)
+            flag for flag, option in zip(with_grad, options, strict=True) if not option.is_skip and not option.float
+        )
         with nullcontext() if grad_any else torch.no_grad():
             if widths:  # the reference observes the same block input once per width; so does this, in one place
                 quantizer = self.conv1.input_quantizer
@@ -87,7 +93,7 @@ class GatedBasicBlock(nn.Module):
                     low, high = quantizer.running_min, quantizer.running_max
                 quantized = iter(quantize_levels(x, widths, low, high))
         outputs = []
-        for option, flag in zip(options, with_grad):
+        for option, flag in zip(options, with_grad, strict=True):
             if option.is_skip:
                 outputs.append(shortcut)
                 continue

@@ -19,8 +19,16 @@ from dfs_sim._atomic import atomic_path
 from dfs_sim.errors import DfsSimError
 from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_backbone_into", "load_checkpoint", "load_checkpoint_hashed",
-           "load_weights_into", "plain", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "load_backbone_into",
+    "load_checkpoint",
+    "load_checkpoint_hashed",
+    "load_weights_into",
+    "plain",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "dfs_sim.model.checkpoint/1"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -46,8 +54,14 @@ def save_checkpoint(path: str | Path, **content: Any) -> Path:
     """Write a checkpoint atomically; provenance (versions, git commit, command, time) is added here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"format": CHECKPOINT_FORMAT, **content, "versions": versions(), "git_commit": git_commit(),
-              "command": command_line(), "created": utc_now()}
+    record = {
+        "format": CHECKPOINT_FORMAT,
+        **content,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "command": command_line(),
+        "created": utc_now(),
+    }
     with atomic_path(path) as temporary:
         torch.save(record, temporary)
     return path
@@ -70,13 +84,19 @@ def _load(path: str | Path, map_location: str | torch.device) -> tuple[dict, byt
     try:
         raw = path.read_bytes()
         record = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch.load raises many unrelated types for a corrupt or foreign file
+    except Exception as error:
         raise CheckpointError(path, f"not a readable checkpoint ({type(error).__name__}: {_one_line(error)})") from None
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
-        what = "a bare state dict" if isinstance(record, dict) and record and all(
-            isinstance(value, torch.Tensor) for value in record.values()) else f"a {type(record).__name__}"
-        raise CheckpointError(path, f"holds {what}, not a dfs-sim checkpoint (format {CHECKPOINT_FORMAT!r}, written by "
-                                    "python -m dfs_sim.train)")
+        what = (
+            "a bare state dict"
+            if isinstance(record, dict) and record and all(isinstance(value, torch.Tensor) for value in record.values())
+            else f"a {type(record).__name__}"
+        )
+        raise CheckpointError(
+            path,
+            f"holds {what}, not a dfs-sim checkpoint (format {CHECKPOINT_FORMAT!r}, written by "
+            "python -m dfs_sim.train)",
+        )
     missing = [key for key in _REQUIRED if key not in record]
     if missing:
         raise CheckpointError(path, f"checkpoint lacks keys {missing}")
@@ -118,8 +138,9 @@ def _check_record(path: Path, record: dict) -> None:
         if not _is_int(record[key]) or record[key] < 0:
             raise CheckpointError(path, f"{key}: expected an integer >= 0, got {record[key]!r}")
     if not isinstance(record["config"], dict):
-        raise CheckpointError(path, "config: expected a table of training settings, got "
-                                    f"{type(record['config']).__name__}")
+        raise CheckpointError(
+            path, f"config: expected a table of training settings, got {type(record['config']).__name__}"
+        )
 
 
 def load_backbone_into(model, record: dict, source: object, model_name: str | None = None) -> None:
@@ -132,11 +153,17 @@ def load_backbone_into(model, record: dict, source: object, model_name: str | No
     target = model_name or f"a ResNet-{model.depth}"
     depth = parse_model_name(record["model_name"])[1]
     if depth != model.depth:
-        raise CheckpointError(source, f"backbone is a ResNet-{depth} ({record['model_name']}, depth {depth}), the "
-                                      f"model is {target} (depth {model.depth}); give a depth-{model.depth} checkpoint")
+        raise CheckpointError(
+            source,
+            f"backbone is a ResNet-{depth} ({record['model_name']}, depth {depth}), the "
+            f"model is {target} (depth {model.depth}); give a depth-{model.depth} checkpoint",
+        )
     if record["num_classes"] != model.num_classes:
-        raise CheckpointError(source, f"backbone has {record['num_classes']} classes, the model {model.num_classes} "
-                                      f"({target}); give a checkpoint trained on the same data set")
+        raise CheckpointError(
+            source,
+            f"backbone has {record['num_classes']} classes, the model {model.num_classes} "
+            f"({target}); give a checkpoint trained on the same data set",
+        )
     missing, unexpected = model.load_backbone(record["model"])
     if missing or unexpected:
         raise CheckpointError(source, f"backbone weights do not fit {target}: {_misfit(missing, unexpected)}")
@@ -148,8 +175,11 @@ def load_weights_into(model, record: dict, source: object, model_name: str | Non
     state, own = record["model"], model.state_dict()
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
-    unexpected += [f"{key} (shape {list(value.shape)}, model {list(own[key].shape)})" for key, value in state.items()
-                   if key in own and value.shape != own[key].shape]
+    unexpected += [
+        f"{key} (shape {list(value.shape)}, model {list(own[key].shape)})"
+        for key, value in state.items()
+        if key in own and value.shape != own[key].shape
+    ]
     target = model_name or f"a ResNet-{model.depth}"
     if missing or unexpected:
         raise CheckpointError(source, f"weights do not fit {target}: {_misfit(missing, unexpected)}")

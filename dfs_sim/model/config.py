@@ -29,8 +29,16 @@ from typing import Any
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 
-__all__ = ["STAGES", "StageConfig", "TrainConfig", "config_from_dict", "default_out_dir", "load_train_config",
-           "scaled_milestones", "validate_train_config"]
+__all__ = [
+    "STAGES",
+    "StageConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "default_out_dir",
+    "load_train_config",
+    "scaled_milestones",
+    "validate_train_config",
+]
 
 STAGES = ("backbone", "gate", "joint")
 _MAX_SEED = 2**63 - 1
@@ -121,12 +129,18 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("dataset", f"must be one of {DATASETS}, got {config.dataset!r}")
     if config.augment not in AUGMENTATIONS:
         raise bad("augment", f"must be one of {AUGMENTATIONS}, got {config.augment!r}")
-    if not config.stages or any(s not in STAGES for s in config.stages) or list(config.stages) != sorted(
-            set(config.stages), key=STAGES.index):
+    if (
+        not config.stages
+        or any(s not in STAGES for s in config.stages)
+        or list(config.stages) != sorted(set(config.stages), key=STAGES.index)
+    ):
         raise bad("stages", f"must be a non-empty ordered subset of {list(STAGES)}, got {list(config.stages)}")
     if "backbone" not in config.stages and config.init_from is None:
-        raise bad("stages", "gate/joint start from a trained backbone: give init_from (--init-from), or include the "
-                            f"backbone stage (got {list(config.stages)})")
+        raise bad(
+            "stages",
+            "gate/joint start from a trained backbone: give init_from (--init-from), or include the "
+            f"backbone stage (got {list(config.stages)})",
+        )
     for key in ("data_path", "init_from", "out_dir"):
         if getattr(config, key) == "":
             raise bad(key, "must be a path, got an empty string")
@@ -141,8 +155,11 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("validation_fraction", f"must be in [0, 1), got {config.validation_fraction}")
     if config.eval_every < 1:
         raise bad("eval_every", "must be >= 1")
-    for key, valid in (("keep", ("last", "best")), ("gate_stage_forward", ("full_precision", "gated")),
-                       ("precision", ("auto", "fp32", "bf16"))):
+    for key, valid in (
+        ("keep", ("last", "best")),
+        ("gate_stage_forward", ("full_precision", "gated")),
+        ("precision", ("auto", "fp32", "bf16")),
+    ):
         if getattr(config, key) not in valid:
             raise bad(key, f"must be one of {', '.join(valid)}, got {getattr(config, key)!r}")
     if config.batch_size < 1:
@@ -169,9 +186,12 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         if milestones != sorted(milestones) or any(m < 1 for m in milestones):
             raise bad(f"{name}.milestones", f"must be increasing positive iterations, got {milestones}")
         if any(m >= stage.iterations for m in milestones):
-            raise bad(f"{name}.milestones", f"{milestones} must be below {name}.iterations ({stage.iterations}): a "
-                                            "milestone at or past the end never lowers the learning rate; set "
-                                            f"{name}.milestones too")
+            raise bad(
+                f"{name}.milestones",
+                f"{milestones} must be below {name}.iterations ({stage.iterations}): a "
+                "milestone at or past the end never lowers the learning rate; set "
+                f"{name}.milestones too",
+            )
     if config.out_dir is None:
         config = dataclasses.replace(config, out_dir=default_out_dir(config))
     return config
@@ -186,14 +206,36 @@ def scaled_milestones(default: StageConfig, iterations: int) -> tuple[int, ...]:
 
 
 _TYPES = {
-    "model": str, "dataset": str, "data_path": (str, type(None)), "out_dir": (str, type(None)), "stages": list,
-    "seed": int, "split_seed": int, "batch_size": int, "augment": str, "budget": (int, float), "beta": (int, float),
-    "gate_target": (int, float), "checkpoint_every": int, "init_from": (str, type(None)), "device": str,
-    "validation_fraction": (int, float), "eval_every": int, "keep": str, "gate_stage_forward": str, "precision": str,
-    "deterministic": bool, "channels_last": bool,
+    "model": str,
+    "dataset": str,
+    "data_path": (str, type(None)),
+    "out_dir": (str, type(None)),
+    "stages": list,
+    "seed": int,
+    "split_seed": int,
+    "batch_size": int,
+    "augment": str,
+    "budget": (int, float),
+    "beta": (int, float),
+    "gate_target": (int, float),
+    "checkpoint_every": int,
+    "init_from": (str, type(None)),
+    "device": str,
+    "validation_fraction": (int, float),
+    "eval_every": int,
+    "keep": str,
+    "gate_stage_forward": str,
+    "precision": str,
+    "deterministic": bool,
+    "channels_last": bool,
 }
-_STAGE_TYPES = {"iterations": int, "lr": (int, float), "milestones": list, "momentum": (int, float),
-                "weight_decay": (int, float)}
+_STAGE_TYPES = {
+    "iterations": int,
+    "lr": (int, float),
+    "milestones": list,
+    "momentum": (int, float),
+    "weight_decay": (int, float),
+}
 
 
 def _typed(source: object, key: str, value: Any, expected) -> Any:

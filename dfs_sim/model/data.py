@@ -17,6 +17,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,8 +25,19 @@ from torch.nn import functional as F
 
 from dfs_sim.errors import DfsSimError
 
-__all__ = ["AUGMENTATIONS", "DATASETS", "GEOMETRY", "IDX_DEFAULT_PATHS", "BatchStream", "DataError", "Geometry",
-           "Split", "load_split", "num_classes_of", "read_idx"]
+__all__ = [
+    "AUGMENTATIONS",
+    "DATASETS",
+    "GEOMETRY",
+    "IDX_DEFAULT_PATHS",
+    "BatchStream",
+    "DataError",
+    "Geometry",
+    "Split",
+    "load_split",
+    "num_classes_of",
+    "read_idx",
+]
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,10 @@ IDX_DEFAULT_PATHS = {  # where Debian's dataset packages put the files (apt-get 
     "mnist": "/usr/share/datasets/mnist",
     "fashion-mnist": "/usr/share/datasets/fashion-mnist",
 }
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 _CIFAR_FILES = {
     "cifar10": {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
     "cifar100": {"train": ["train"], "test": ["test"]},
@@ -100,8 +114,9 @@ class Split:
 
     def subset(self, index: torch.Tensor, name: str) -> Split:
         """The inputs at ``index`` (their ids kept), normalized as this split is."""
-        return Split(name, self.dataset, self.images[index], self.labels[index], self.input_ids[index], self.mean,
-                     self.std)
+        return Split(
+            name, self.dataset, self.images[index], self.labels[index], self.input_ids[index], self.mean, self.std
+        )
 
 
 def load_split(dataset: str, split: str, path: str | Path | None = None, split_seed: int = 0) -> Split:
@@ -138,9 +153,15 @@ def _digits(split: str, split_seed: int) -> Split:
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles CIFAR python batches only: dicts, lists, bytes and numpy arrays, never arbitrary classes."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
@@ -154,8 +175,9 @@ def _cifar(dataset: str, split: str, path: str | Path | None) -> Split:
     folder = Path(path)
     if folder.is_file():
         names = ", ".join(_CIFAR_FILES[dataset]["train"][:1] + _CIFAR_FILES[dataset]["test"])
-        raise DataError(folder, f"is a file, not a folder: give the folder with the {dataset} python batches "
-                                f"({names}, ...)")
+        raise DataError(
+            folder, f"is a file, not a folder: give the folder with the {dataset} python batches ({names}, ...)"
+        )
     if not folder.is_dir():
         raise DataError(folder, f"data folder for {dataset} does not exist")
     images, labels = [], []
@@ -178,8 +200,15 @@ def _cifar(dataset: str, split: str, path: str | Path | None) -> Split:
         labels.append(target)
     stacked = torch.from_numpy(np.concatenate(images))
     mean, std = _STATS[dataset]
-    return Split(split, dataset, stacked, torch.from_numpy(np.concatenate(labels)),
-                 torch.arange(stacked.shape[0], dtype=torch.int64), mean, std)
+    return Split(
+        split,
+        dataset,
+        stacked,
+        torch.from_numpy(np.concatenate(labels)),
+        torch.arange(stacked.shape[0], dtype=torch.int64),
+        mean,
+        std,
+    )
 
 
 _IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned bytes, 1 or 3 dimensions
@@ -201,8 +230,11 @@ def read_idx(file: str | Path, ndim: int) -> np.ndarray:
         raise DataError(file, f"truncated: {len(raw)} bytes, shorter than an IDX header")
     (magic,) = struct.unpack(">I", raw[:4])
     if magic != _IDX_MAGIC[ndim]:
-        raise DataError(file, f"not an IDX file of unsigned bytes with {ndim} dimension(s): magic number "
-                              f"0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x}")
+        raise DataError(
+            file,
+            f"not an IDX file of unsigned bytes with {ndim} dimension(s): magic number "
+            f"0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x}",
+        )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(np.prod(shape, dtype=np.int64))
     if len(raw) != expected:
@@ -228,8 +260,10 @@ def _idx_split(dataset: str, split: str, path: str | Path | None) -> Split:
     images, labels = read_idx(image_file, 3), read_idx(label_file, 1)
     geometry = GEOMETRY[dataset]
     if images.shape[1:] != (geometry.size, geometry.size):
-        raise DataError(image_file, f"images are {images.shape[1]}×{images.shape[2]}, {dataset} images are "
-                                    f"{geometry.size}×{geometry.size}")
+        raise DataError(
+            image_file,
+            f"images are {images.shape[1]}×{images.shape[2]}, {dataset} images are {geometry.size}×{geometry.size}",
+        )
     if images.shape[0] == 0:
         raise DataError(image_file, "holds no images")
     if images.shape[0] != labels.shape[0]:
@@ -237,9 +271,15 @@ def _idx_split(dataset: str, split: str, path: str | Path | None) -> Split:
     if labels.max() >= geometry.num_classes:
         raise DataError(label_file, f"labels outside 0..{geometry.num_classes - 1} (found {int(labels.max())})")
     mean, std = _STATS[dataset]
-    return Split(split, dataset, torch.from_numpy(images.copy()).unsqueeze(1),
-                 torch.from_numpy(labels.astype(np.int64)), torch.arange(images.shape[0], dtype=torch.int64),
-                 mean, std)
+    return Split(
+        split,
+        dataset,
+        torch.from_numpy(images.copy()).unsqueeze(1),
+        torch.from_numpy(labels.astype(np.int64)),
+        torch.arange(images.shape[0], dtype=torch.int64),
+        mean,
+        std,
+    )
 
 
 class BatchStream:
@@ -258,7 +298,7 @@ class BatchStream:
         if self.position + self.batch_size > len(self.order):  # drop the incomplete tail, start a new epoch
             self.order = torch.randperm(len(self.split), generator=self.generator)
             self.position = 0
-        index = self.order[self.position:self.position + self.batch_size]
+        index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         images = self.split.images[index]
         if self.augment != "none":

@@ -40,8 +40,9 @@ def resolve_device(name: str, source: object = "--device") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if not torch.backends.cuda.is_built():
-        raise ConfigError(source, f"{name!r} needs CUDA, but this torch build has none (torch {torch.__version__}); "
-                                  "use cpu or auto")
+        raise ConfigError(
+            source, f"{name!r} needs CUDA, but this torch build has none (torch {torch.__version__}); use cpu or auto"
+        )
     if not torch.cuda.is_available():
         raise ConfigError(source, f"{name!r} needs a CUDA GPU, but none is visible on this machine; use cpu or auto")
     count = torch.cuda.device_count()

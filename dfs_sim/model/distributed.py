@@ -45,12 +45,11 @@ class BatchNorm2d(nn.BatchNorm2d):
         from torch.distributed.nn.functional import all_reduce
 
         channels = x.shape[1]
-        moments = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)),
-                             x.new_tensor([x.numel() // channels])])
+        moments = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), x.new_tensor([x.numel() // channels])])
         moments = all_reduce(moments)  # differentiable: the backward all-reduces the moments' gradients
         count = moments[-1]
         mean = moments[:channels] / count
-        var = moments[channels:2 * channels] / count - mean * mean
+        var = moments[channels : 2 * channels] / count - mean * mean
         if self.track_running_stats:
             with torch.no_grad():
                 momentum = 0.1 if self.momentum is None else self.momentum
@@ -77,6 +76,7 @@ class Distributed:
                 return int(os.environ.get(key, default))
             except ValueError:
                 return default
+
         return cls(number("WORLD_SIZE", 1), number("RANK", 0), number("LOCAL_RANK", 0))
 
     @property
@@ -121,5 +121,6 @@ class Distributed:
 
         device_ids = [self.local_rank] if next(model.parameters()).device.type == "cuda" else None
         # a block whose inputs all skip it uses none of its weights; buffers are equal on every process already
-        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True,
-                                       broadcast_buffers=False)
+        return DistributedDataParallel(
+            model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False
+        )

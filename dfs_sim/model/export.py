@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint on a split and write a trace file (docs/design.md §2): ``export(...)`` and ``python -m dfs_sim.export``.
+"""Evaluate a checkpoint on a split and write a trace file (docs/design.md §2): ``export(...)`` and
+``python -m dfs_sim.export``.
 
 The trace's layer table is observed from the torch model by forward hooks (``traced_layer_table``), and checked against
 ``cifar_resnet_layers``. A backbone checkpoint exported with ``static_option`` becomes a static baseline: every gated
@@ -14,19 +15,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
+from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
 from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of
 from dfs_sim.model.device import resolve_device
-from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
-from dfs_sim.layer_table import cifar_resnet_layers
-from dfs_sim.options import DFS_OPTIONS
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import traced_layer_table
+from dfs_sim.options import DFS_OPTIONS
 from dfs_sim.traces import TraceRun, make_meta, write_trace
 
-__all__ = ["ExportResult", "ExportSource", "export", "main", "model_from_checkpoint", "open_for_export",
-           "parse_static_option"]
+__all__ = [
+    "ExportResult",
+    "ExportSource",
+    "export",
+    "main",
+    "model_from_checkpoint",
+    "open_for_export",
+    "parse_static_option",
+]
 
 
 @dataclass(frozen=True)
@@ -59,14 +67,19 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
     """
     method, depth = parse_model_name(record["model_name"])
     if method == "static":
-        raise CheckpointError(source, f"{record['model_name']}: static models are not trained; export a backbone "
-                                      "checkpoint with --static-option")
+        raise CheckpointError(
+            source,
+            f"{record['model_name']}: static models are not trained; export a backbone checkpoint with --static-option",
+        )
     if static_option is None and record["stage"] == "backbone":
         raise CheckpointError(source, "a backbone checkpoint has untrained gates; export it with a static option")
     if static_option is None and record["stage"] == "gate":
-        raise CheckpointError(source, "a gate-stage checkpoint is trained toward full execution, not toward a "
-                                      "budget; export its joint-stage checkpoint (joint.pt), or a backbone with "
-                                      "--static-option")
+        raise CheckpointError(
+            source,
+            "a gate-stage checkpoint is trained toward full execution, not toward a "
+            "budget; export its joint-stage checkpoint (joint.pt), or a backbone with "
+            "--static-option",
+        )
     dataset = record["config"].get("dataset")
     in_channels = GEOMETRY[dataset].channels if dataset in GEOMETRY else 3  # an unknown data set is reported later
     if static_option is not None:
@@ -86,8 +99,11 @@ def _trained_on(record: dict, source: object, static: bool) -> tuple[str, str | 
     if dataset not in DATASETS:
         raise CheckpointError(source, f"config.dataset: expected one of {list(DATASETS)}, got {dataset!r}")
     if num_classes_of(dataset) != record["num_classes"]:
-        raise CheckpointError(source, f"num_classes {record['num_classes']} does not match the data set {dataset} "
-                                      f"({num_classes_of(dataset)} classes)")
+        raise CheckpointError(
+            source,
+            f"num_classes {record['num_classes']} does not match the data set {dataset} "
+            f"({num_classes_of(dataset)} classes)",
+        )
     if data_path is not None and not isinstance(data_path, str):
         raise CheckpointError(source, f"config.data_path: expected a path, got {data_path!r}")
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
@@ -125,9 +141,17 @@ def open_for_export(checkpoint: str | Path, static_option: int | str | None = No
     return ExportSource(record, sha256, model, method, dataset, data_path, split_seed, budget)
 
 
-def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data_path: str | None = None,
-           static_option: int | str | None = None, batch_size: int = 256, device: str = "auto",
-           command: str | None = None) -> ExportResult:
+def export(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    split: str = "test",
+    data_path: str | None = None,
+    static_option: int | str | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    command: str | None = None,
+) -> ExportResult:
     """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation."""
     checkpoint, out = Path(checkpoint), Path(out)
     if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
@@ -146,9 +170,14 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
     model.to(torch_device)
     geometry = GEOMETRY[dataset]
     layers = traced_layer_table(model, input_size=geometry.size)
-    expected = cifar_resnet_layers(model.depth, num_classes=model.num_classes, options=model.options,
-                                   gates=model.static_option is None, input_size=geometry.size,
-                                   in_channels=geometry.channels)
+    expected = cifar_resnet_layers(
+        model.depth,
+        num_classes=model.num_classes,
+        options=model.options,
+        gates=model.static_option is None,
+        input_size=geometry.size,
+        in_channels=geometry.channels,
+    )
     if layers != expected:
         raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
     calibration = None
@@ -170,12 +199,29 @@ def export(checkpoint: str | Path, out: str | Path, *, split: str = "test", data
         extra["static_option"] = static
         extra["quantizer_calibration"] = calibration
     meta = make_meta(
-        method=method, budget=budget,
-        model={"arch": "cifar_resnet", "depth": model.depth, "dataset": dataset, "num_classes": model.num_classes,
-               "input_size": [geometry.channels, geometry.size, geometry.size]},
-        options=model.options, layers=layers, seed=int(record["seed"]), command=command, **extra)
-    run = TraceRun(meta=meta, codes=evaluation.codes, input_id=evaluation.input_id, label=evaluation.label,
-                   pred=evaluation.pred, confidence=evaluation.confidence)
+        method=method,
+        budget=budget,
+        model={
+            "arch": "cifar_resnet",
+            "depth": model.depth,
+            "dataset": dataset,
+            "num_classes": model.num_classes,
+            "input_size": [geometry.channels, geometry.size, geometry.size],
+        },
+        options=model.options,
+        layers=layers,
+        seed=int(record["seed"]),
+        command=command,
+        **extra,
+    )
+    run = TraceRun(
+        meta=meta,
+        codes=evaluation.codes,
+        input_id=evaluation.input_id,
+        label=evaluation.label,
+        pred=evaluation.pred,
+        confidence=evaluation.confidence,
+    )
     path = write_trace(out, run)
     return ExportResult(path, evaluation, meta)
 
@@ -185,8 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="a checkpoint written by python -m dfs_sim.train")
     parser.add_argument("--out", required=True, help="trace file to write (.parquet)")
     parser.add_argument("--split", default="test", choices=("train", "test"))
-    parser.add_argument("--data-path", help="data folder (default: the one in the checkpoint's config, else the data "
-                                            "set's default)")
+    parser.add_argument(
+        "--data-path", help="data folder (default: the one in the checkpoint's config, else the data set's default)"
+    )
     parser.add_argument("--static-option", help="static baseline from a backbone: code 0..6 or skip/q8/.../fp")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto")
@@ -197,14 +244,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        result = export(args.checkpoint, args.out, split=args.split, data_path=args.data_path,
-                        static_option=args.static_option, batch_size=args.batch_size, device=args.device,
-                        command=shlex.join(["python", "-m", "dfs_sim.export", *argv]))
+        result = export(
+            args.checkpoint,
+            args.out,
+            split=args.split,
+            data_path=args.data_path,
+            static_option=args.static_option,
+            batch_size=args.batch_size,
+            device=args.device,
+            command=shlex.join(["python", "-m", "dfs_sim.export", *argv]),
+        )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{result.path}: {result.meta['method']} accuracy {result.evaluation.accuracy * 100:.2f}%, "
-          f"computation {result.evaluation.computation_pct:.1f}%, {len(result.evaluation.label)} inputs")
+    print(
+        f"{result.path}: {result.meta['method']} accuracy {result.evaluation.accuracy * 100:.2f}%, "
+        f"computation {result.evaluation.computation_pct:.1f}%, {len(result.evaluation.label)} inputs"
+    )
     return 0
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from dfs_sim.model.data import Split
-from dfs_sim.options import proxy_costs
 from dfs_sim.model.quantize import ActivationQuantizer
 from dfs_sim.model.resnet import GatedOutput, GatedResNet
+from dfs_sim.options import proxy_costs
 
 __all__ = ["Evaluation", "calibrate_quantizers", "evaluate", "predict"]
 

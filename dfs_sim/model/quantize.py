@@ -72,8 +72,9 @@ class _LevelsStraightThrough(torch.autograd.Function):
         return total, None, None, None
 
 
-def quantize_levels(x: torch.Tensor, bits: Sequence[int], low: torch.Tensor, high: torch.Tensor
-                    ) -> tuple[torch.Tensor, ...]:
+def quantize_levels(
+    x: torch.Tensor, bits: Sequence[int], low: torch.Tensor, high: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
     """``quantize_uniform(x, b, low, high)`` for every ``b`` in ``bits``, sharing the clamp and the offset."""
     if any(b < 1 for b in bits):
         raise ValueError(f"bits must be >= 1, got {list(bits)}")

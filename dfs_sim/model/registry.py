@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dfs_sim.errors import ConfigError
-from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.model.resnet import GatedResNet
+from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 
 __all__ = ["MODEL_DEPTHS", "create_model", "list_models", "parse_model_name", "register_model"]
 
@@ -21,6 +21,7 @@ def register_model(name: str) -> Callable:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = factory
         return factory
+
     return decorate
 
 
@@ -52,9 +53,11 @@ def _register(method: str, depth: int) -> None:
     options = _METHODS[method]
 
     if method == "static":
+
         def factory(option: int = DFS_OPTIONS[-1].code, num_classes: int = 10, **kwargs) -> GatedResNet:
             return GatedResNet(depth, num_classes, options, static_option=option, **kwargs)
     else:
+
         def factory(num_classes: int = 10, **kwargs) -> GatedResNet:
             return GatedResNet(depth, num_classes, options, **kwargs)
 

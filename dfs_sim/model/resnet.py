@@ -30,11 +30,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.errors import ConfigError
+from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
+from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding
-from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
 
 __all__ = ["GatedOutput", "GatedResNet", "mix_candidates", "traced_layer_table"]
@@ -73,11 +73,11 @@ class _MixCandidates(torch.autograd.Function):
         grad_mask = None
         if ctx.needs_input_grad[0]:
             rows = _rows_like(grad, grad).unsqueeze(1)
-            grad_mask = torch.cat([torch.bmm(rows, _rows_like(c, grad).unsqueeze(2)).view(-1, 1) for c in candidates],
-                                  dim=1)
+            grad_mask = torch.cat(
+                [torch.bmm(rows, _rows_like(c, grad).unsqueeze(2)).view(-1, 1) for c in candidates], dim=1
+            )
         shape = (-1,) + (1,) * (grad.dim() - 1)
-        grads = [grad * mask[:, k].view(shape) if ctx.needs_input_grad[k + 1] else None
-                 for k in range(len(candidates))]
+        grads = [grad * mask[:, k].view(shape) if ctx.needs_input_grad[k + 1] else None for k in range(len(candidates))]
         return (grad_mask, *grads)
 
 
@@ -87,7 +87,8 @@ def mix_candidates(mask: torch.Tensor, candidates: Sequence[torch.Tensor]) -> to
 
 
 class GatedOutput(NamedTuple):
-    """``logits`` (N × classes), ``masks`` (N × B × options, one-hot forward values), ``probs`` (gate softmax or None)."""
+    """``logits`` (N × classes), ``masks`` (N × B × options, one-hot forward values), ``probs`` (gate softmax or
+    None)."""
 
     logits: torch.Tensor
     masks: torch.Tensor
@@ -125,7 +126,9 @@ class GatedResNet(nn.Module):
             if not option.float and option.w_bits != option.a_bits:
                 raise ValueError(f"option {option.name}: different weight and activation bits are not supported")
         if static_option is not None and not 0 <= static_option < len(self.options):
-            raise ConfigError("GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}")
+            raise ConfigError(
+                "GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}"
+            )
         self.static_option = static_option
         self.register_buffer("costs", torch.tensor([option.proxy_cost for option in self.options]))
 
@@ -222,8 +225,9 @@ class GatedResNet(nn.Module):
         mask[:, code] = 1
         return mask
 
-    def forward(self, x: torch.Tensor, fixed_code: int | None = None, gate_stage: bool = False,
-                sync_free: bool = False) -> GatedOutput:
+    def forward(
+        self, x: torch.Tensor, fixed_code: int | None = None, gate_stage: bool = False, sync_free: bool = False
+    ) -> GatedOutput:
         """Training: the all-candidates mix (``gate_stage``: the reference's gate-stage forward); evaluation: only
         the chosen option of each input. One entry point, so DistributedDataParallel sees every training forward."""
         if self.training:
@@ -232,8 +236,9 @@ class GatedResNet(nn.Module):
             return self.forward_candidates(x, fixed_code=fixed_code, sync_free=sync_free)
         return self.forward_grouped(x, fixed_code=fixed_code)
 
-    def forward_candidates_reference(self, x: torch.Tensor, fixed_code: int | None = None,
-                                     naive: bool = False) -> GatedOutput:
+    def forward_candidates_reference(
+        self, x: torch.Tensor, fixed_code: int | None = None, naive: bool = False
+    ) -> GatedOutput:
         """The plain path: every option computed on the whole batch and mixed by the mask; ``naive`` keeps all of
         them in the graph."""
 
@@ -253,8 +258,9 @@ class GatedResNet(nn.Module):
 
         return self._gated_forward(x, fixed_code, run_block)
 
-    def forward_candidates(self, x: torch.Tensor, fixed_code: int | None = None,
-                           sync_free: bool = False) -> GatedOutput:
+    def forward_candidates(
+        self, x: torch.Tensor, fixed_code: int | None = None, sync_free: bool = False
+    ) -> GatedOutput:
         """The training forward: the reference's values and gradients, with shared quantization and one mix."""
 
         def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
@@ -339,7 +345,7 @@ def _compute_layers(model: GatedResNet):
     fp = model.fp_code
     rows = [("stem", model.stem, 0, "conv", None, "main", fp)]
     all_blocks = [model.first_block, *model.blocks]
-    for position, (name, block) in enumerate(zip(model.block_names, all_blocks)):
+    for position, (name, block) in enumerate(zip(model.block_names, all_blocks, strict=True)):
         gated = position > 0
         b = position - 1 if gated else None
         if gated and model.static_option is None:
@@ -349,8 +355,10 @@ def _compute_layers(model: GatedResNet):
                 (f"gate{b}.fc", model.controller.fc, b, "gate", None, "main", fp),
             ]
         fixed = None if gated else fp
-        rows += [(f"{name}.conv1", block.conv1, 0, "conv", b, "main", fixed),
-                 (f"{name}.conv2", block.conv2, 0, "conv", b, "main", fixed)]
+        rows += [
+            (f"{name}.conv1", block.conv1, 0, "conv", b, "main", fixed),
+            (f"{name}.conv2", block.conv2, 0, "conv", b, "main", fixed),
+        ]
         if block.projection is not None:
             rows.append((f"{name}.projection", block.projection[0], 0, "conv", b, "projection", fp))
     rows.append(("fc", model.fc, 0, "linear", None, "main", fp))
@@ -361,20 +369,19 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
     """The model's layer table, with every shape observed by forward hooks on one all-candidates forward pass."""
     rows = _compute_layers(model)
     seen: dict[int, list[tuple[int, ...]]] = {}
-    handles = []
 
     def hook(module, inputs, _output):
         seen.setdefault(id(module), []).append(tuple(inputs[0].shape))
 
-    for module in {id(row[1]): row[1] for row in rows}.values():
-        handles.append(module.register_forward_hook(hook))
+    handles = [module.register_forward_hook(hook) for module in {id(row[1]): row[1] for row in rows}.values()]
     was_training = model.training
     try:
         model.eval()
         device = next(model.parameters()).device
         with torch.no_grad():
-            model.forward_candidates_reference(torch.zeros(1, model.in_channels, input_size, input_size,
-                                                           device=device), naive=True)
+            model.forward_candidates_reference(
+                torch.zeros(1, model.in_channels, input_size, input_size, device=device), naive=True
+            )
     finally:
         model.train(was_training)
         for handle in handles:
@@ -384,14 +391,46 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
         shape = seen[id(module)][call]
         if isinstance(module, nn.Conv2d):
             _, in_ch, in_h, in_w = shape
-            layer = ConvLayer(in_ch, module.out_channels, in_h, in_w, module.kernel_size[0], module.stride[0],
-                              module.padding[0], module.groups, name=name, kind=kind, block=block,
-                              fixed_option=fixed, role=role)
+            layer = ConvLayer(
+                in_ch,
+                module.out_channels,
+                in_h,
+                in_w,
+                module.kernel_size[0],
+                module.stride[0],
+                module.padding[0],
+                module.groups,
+                name=name,
+                kind=kind,
+                block=block,
+                fixed_option=fixed,
+                role=role,
+            )
         elif isinstance(module, nn.LSTM):  # one step: the four gates over [input, hidden] → a 2E → 4E linear layer
-            layer = ConvLayer(shape[-1] + module.hidden_size, 4 * module.hidden_size, 1, 1, 1, name=name, kind=kind,
-                              block=block, fixed_option=fixed, role=role)
+            layer = ConvLayer(
+                shape[-1] + module.hidden_size,
+                4 * module.hidden_size,
+                1,
+                1,
+                1,
+                name=name,
+                kind=kind,
+                block=block,
+                fixed_option=fixed,
+                role=role,
+            )
         else:
-            layer = ConvLayer(shape[-1], module.out_features, 1, 1, 1, name=name, kind=kind, block=block,
-                              fixed_option=fixed, role=role)
+            layer = ConvLayer(
+                shape[-1],
+                module.out_features,
+                1,
+                1,
+                1,
+                name=name,
+                kind=kind,
+                block=block,
+                fixed_option=fixed,
+                role=role,
+            )
         layers.append(layer)
     return LayerTable(layers, source=f"traced {type(model).__name__}(depth={model.depth})")

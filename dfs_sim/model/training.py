@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from dfs_sim.errors import ConfigError, DfsSimError
 from dfs_sim.model.checkpoint import load_backbone_into, load_checkpoint, load_weights_into, plain, save_checkpoint
 from dfs_sim.model.config import STAGES, TrainConfig, config_from_dict, load_train_config, validate_train_config
 from dfs_sim.model.data import DATASETS, GEOMETRY, BatchStream, Split, load_split
@@ -45,7 +46,6 @@ from dfs_sim.model.distributed import Distributed, is_multiprocess
 from dfs_sim.model.infer import evaluate
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.resnet import GatedResNet
-from dfs_sim.errors import ConfigError, DfsSimError
 
 __all__ = ["TrainResult", "build_model", "main", "train"]
 
@@ -90,8 +90,9 @@ def _load_init(config: TrainConfig, model: GatedResNet) -> None:
 def _autocast(device: torch.device, config: TrainConfig, stage: str):
     """bf16 autocast where it is safe and asked for: quantized options above 8 bits are not representable in bf16,
     so ``auto`` uses it only for the full-precision backbone stage, and only on a GPU."""
-    wanted = config.precision == "bf16" or (config.precision == "auto" and stage == "backbone"
-                                            and device.type == "cuda")
+    wanted = config.precision == "bf16" or (
+        config.precision == "auto" and stage == "backbone" and device.type == "cuda"
+    )
     if not wanted:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -110,7 +111,7 @@ def _configure_backends(device: torch.device, config: TrainConfig) -> None:
 
 def _validation_split(config: TrainConfig, train_split: Split) -> tuple[Split, Split | None]:
     """``(training part, validation part)``: a seeded ``validation_fraction`` of the training split held out."""
-    count = int(round(len(train_split) * config.validation_fraction))
+    count = round(len(train_split) * config.validation_fraction)
     if count == 0:
         return train_split, None
     if count >= len(train_split):
@@ -129,8 +130,9 @@ def _score(stage: str, config: TrainConfig, accuracy: float, computation: float)
     return (-max(abs(computation - target) - 2.0, 0.0), accuracy)
 
 
-def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
-          progress: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None, progress: bool = True
+) -> TrainResult:
     """Run the configured stages; ``resume`` continues a checkpoint; ``stop_after`` ends after that many iterations
     of this call (a checkpoint is written), for time-limited jobs and for tests.
 
@@ -147,8 +149,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
     if device.type == "cuda" and dist.active:
         device = torch.device("cuda", dist.local_rank)
     if config.batch_size % dist.world_size:
-        raise ConfigError("batch_size", f"the global batch {config.batch_size} does not split evenly over "
-                                        f"{dist.world_size} processes")
+        raise ConfigError(
+            "batch_size", f"the global batch {config.batch_size} does not split evenly over {dist.world_size} processes"
+        )
     model = build_model(config)
     if state is not None:
         load_weights_into(model, state, resume, config.model)
@@ -157,20 +160,31 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_after: int
     try:
         dist.start(device)
         if dist.active and dist.is_main:
-            print(f"{dist.world_size} processes on {device.type}: global batch {config.batch_size}, "
-                  f"{config.batch_size // dist.world_size} per process", flush=True)
+            print(
+                f"{dist.world_size} processes on {device.type}: global batch {config.batch_size}, "
+                f"{config.batch_size // dist.world_size} per process",
+                flush=True,
+            )
         return _train(config, model, state, dist, device, stop_after, progress and dist.is_main)
     finally:
         dist.stop()
 
 
-def _train(config: TrainConfig, model: GatedResNet, state: dict | None, dist: Distributed, device: torch.device,
-           stop_after: int | None, progress: bool) -> TrainResult:
+def _train(
+    config: TrainConfig,
+    model: GatedResNet,
+    state: dict | None,
+    dist: Distributed,
+    device: torch.device,
+    stop_after: int | None,
+    progress: bool,
+) -> TrainResult:
     from tqdm.auto import tqdm
 
     _configure_backends(device, config)
-    split, validation = _validation_split(config, load_split(config.dataset, "train", config.data_path,
-                                                             config.split_seed))
+    split, validation = _validation_split(
+        config, load_split(config.dataset, "train", config.data_path, config.split_seed)
+    )
     stream = BatchStream(split, config.batch_size, config.seed, config.augment)
     out_dir = Path(config.out_dir)
     start_stage, start_iteration, optimizer_state = 0, 0, None
@@ -208,13 +222,20 @@ def _train(config: TrainConfig, model: GatedResNet, state: dict | None, dist: Di
         shown: dict[str, float] = {}
         scores: dict[str, float] = {}
 
-        bar = tqdm(total=stage.iterations, initial=first, desc=f"{config.model} {stage_name}", disable=not progress,
-                   dynamic_ncols=True, leave=True)
+        bar = tqdm(
+            total=stage.iterations,
+            initial=first,
+            desc=f"{config.model} {stage_name}",
+            disable=not progress,
+            dynamic_ncols=True,
+            leave=True,
+        )
         iteration = first
         for iteration in range(first, stage.iterations):
             if budget_left is not None and budget_left <= 0:
-                result.last_checkpoint = _save(out_dir / "last.pt", config, model, optimizer, stream, stage_name,
-                                               iteration, shown, best, dist)
+                result.last_checkpoint = _save(
+                    out_dir / "last.pt", config, model, optimizer, stream, stage_name, iteration, shown, best, dist
+                )
                 result.stopped_early = True
                 bar.close()
                 return result
@@ -257,12 +278,17 @@ def _train(config: TrainConfig, model: GatedResNet, state: dict | None, dist: Di
                 bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
                 score = _score(stage_name, config, scores["accuracy"], scores["computation_pct"])
                 if best is None or score > tuple(best["score"]):
-                    best = {"score": list(score), "iteration": done, "metrics": scores,
-                            "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+                    best = {
+                        "score": list(score),
+                        "iteration": done,
+                        "metrics": scores,
+                        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                    }
             evaluated = validation is not None and (done % config.eval_every == 0 or done == stage.iterations)
             if done % config.checkpoint_every == 0 and done < stage.iterations:
-                result.last_checkpoint = _save(out_dir / "last.pt", config, model, optimizer, stream, stage_name,
-                                               done, shown, best, dist)
+                result.last_checkpoint = _save(
+                    out_dir / "last.pt", config, model, optimizer, stream, stage_name, done, shown, best, dist
+                )
             if not progress and dist.is_main and (evaluated or done % config.checkpoint_every == 0):
                 # without the bar (a log file), one line per evaluation or checkpoint shows the run is alive
                 line = " ".join(f"{k} {v}" for k, v in _postfix(shown, stage.lr_at(iteration)).items())
@@ -274,8 +300,18 @@ def _train(config: TrainConfig, model: GatedResNet, state: dict | None, dist: Di
             metrics.update(best["metrics"], kept_iteration=best["iteration"])
         elif validation is not None:  # the loop evaluated the last iterate
             metrics.update(scores, kept_iteration=stage.iterations)
-        result.checkpoints[stage_name] = _save(out_dir / f"{stage_name}.pt", config, model, optimizer, stream,
-                                               stage_name, stage.iterations, metrics, None, dist)
+        result.checkpoints[stage_name] = _save(
+            out_dir / f"{stage_name}.pt",
+            config,
+            model,
+            optimizer,
+            stream,
+            stage_name,
+            stage.iterations,
+            metrics,
+            None,
+            dist,
+        )
         result.last_checkpoint = result.checkpoints[stage_name]
         result.metrics[stage_name] = metrics
     return result
@@ -293,8 +329,13 @@ def _forward_options(stage: str, config: TrainConfig, model: GatedResNet, device
 
 
 def _postfix(shown: dict[str, float], lr: float) -> dict[str, str]:
-    names = {"loss": ("loss", "{:.3f}"), "accuracy": ("acc", "{:.1f}%"), "computation_pct": ("comp", "{:.1f}%"),
-             "val_accuracy": ("val_acc", "{:.1f}%"), "val_computation_pct": ("val_comp", "{:.1f}%")}
+    names = {
+        "loss": ("loss", "{:.3f}"),
+        "accuracy": ("acc", "{:.1f}%"),
+        "computation_pct": ("comp", "{:.1f}%"),
+        "val_accuracy": ("val_acc", "{:.1f}%"),
+        "val_computation_pct": ("val_comp", "{:.1f}%"),
+    }
     out = {label: form.format(shown[key]) for key, (label, form) in names.items() if key in shown}
     out["lr"] = f"{lr:g}"
     return out
@@ -308,15 +349,35 @@ def _evaluate(model: GatedResNet, split: Split, stage: str) -> dict[str, float]:
     return {"accuracy": evaluation.accuracy * 100, "computation_pct": evaluation.computation_pct}
 
 
-def _save(path: Path, config: TrainConfig, model: GatedResNet, optimizer: torch.optim.Optimizer, stream: BatchStream,
-          stage_name: str, iteration: int, metrics: dict, best: dict | None, dist: Distributed) -> Path:
+def _save(
+    path: Path,
+    config: TrainConfig,
+    model: GatedResNet,
+    optimizer: torch.optim.Optimizer,
+    stream: BatchStream,
+    stage_name: str,
+    iteration: int,
+    metrics: dict,
+    best: dict | None,
+    dist: Distributed,
+) -> Path:
     if dist.is_main:
         contiguous = {k: v.contiguous() for k, v in model.state_dict().items()}  # the file does not record layouts
         save_checkpoint(
-            path, model_name=config.model, num_classes=model.num_classes, model=contiguous,
-            optimizer=optimizer.state_dict(), stage=stage_name, iteration=iteration, stream=stream.state_dict(),
-            config=plain(config), seed=config.seed, metrics=dict(metrics), best=best,
-            world_size=dist.world_size)
+            path,
+            model_name=config.model,
+            num_classes=model.num_classes,
+            model=contiguous,
+            optimizer=optimizer.state_dict(),
+            stage=stage_name,
+            iteration=iteration,
+            stream=stream.state_dict(),
+            config=plain(config),
+            seed=config.seed,
+            metrics=dict(metrics),
+            best=best,
+            world_size=dist.world_size,
+        )
     dist.barrier()
     return path
 
@@ -349,8 +410,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML training config (defaults: the reference hyper-parameters)")
     parser.add_argument("--model", help="registered model, e.g. dfs_resnet38, skipnet_resnet38")
     parser.add_argument("--dataset", choices=DATASETS)
-    parser.add_argument("--data-path", help="data folder: the CIFAR python batches, or the MNIST / Fashion-MNIST IDX "
-                                            "files (default for those: the Debian package's folder)")
+    parser.add_argument(
+        "--data-path",
+        help="data folder: the CIFAR python batches, or the MNIST / Fashion-MNIST IDX "
+        "files (default for those: the Debian package's folder)",
+    )
     parser.add_argument("--out-dir", help="where checkpoints go")
     parser.add_argument("--stages", help="comma-separated subset of backbone,gate,joint")
     parser.add_argument("--seed", type=int)
@@ -360,8 +424,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--init-from", help="checkpoint whose backbone initializes the model")
     parser.add_argument("--device", help="auto (GPU when there is one), cpu, cuda[:N]")
     parser.add_argument("--checkpoint-every", type=int)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any config key, e.g. joint.iterations=300 or backbone.milestones=[100,200]")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. joint.iterations=300 or backbone.milestones=[100,200]",
+    )
     parser.add_argument("--resume", help="continue from this checkpoint (its config is used)")
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many iterations")
     parser.add_argument("--no-progress", action="store_true")
@@ -374,8 +443,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = None
         if args.resume is None:
             overrides: dict[str, Any] = {}
-            for key in ("model", "dataset", "data_path", "out_dir", "seed", "batch_size", "budget", "beta",
-                        "init_from", "device", "checkpoint_every"):
+            for key in (
+                "model",
+                "dataset",
+                "data_path",
+                "out_dir",
+                "seed",
+                "batch_size",
+                "budget",
+                "beta",
+                "init_from",
+                "device",
+                "checkpoint_every",
+            ):
                 if getattr(args, key) is not None:
                     overrides[key] = getattr(args, key)
             if args.stages is not None:
@@ -393,8 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = config_from_dict(overrides, source="command line")
         elif args.config or args.set:
             raise ConfigError("--resume", "a resumed run uses its checkpoint's config; drop --config/--set")
-        result = train(config if config is not None else TrainConfig(), resume=args.resume,
-                       stop_after=args.stop_after, progress=not args.no_progress)
+        result = train(
+            config if config is not None else TrainConfig(),
+            resume=args.resume,
+            stop_after=args.stop_after,
+            progress=not args.no_progress,
+        )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -402,13 +486,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for stage, metrics in result.metrics.items():
         if "accuracy" in metrics:
-            print(f"{stage}: validation accuracy {metrics['accuracy']:.2f}%, computation "
-                  f"{metrics['computation_pct']:.1f}% (iteration {metrics['kept_iteration']}), "
-                  f"checkpoint {result.checkpoints[stage]}")
+            print(
+                f"{stage}: validation accuracy {metrics['accuracy']:.2f}%, computation "
+                f"{metrics['computation_pct']:.1f}% (iteration {metrics['kept_iteration']}), "
+                f"checkpoint {result.checkpoints[stage]}"
+            )
         else:
-            print(f"{stage}: no validation split; last {_LOG_EVERY} iterations' training accuracy "
-                  f"{metrics.get('training_accuracy', math.nan):.1f}%, computation "
-                  f"{metrics.get('training_computation_pct', math.nan):.1f}%, checkpoint {result.checkpoints[stage]}")
+            print(
+                f"{stage}: no validation split; last {_LOG_EVERY} iterations' training accuracy "
+                f"{metrics.get('training_accuracy', math.nan):.1f}%, computation "
+                f"{metrics.get('training_computation_pct', math.nan):.1f}%, checkpoint {result.checkpoints[stage]}"
+            )
     if result.stopped_early:
         print(f"stopped early; resume with --resume {result.last_checkpoint}")
     return 0
