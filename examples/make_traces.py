@@ -65,8 +65,8 @@ EXAMPLES = {
         static=("q8", "q10", "q12", "q16", "fp"),
         # SkipNet's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit option per
         # decision; a smaller β keeps its gates from flipping in bulk (as on digits)
-        beta={"dfs": None, "skipnet": 0.005},
-        joint_settings=("keep=best",),
+        beta={"dfs": None, "skipnet": 0.00125},
+        joint_settings=("keep=best", "eval_every=50", "checkpoint_every=50"),
         backbone="examples/checkpoints/fashion-mnist_r38_backbone.pt",
         work_dir="runs/fashion-mnist_r38",
         out="examples/traces",

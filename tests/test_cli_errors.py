@@ -91,6 +91,20 @@ def test_train_refuses_a_device_it_cannot_use_before_loading_data(tmp_path, caps
     )
 
 
+def test_train_refuses_an_output_folder_inside_a_file_before_loading_data(tmp_path, capsys, monkeypatch):
+    import dfs_sim.model.training as training
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data loaded before the output folder was checked")
+
+    monkeypatch.setattr(training, "load_split", no_data)
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("keep me")
+    out = blocker / "run"
+    fails(train_main, ["--model", "dfs_resnet8", *TINY, "--out-dir", out], capsys, "out_dir", "results.txt", absent=out)
+    assert blocker.read_text() == "keep me"
+
+
 @pytest.mark.parametrize("name", ["gpu", "unavailable", "cuda:99"])
 def test_export_refuses_a_device_it_cannot_use(tmp_path, capsys, name):
     name = _unavailable_cuda() if name == "unavailable" else name
@@ -401,3 +415,18 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys):
         "weights.pt",
         absent=run,
     )
+
+
+def test_resume_keeps_the_checkpoint_config_but_may_move_device_and_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--model", "dfs_resnet8", *TINY, "--out-dir", str(out), "--stop-after", "1"]) == 0
+    last = out / "last.pt"
+    before = last.read_bytes()
+    for flag, value in (("--budget", "20"), ("--out-dir", tmp_path / "elsewhere"), ("--seed", "3")):
+        err = fails(
+            train_main, ["--resume", last, flag, value], capsys, "--resume", flag, absent=tmp_path / "elsewhere"
+        )
+        assert "--device and --data-path" in err
+    assert last.read_bytes() == before
+    assert train_main(["--resume", str(last), "--device", "cpu", "--no-progress"]) == 0
+    assert (out / "joint.pt").is_file()

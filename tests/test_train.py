@@ -148,3 +148,33 @@ def test_cli_trains_with_overrides(tmp_path, capsys):
     record = load_checkpoint(tmp_path / "joint.pt")
     assert record["config"]["budget"] == 60 and record["config"]["joint"]["iterations"] == 2
     assert record["model_name"] == "skipnet_resnet8"
+
+
+def test_a_block_the_whole_batch_skips_still_gets_weight_decay(tmp_path, monkeypatch):
+    """On the CPU path options nobody chose run without gradients; their weights must still get the zero gradient of
+    the all-candidates reference, so that SGD applies weight decay to them exactly: w ← w·(1 − lr·wd) per step."""
+    from dfs_sim.model.gate import GateController
+
+    original = GateController.step
+
+    def always_skip(self, feature, state):
+        _, probs, state = original(self, feature, state)
+        skip = torch.zeros_like(probs)
+        skip[:, 0] = 1.0  # option 0 is skip
+        return skip + probs - probs.detach(), probs, state
+
+    monkeypatch.setattr(GateController, "step", always_skip)
+    lr, decay, steps = 0.1, 0.1, 3
+    config = _tiny(
+        tmp_path,
+        stages=("backbone", "joint"),
+        validation_fraction=0.0,
+        backbone=StageConfig(2, 0.05),
+        joint=StageConfig(steps, lr, momentum=0.0, weight_decay=decay),
+    )
+    result = train(config, progress=False)
+    before = load_checkpoint(result.checkpoints["backbone"])["model"]
+    after = result.model.state_dict()
+    assert result.model.options[0].is_skip
+    for name in ("blocks.0.conv1.weight", "blocks.1.conv2.weight"):
+        torch.testing.assert_close(after[name], before[name] * (1 - lr * decay) ** steps, rtol=1e-5, atol=1e-7)

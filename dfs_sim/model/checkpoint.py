@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 import torch
 
 from dfs_sim._atomic import atomic_path
-from dfs_sim.errors import DfsSimError
+from dfs_sim.errors import DfsSimError, OutputError
 from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 
 __all__ = [
+    "check_writable_folder",
     "CHECKPOINT_FORMAT",
     "CheckpointError",
     "load_backbone_into",
@@ -50,10 +52,24 @@ def plain(value: Any) -> Any:
     return value
 
 
+def check_writable_folder(folder: str | Path, option: str) -> None:
+    """``folder`` is, or can be created as, a folder this process may write in; checked without writing anything
+    (``OutputError`` naming ``option`` otherwise), so a bad output path fails before any work is done."""
+    path = Path(folder)
+    existing = next(parent for parent in (path, *path.parents) if parent.exists() or parent == parent.parent)
+    if not existing.is_dir():
+        raise OutputError(option, f"{existing} is not a folder (the output folder {path} would be inside it)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(option, f"{existing} is not writable (the output folder is {path})")
+
+
 def save_checkpoint(path: str | Path, **content: Any) -> Path:
     """Write a checkpoint atomically; provenance (versions, git commit, command, time) is added here."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(path.parent, f"cannot create the checkpoint folder ({error.strerror})") from None
     record = {
         "format": CHECKPOINT_FORMAT,
         **content,
@@ -62,8 +78,11 @@ def save_checkpoint(path: str | Path, **content: Any) -> Path:
         "command": command_line(),
         "created": utc_now(),
     }
-    with atomic_path(path) as temporary:
-        torch.save(record, temporary)
+    try:
+        with atomic_path(path) as temporary:
+            torch.save(record, temporary)
+    except OSError as error:
+        raise OutputError(path, f"cannot write the checkpoint ({error.strerror or error})") from None
     return path
 
 

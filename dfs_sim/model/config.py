@@ -63,8 +63,8 @@ class TrainConfig:
     """Reference defaults (docs/design.md §1): ResNet-38 on CIFAR-10, batch 128, 64k backbone iterations, 2k gate
     iterations to full execution, then the joint stage toward ``budget`` with β = 1e-5.
 
-    The joint-stage schedule (lr 0.01 for 64k iterations, ÷10 at 32k and 48k) is not stated in docs/design.md §1; it is
-    this project's choice and can be overridden.
+    The joint-stage schedule (lr 0.01 for 64k iterations, ÷10 at 32k and 48k) is the defaults of the authors' joint
+    training script (docs/departures.md, "Same as the reference").
     """
 
     model: str = "dfs_resnet38"

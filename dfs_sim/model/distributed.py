@@ -44,6 +44,9 @@ class BatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
+        # statistics in fp32 as native BatchNorm keeps them (under bf16 autocast x is bf16, and E[x²] − mean² would
+        # cancel catastrophically); the output goes back to x's dtype
+        dtype, x = x.dtype, x.float()
         channels = x.shape[1]
         moments = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), x.new_tensor([x.numel() // channels])])
         moments = all_reduce(moments)  # differentiable: the backward all-reduces the moments' gradients
@@ -58,7 +61,8 @@ class BatchNorm2d(nn.BatchNorm2d):
                 self.num_batches_tracked.add_(1)
         shape = (1, channels, 1, 1)
         out = (x - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
-        return out * self.weight.view(shape) + self.bias.view(shape) if self.affine else out
+        out = out * self.weight.view(shape) + self.bias.view(shape) if self.affine else out
+        return out.to(dtype)
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,16 @@ class Distributed:
         torch_dist.all_reduce(total)
         return total / self.world_size
 
-    def wrap(self, model: nn.Module, stage: str) -> nn.Module:
+    def wrap(self, model: nn.Module) -> nn.Module:
         """DistributedDataParallel over the parameters this stage trains (re-wrapped per stage: they change)."""
         if not self.active:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.local_rank] if next(model.parameters()).device.type == "cuda" else None
-        # a block whose inputs all skip it uses none of its weights; buffers are equal on every process already
+        # sync_free puts every candidate in the graph, so no trainable weight should go unused; the search for unused
+        # ones (one graph walk per iteration) is kept as a safeguard for paths that leave one out. Buffers are equal
+        # on every process already (BatchNorm statistics are global).
         return DistributedDataParallel(
             model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False
         )

@@ -9,6 +9,7 @@ block at that one option of the seven-option DFS list (the gates are not run).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -158,6 +159,8 @@ def export(
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
     if not out.parent.is_dir():
         raise ConfigError(out, "output folder does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError(out, "output folder is not writable")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("--batch-size", f"must be an integer >= 1, got {batch_size!r}")
     torch_device = resolve_device(device, "--device")

@@ -38,7 +38,14 @@ import torch
 from torch.nn import functional as F
 
 from dfs_sim.errors import ConfigError, DfsSimError
-from dfs_sim.model.checkpoint import load_backbone_into, load_checkpoint, load_weights_into, plain, save_checkpoint
+from dfs_sim.model.checkpoint import (
+    check_writable_folder,
+    load_backbone_into,
+    load_checkpoint,
+    load_weights_into,
+    plain,
+    save_checkpoint,
+)
 from dfs_sim.model.config import STAGES, TrainConfig, config_from_dict, load_train_config, validate_train_config
 from dfs_sim.model.data import DATASETS, GEOMETRY, BatchStream, Split, load_split
 from dfs_sim.model.device import resolve_device
@@ -131,9 +138,14 @@ def _score(stage: str, config: TrainConfig, accuracy: float, computation: float)
 
 
 def train(
-    config: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None, progress: bool = True
+    config: TrainConfig,
+    resume: str | Path | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+    resume_overrides: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Run the configured stages; ``resume`` continues a checkpoint; ``stop_after`` ends after that many iterations
+    """Run the configured stages; ``resume`` continues a checkpoint (with its config; ``resume_overrides`` may change
+    ``device`` and ``data_path``, for a run moved to another machine); ``stop_after`` ends after that many iterations
     of this call (a checkpoint is written), for time-limited jobs and for tests.
 
     Everything that can be checked is checked before the data is loaded, and nothing is written before the first
@@ -141,9 +153,13 @@ def train(
     state = None
     if resume is not None:
         state = load_checkpoint(resume)
-        config = config_from_dict(state["config"], source=f"{resume} (config)")
+        overrides = dict(resume_overrides or {})
+        if set(overrides) - {"device", "data_path"}:
+            raise ConfigError("resume_overrides", f"only device and data_path may change, got {sorted(overrides)}")
+        config = config_from_dict({**state["config"], **overrides}, source=f"{resume} (config)")
     else:
         config = validate_train_config(config)
+    check_writable_folder(config.out_dir, "out_dir")
     dist = Distributed.from_environment()
     device = resolve_device(config.device, "device")
     if device.type == "cuda" and dist.active:
@@ -215,10 +231,11 @@ def _train(
         optimizer = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
         if resume_optimizer is not None:
             optimizer.load_state_dict(resume_optimizer)
-        runner = dist.wrap(model, stage_name)
+        runner = dist.wrap(model)
         target = config.gate_target if stage_name == "gate" else config.budget
         model.train()
         totals = torch.zeros(3, device=device)  # loss, correct fraction, computation; summed until shown
+        window_start = first  # the first iteration summed in totals
         shown: dict[str, float] = {}
         scores: dict[str, float] = {}
 
@@ -230,7 +247,6 @@ def _train(
             dynamic_ncols=True,
             leave=True,
         )
-        iteration = first
         for iteration in range(first, stage.iterations):
             if budget_left is not None and budget_left <= 0:
                 result.last_checkpoint = _save(
@@ -259,6 +275,11 @@ def _train(
                 loss = loss + scale * model.computation_cost(masks.float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for parameter in params:
+                # a block every input of the batch skipped ran under no_grad on this path: give its weights the zero
+                # gradient the all-candidates reference gives them, so weight decay and momentum still apply
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
             optimizer.step()
             correct = (output.logits.detach().argmax(1) == labels).float().mean()
             totals += torch.stack([loss.detach().float(), correct, computation.float()])
@@ -267,13 +288,13 @@ def _train(
             bar.update(1)
             done = iteration + 1
             if done % _LOG_EVERY == 0 or done == stage.iterations:
-                count = (done - first) % _LOG_EVERY or _LOG_EVERY
-                mean = (totals / count).tolist()
+                mean = (totals / (done - window_start)).tolist()
                 totals.zero_()
+                window_start = done
                 shown.update(loss=mean[0], accuracy=mean[1] * 100, computation_pct=mean[2])
                 bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
             if validation is not None and (done % config.eval_every == 0 or done == stage.iterations):
-                scores = _evaluate(model, validation, stage_name)
+                scores = _evaluate(model, validation, stage_name, config)
                 shown.update(val_accuracy=scores["accuracy"], val_computation_pct=scores["computation_pct"])
                 bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
                 score = _score(stage_name, config, scores["accuracy"], scores["computation_pct"])
@@ -341,12 +362,23 @@ def _postfix(shown: dict[str, float], lr: float) -> dict[str, str]:
     return out
 
 
-def _evaluate(model: GatedResNet, split: Split, stage: str) -> dict[str, float]:
-    """Accuracy and computation (percent) of ``split`` with the model as exported (eval mode, chosen options only;
-    the backbone stage at full precision, as it trains); every process evaluates the same split, so no result needs
-    to be shared."""
-    evaluation = evaluate(model, split, fixed_code=model.fp_code if stage == "backbone" else None)
-    return {"accuracy": evaluation.accuracy * 100, "computation_pct": evaluation.computation_pct}
+def _evaluate(model: GatedResNet, split: Split, stage: str, config: TrainConfig) -> dict[str, float]:
+    """Accuracy and computation (percent) of ``split`` as the stage trains the model; every process evaluates the same
+    split, so no result needs to be shared.
+
+    The joint stage (and a ``gated`` gate stage) is evaluated as exported: eval mode, each input at its chosen options.
+    The backbone stage runs at full precision. The reference's gate stage trains the gates on a full-precision
+    forward, so its quantizers have seen nothing yet: its accuracy is the full-precision one, and its computation is
+    what the gates choose."""
+    fp = model.fp_code
+    if stage == "backbone":
+        evaluation = evaluate(model, split, fixed_code=fp)
+        return {"accuracy": evaluation.accuracy * 100, "computation_pct": evaluation.computation_pct}
+    evaluation = evaluate(model, split)
+    accuracy = evaluation.accuracy
+    if stage == "gate" and config.gate_stage_forward == "full_precision":
+        accuracy = evaluate(model, split, fixed_code=fp).accuracy
+    return {"accuracy": accuracy * 100, "computation_pct": evaluation.computation_pct}
 
 
 def _save(
@@ -431,10 +463,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any config key, e.g. joint.iterations=300 or backbone.milestones=[100,200]",
     )
-    parser.add_argument("--resume", help="continue from this checkpoint (its config is used)")
+    parser.add_argument(
+        "--resume", help="continue from this checkpoint (its config is used; only --device and --data-path may change)"
+    )
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many iterations")
     parser.add_argument("--no-progress", action="store_true")
     return parser
+
+
+# command-line options a resumed run may not change (its checkpoint's config is the run's config)
+_RESUME_FIXED = (
+    "config",
+    "set",
+    "model",
+    "dataset",
+    "out_dir",
+    "stages",
+    "seed",
+    "batch_size",
+    "budget",
+    "beta",
+    "init_from",
+    "checkpoint_every",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -471,11 +522,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = load_train_config(args.config, overrides)
             else:
                 config = config_from_dict(overrides, source="command line")
-        elif args.config or args.set:
-            raise ConfigError("--resume", "a resumed run uses its checkpoint's config; drop --config/--set")
+        else:
+            fixed = [f"--{key.replace('_', '-')}" for key in _RESUME_FIXED if getattr(args, key) not in (None, [])]
+            if fixed:
+                raise ConfigError(
+                    "--resume",
+                    f"a resumed run keeps its checkpoint's config; drop {', '.join(fixed)} (only --device and "
+                    "--data-path may change, for a run moved to another machine)",
+                )
         result = train(
             config if config is not None else TrainConfig(),
             resume=args.resume,
+            resume_overrides={key: getattr(args, key) for key in ("device", "data_path") if getattr(args, key)},
             stop_after=args.stop_after,
             progress=not args.no_progress,
         )
