@@ -430,3 +430,21 @@ def test_resume_keeps_the_checkpoint_config_but_may_move_device_and_data(tmp_pat
     assert last.read_bytes() == before
     assert train_main(["--resume", str(last), "--device", "cpu", "--no-progress"]) == 0
     assert (out / "joint.pt").is_file()
+
+
+@pytest.mark.parametrize("damage", ["order", "stream", "optimizer"])
+def test_resume_with_a_damaged_stream_or_optimizer_state_is_one_line(tmp_path, capsys, damage):
+    out = tmp_path / "run"
+    assert train_main(["--model", "dfs_resnet8", *TINY, "--out-dir", str(out), "--stop-after", "1"]) == 0
+    record = torch.load(out / "last.pt", weights_only=False)
+    if damage == "order":
+        record["stream"]["order"] = record["stream"]["order"][:-3]  # as if the data set had changed
+    elif damage == "stream":
+        del record["stream"]
+    else:
+        record["optimizer"] = {"state": {}, "param_groups": [{"params": [0]}]}
+    torch.save(record, tmp_path / "damaged.pt")
+    err = fails(
+        train_main, ["--resume", tmp_path / "damaged.pt"], capsys, "damaged.pt", damage, absent=out / "joint.pt"
+    )
+    assert "Traceback" not in err

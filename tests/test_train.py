@@ -178,3 +178,20 @@ def test_a_block_the_whole_batch_skips_still_gets_weight_decay(tmp_path, monkeyp
     assert result.model.options[0].is_skip
     for name in ("blocks.0.conv1.weight", "blocks.1.conv2.weight"):
         torch.testing.assert_close(after[name], before[name] * (1 - lr * decay) ** steps, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"budget": "50"}, "budget"),
+        ({"validation_fraction": None}, "validation_fraction"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"seed": True}, "seed"),
+        ({"stages": "backbone"}, "stages"),
+        ({"joint": StageConfig(10, "0.1")}, "joint.lr"),
+        ({"joint": StageConfig(10, 0.1, (5.5,))}, "joint.milestones"),
+    ],
+)
+def test_a_config_built_in_python_is_type_checked(tmp_path, changes, key):
+    with pytest.raises(ConfigError, match=rf"config: {key}: expected"):
+        train(dataclasses.replace(_tiny(tmp_path), **changes), progress=False)

@@ -121,6 +121,8 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
     def bad(key: str, problem: str) -> ConfigError:
         return ConfigError(source, f"{key}: {problem}")
 
+    _check_types(config, source)
+
     if config.model not in list_models():
         raise bad("model", f"unknown model {config.model!r}; valid: {', '.join(list_models())}")
     if config.model.startswith("static_"):
@@ -243,6 +245,29 @@ def _typed(source: object, key: str, value: Any, expected) -> Any:
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         raise ConfigError(source, f"{key}: expected {names}, got {value!r}")
     return value
+
+
+def _check_types(config: TrainConfig, source: object) -> None:
+    """The field types of a config built in Python (TOML input is typed as it is read): one ``ConfigError`` naming
+    the key, not a ``TypeError`` somewhere later."""
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(source, f"expected a TrainConfig, got {type(config).__name__}")
+    for key, expected in _TYPES.items():
+        value = getattr(config, key)
+        _typed(source, key, value, (list, tuple) if key == "stages" else expected)
+        if key == "stages":
+            for stage in value:
+                _typed(source, "stages", stage, str)
+    for name in STAGES:
+        stage = config.stage(name)
+        if not isinstance(stage, StageConfig):
+            raise ConfigError(source, f"{name}: expected a StageConfig, got {type(stage).__name__}")
+        for key, expected in _STAGE_TYPES.items():
+            value = getattr(stage, key)
+            _typed(source, f"{name}.{key}", value, (list, tuple) if key == "milestones" else expected)
+            if key == "milestones":
+                for milestone in value:
+                    _typed(source, f"{name}.milestones", milestone, int)
 
 
 def config_from_dict(data: dict[str, Any], source: object = "config", base: TrainConfig | None = None) -> TrainConfig:

@@ -323,6 +323,15 @@ class BatchStream:
         return {"generator": self.generator.get_state(), "order": self.order.clone(), "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.order = state["order"].clone()
-        self.position = int(state["position"])
+        """Continue a saved stream; a state that does not fit this split raises ``ValueError``."""
+        try:
+            order, position = state["order"], int(state["position"])
+            if not isinstance(order, torch.Tensor) or order.dtype != torch.int64 or order.shape != (len(self.split),):
+                raise ValueError(f"its epoch order does not fit the {len(self.split)} training images")
+            if not 0 <= position <= len(order):
+                raise ValueError(f"position {position} is outside the epoch")
+            generator = torch.Generator()
+            generator.set_state(state["generator"])
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise ValueError(f"not a batch-stream state ({type(error).__name__})") from None
+        self.generator, self.order, self.position = generator, order.clone(), position

@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from dfs_sim.errors import ConfigError, DfsSimError
 from dfs_sim.model.checkpoint import (
+    CheckpointError,
     check_writable_folder,
     load_backbone_into,
     load_checkpoint,
@@ -181,7 +182,7 @@ def train(
                 f"{config.batch_size // dist.world_size} per process",
                 flush=True,
             )
-        return _train(config, model, state, dist, device, stop_after, progress and dist.is_main)
+        return _train(config, model, state, resume, dist, device, stop_after, progress and dist.is_main)
     finally:
         dist.stop()
 
@@ -190,6 +191,7 @@ def _train(
     config: TrainConfig,
     model: GatedResNet,
     state: dict | None,
+    state_source: str | Path | None,
     dist: Distributed,
     device: torch.device,
     stop_after: int | None,
@@ -206,7 +208,10 @@ def _train(
     start_stage, start_iteration, optimizer_state = 0, 0, None
     best_state = None
     if state is not None:
-        stream.load_state_dict(state["stream"])
+        try:
+            stream.load_state_dict(state.get("stream"))
+        except (ValueError, AttributeError) as error:
+            raise CheckpointError(state_source, f"stream: {error} (was the data changed?)") from None
         start_stage = STAGES.index(state["stage"])
         start_iteration, optimizer_state = int(state["iteration"]), state.get("optimizer")
         best_state = state.get("best")
@@ -230,7 +235,10 @@ def _train(
         params = _set_trainable(model, stage_name)
         optimizer = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
         if resume_optimizer is not None:
-            optimizer.load_state_dict(resume_optimizer)
+            try:
+                optimizer.load_state_dict(resume_optimizer)
+            except (KeyError, TypeError, ValueError) as error:
+                raise CheckpointError(state_source, f"optimizer: not this stage's optimizer state ({error})") from None
         runner = dist.wrap(model)
         target = config.gate_target if stage_name == "gate" else config.budget
         model.train()
