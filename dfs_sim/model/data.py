@@ -65,7 +65,7 @@ _STATS = {  # per-channel mean and std of the training images, in [0, 1] (comput
     "mnist": ((0.1307,), (0.3081,)),
     "fashion-mnist": ((0.2860,), (0.3530,)),
 }
-IDX_DEFAULT_PATHS = {  # where Debian's dataset packages put the files (apt-get install dataset-fashion-mnist)
+IDX_DEFAULT_PATHS = {  # Debian's dataset-fashion-mnist puts its files here; MNIST is looked for in the same layout
     "mnist": "/usr/share/datasets/mnist",
     "fashion-mnist": "/usr/share/datasets/fashion-mnist",
 }
