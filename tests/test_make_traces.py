@@ -1,0 +1,106 @@
+"""examples/make_traces.py: what it runs for each state a run can be left in (done, trained, killed, not started)."""
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def make_traces(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("make_traces", ROOT / "examples" / "make_traces.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_traces", module)  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    commands: list[list[str]] = []
+    monkeypatch.setattr(module, "run", lambda args: commands.append([str(a) for a in args[1:]]))
+    module.commands = commands
+    return module
+
+
+def _example(module):
+    return dataclasses.replace(
+        module.EXAMPLES["fashion-mnist"], dfs_budgets=(3,), skipnet_budgets=(40,), static=("q8",)
+    )
+
+
+def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
+    example = _example(make_traces)
+    backbone = tmp_path / example.backbone
+    backbone.parent.mkdir(parents=True)
+    backbone.write_bytes(b"committed")
+    assert make_traces.train_backbone(example, []) == backbone and make_traces.commands == []
+
+    (tmp_path / example.out).mkdir(parents=True)
+    done = example.trace("dfs_b3")
+    done.write_bytes(b"trace")
+    make_traces.make_run(example, "dfs_b3", "dfs", 3, backbone, [])
+    assert make_traces.commands == []  # a finished run is skipped
+
+    killed = tmp_path / example.work_dir / "skipnet_b40"
+    killed.mkdir(parents=True)
+    (killed / "last.pt").write_bytes(b"partial")
+    make_traces.make_run(example, "skipnet_b40", "skipnet", 40, backbone, [])
+    resume, export = make_traces.commands
+    assert resume[:4] == ["-m", "dfs_sim.train", "--resume", str(killed / "last.pt")]
+    assert export[:3] == ["-m", "dfs_sim.export", str(killed / "joint.pt")]
+    assert export[-1] == str(tmp_path / "examples/traces/skipnet_r38_b40.parquet")
+
+    make_traces.commands.clear()
+    done.unlink()
+    make_traces.make_run(example, "dfs_b3", "dfs", 3, backbone, ["--no-progress"])
+    train, export = make_traces.commands
+    assert train[train.index("--init-from") + 1] == str(backbone) and "--resume" not in train
+    assert train[train.index("--budget") + 1] == "3" and "--beta" not in train  # DFS keeps the config's beta
+    assert train[train.index("keep=best") - 1 : train.index("keep=best") + 1] == ["--set", "keep=best"]
+    assert train[-1] == "--no-progress" and export[-1].endswith("dfs_r38_b3.parquet")
+
+    make_traces.commands.clear()
+    make_traces.make_run(example, "static_q8", "static", None, backbone, [])
+    (static,) = make_traces.commands
+    assert static == [
+        "-m",
+        "dfs_sim.export",
+        str(backbone),
+        "--static-option",
+        "q8",
+        "--out",
+        str(tmp_path / "examples/traces/static_r38_q8.parquet"),
+    ]
+
+
+def test_an_uncommitted_backbone_is_trained_or_resumed_then_slimmed(make_traces, tmp_path):
+    import torch
+
+    example = _example(make_traces)
+    folder = tmp_path / example.work_dir / "backbone"
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_bytes(b"partial")
+
+    def finish(args):
+        make_traces.commands.append([str(a) for a in args[1:]])
+        torch.save(
+            {"model": {"w": torch.ones(2)}, "optimizer": {"state": {}}, "stream": {}, "best": None},
+            folder / "backbone.pt",
+        )
+
+    make_traces.run = finish
+    committed = make_traces.train_backbone(example, [])
+    assert make_traces.commands == [["-m", "dfs_sim.train", "--resume", str(folder / "last.pt")]]
+    assert sorted(torch.load(committed, weights_only=True)) == ["model"]
+
+
+def test_the_command_line(make_traces, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["make_traces.py", "--only", "dfs_b7"])
+    assert make_traces.main() == 2
+    assert "unknown run(s) dfs_b7" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["make_traces.py", "--list"])
+    assert make_traces.main() == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith("backbone: to train") and len(listed) == 1 + 6 + 4 + 5
+    assert "dfs_b3: to do (examples/traces/dfs_r38_b3.parquet)" in listed
