@@ -19,6 +19,7 @@ machine type reproduces the files. The recipe and its reasons: examples/README.m
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -86,9 +87,12 @@ EXAMPLES = {
 }
 
 
-def run(args: list[str]) -> None:
-    print("+", shlex.join(args), flush=True)
-    subprocess.run(args, cwd=ROOT, check=True)
+def run(args: list[str | Path]) -> None:
+    """Run one command from the repository root; paths inside it are passed relative to it, so the commands recorded
+    in traces and checkpoints do not name this machine's folders."""
+    words = [os.path.relpath(a, ROOT) if isinstance(a, Path) else a for a in args]
+    print("+", shlex.join(words), flush=True)
+    subprocess.run(words, cwd=ROOT, check=True)
 
 
 def train_backbone(example: Example, quiet: list[str]) -> Path:
@@ -101,7 +105,7 @@ def train_backbone(example: Example, quiet: list[str]) -> Path:
     if not trained.is_file():
         resume = folder / "last.pt"
         if resume.is_file():
-            run([sys.executable, "-m", "dfs_sim.train", "--resume", str(resume), *quiet])
+            run([sys.executable, "-m", "dfs_sim.train", "--resume", resume, *quiet])
         else:
             run(
                 [
@@ -113,7 +117,7 @@ def train_backbone(example: Example, quiet: list[str]) -> Path:
                     "--stages",
                     "backbone",
                     "--out-dir",
-                    str(folder),
+                    folder,
                     *quiet,
                 ]
             )
@@ -149,11 +153,11 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
                 sys.executable,
                 "-m",
                 "dfs_sim.export",
-                str(backbone),
+                backbone,
                 "--static-option",
                 name.split("_", 1)[1],
                 "--out",
-                str(trace),
+                trace,
             ]
         )
         return
@@ -161,7 +165,7 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
     joint, resume = folder / "joint.pt", folder / "last.pt"
     if not joint.is_file():
         if resume.is_file():
-            run([sys.executable, "-m", "dfs_sim.train", "--resume", str(resume), *quiet])
+            run([sys.executable, "-m", "dfs_sim.train", "--resume", resume, *quiet])
         else:
             beta = [] if example.beta[method] is None else ["--beta", str(example.beta[method])]
             settings = [item for setting in example.joint_settings for item in ("--set", setting)]
@@ -181,13 +185,13 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
                     *beta,
                     *settings,
                     "--init-from",
-                    str(backbone),
+                    backbone,
                     "--out-dir",
-                    str(folder),
+                    folder,
                     *quiet,
                 ]
             )
-    run([sys.executable, "-m", "dfs_sim.export", str(joint), "--out", str(trace)])
+    run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])
 
 
 def main() -> int:

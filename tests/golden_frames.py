@@ -1,8 +1,8 @@
-"""Golden frames for the bundled example: ``python -m tests.golden_frames`` regenerates them, on purpose only.
+"""Golden frames of the digits example: ``python -m tests.golden_frames`` regenerates them, on purpose only.
 
-The test ``tests/test_golden.py`` replays ``examples/traces`` on every shipped preset and compares the per-run frame
-with the stored one, so that any change to a cost model, a preset or the analysis that moves a number is seen in review
-and regenerated deliberately.
+The test ``tests/test_golden.py`` replays the digits traces (``tests/data/digits_traces``, small and stable) on every
+shipped preset and compares the per-run frame with the stored one, so that any change to a cost model, a preset or
+the analysis that moves a number is seen in review and regenerated deliberately.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "traces"
-GOLDEN = Path(__file__).resolve().parent / "golden" / "bundled_per_run.csv"
+EXAMPLE = ROOT / "tests" / "data" / "digits_traces"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "digits_per_run.csv"
 COLUMNS = [
     "run",
     "method",

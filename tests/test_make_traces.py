@@ -18,7 +18,7 @@ def make_traces(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "ROOT", tmp_path)
     commands: list[list[str]] = []
-    monkeypatch.setattr(module, "run", lambda args: commands.append([str(a) for a in args[1:]]))
+    monkeypatch.setattr(module.subprocess, "run", lambda words, cwd, check: commands.append(words[1:]))
     module.commands = commands
     return module
 
@@ -47,15 +47,21 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     (killed / "last.pt").write_bytes(b"partial")
     make_traces.make_run(example, "skipnet_b40", "skipnet", 40, backbone, [])
     resume, export = make_traces.commands
-    assert resume[:4] == ["-m", "dfs_sim.train", "--resume", str(killed / "last.pt")]
-    assert export[:3] == ["-m", "dfs_sim.export", str(killed / "joint.pt")]
-    assert export[-1] == str(tmp_path / "examples/traces/skipnet_r38_b40.parquet")
+    # paths are given relative to the repository root, so recorded commands do not name this machine's folders
+    assert resume[:4] == ["-m", "dfs_sim.train", "--resume", "runs/fashion-mnist_r38/skipnet_b40/last.pt"]
+    assert export == [
+        "-m",
+        "dfs_sim.export",
+        "runs/fashion-mnist_r38/skipnet_b40/joint.pt",
+        "--out",
+        "examples/traces/skipnet_r38_b40.parquet",
+    ]
 
     make_traces.commands.clear()
     done.unlink()
     make_traces.make_run(example, "dfs_b3", "dfs", 3, backbone, ["--no-progress"])
     train, export = make_traces.commands
-    assert train[train.index("--init-from") + 1] == str(backbone) and "--resume" not in train
+    assert train[train.index("--init-from") + 1] == example.backbone and "--resume" not in train
     assert train[train.index("--budget") + 1] == "3" and "--beta" not in train  # DFS keeps the config's beta
     assert train[train.index("keep=best") - 1 : train.index("keep=best") + 1] == ["--set", "keep=best"]
     assert train[-1] == "--no-progress" and export[-1].endswith("dfs_r38_b3.parquet")
@@ -66,15 +72,15 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     assert static == [
         "-m",
         "dfs_sim.export",
-        str(backbone),
+        example.backbone,
         "--static-option",
         "q8",
         "--out",
-        str(tmp_path / "examples/traces/static_r38_q8.parquet"),
+        "examples/traces/static_r38_q8.parquet",
     ]
 
 
-def test_an_uncommitted_backbone_is_trained_or_resumed_then_slimmed(make_traces, tmp_path):
+def test_an_uncommitted_backbone_is_trained_or_resumed_then_slimmed(make_traces, tmp_path, monkeypatch):
     import torch
 
     example = _example(make_traces)
@@ -82,16 +88,16 @@ def test_an_uncommitted_backbone_is_trained_or_resumed_then_slimmed(make_traces,
     folder.mkdir(parents=True)
     (folder / "last.pt").write_bytes(b"partial")
 
-    def finish(args):
-        make_traces.commands.append([str(a) for a in args[1:]])
+    def finish(words, cwd, check):
+        make_traces.commands.append(words[1:])
         torch.save(
             {"model": {"w": torch.ones(2)}, "optimizer": {"state": {}}, "stream": {}, "best": None},
             folder / "backbone.pt",
         )
 
-    make_traces.run = finish
+    monkeypatch.setattr(make_traces.subprocess, "run", finish)
     committed = make_traces.train_backbone(example, [])
-    assert make_traces.commands == [["-m", "dfs_sim.train", "--resume", str(folder / "last.pt")]]
+    assert make_traces.commands == [["-m", "dfs_sim.train", "--resume", "runs/fashion-mnist_r38/backbone/last.pt"]]
     assert sorted(torch.load(committed, weights_only=True)) == ["model"]
 
 

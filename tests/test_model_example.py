@@ -1,30 +1,63 @@
-"""The bundled example traces: real runs of every method, readable, small, with their seeds recorded."""
+"""The bundled traces: real runs of every method, readable, small, with their seeds recorded.
+
+``examples/traces/`` is the Fashion-MNIST example users replay; ``tests/data/digits_traces/`` is the small digits
+example the golden frames are made from."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.traces import read_trace
 
-FOLDER = Path(__file__).resolve().parent.parent / "examples" / "traces"
-FILES = sorted(FOLDER.glob("*.parquet"))
+ROOT = Path(__file__).resolve().parent.parent
+FASHION = ROOT / "examples" / "traces"
+DIGITS = ROOT / "tests" / "data" / "digits_traces"
 
 
-def test_bundled_traces_cover_every_method_and_stay_small():
-    assert FILES, "examples/traces/ is empty: regenerate it with python examples/make_traces.py"
-    runs = [read_trace(path) for path in FILES]
+def _runs(folder: Path):
+    files = sorted(folder.glob("*.parquet"))
+    assert files, f"{folder} is empty: regenerate it with python examples/make_traces.py"
+    return [read_trace(path) for path in files]
+
+
+def _check_common(runs, dataset: str, inputs: int, input_size: int, in_channels: int) -> None:
+    for run in runs:
+        depth = run.meta["model"]["depth"]
+        options = SKIPNET_OPTIONS if run.method == "skipnet" else DFS_OPTIONS
+        assert run.meta["model"]["dataset"] == dataset and run.num_inputs == inputs
+        assert run.meta["model"]["input_size"] == [in_channels, input_size, input_size]
+        expected = cifar_resnet_layers(
+            depth, options=options, gates=run.method != "static", input_size=input_size, in_channels=in_channels
+        )
+        assert run.meta["layers"] == expected.to_records()
+        assert isinstance(run.meta["seed"], int) and "train_config" in run.meta and "split_seed" in run.meta
+        assert run.accuracy == pytest.approx(run.meta["accuracy"])
+
+
+def test_digits_traces_cover_every_method_and_stay_small():
+    runs = _runs(DIGITS)
     budgets = {method: sorted(r.budget for r in runs if r.method == method) for method in ("dfs", "skipnet")}
     assert len(budgets["dfs"]) >= 3 and len(budgets["skipnet"]) >= 2
     static = sorted(r.meta["static_option"] for r in runs if r.method == "static")
     assert {1, 3, 5, 6} <= set(static)  # 8, 12, 16 bits and full precision
-    assert sum(path.stat().st_size for path in FOLDER.iterdir()) < 5 * 1024 * 1024
+    assert sum(path.stat().st_size for path in DIGITS.iterdir()) < 5 * 1024 * 1024
+    _check_common(runs, "digits", 360, 32, 3)
+
+
+def test_fashion_mnist_traces_are_full_test_set_runs_of_the_real_geometry():
+    runs = _runs(FASHION)
+    _check_common(runs, "fashion-mnist", 10_000, 28, 1)
+    labels = runs[0].label
+    assert all(np.array_equal(run.label, labels) for run in runs)  # the test set's own labels, in one order
+    assert np.bincount(labels, minlength=10).tolist() == [1000] * 10
+    static = {run.meta["static_option"]: run for run in runs if run.method == "static"}
+    assert {1, 2, 3, 5, 6} <= set(static)  # 8, 10, 12, 16 bits and full precision
+    assert static[6].accuracy >= 0.93
     for run in runs:
-        depth = run.meta["model"]["depth"]
-        options = SKIPNET_OPTIONS if run.method == "skipnet" else DFS_OPTIONS
-        assert run.meta["model"]["dataset"] == "digits" and run.num_inputs == 360
-        expected = cifar_resnet_layers(depth, options=options, gates=run.method != "static")
-        assert run.meta["layers"] == expected.to_records()
-        assert isinstance(run.meta["seed"], int) and "train_config" in run.meta and "split_seed" in run.meta
-        assert run.accuracy == pytest.approx(run.meta["accuracy"])
+        if run.method == "dfs":
+            assert abs(run.meta["computation_pct"] - run.budget) <= 2.0, (run.budget, run.meta["computation_pct"])
+    files = [path for path in (ROOT / "examples").rglob("*") if path.is_file()]
+    assert sum(path.stat().st_size for path in files) < 30 * 1024 * 1024
