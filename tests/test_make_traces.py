@@ -62,7 +62,7 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     make_traces.make_run(example, "dfs_b3", "dfs", 3, backbone, ["--no-progress"])
     train, export = make_traces.commands
     assert train[train.index("--init-from") + 1] == example.backbone and "--resume" not in train
-    assert train[train.index("--budget") + 1] == "3" and "--beta" not in train  # DFS keeps the config's beta
+    assert train[train.index("--budget") + 1] == "3" and train[train.index("--beta") + 1] == "0.01"  # its own β
     assert train[train.index("keep=best") - 1 : train.index("keep=best") + 1] == ["--set", "keep=best"]
     assert train[-1] == "--no-progress" and export[-1].endswith("dfs_r38_b3.parquet")
 
