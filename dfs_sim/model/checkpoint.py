@@ -103,7 +103,7 @@ def _load(path: str | Path, map_location: str | torch.device) -> tuple[dict, byt
     try:
         raw = path.read_bytes()
         record = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
-    except Exception as error:
+    except Exception as error:  # torch.load raises many unrelated types for a corrupt or foreign file
         raise CheckpointError(path, f"not a readable checkpoint ({type(error).__name__}: {_one_line(error)})") from None
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
         what = (
