@@ -100,6 +100,16 @@ def run(args: list[str | Path]) -> None:
     subprocess.run(words, cwd=ROOT, check=True)
 
 
+def train(folder: Path, final: Path, fresh: list[str | Path], quiet: list[str]) -> None:
+    """Train into ``folder`` until ``final`` exists: resume its ``last.pt`` when a killed run left one, else start
+    with the ``fresh`` options."""
+    if final.is_file():
+        return
+    resume = folder / "last.pt"
+    options = ["--resume", resume] if resume.is_file() else [*fresh, "--out-dir", folder]
+    run([sys.executable, "-m", "dfs_sim.train", *options, *quiet])
+
+
 def train_backbone(example: Example, quiet: list[str]) -> Path:
     """The committed backbone, trained (or resumed) first if it is not there yet."""
     committed = ROOT / example.backbone
@@ -107,25 +117,7 @@ def train_backbone(example: Example, quiet: list[str]) -> Path:
         return committed
     folder = ROOT / example.work_dir / "backbone"
     trained = folder / "backbone.pt"
-    if not trained.is_file():
-        resume = folder / "last.pt"
-        if resume.is_file():
-            run([sys.executable, "-m", "dfs_sim.train", "--resume", resume, *quiet])
-        else:
-            run(
-                [
-                    sys.executable,
-                    "-m",
-                    "dfs_sim.train",
-                    "--config",
-                    example.config,
-                    "--stages",
-                    "backbone",
-                    "--out-dir",
-                    folder,
-                    *quiet,
-                ]
-            )
+    train(folder, trained, ["--config", example.config, "--stages", "backbone"], quiet)
     if trained != committed:
         slim_copy(trained, committed)
         print(f"backbone copied to {example.backbone}: commit it", flush=True)
@@ -167,36 +159,12 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
         )
         return
     folder = ROOT / example.work_dir / name
-    joint, resume = folder / "joint.pt", folder / "last.pt"
-    if not joint.is_file():
-        if resume.is_file():
-            run([sys.executable, "-m", "dfs_sim.train", "--resume", resume, *quiet])
-        else:
-            value = example.run_beta.get(name, example.beta[method])
-            beta = [] if value is None else ["--beta", str(value)]
-            settings = [item for setting in example.joint_settings for item in ("--set", setting)]
-            run(
-                [
-                    sys.executable,
-                    "-m",
-                    "dfs_sim.train",
-                    "--config",
-                    example.config,
-                    "--model",
-                    f"{method}_resnet{example.depth}",
-                    "--stages",
-                    "gate,joint",
-                    "--budget",
-                    f"{budget:g}",
-                    *beta,
-                    *settings,
-                    "--init-from",
-                    backbone,
-                    "--out-dir",
-                    folder,
-                    *quiet,
-                ]
-            )
+    joint = folder / "joint.pt"
+    value = example.run_beta.get(name, example.beta[method])
+    beta = [] if value is None else ["--beta", str(value)]
+    settings = [item for setting in example.joint_settings for item in ("--set", setting)]
+    model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}"]
+    train(folder, joint, ["--config", example.config, *model, *beta, *settings, "--init-from", backbone], quiet)
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])
 
 
