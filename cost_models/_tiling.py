@@ -57,6 +57,7 @@ compare it with field by field; on the 3×3 64→64 56×56 layer the kernel is ~
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -110,23 +111,6 @@ PROMOTED, TILE = 0, 1
 CYCLES, ENERGY, EDP = 0, 1, 2
 OBJECTIVES = {"cycles": CYCLES, "energy": ENERGY, "edp": EDP}
 _NRESULT = 22
-# The kernel's result slots 0..12, in order (13: order index, 14..17: tiles, 18: style, 19: active unit-cycles,
-# 21: energy)
-_RESULT_COUNTERS = (
-    "cycles",
-    "compute_cycles",
-    "stall_cycles",
-    "mem_cycles",
-    "fill_drain_cycles",
-    "dram_read_bits",
-    "dram_write_bits",
-    "ibuf_read_bits",
-    "ibuf_write_bits",
-    "wbuf_read_bits",
-    "wbuf_write_bits",
-    "obuf_read_bits",
-    "obuf_write_bits",
-)
 
 
 @dataclass(frozen=True)
@@ -268,6 +252,11 @@ def search(
     result = _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, reps, _DEPS)
     result[13] += order_offset
     return _to_search(result, out_h, out_w)
+
+
+# The kernel's result slots 0..12 are Search's first 13 fields, in order (13: order index, 14..17: tiles, 18: style,
+# 19: active unit-cycles, 21: energy)
+_RESULT_COUNTERS = tuple(field.name for field in dataclasses.fields(Search))[:13]
 
 
 def _to_search(result: np.ndarray, out_h: int, out_w: int) -> Search:

@@ -406,31 +406,11 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
                 fixed_option=fixed,
                 role=role,
             )
-        elif isinstance(module, nn.LSTM):  # one step: the four gates over [input, hidden] → a 2E → 4E linear layer
-            layer = ConvLayer(
-                shape[-1] + module.hidden_size,
-                4 * module.hidden_size,
-                1,
-                1,
-                1,
-                name=name,
-                kind=kind,
-                block=block,
-                fixed_option=fixed,
-                role=role,
-            )
         else:
-            layer = ConvLayer(
-                shape[-1],
-                module.out_features,
-                1,
-                1,
-                1,
-                name=name,
-                kind=kind,
-                block=block,
-                fixed_option=fixed,
-                role=role,
-            )
+            if isinstance(module, nn.LSTM):  # one step: the four gates over [input, hidden] → a 2E → 4E linear layer
+                in_ch, out_ch = shape[-1] + module.hidden_size, 4 * module.hidden_size
+            else:
+                in_ch, out_ch = shape[-1], module.out_features
+            layer = ConvLayer(in_ch, out_ch, 1, 1, 1, name=name, kind=kind, block=block, fixed_option=fixed, role=role)
         layers.append(layer)
     return LayerTable(layers, source=f"traced {type(model).__name__}(depth={model.depth})")
