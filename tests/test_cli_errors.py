@@ -417,9 +417,14 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys):
     )
 
 
-def test_resume_keeps_the_checkpoint_config_but_may_move_device_and_data(tmp_path, capsys):
-    out = tmp_path / "run"
+def _stopped_run(out: Path) -> Path:
+    """A tiny run stopped after one iteration: ``out/last.pt`` to resume."""
     assert train_main(["--model", "dfs_resnet8", *TINY, "--out-dir", str(out), "--stop-after", "1"]) == 0
+    return out
+
+
+def test_resume_keeps_the_checkpoint_config_but_may_move_device_and_data(tmp_path, capsys):
+    out = _stopped_run(tmp_path / "run")
     last = out / "last.pt"
     before = last.read_bytes()
     for flag, value in (("--budget", "20"), ("--out-dir", tmp_path / "elsewhere"), ("--seed", "3")):
@@ -434,8 +439,7 @@ def test_resume_keeps_the_checkpoint_config_but_may_move_device_and_data(tmp_pat
 
 @pytest.mark.parametrize("damage", ["order", "stream", "optimizer"])
 def test_resume_with_a_damaged_stream_or_optimizer_state_is_one_line(tmp_path, capsys, damage):
-    out = tmp_path / "run"
-    assert train_main(["--model", "dfs_resnet8", *TINY, "--out-dir", str(out), "--stop-after", "1"]) == 0
+    out = _stopped_run(tmp_path / "run")
     record = torch.load(out / "last.pt", weights_only=False)
     if damage == "order":
         record["stream"]["order"] = record["stream"]["order"][:-3]  # as if the data set had changed
