@@ -1,8 +1,12 @@
-"""DFS against SkipNet and static quantization at matched cost and at matched accuracy.
+"""DFS against its baselines (SkipNet, the binary-option ablation of DFS, static quantization) at matched cost and at
+matched accuracy.
 
 For every DFS run and preset, each baseline method's Pareto front (cost down, accuracy up) is interpolated linearly
 between its runs: the accuracy the baseline reaches at the DFS run's cost, and the cost it needs for the DFS run's
-accuracy. Outside the span of the front the answer is "out of range": we never extrapolate.
+accuracy. Outside the span of the front we never extrapolate; the status says on which side the DFS run lies
+("cheaper than every baseline run", "more accurate than every baseline run", ...). Independently of the fronts'
+spans, ``dominated_by`` names a baseline run that is no costlier and no less accurate than the DFS run (and better
+in one of the two), the plainest verdict there is.
 """
 
 from __future__ import annotations
@@ -14,11 +18,24 @@ import pandas as pd
 
 from analysis.pareto import pareto_front
 
-__all__ = ["BASELINES", "COST_AXES", "front_points", "interpolate_front", "matched_comparison"]
+__all__ = [
+    "BASELINES",
+    "COST_AXES",
+    "OUTSIDE",
+    "dominating_run",
+    "front_points",
+    "interpolate_front",
+    "matched_comparison",
+]
 
-BASELINES = ("skipnet", "static")
+BASELINES = ("skipnet", "dfs_binary", "static")
 COST_AXES = ("energy_pj_mean", "latency_us_mean")
-OK, OUT_OF_RANGE, NO_RUNS = "ok", "out of range", "no runs"
+OK, NO_RUNS = "ok", "no runs"
+# where a DFS run lies outside a baseline front's span, by the axis matched on
+OUTSIDE = {
+    "cost": ("cheaper than every baseline run", "costlier than every baseline run"),
+    "accuracy": ("less accurate than every baseline run", "more accurate than every baseline run"),
+}
 
 
 def front_points(per_run: pd.DataFrame, cost: str, extra: Sequence[str] = ()) -> pd.DataFrame:
@@ -32,13 +49,32 @@ def front_points(per_run: pd.DataFrame, cost: str, extra: Sequence[str] = ()) ->
 
 
 def interpolate_front(front: pd.DataFrame, x: str, value: float, y: Sequence[str]) -> tuple[dict, str]:
-    """Linear interpolation of columns ``y`` at ``front[x] == value``; ``({}, status)`` outside the front's span."""
+    """Linear interpolation of columns ``y`` at ``front[x] == value``; ``({}, status)`` outside the front's span,
+    the status saying which side (``OUTSIDE``; ``x`` is "accuracy" or a cost)."""
     if front.empty:
         return {}, NO_RUNS
     xs = front[x].to_numpy(dtype=float)
-    if not np.isfinite(value) or value < xs[0] or value > xs[-1]:
-        return {}, OUT_OF_RANGE
+    below, above = OUTSIDE["accuracy" if x == "accuracy" else "cost"]
+    if not np.isfinite(value):
+        raise ValueError(f"{x} is {value}: a matched comparison needs a finite value")
+    if value < xs[0]:
+        return {}, below
+    if value > xs[-1]:
+        return {}, above
     return {column: float(np.interp(value, xs, front[column].to_numpy(dtype=float))) for column in y}, OK
+
+
+def dominating_run(runs: pd.DataFrame, cost: str, at_cost: float, accuracy: float) -> str:
+    """The name of a run in ``runs`` no costlier and no less accurate than (``at_cost``, ``accuracy``) and strictly
+    better in one of the two (the cheapest such run, then the most accurate); "" when there is none."""
+    better = runs[
+        (runs[cost] <= at_cost)
+        & (runs["accuracy"] >= accuracy)
+        & ((runs[cost] < at_cost) | (runs["accuracy"] > accuracy))
+    ]
+    if better.empty:
+        return ""
+    return str(better.sort_values([cost, "accuracy"], ascending=[True, False])["run"].iloc[0])
 
 
 def matched_comparison(
@@ -49,7 +85,8 @@ def matched_comparison(
     Columns: ``dfs_cost`` and ``dfs_accuracy`` of the DFS run; ``baseline_accuracy_at_cost`` (the baseline's
     accuracy at the same cost) and ``accuracy_gain`` = DFS − baseline; ``baseline_cost_at_accuracy`` (the cost the
     baseline needs for the DFS run's accuracy) and ``cost_ratio`` = baseline / DFS (above 1: DFS is cheaper);
-    ``status_at_cost`` and ``status_at_accuracy`` say "ok", "out of range" or "no runs".
+    ``status_at_cost`` and ``status_at_accuracy`` say "ok", "no runs" or where the DFS run lies outside the front
+    (``OUTSIDE``); ``dominated_by`` names a baseline run at no more cost and no less accuracy ("" if none).
     """
     axes = [axis for axis in axes if axis in per_run.columns]
     rows = []
@@ -59,6 +96,7 @@ def matched_comparison(
             for _, dfs in at_preset[at_preset["method"] == "dfs"].iterrows():
                 cost, accuracy = float(dfs[axis]), float(dfs["accuracy"])
                 for name, front in fronts.items():
+                    dominated_by = dominating_run(at_preset[at_preset["method"] == name], axis, cost, accuracy)
                     at_cost, status_cost = interpolate_front(front, axis, cost, ["accuracy"])
                     at_accuracy, status_accuracy = interpolate_front(front, "accuracy", accuracy, [axis])
                     baseline_accuracy = at_cost.get("accuracy", np.nan)
@@ -78,6 +116,7 @@ def matched_comparison(
                             "baseline_cost_at_accuracy": baseline_cost,
                             "cost_ratio": baseline_cost / cost if cost > 0 else np.nan,
                             "status_at_accuracy": status_accuracy,
+                            "dominated_by": dominated_by,
                         }
                     )
     columns = [
@@ -94,5 +133,6 @@ def matched_comparison(
         "baseline_cost_at_accuracy",
         "cost_ratio",
         "status_at_accuracy",
+        "dominated_by",
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.matched import front_points, interpolate_front
+from analysis.matched import BASELINES, front_points, interpolate_front
 from analysis.pareto import pareto_front
 from dfs_sim._atomic import atomic_path
 
@@ -22,6 +22,7 @@ __all__ = ["frontier_figure", "decision_map_figure", "energy_distribution_figure
 METHOD_STYLE = {
     "dfs": {"color": "tab:blue", "marker": "o", "label": "DFS"},
     "skipnet": {"color": "tab:orange", "marker": "s", "label": "SkipNet"},
+    "dfs_binary": {"color": "tab:purple", "marker": "D", "label": "DFS skip/fp only"},
     "static": {"color": "tab:green", "marker": "^", "label": "static"},
 }
 PART_STYLE = {
@@ -142,7 +143,7 @@ def energy_distribution_figure(per_input: pd.DataFrame) -> plt.Figure:
 
 
 def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
-    """Energy split into compute, SRAM and DRAM for each DFS run and for SkipNet and static at the same accuracy
+    """Energy split into compute, SRAM and DRAM for each DFS run and for each baseline with runs at the same accuracy
     (interpolated along their fronts; a missing bar means the baseline's front does not reach that accuracy)."""
     presets = list(dict.fromkeys(per_run["preset"]))
     figure, axes = _grid(len(presets), columns=2, size=(6.0, 3.6))
@@ -152,7 +153,8 @@ def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
         dfs_runs = at_preset[at_preset["method"] == "dfs"].sort_values("accuracy")
         fronts = {
             method: front_points(at_preset[at_preset["method"] == method], "energy_pj_mean", parts)
-            for method in ("skipnet", "static")
+            for method in BASELINES
+            if (at_preset["method"] == method).any()
         }
         labels, stacks = [], []
         for _, dfs in dfs_runs.iterrows():
@@ -176,7 +178,7 @@ def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
         axis.set_title(preset)
         axis.legend(fontsize=7)
         axis.grid(alpha=0.3, axis="y")
-    figure.suptitle("Energy parts: each DFS run beside SkipNet and static at the same accuracy")
+    figure.suptitle("Energy parts: each DFS run beside its baselines at the same accuracy")
     return figure
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis._output import claim_output_folder, read_table_or_none, release_output_folder, write_manifest, write_table
-from analysis.matched import matched_comparison
+from analysis.matched import BASELINES, matched_comparison
 from analysis.replay_kernel import replay_costs
 from analysis.summary import block_fractions
 from cost_models import METRICS, CostTable, build_cost_table
@@ -214,7 +214,7 @@ def _gains(per_run: pd.DataFrame) -> pd.DataFrame:
     matched = matched_comparison(per_run)
     columns = {"run": per_run.loc[per_run["method"] == "dfs", "run"].tolist()}
     frame = pd.DataFrame(columns)
-    for baseline in ("skipnet", "static"):
+    for baseline in BASELINES:
         for axis, short in (("energy_pj_mean", "energy"), ("latency_us_mean", "latency")):
             rows = matched[(matched["baseline"] == baseline) & (matched["axis"] == axis)].set_index("run")
             frame[f"{short}_ratio_vs_{baseline}"] = frame["run"].map(rows["cost_ratio"]).astype(float)

@@ -14,7 +14,11 @@ from analysis.plots import METHOD_STYLE, plt, save_figure
 
 __all__ = ["gain_by_axis_figure", "gain_heatmap_figure", "hardware_front_figure", "write_sweep_plots"]
 
-GAINS = {"energy_ratio_vs_skipnet": "SkipNet", "energy_ratio_vs_static": "static"}
+GAINS = {
+    "energy_ratio_vs_skipnet": "SkipNet",
+    "energy_ratio_vs_dfs_binary": "DFS skip/fp only",
+    "energy_ratio_vs_static": "static",
+}
 GAIN_LABEL = "Energy the baseline needs for DFS's accuracy ÷ DFS's energy"
 
 
@@ -29,7 +33,7 @@ def gain_by_axis_figure(frame: pd.DataFrame, axes: Sequence[str]) -> plt.Figure:
     figure, panels = plt.subplots(1, len(axes), figsize=(4.6 * len(axes), 3.6), squeeze=False, layout="constrained")
     for panel, axis in zip(panels.ravel(), axes, strict=True):
         column = f"axis:{axis}"
-        for (gain, baseline), style in zip(GAINS.items(), ("-", "--"), strict=True):
+        for (gain, baseline), style in zip(GAINS.items(), ("-", ":", "--"), strict=True):
             for run, rows in dfs.groupby("run", sort=True):
                 means = rows.groupby(column)[gain].mean()
                 if means.notna().any():

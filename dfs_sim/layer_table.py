@@ -233,13 +233,15 @@ def cifar_resnet_layers(
     in_channels: int = 3,
     widths: tuple[int, int, int] = (16, 32, 64),
     gates: bool = True,
+    gate_outputs: int | None = None,
 ) -> LayerTable:
     """The gated CIFAR ResNet (6n+2 layers, BasicBlock) of the DFS and SkipNet reference code, as a layer table.
 
     Three groups of n blocks at widths 16/32/64; the first block of groups 2 and 3 has stride 2 and a 1×1 projection.
     The stem, the first block, the final linear layer, every projection and the gates run at full precision
     (the option with ``float=True``). Every block but the first is gated; the gate of gated block b reads the output
-    of the block before it: AvgPool → 1×1 conv to 10 channels → LSTM(10, 10) → Linear(10, len(options)).
+    of the block before it: AvgPool → 1×1 conv to 10 channels → LSTM(10, 10) → Linear(10, gate_outputs):
+    one output per option for DFS's softmax gate (the default, ``len(options)``), one for SkipNet's sigmoid gate.
     The LSTM step is listed as one linear layer of 20 → 40 (the four gates over input and hidden state).
     ``gates=False`` leaves the gate layers out: a static baseline runs every block at one option and runs no gate.
     """
@@ -264,7 +266,8 @@ def cifar_resnet_layers(
             block = gated if is_gated else None
             fixed = None if is_gated else fp
             if is_gated and gates:
-                layers += _gate_layers(gated, channels, len(options), fp)
+                outputs = len(options) if gate_outputs is None else gate_outputs
+                layers += _gate_layers(gated, channels, outputs, fp)
             out_size = (size + 2 - 3) // stride + 1
             layers.append(
                 ConvLayer(
@@ -298,10 +301,10 @@ def cifar_resnet_layers(
     return LayerTable(layers, source=f"cifar_resnet_layers(depth={depth})")
 
 
-def _gate_layers(block: int, in_channels: int, num_options: int, fp: int) -> list[ConvLayer]:
+def _gate_layers(block: int, in_channels: int, outputs: int, fp: int) -> list[ConvLayer]:
     embed = GATE_EMBED_DIM
     return [
         ConvLayer(in_channels, embed, 1, 1, 1, name=f"gate{block}.conv", kind="gate", fixed_option=fp),
         ConvLayer(2 * embed, 4 * embed, 1, 1, 1, name=f"gate{block}.lstm", kind="gate", fixed_option=fp),
-        ConvLayer(embed, num_options, 1, 1, 1, name=f"gate{block}.fc", kind="gate", fixed_option=fp),
+        ConvLayer(embed, outputs, 1, 1, 1, name=f"gate{block}.fc", kind="gate", fixed_option=fp),
     ]

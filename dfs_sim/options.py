@@ -2,13 +2,19 @@
 
 DFS (Shen et al., AAAI 2020) gives every gated block seven options in this code order: skip, weights *and*
 activations quantized to 8, 10, 12, 14, 16 bits, and full precision. SkipNet is the binary case (skip, full
-precision). Static baselines use the DFS list with every block at one code.
+precision): ``dfs_binary`` (the DFS gate and training with SkipNet's two options) and ``skipnet`` (SkipNet as its
+authors train it) use it. Static baselines use the DFS list with every block at one code.
+
+Two definitions of a run's computation: the paper's proxy (``proxy_cost`` per decision, averaged; used for every
+method) and SkipNet's own (``skipnet_computation_pct``), which counts executed blocks and the always-run first block.
 """
 
 from __future__ import annotations
 
 import builtins
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 __all__ = [
     "Option",
@@ -19,6 +25,7 @@ __all__ = [
     "options_from_meta",
     "options_to_meta",
     "proxy_costs",
+    "skipnet_computation_pct",
 ]
 
 FULL_PRECISION_BITS = 32
@@ -61,7 +68,12 @@ SKIPNET_OPTIONS: tuple[Option, ...] = (
     Option(1, "fp", FULL_PRECISION_BITS, FULL_PRECISION_BITS, float=True),
 )
 
-_BY_METHOD = {"dfs": DFS_OPTIONS, "static": DFS_OPTIONS, "skipnet": SKIPNET_OPTIONS}
+_BY_METHOD = {
+    "dfs": DFS_OPTIONS,
+    "dfs_binary": SKIPNET_OPTIONS,
+    "skipnet": SKIPNET_OPTIONS,
+    "static": DFS_OPTIONS,
+}
 
 
 def options_for_method(method: str) -> tuple[Option, ...]:
@@ -114,3 +126,14 @@ def _as_int(value: object) -> int:
 
 def proxy_costs(options: tuple[Option, ...]) -> list[float]:
     return [option.proxy_cost for option in options]
+
+
+def skipnet_computation_pct(codes: np.ndarray, skip_code: int) -> float:
+    """SkipNet's computation percentage (``ucbdrive/skipnet`` ``cifar/train_rl.py``): (executed gated blocks + 1) /
+    (gated blocks + 1) × 100, averaged over the inputs of ``codes`` (inputs × gated blocks). The always-run first
+    block counts as one executed block; every block weighs the same, and the stem, classifier and gates are not
+    counted. A run whose every gated block runs scores 100; one that skips them all, 100 / (gated blocks + 1)."""
+    codes = np.asarray(codes)
+    blocks = codes.shape[1]
+    executed = (codes != skip_code).sum(axis=1)
+    return float(((executed + 1) / (blocks + 1)).mean() * 100.0)

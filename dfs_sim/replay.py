@@ -101,8 +101,10 @@ def _matched_table(matched) -> str:
         return "Matched comparison: no DFS runs."
     cells = energy.assign(
         cell=[
-            f"{ratio:.2f}x" if status == "ok" else status
-            for ratio, status in zip(energy["cost_ratio"], energy["status_at_accuracy"], strict=True)
+            f"{ratio:.2f}x" if status == "ok" else f"dominated by {dominated}" if dominated else status
+            for ratio, status, dominated in zip(
+                energy["cost_ratio"], energy["status_at_accuracy"], energy["dominated_by"], strict=True
+            )
         ]
     )
     table = cells.pivot_table(index=["run", "baseline"], columns="preset", values="cell", aggfunc="first", sort=False)

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     command = shlex.join(["python", "-m", "dfs_sim.sweep", *(sys.argv[1:] if argv is None else argv)])
     try:
+        from analysis.matched import BASELINES
         from analysis.sweep import run_sweep
 
         result = run_sweep(
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         frame = result.frame
         dfs = frame[frame["method"] == "dfs"]
-        summary = dfs.groupby("point")[["energy_ratio_vs_skipnet", "energy_ratio_vs_static"]].mean()
+        summary = dfs.groupby("point")[[f"energy_ratio_vs_{baseline}" for baseline in BASELINES]].mean()
         print(
             f"{len(frame['point'].unique())} points x {frame['run'].nunique()} runs; "
             f"{result.reused_partitions} of {result.partitions} partitions reused"

@@ -40,12 +40,14 @@ __all__ = [
     "make_meta",
     "read_trace",
     "read_traces",
+    "upgraded_meta",
     "write_trace",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 METADATA_KEY = b"dfs_sim"
-METHODS = ("dfs", "skipnet", "static")
+METHODS = ("dfs", "dfs_binary", "skipnet", "static")
 BLOCK_PREFIX = "block_"
 CODE_DTYPE = np.uint8
 VALUE_COLUMNS: dict[str, pa.DataType] = {
@@ -224,6 +226,8 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         raise TraceFormatError(path, f"metadata is not valid JSON ({_first_line(error)})") from None
     if not isinstance(meta, dict):
         raise TraceFormatError(path, "metadata is not a JSON object")
+    written = meta  # the content hash covers the metadata as written
+    meta = upgraded_meta(meta)
     layers, options = _parse_meta(meta, path)
     _check_columns(column_types, layers.num_blocks, path)
     if table.num_rows == 0:
@@ -240,11 +244,14 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
     except (pa.ArrowException, ValueError) as error:
         raise TraceFormatError(path, f"column data cannot be decoded ({_first_line(error)})") from None
     stored_hash = meta.get("content_hash")
-    actual_hash = _content_hash(meta, values["input_id"], values["label"], values["pred"], values["confidence"], codes)
+    actual_hash = _content_hash(
+        written, values["input_id"], values["label"], values["pred"], values["confidence"], codes
+    )
     if stored_hash != actual_hash:
         raise TraceFormatError(path, "content hash does not match the data: the file was changed or corrupted")
     run = TraceRun(meta=meta, codes=codes, path=path, _parsed=(layers, options), **values)
-    object.__setattr__(run, "_hash", actual_hash)  # verified above; no need to hash the data again
+    if written is meta:  # an upgraded run hashes its new metadata when asked
+        object.__setattr__(run, "_hash", actual_hash)  # verified above; no need to hash the data again
     return run
 
 
@@ -270,19 +277,40 @@ def read_traces(folder: str | os.PathLike) -> list[TraceRun]:
     return [read_trace(path) for path in paths]
 
 
+def upgraded_meta(meta: dict) -> dict:
+    """Metadata of an older format in today's terms (a new dict; ``meta`` itself is left as written).
+
+    Version 1 called the two-option DFS model (skip or full precision, trained with the DFS budget penalty)
+    ``skipnet``; version 2 names it ``dfs_binary`` and keeps ``skipnet`` for SkipNet as its authors train it, so a
+    version-1 ``skipnet`` trace is read as ``dfs_binary``. ``upgraded_from_format`` records the version written."""
+    if meta.get("format_version") != 1:
+        return meta
+    upgraded = dict(meta, format_version=FORMAT_VERSION, upgraded_from_format=1)
+    if upgraded.get("method") == "skipnet":
+        upgraded["method"] = "dfs_binary"
+    return upgraded
+
+
 def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, ...]]:
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
         raise TraceFormatError(source, f"metadata lacks {missing}")
     if meta["format_version"] != FORMAT_VERSION:
         raise TraceFormatError(
-            source, f"unknown format_version {meta['format_version']!r}; this dfs_sim reads version {FORMAT_VERSION}"
+            source,
+            f"unknown format_version {meta['format_version']!r}; this dfs_sim reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}",
         )
     if meta["method"] not in METHODS:
         raise TraceFormatError(source, f"metadata 'method' is {meta['method']!r}; expected one of {METHODS}")
     budget = meta["budget"]
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
         raise TraceFormatError(source, f"metadata 'budget' must be a number or null, got {budget!r}")
+    alpha = meta.get("alpha")
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0):
+        raise TraceFormatError(
+            source, f"metadata 'alpha' (SkipNet's reward per skip) must be a number >= 0, got {alpha!r}"
+        )
     model = meta["model"]
     if not isinstance(model, dict) or any(key not in model for key in REQUIRED_MODEL):
         raise TraceFormatError(source, f"metadata 'model' must be an object with keys {list(REQUIRED_MODEL)}")

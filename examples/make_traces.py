@@ -8,10 +8,12 @@
 Every step is a `python -m dfs_sim.train` or `python -m dfs_sim.export` call, printed before it runs, and the script
 can be stopped at any time and started again, on this machine or a fresh one:
 - a run whose trace exists is skipped;
-- a run whose joint checkpoint exists is only exported;
+- a run whose final checkpoint exists (joint.pt; SkipNet: hrl.pt) is only exported;
 - a killed run resumes from its last checkpoint (`--resume .../last.pt`, written every `checkpoint_every` iterations);
 - the backbone is trained once and copied into examples/checkpoints/ (commit it): later runs, here or on a fresh
-  clone, start from the committed file and never retrain it.
+  clone, start from the committed file and never retrain it;
+- SkipNet's supervised phase is trained once (runs/<example>/skipnet_sp/sp.pt) and every SkipNet run's
+  reinforcement-learning phase starts from it, as its authors do.
 Seeds and the split are fixed in the config and recorded in every trace, so the same torch version on the same
 machine type reproduces the files. The recipe and its reasons: examples/README.md.
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SKIPNET_ALPHAS = (0.1, 0.5, 1.0, 2.0)  # set from a calibration run: examples/README.md
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class Example:
     config: str
     depth: int
     dfs_budgets: tuple[float, ...]
-    skipnet_budgets: tuple[float, ...]
+    binary_budgets: tuple[float, ...]  # the binary-option ablation of DFS (skip or full precision, DFS's training)
+    skipnet_alphas: tuple[float, ...]  # SkipNet as its authors train it: reward per skipped block
     static: tuple[str, ...]
     beta: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
@@ -47,13 +51,17 @@ class Example:
     out: str  # traces
 
     def runs(self) -> list[tuple[str, str, float | None]]:
-        """``(name, method, budget)``: the gated runs, then the static baselines (budget None)."""
+        """``(name, method, value)``: the gated runs (value: the budget; SkipNet: alpha), then the static baselines
+        (value None)."""
         gated = [(f"dfs_b{b:g}", "dfs", b) for b in self.dfs_budgets]
-        gated += [(f"skipnet_b{b:g}", "skipnet", b) for b in self.skipnet_budgets]
+        gated += [(f"dfs_binary_b{b:g}", "dfs_binary", b) for b in self.binary_budgets]
+        gated += [(f"skipnet_a{a:g}", "skipnet", a) for a in self.skipnet_alphas]
         return gated + [(f"static_{option}", "static", None) for option in self.static]
 
     def trace(self, name: str) -> Path:
-        return ROOT / self.out / f"{name.split('_')[0]}_r{self.depth}_{name.split('_', 1)[1]}.parquet"
+        """``dfs_binary_b40`` → ``<out>/dfs_binary_r38_b40.parquet``."""
+        method, setting = name.rsplit("_", 1)
+        return ROOT / self.out / f"{method}_r{self.depth}_{setting}.parquet"
 
 
 EXAMPLES = {
@@ -62,11 +70,12 @@ EXAMPLES = {
         config="examples/fashion_mnist_r38.toml",
         depth=38,
         dfs_budgets=(3, 5, 8, 12, 20, 40),
-        skipnet_budgets=(20, 40, 60, 80),
+        binary_budgets=(20, 50),
+        skipnet_alphas=SKIPNET_ALPHAS,
         static=("q8", "q10", "q12", "q16", "fp"),
-        # SkipNet's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit option per
-        # decision; a smaller β keeps its gates from flipping in bulk (as on digits)
-        beta={"dfs": None, "skipnet": 0.00125},
+        # the binary ablation's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit
+        # option per decision; a smaller β keeps its gates from flipping in bulk (as on digits)
+        beta={"dfs": None, "dfs_binary": 0.00125},
         # below every-block-at-8-bits (6.25%) the gates must skip whole blocks; at the config's β the 3% run settled
         # at 5.3% computation in 300 iterations, so it gets 4x the push
         run_beta={"dfs_b3": 0.01},
@@ -80,9 +89,10 @@ EXAMPLES = {
         config="examples/digits_r38.toml",
         depth=38,
         dfs_budgets=(20, 40, 60),
-        skipnet_budgets=(50, 75),
+        binary_budgets=(50, 75),
+        skipnet_alphas=(),
         static=("q8", "q12", "q16", "fp"),
-        beta={"dfs": None, "skipnet": 0.005},
+        beta={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
         joint_settings=(),
         backbone="runs/digits_r38/backbone/backbone.pt",  # seconds to train: not committed
@@ -158,6 +168,9 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
             ]
         )
         return
+    if method == "skipnet":
+        make_skipnet_run(example, name, budget, backbone, quiet)
+        return
     folder = ROOT / example.work_dir / name
     joint = folder / "joint.pt"
     value = example.run_beta.get(name, example.beta[method])
@@ -166,6 +179,23 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
     model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}"]
     train(folder, joint, ["--config", example.config, *model, *beta, *settings, "--init-from", backbone], quiet)
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])
+
+
+def make_skipnet_run(example: Example, name: str, alpha: float, backbone: Path, quiet: list[str]) -> None:
+    """SkipNet's two phases: the supervised one once for the example, then reinforcement learning at ``alpha``."""
+    model = ["--model", f"skipnet_resnet{example.depth}"]
+    supervised = ROOT / example.work_dir / "skipnet_sp"
+    train(
+        supervised,
+        supervised / "sp.pt",
+        ["--config", example.config, *model, "--stages", "sp", "--init-from", backbone],
+        quiet,
+    )
+    folder = ROOT / example.work_dir / name
+    final = folder / "hrl.pt"
+    fresh = ["--config", example.config, *model, "--stages", "hrl", "--alpha", f"{alpha:g}"]
+    train(folder, final, [*fresh, "--init-from", supervised / "sp.pt"], quiet)
+    run([sys.executable, "-m", "dfs_sim.export", final, "--out", example.trace(name)])
 
 
 def main() -> int:

@@ -38,7 +38,7 @@ def checkpoints(tmp_path_factory):
     skip = train(
         dataclasses.replace(
             config,
-            model="skipnet_resnet8",
+            model="dfs_binary_resnet8",
             out_dir=str(folder / "skip"),
             stages=("gate", "joint"),
             init_from=str(dfs["backbone"]),
@@ -70,10 +70,10 @@ def test_export_writes_a_valid_trace_with_the_evaluation_accuracy(checkpoints):
     assert run.meta["layers"] == cifar_resnet_layers(8, options=DFS_OPTIONS).to_records()
 
 
-def test_export_skipnet_and_static(checkpoints):
+def test_export_binary_dfs_and_static(checkpoints):
     folder, dfs, skip = checkpoints
-    run = read_trace(export(skip["joint"], folder / "skipnet.parquet").path)
-    assert run.method == "skipnet" and len(run.meta["options"]) == len(SKIPNET_OPTIONS)
+    run = read_trace(export(skip["joint"], folder / "dfs_binary.parquet").path)
+    assert run.method == "dfs_binary" and len(run.meta["options"]) == len(SKIPNET_OPTIONS)
     assert run.meta["layers"] == cifar_resnet_layers(8, options=SKIPNET_OPTIONS).to_records()
     for option, code in (("q8", 1), ("fp", 6), ("3", 3)):
         static = read_trace(export(dfs["backbone"], folder / f"static_{option}.parquet", static_option=option).path)

@@ -276,7 +276,7 @@ def bases(tmp_path_factory):
         "joint": make_checkpoint(folder / "joint.pt"),
         "backbone": make_checkpoint(folder / "backbone.pt", stage="backbone"),
         "r14": make_checkpoint(folder / "r14.pt", "dfs_resnet14", stage="backbone"),
-        "skipnet": make_checkpoint(folder / "skipnet.pt", "skipnet_resnet8"),
+        "skipnet": make_checkpoint(folder / "skipnet.pt", "dfs_binary_resnet8"),
     }
     return {name: (path.read_bytes(), load_checkpoint(path)) for name, path in paths.items()}
 
@@ -378,7 +378,7 @@ def _use(path: Path, static) -> None:
     """What the commands do with a checkpoint before any data is loaded: open it for export, and load it as the
     backbone of the model it names (``--init-from``)."""
     source = open_for_export(path, static)
-    assert source.method in ("dfs", "skipnet", "static") and source.model.depth in (8, 14)
+    assert source.method in ("dfs", "dfs_binary", "static") and source.model.depth in (8, 14)
     record = source.record
     target = record["model_name"].replace("static_", "dfs_")
     load_backbone_into(create_model(target, num_classes=record["num_classes"]), record, path, target)

@@ -25,7 +25,11 @@ def make_traces(tmp_path, monkeypatch):
 
 def _example(module):
     return dataclasses.replace(
-        module.EXAMPLES["fashion-mnist"], dfs_budgets=(3,), skipnet_budgets=(40,), static=("q8",)
+        module.EXAMPLES["fashion-mnist"],
+        dfs_budgets=(3,),
+        binary_budgets=(40,),
+        skipnet_alphas=(0.5,),
+        static=("q8",),
     )
 
 
@@ -42,20 +46,42 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     make_traces.make_run(example, "dfs_b3", "dfs", 3, backbone, [])
     assert make_traces.commands == []  # a finished run is skipped
 
-    killed = tmp_path / example.work_dir / "skipnet_b40"
+    killed = tmp_path / example.work_dir / "dfs_binary_b40"
     killed.mkdir(parents=True)
     (killed / "last.pt").write_bytes(b"partial")
-    make_traces.make_run(example, "skipnet_b40", "skipnet", 40, backbone, [])
+    make_traces.make_run(example, "dfs_binary_b40", "dfs_binary", 40, backbone, [])
     resume, export = make_traces.commands
     # paths are given relative to the repository root, so recorded commands do not name this machine's folders
-    assert resume[:4] == ["-m", "dfs_sim.train", "--resume", "runs/fashion-mnist_r38/skipnet_b40/last.pt"]
+    assert resume[:4] == ["-m", "dfs_sim.train", "--resume", "runs/fashion-mnist_r38/dfs_binary_b40/last.pt"]
     assert export == [
         "-m",
         "dfs_sim.export",
-        "runs/fashion-mnist_r38/skipnet_b40/joint.pt",
+        "runs/fashion-mnist_r38/dfs_binary_b40/joint.pt",
         "--out",
-        "examples/traces/skipnet_r38_b40.parquet",
+        "examples/traces/dfs_binary_r38_b40.parquet",
     ]
+
+    # SkipNet: the supervised phase once, then reinforcement learning from it at the run's alpha
+    make_traces.commands.clear()
+    make_traces.make_run(example, "skipnet_a0.5", "skipnet", 0.5, backbone, [])
+    supervised, reinforced, export = make_traces.commands
+    assert supervised[supervised.index("--stages") + 1] == "sp"
+    assert supervised[supervised.index("--init-from") + 1] == example.backbone
+    assert supervised[-2:] == ["--out-dir", "runs/fashion-mnist_r38/skipnet_sp"]
+    assert (
+        reinforced[reinforced.index("--stages") + 1] == "hrl" and reinforced[reinforced.index("--alpha") + 1] == "0.5"
+    )
+    assert reinforced[reinforced.index("--init-from") + 1] == "runs/fashion-mnist_r38/skipnet_sp/sp.pt"
+    assert export[2:] == [
+        "runs/fashion-mnist_r38/skipnet_a0.5/hrl.pt",
+        "--out",
+        "examples/traces/skipnet_r38_a0.5.parquet",
+    ]
+    make_traces.commands.clear()
+    (tmp_path / "runs/fashion-mnist_r38/skipnet_sp").mkdir(parents=True)
+    (tmp_path / "runs/fashion-mnist_r38/skipnet_sp/sp.pt").write_bytes(b"trained")
+    make_traces.make_run(example, "skipnet_a0.5", "skipnet", 0.5, backbone, [])
+    assert [command[command.index("--stages") + 1] for command in make_traces.commands[:-1]] == ["hrl"]
 
     make_traces.commands.clear()
     done.unlink()
@@ -108,5 +134,8 @@ def test_the_command_line(make_traces, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["make_traces.py", "--list"])
     assert make_traces.main() == 0
     listed = capsys.readouterr().out.splitlines()
-    assert listed[0].startswith("backbone: to train") and len(listed) == 1 + 6 + 4 + 5
+    runs = make_traces.EXAMPLES["fashion-mnist"].runs()
+    assert listed[0].startswith("backbone: to train") and len(listed) == 1 + len(runs)
+    assert len(runs) >= 6 + 4 + 5  # DFS budgets, SkipNet alphas, static options
+    assert "skipnet_a1: to do (examples/traces/skipnet_r38_a1.parquet)" in listed
     assert "dfs_b3: to do (examples/traces/dfs_r38_b3.parquet)" in listed

@@ -47,13 +47,27 @@ def test_interpolation_by_hand():
     assert latency["baseline_cost_at_accuracy"] == pytest.approx(2.8)
 
 
-def test_out_of_range_is_not_extrapolated():
+def test_outside_the_front_is_not_extrapolated_and_says_which_side():
     table = matched_comparison(_frame()).query("baseline == 'static' and axis == 'energy_pj_mean'")
     low = table.query("run == 'dfs_low'").iloc[0]
     high = table.query("run == 'dfs_high'").iloc[0]
     for row in (low, high):
-        assert row["status_at_cost"] == "out of range" and np.isnan(row["baseline_accuracy_at_cost"])
-        assert row["status_at_accuracy"] == "out of range" and np.isnan(row["baseline_cost_at_accuracy"])
+        assert np.isnan(row["baseline_accuracy_at_cost"]) and np.isnan(row["baseline_cost_at_accuracy"])
+    assert low["status_at_cost"] == "cheaper than every baseline run"
+    assert low["status_at_accuracy"] == "less accurate than every baseline run"
+    assert high["status_at_cost"] == "costlier than every baseline run"
+    assert high["status_at_accuracy"] == "more accurate than every baseline run"
+
+
+def test_dominated_by_names_a_cheaper_and_more_accurate_baseline_run():
+    frame = pd.concat(
+        [_frame(), pd.DataFrame([("dfs_poor", "dfs", 22.0, 0.75, "toy", 2.2, 50.0)], columns=_frame().columns)]
+    )
+    table = matched_comparison(frame).query("axis == 'energy_pj_mean'").set_index(["run", "baseline"])
+    assert table.loc[("dfs_poor", "static"), "dominated_by"] == "static_q12"  # 20 pJ and 80% beat 22 pJ and 75%
+    assert table.loc[("dfs_poor", "skipnet"), "dominated_by"] == ""  # skip_b is more accurate but costlier
+    assert table.loc[("dfs_mid", "static"), "dominated_by"] == ""
+    assert table.loc[("dfs_low", "static"), "dominated_by"] == ""
 
 
 def test_missing_baseline_says_no_runs():

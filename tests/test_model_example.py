@@ -26,11 +26,16 @@ def _runs(folder: Path):
 def _check_common(runs, dataset: str, inputs: int, input_size: int, in_channels: int) -> None:
     for run in runs:
         depth = run.meta["model"]["depth"]
-        options = SKIPNET_OPTIONS if run.method == "skipnet" else DFS_OPTIONS
+        options = SKIPNET_OPTIONS if run.method in ("skipnet", "dfs_binary") else DFS_OPTIONS
         assert run.meta["model"]["dataset"] == dataset and run.num_inputs == inputs
         assert run.meta["model"]["input_size"] == [in_channels, input_size, input_size]
         expected = cifar_resnet_layers(
-            depth, options=options, gates=run.method != "static", input_size=input_size, in_channels=in_channels
+            depth,
+            options=options,
+            gates=run.method != "static",
+            gate_outputs=1 if run.method == "skipnet" else None,
+            input_size=input_size,
+            in_channels=in_channels,
         )
         assert run.meta["layers"] == expected.to_records()
         assert isinstance(run.meta["seed"], int) and "train_config" in run.meta and "split_seed" in run.meta
@@ -39,8 +44,8 @@ def _check_common(runs, dataset: str, inputs: int, input_size: int, in_channels:
 
 def test_digits_traces_cover_every_method_and_stay_small():
     runs = _runs(DIGITS)
-    budgets = {method: sorted(r.budget for r in runs if r.method == method) for method in ("dfs", "skipnet")}
-    assert len(budgets["dfs"]) >= 3 and len(budgets["skipnet"]) >= 2
+    budgets = {method: sorted(r.budget for r in runs if r.method == method) for method in ("dfs", "dfs_binary")}
+    assert len(budgets["dfs"]) >= 3 and len(budgets["dfs_binary"]) >= 2
     static = sorted(r.meta["static_option"] for r in runs if r.method == "static")
     assert {1, 3, 5, 6} <= set(static)  # 8, 12, 16 bits and full precision
     assert sum(path.stat().st_size for path in DIGITS.iterdir()) < 5 * 1024 * 1024

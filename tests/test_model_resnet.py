@@ -21,6 +21,7 @@ def test_registry_names_and_unknown_name_lists_valid_ones():
         "dfs_resnet74",
         "skipnet_resnet38",
         "skipnet_resnet74",
+        "dfs_binary_resnet38",
         "static_resnet38",
         "dfs_resnet8",
         "dfs_resnet14",
@@ -37,11 +38,15 @@ def test_registry_names_and_unknown_name_lists_valid_ones():
 @pytest.mark.parametrize("name", list_models())
 def test_traced_layer_table_equals_cifar_resnet_layers(name):
     model = create_model(name, num_classes=10)
-    options = SKIPNET_OPTIONS if name.startswith("skipnet") else DFS_OPTIONS
+    options = SKIPNET_OPTIONS if name.startswith(("skipnet", "dfs_binary")) else DFS_OPTIONS
     assert model.options == options
     table = traced_layer_table(model)
     static = name.startswith("static")
-    assert table == cifar_resnet_layers(model.depth, num_classes=10, options=options, gates=not static)
+    gate_outputs = 1 if name.startswith("skipnet") else None  # SkipNet's sigmoid gate: one output
+    expected = cifar_resnet_layers(
+        model.depth, num_classes=10, options=options, gates=not static, gate_outputs=gate_outputs
+    )
+    assert table == expected
     assert any(layer.kind == "gate" for layer in table) != static  # a static baseline runs, and pays, no gate
     assert table.num_blocks == model.num_gated == (model.depth - 2) // 2 - 1
 
@@ -76,7 +81,7 @@ def test_static_model_runs_one_option_without_gates():
     assert model.computation_pct(out.masks).item() == pytest.approx(100 * (10 / 32) ** 2)
 
 
-@pytest.mark.parametrize("name", ["dfs_resnet8", "skipnet_resnet8"])
+@pytest.mark.parametrize("name", ["dfs_resnet8", "dfs_binary_resnet8", "skipnet_resnet8"])
 def test_efficient_candidates_give_the_naive_gradients(name):
     base = _calibrated(name, seed=1)
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(4))

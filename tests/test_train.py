@@ -124,7 +124,7 @@ def test_cli_trains_with_overrides(tmp_path, capsys):
     code = main(
         [
             "--model",
-            "skipnet_resnet8",
+            "dfs_binary_resnet8",
             "--dataset",
             "digits",
             "--out-dir",
@@ -147,7 +147,7 @@ def test_cli_trains_with_overrides(tmp_path, capsys):
     assert code == 0
     record = load_checkpoint(tmp_path / "joint.pt")
     assert record["config"]["budget"] == 60 and record["config"]["joint"]["iterations"] == 2
-    assert record["model_name"] == "skipnet_resnet8"
+    assert record["model_name"] == "dfs_binary_resnet8"
 
 
 def test_a_block_the_whole_batch_skips_still_gets_weight_decay(tmp_path, monkeypatch):

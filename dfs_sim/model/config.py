@@ -1,7 +1,8 @@
 """The training configuration: frozen dataclasses with the reference hyper-parameters as defaults, loaded from TOML.
 
 Every key can be overridden in a TOML file (top-level keys, and ``[backbone]``, ``[gate]``, ``[joint]`` tables for
-the three stages) and on the command line. Unknown keys and bad values raise ``ConfigError`` naming the file and key.
+DFS's three stages, ``[sp]`` and ``[hrl]`` for SkipNet's two phases) and on the command line. Unknown keys and bad
+values raise ``ConfigError`` naming the file and key.
 
 Rules applied while validating:
 
@@ -11,7 +12,11 @@ Rules applied while validating:
   ``[150, 225]``). Milestones given explicitly must be increasing and below the stage's ``iterations``.
 - ``out_dir`` defaults to ``runs/{dataset}/{model}``, and to ``runs/{dataset}/{model}_b{budget:g}`` when the stages
   include ``joint`` (``runs/cifar10/dfs_resnet74_b50``), so runs of other models or budgets never share a folder;
-  the resolved folder is what the saved config records.
+  ``runs/{dataset}/{model}_a{alpha:g}`` for SkipNet's ``hrl`` phase; the resolved folder is what the saved config
+  records.
+- DFS models (``dfs_*``, ``dfs_binary_*``) train the stages ``backbone``, ``gate``, ``joint``; SkipNet models
+  (``skipnet_*``) train ``backbone``, ``sp`` (supervised) and ``hrl`` (hybrid reinforcement learning), as its
+  authors do (docs/skipnet.md).
 - The ``gate`` and ``joint`` stages start from a trained backbone: without the ``backbone`` stage they need
   ``init_from``.
 - ``device`` must name a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``; see
@@ -40,7 +45,9 @@ __all__ = [
     "validate_train_config",
 ]
 
-STAGES = ("backbone", "gate", "joint")
+STAGES = ("backbone", "gate", "joint", "sp", "hrl")
+DFS_STAGES = ("backbone", "gate", "joint")
+SKIPNET_STAGES = ("backbone", "sp", "hrl")
 _MAX_SEED = 2**63 - 1
 
 
@@ -71,7 +78,7 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_path: str | None = None
     out_dir: str | None = None  # None: default_out_dir(), filled in by validation
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] | None = None  # None: every stage of the model's method (DFS_STAGES or SKIPNET_STAGES)
     seed: int = 0
     split_seed: int = 0
     batch_size: int = 128
@@ -79,6 +86,10 @@ class TrainConfig:
     budget: float = 50.0
     beta: float = 1e-5
     gate_target: float = 100.0
+    # SkipNet's hybrid RL (ucbdrive/skipnet cifar/train_rl.py): reward alpha / gates per skipped block, the REINFORCE
+    # term weighted by rl_weight and summed over the batch
+    alpha: float = 0.1
+    rl_weight: float = 0.01
     checkpoint_every: int = 1000
     init_from: str | None = None
     device: str = "auto"
@@ -96,14 +107,21 @@ class TrainConfig:
     backbone: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.1, (32000, 48000)))
     gate: StageConfig = field(default_factory=lambda: StageConfig(2000, 0.01))
     joint: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.01, (32000, 48000)))
+    sp: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.1, (32000, 48000)))
+    hrl: StageConfig = field(default_factory=lambda: StageConfig(10000, 1e-4))
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)
 
 
 def default_out_dir(config: TrainConfig) -> str:
-    """``runs/{dataset}/{model}``, with ``_b{budget:g}`` when the stages include ``joint``."""
-    name = f"{config.model}_b{config.budget:g}" if "joint" in config.stages else config.model
+    """``runs/{dataset}/{model}``, with ``_b{budget:g}`` when the stages include ``joint``, ``_a{alpha:g}`` when
+    they include ``hrl``."""
+    name = config.model
+    if "joint" in config.stages:
+        name = f"{config.model}_b{config.budget:g}"
+    elif "hrl" in config.stages:
+        name = f"{config.model}_a{config.alpha:g}"
     return str(Path("runs", config.dataset, name))
 
 
@@ -131,16 +149,21 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("dataset", f"must be one of {DATASETS}, got {config.dataset!r}")
     if config.augment not in AUGMENTATIONS:
         raise bad("augment", f"must be one of {AUGMENTATIONS}, got {config.augment!r}")
+    allowed = SKIPNET_STAGES if config.model.startswith("skipnet_") else DFS_STAGES
+    if config.stages is None:
+        config = dataclasses.replace(config, stages=allowed)
     if (
         not config.stages
         or any(s not in STAGES for s in config.stages)
         or list(config.stages) != sorted(set(config.stages), key=STAGES.index)
     ):
         raise bad("stages", f"must be a non-empty ordered subset of {list(STAGES)}, got {list(config.stages)}")
+    if any(s not in allowed for s in config.stages):
+        raise bad("stages", f"{config.model} trains the stages {list(allowed)}, got {list(config.stages)}")
     if "backbone" not in config.stages and config.init_from is None:
         raise bad(
             "stages",
-            "gate/joint start from a trained backbone: give init_from (--init-from), or include the "
+            f"{'/'.join(allowed[1:])} start from a trained backbone: give init_from (--init-from), or include the "
             f"backbone stage (got {list(config.stages)})",
         )
     for key in ("data_path", "init_from", "out_dir"):
@@ -172,8 +195,10 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         value = getattr(config, key)
         if not 0 <= value <= 100:
             raise bad(key, f"must be a computation percentage in 0..100, got {value}")
-    if not (config.beta >= 0 and math.isfinite(config.beta)):
-        raise bad("beta", f"must be a finite number >= 0, got {config.beta}")
+    for key in ("beta", "alpha", "rl_weight"):
+        value = getattr(config, key)
+        if not (value >= 0 and math.isfinite(value)):
+            raise bad(key, f"must be a finite number >= 0, got {value}")
     for name in STAGES:
         stage = config.stage(name)
         if stage.iterations < 0:
@@ -220,6 +245,8 @@ _TYPES = {
     "budget": (int, float),
     "beta": (int, float),
     "gate_target": (int, float),
+    "alpha": (int, float),
+    "rl_weight": (int, float),
     "checkpoint_every": int,
     "init_from": (str, type(None)),
     "device": str,
@@ -254,8 +281,8 @@ def _check_types(config: TrainConfig, source: object) -> None:
         raise ConfigError(source, f"expected a TrainConfig, got {type(config).__name__}")
     for key, expected in _TYPES.items():
         value = getattr(config, key)
-        _typed(source, key, value, (list, tuple) if key == "stages" else expected)
-        if key == "stages":
+        _typed(source, key, value, (list, tuple, type(None)) if key == "stages" else expected)
+        if key == "stages" and value is not None:
             for stage in value:
                 _typed(source, "stages", stage, str)
     for name in STAGES:
@@ -295,7 +322,7 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             value = _typed(source, key, value, _TYPES[key])
             if key == "stages":
                 value = tuple(_typed(source, "stages", s, str) for s in value)
-            elif key in ("budget", "beta", "gate_target", "validation_fraction"):
+            elif key in ("budget", "beta", "gate_target", "alpha", "rl_weight", "validation_fraction"):
                 value = float(value)
             updates[key] = value
         else:

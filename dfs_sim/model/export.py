@@ -24,7 +24,7 @@ from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import traced_layer_table
-from dfs_sim.options import DFS_OPTIONS
+from dfs_sim.options import DFS_OPTIONS, skipnet_computation_pct
 from dfs_sim.traces import TraceRun, make_meta, write_trace
 
 __all__ = [
@@ -63,8 +63,9 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
     """``(model, method)`` from a checkpoint record (as ``load_checkpoint`` returns it); ``static_option`` builds the
     static model from its backbone.
 
-    Without a static option only gated checkpoints of the joint stage are exported: a backbone checkpoint's gates are
-    untrained, and a gate-stage checkpoint's gates were trained toward full execution, not toward its config's budget.
+    Without a static option only gated checkpoints of the joint stage (SkipNet: its ``sp`` or ``hrl`` phase) are
+    exported: a backbone checkpoint's gates are untrained, and a gate-stage checkpoint's gates were trained toward
+    full execution, not toward its config's budget.
     """
     method, depth = parse_model_name(record["model_name"])
     if method == "static":
@@ -97,6 +98,7 @@ def _trained_on(record: dict, source: object, static: bool) -> tuple[str, str | 
     """``(dataset, data_path, split_seed, budget)`` from the checkpoint's training config, each checked."""
     config = record["config"]
     dataset, data_path, split_seed = config.get("dataset"), config.get("data_path"), config.get("split_seed", 0)
+    skipnet = parse_model_name(record["model_name"])[0] == "skipnet"
     if dataset not in DATASETS:
         raise CheckpointError(source, f"config.dataset: expected one of {list(DATASETS)}, got {dataset!r}")
     if num_classes_of(dataset) != record["num_classes"]:
@@ -109,7 +111,7 @@ def _trained_on(record: dict, source: object, static: bool) -> tuple[str, str | 
         raise CheckpointError(source, f"config.data_path: expected a path, got {data_path!r}")
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
         raise CheckpointError(source, f"config.split_seed: expected an integer >= 0, got {split_seed!r}")
-    if static:
+    if static or skipnet:  # SkipNet has no budget: its alpha sets the trade-off
         return dataset, data_path, split_seed, None
     budget = config.get("budget")
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget <= 100:
@@ -178,6 +180,7 @@ def export(
         num_classes=model.num_classes,
         options=model.options,
         gates=model.static_option is None,
+        gate_outputs=1 if model.gate == "sigmoid" else None,
         input_size=geometry.size,
         in_channels=geometry.channels,
     )
@@ -198,6 +201,11 @@ def export(
         "accuracy": evaluation.accuracy,
         "computation_pct": evaluation.computation_pct,
     }
+    if method == "skipnet":
+        extra.update(
+            alpha=config.get("alpha"),
+            skipnet_computation_pct=skipnet_computation_pct(evaluation.codes, model.skip_code),
+        )
     if static is not None:
         extra["static_option"] = static
         extra["quantizer_calibration"] = calibration

@@ -1,8 +1,17 @@
-"""The DFS / SkipNet gate: per-block feature → shared LSTM → option probabilities, hard forward, soft backward.
+"""The gates: per-block feature → shared LSTM → a decision per input, hard forward, soft backward.
 
 Gate of gated block b reads the previous block's output: AvgPool to 1×1 → 1×1 conv to 10 channels (one per block) →
-one LSTM(10, 10) shared by all blocks, its hidden state carried from block to block → Linear(10, options) → softmax.
-The forward value is the one-hot argmax; the gradient is the softmax's (``hard − p.detach() + p``).
+one LSTM(10, 10) shared by all blocks, its hidden state carried from block to block, then
+
+- DFS (``GateController``): Linear(10, options) → softmax; the forward value is the one-hot argmax, the gradient the
+  softmax's (``hard − p.detach() + p``);
+- SkipNet (``SkipGateController``, ``ucbdrive/skipnet`` ``cifar/models.py`` ``RNNGate``/``RNNGatePolicy``):
+  Linear(10, 1) → sigmoid, the probability p of executing the block; the decision is ``p > 0.5`` with the gradient
+  of p (straight-through), or, for the reinforcement-learning phase, a Bernoulli(p) sample with no gradient (the
+  policy gradient comes from the log-probability of the sample instead).
+
+Both return the decision as a one-hot mask over the options and the probability of each option, so the network,
+the cost term and the traces treat them alike; SkipNet's options are (skip, full precision) in that order.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["GateController", "GateEmbedding", "straight_through_one_hot"]
+__all__ = ["GateController", "GateEmbedding", "SkipGateController", "straight_through_one_hot"]
 
 
 def straight_through_one_hot(probs: torch.Tensor) -> torch.Tensor:
@@ -45,3 +54,28 @@ class GateController(nn.Module):
         output, state = self.lstm(feature.unsqueeze(0), state)
         probs = F.softmax(self.fc(output.squeeze(0)), dim=1)
         return straight_through_one_hot(probs), probs, state
+
+
+class SkipGateController(nn.Module):
+    """SkipNet's controller: the shared LSTM(embed, embed), Linear(embed, 1) and a sigmoid, p = P(execute).
+
+    ``step`` returns ``(mask, probs, state)`` over the options (skip, execute): ``probs`` is ``[1 − p, p]``; the mask
+    is the thresholded decision with p's gradient (straight-through), or with ``sample`` a Bernoulli(p) draw without
+    gradient. The linear layer starts as the authors' RL model's: N(0, √(2/(out·in))) weights, zero bias."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(embed_dim, embed_dim)
+        self.fc = nn.Linear(embed_dim, 1)
+        nn.init.normal_(self.fc.weight, std=(2.0 / embed_dim) ** 0.5)
+        nn.init.zeros_(self.fc.bias)
+
+    def step(self, feature: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None, sample: bool = False):
+        output, state = self.lstm(feature.unsqueeze(0), state)
+        execute = torch.sigmoid(self.fc(output.squeeze(0)))  # N × 1
+        probs = torch.cat([1 - execute, execute], dim=1)
+        if sample:
+            decision = torch.bernoulli(execute.detach())
+        else:
+            decision = (execute > 0.5).to(execute.dtype) - execute.detach() + execute
+        return torch.cat([1 - decision, decision], dim=1), probs, state

@@ -1,4 +1,8 @@
-"""A model registry in the manner of timm: ``create_model("dfs_resnet38")``; an unknown name lists the valid ones."""
+"""A model registry in the manner of timm: ``create_model("dfs_resnet38")``; an unknown name lists the valid ones.
+
+Methods: ``dfs`` (seven options, softmax gate), ``dfs_binary`` (the DFS gate and training with SkipNet's two options:
+a binary-option ablation of DFS), ``skipnet`` (SkipNet's sigmoid gate, trained as its authors do) and ``static``
+(every gated block at one option, no gate)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,12 @@ __all__ = ["MODEL_DEPTHS", "create_model", "list_models", "parse_model_name", "r
 
 MODEL_DEPTHS = (8, 14, 20, 38, 74)
 _REGISTRY: dict[str, Callable[..., GatedResNet]] = {}
-_METHODS = {"dfs": DFS_OPTIONS, "skipnet": SKIPNET_OPTIONS, "static": DFS_OPTIONS}
+_METHODS = {  # method → (options, gate)
+    "dfs": (DFS_OPTIONS, "softmax"),
+    "dfs_binary": (SKIPNET_OPTIONS, "softmax"),
+    "skipnet": (SKIPNET_OPTIONS, "sigmoid"),
+    "static": (DFS_OPTIONS, "softmax"),
+}
 
 
 def register_model(name: str) -> Callable:
@@ -42,15 +51,15 @@ def create_model(name: str, **overrides) -> GatedResNet:
 
 
 def parse_model_name(name: str) -> tuple[str, int]:
-    """``"dfs_resnet38"`` → ``("dfs", 38)``."""
+    """``"dfs_resnet38"`` → ``("dfs", 38)``; ``"dfs_binary_resnet38"`` → ``("dfs_binary", 38)``."""
     if name not in _REGISTRY:
         create_model(name)  # raises the listing error
-    method, _, arch = name.partition("_")
+    method, _, arch = name.rpartition("_")
     return method, int(arch.removeprefix("resnet"))
 
 
 def _register(method: str, depth: int) -> None:
-    options = _METHODS[method]
+    options, gate = _METHODS[method]
 
     if method == "static":
 
@@ -59,7 +68,7 @@ def _register(method: str, depth: int) -> None:
     else:
 
         def factory(num_classes: int = 10, **kwargs) -> GatedResNet:
-            return GatedResNet(depth, num_classes, options, **kwargs)
+            return GatedResNet(depth, num_classes, options, gate=gate, **kwargs)
 
     register_model(f"{method}_resnet{depth}")(factory)
 

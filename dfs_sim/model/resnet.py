@@ -34,10 +34,12 @@ from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
-from dfs_sim.model.gate import GateController, GateEmbedding
+from dfs_sim.model.gate import GateController, GateEmbedding, SkipGateController
 from dfs_sim.options import DFS_OPTIONS, Option
 
-__all__ = ["GatedOutput", "GatedResNet", "mix_candidates", "traced_layer_table"]
+__all__ = ["GATES", "GatedOutput", "GatedResNet", "mix_candidates", "traced_layer_table"]
+
+GATES = ("softmax", "sigmoid")  # DFS's gate over the options; SkipNet's execute-or-skip gate
 
 
 def _rows_like(t: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,8 @@ class GatedOutput(NamedTuple):
 
 
 class GatedResNet(nn.Module):
-    """Gated CIFAR ResNet; ``static_option`` fixes every gated block to one code (no gates run)."""
+    """Gated CIFAR ResNet; ``static_option`` fixes every gated block to one code (no gates run); ``gate`` is DFS's
+    ``"softmax"`` gate or SkipNet's ``"sigmoid"`` one (options (skip, full precision) only)."""
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class GatedResNet(nn.Module):
         widths: tuple[int, int, int] = (16, 32, 64),
         embed_dim: int = GATE_EMBED_DIM,
         in_channels: int = 3,
+        gate: str = "softmax",
     ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
@@ -122,6 +126,8 @@ class GatedResNet(nn.Module):
         if len(full) != 1:
             raise ConfigError("GatedResNet", "the option list needs exactly one full-precision option")
         self.fp_code = full[0]
+        skips = [option.code for option in self.options if option.is_skip]
+        self.skip_code = skips[0] if skips else None
         for option in self.options:
             if not option.float and option.w_bits != option.a_bits:
                 raise ValueError(f"option {option.name}: different weight and activation bits are not supported")
@@ -130,6 +136,11 @@ class GatedResNet(nn.Module):
                 "GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}"
             )
         self.static_option = static_option
+        if gate not in GATES:
+            raise ConfigError("GatedResNet", f"gate must be one of {GATES}, got {gate!r}")
+        if gate == "sigmoid" and [(o.is_skip, o.float) for o in self.options] != [(True, False), (False, True)]:
+            raise ConfigError("GatedResNet", "the sigmoid gate decides between two options: (skip, full precision)")
+        self.gate = gate
         self.register_buffer("costs", torch.tensor([option.proxy_cost for option in self.options]))
 
         n = (depth - 2) // 6
@@ -149,7 +160,9 @@ class GatedResNet(nn.Module):
         self.blocks = nn.ModuleList(blocks[1:])
         self.block_names = tuple(names)
         self.gate_embeddings = nn.ModuleList(GateEmbedding(c, embed_dim) for c in gate_channels)
-        self.controller = GateController(embed_dim, len(self.options))
+        self.controller: GateController | SkipGateController = (
+            SkipGateController(embed_dim) if gate == "sigmoid" else GateController(embed_dim, len(self.options))
+        )
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights()
 
@@ -226,14 +239,20 @@ class GatedResNet(nn.Module):
         return mask
 
     def forward(
-        self, x: torch.Tensor, fixed_code: int | None = None, gate_stage: bool = False, sync_free: bool = False
+        self,
+        x: torch.Tensor,
+        fixed_code: int | None = None,
+        gate_stage: bool = False,
+        sync_free: bool = False,
+        sample_gates: bool = False,
     ) -> GatedOutput:
-        """Training: the all-candidates mix (``gate_stage``: the reference's gate-stage forward); evaluation: only
-        the chosen option of each input. One entry point, so DistributedDataParallel sees every training forward."""
+        """Training: the all-candidates mix (``gate_stage``: the reference's gate-stage forward; ``sample_gates``:
+        SkipNet's sampled decisions); evaluation: only the chosen option of each input. One entry point, so
+        DistributedDataParallel sees every training forward."""
         if self.training:
             if gate_stage:
                 return self.forward_gate_stage(x)
-            return self.forward_candidates(x, fixed_code=fixed_code, sync_free=sync_free)
+            return self.forward_candidates(x, fixed_code=fixed_code, sync_free=sync_free, sample_gates=sample_gates)
         return self.forward_grouped(x, fixed_code=fixed_code)
 
     def forward_candidates_reference(
@@ -259,9 +278,10 @@ class GatedResNet(nn.Module):
         return self._gated_forward(x, fixed_code, run_block)
 
     def forward_candidates(
-        self, x: torch.Tensor, fixed_code: int | None = None, sync_free: bool = False
+        self, x: torch.Tensor, fixed_code: int | None = None, sync_free: bool = False, sample_gates: bool = False
     ) -> GatedOutput:
-        """The training forward: the reference's values and gradients, with shared quantization and one mix."""
+        """The training forward: the reference's values and gradients, with shared quantization and one mix;
+        ``sample_gates`` draws SkipNet's decisions instead of thresholding them."""
 
         def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
             if sync_free:
@@ -272,7 +292,7 @@ class GatedResNet(nn.Module):
             candidates = block.candidates(x, block.shortcut(x), self.options, with_grad)
             return mix_candidates(mask, candidates), mask
 
-        return self._gated_forward(x, fixed_code, run_block)
+        return self._gated_forward(x, fixed_code, run_block, sample_gates)
 
     def forward_gate_stage(self, x: torch.Tensor) -> GatedOutput:
         """The reference's gate stage: the backbone at full precision under ``no_grad`` (it is frozen), the gates
@@ -308,17 +328,24 @@ class GatedResNet(nn.Module):
 
         return self._gated_forward(x, fixed_code, run_block)
 
-    def _gated_forward(self, x: torch.Tensor, fixed_code: int | None, run_block) -> GatedOutput:
+    def _gated_forward(self, x: torch.Tensor, fixed_code: int | None, run_block, sample: bool = False) -> GatedOutput:
         """The gate loop of both paths: ``run_block(block, x, mask)`` returns the block's output and the mask to record.
 
-        A fixed code (``fixed_code``, else ``static_option``) runs no gate at all."""
+        A fixed code (``fixed_code``, else ``static_option``) runs no gate at all; ``sample`` draws the sigmoid gate's
+        decisions."""
+        if sample and self.gate != "sigmoid":
+            raise ConfigError("GatedResNet", "only the sigmoid (SkipNet) gate samples its decisions")
         fixed = self.static_option if fixed_code is None else fixed_code
         if fixed is not None:
             return self._forward_fixed(x, fixed)
         x = self._head(x)
         masks, probs, state = [], [], None
         for b, block in enumerate(self.blocks):
-            mask, prob, state = self.controller.step(self.gate_embeddings[b](x), state)
+            feature = self.gate_embeddings[b](x)
+            if sample:
+                mask, prob, state = self.controller.step(feature, state, sample=True)
+            else:
+                mask, prob, state = self.controller.step(feature, state)
             x, recorded = run_block(block, x, mask)
             masks.append(recorded)
             probs.append(prob)

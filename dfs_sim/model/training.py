@@ -1,4 +1,4 @@
-"""Three-stage DFS / SkipNet training (docs/design.md §1): ``train(config)`` and ``python -m dfs_sim.train``.
+"""DFS and SkipNet training (docs/design.md §1, docs/skipnet.md): ``train(config)`` and ``python -m dfs_sim.train``.
 
 1. ``backbone``: every gated block at full precision, no gates; SGD over the backbone.
 2. ``gate``: as the reference trains it, the backbone frozen and run at full precision only (BatchNorm statistics
@@ -7,7 +7,13 @@
    earlier variant (the all-candidates forward, so cross-entropy reaches the gates too).
 3. ``joint``: everything trained with loss = CE + sign·β·Σ mask·cost, sign = +1 while the batch's computation
    percentage is above ``budget`` and −1 at or below it.
-SkipNet is the same machinery with its two options. A seeded validation split is carved from the training data
+The binary-option ablation of DFS (``dfs_binary_*``) is the same machinery with SkipNet's two options. SkipNet
+(``skipnet_*``) trains as its authors do, after the same backbone stage:
+4. ``sp``: supervised, everything trained with cross-entropy alone, the gates thresholded at 0.5 (straight-through);
+5. ``hrl``: hybrid reinforcement learning, everything trained with cross-entropy plus REINFORCE on Bernoulli-sampled
+   decisions (``skipnet_reinforce_loss``: reward ``alpha`` / gates per skipped block, minus the input's cross-entropy
+   at the end, rewards-to-go, weight ``rl_weight`` summed over the batch).
+A seeded validation split is carved from the training data
 (``validation_fraction``; the test split is never looked at) and evaluated every ``eval_every`` iterations and at the
 end of each stage; ``keep`` says which weights a stage ends with: its ``last`` iterate or its ``best`` evaluation.
 Checkpoints are written every ``checkpoint_every`` iterations (``last.pt``) and at the end of each stage
@@ -55,7 +61,7 @@ from dfs_sim.model.infer import evaluate
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.resnet import GatedResNet
 
-__all__ = ["TrainResult", "build_model", "main", "train"]
+__all__ = ["TrainResult", "build_model", "main", "skipnet_reinforce_loss", "train"]
 
 _LOG_EVERY = 10
 
@@ -81,8 +87,8 @@ def build_model(config: TrainConfig) -> GatedResNet:
 def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
     gates = model.gate_parameters()
     backbone = model.backbone_parameters()
-    train_backbone = stage in ("backbone", "joint")
-    train_gates = stage in ("gate", "joint")
+    train_backbone = stage in ("backbone", "joint", "sp", "hrl")
+    train_gates = stage in ("gate", "joint", "sp", "hrl")
     for p in backbone:
         p.requires_grad_(train_backbone)
     for p in gates:
@@ -90,9 +96,34 @@ def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
     return (backbone if train_backbone else []) + (gates if train_gates else [])
 
 
+def skipnet_reinforce_loss(
+    masks: torch.Tensor, probs: torch.Tensor, cross_entropy: torch.Tensor, alpha: float, skip_code: int = 0
+) -> torch.Tensor:
+    """SkipNet's REINFORCE term (``ucbdrive/skipnet`` ``cifar/train_rl.py``), before its weight: ``−Σ_n Σ_b R_nb ·
+    log π(a_nb)``.
+
+    ``masks`` (N × B × options, one-hot) are the sampled decisions, ``probs`` the gate's probabilities of each
+    option, ``cross_entropy`` (N) each input's loss. Each skipped block earns ``alpha / B``; the input's
+    ``−cross_entropy`` is the terminal reward; ``R_nb`` is the reward-to-go from block b (no discount), with no
+    baseline and no normalisation, as in the authors' code. Only the log-probabilities carry gradient."""
+    taken = masks.detach()
+    blocks = taken.shape[1]
+    skip_reward = alpha / blocks * taken[:, :, skip_code]
+    to_go = skip_reward.flip(1).cumsum(1).flip(1) - cross_entropy.detach().unsqueeze(1)
+    log_prob = (taken * probs).sum(2).clamp_min(1e-12).log()
+    return -(to_go * log_prob).sum()
+
+
 def _load_init(config: TrainConfig, model: GatedResNet) -> None:
-    """The backbone of ``config.init_from`` into ``model``; a checkpoint of another depth is a one-line error."""
-    load_backbone_into(model, load_checkpoint(config.init_from), config.init_from, config.model)
+    """The backbone of ``config.init_from`` into ``model``; a checkpoint of another depth is a one-line error.
+
+    A SkipNet checkpoint of the supervised phase (``sp``) initialises a SkipNet model whole, gates included: its
+    authors start every reinforcement-learning run from one such checkpoint."""
+    record = load_checkpoint(config.init_from)
+    if record["stage"] == "sp" and record["model_name"] == config.model:
+        load_weights_into(model, record, config.init_from, config.model)
+    else:
+        load_backbone_into(model, record, config.init_from, config.model)
 
 
 def _autocast(device: torch.device, config: TrainConfig, stage: str):
@@ -131,8 +162,9 @@ def _validation_split(config: TrainConfig, train_split: Split) -> tuple[Split, S
 
 def _score(stage: str, config: TrainConfig, accuracy: float, computation: float) -> tuple[float, float]:
     """What ``keep = "best"`` maximises: accuracy, among evaluations within 2 points of the stage's target when the
-    stage has one (gate: ``gate_target``; joint: ``budget``), else the nearest to the target first."""
-    if stage == "backbone":
+    stage has one (gate: ``gate_target``; joint: ``budget``), else the nearest to the target first. SkipNet's phases
+    have no target: its authors keep the most accurate evaluation."""
+    if stage in ("backbone", "sp", "hrl"):
         return (0.0, accuracy)
     target = config.gate_target if stage == "gate" else config.budget
     return (-max(abs(computation - target) - 2.0, 0.0), accuracy)
@@ -273,10 +305,16 @@ def _train(
             labels = labels.to(device, non_blocking=True)
             with _autocast(device, config, stage_name):
                 output = runner(images, **_forward_options(stage_name, config, model, device))
-                loss = F.cross_entropy(output.logits.float(), labels)
+                per_input = F.cross_entropy(output.logits.float(), labels, reduction="none")
+                loss = per_input.mean()
             masks = output.masks
             computation = dist.mean(model.computation_pct(masks.detach()))
-            if stage_name != "backbone":
+            if stage_name == "hrl":
+                # summed over this process's share of the batch; DDP averages gradients, hence × processes
+                loss = loss + config.rl_weight * dist.world_size * skipnet_reinforce_loss(
+                    masks, output.probs, per_input, config.alpha, skip_code=model.skip_code
+                )
+            elif stage_name in ("gate", "joint"):
                 # sign·β without reading the percentage back to the host; DDP averages gradients over processes,
                 # so the summed cost of this process's share is scaled to the global batch's
                 scale = torch.where(computation > target, config.beta, -config.beta) * dist.world_size
@@ -351,6 +389,8 @@ def _forward_options(stage: str, config: TrainConfig, model: GatedResNet, device
         return {"fixed_code": model.fp_code}
     if stage == "gate" and config.gate_stage_forward == "full_precision":
         return {"gate_stage": True}
+    if stage == "hrl":
+        return {"sync_free": device.type == "cuda" or is_multiprocess(), "sample_gates": True}
     # A read-back of the chosen options per block would stall a GPU (on a CPU it is free and saves the backward of
     # unchosen candidates); several processes must put the same candidates in their graphs, or their BatchNorm
     # all-reduces in the backward would not pair up
@@ -456,11 +496,14 @@ def _parser() -> argparse.ArgumentParser:
         "files (default for those: the Debian package's folder)",
     )
     parser.add_argument("--out-dir", help="where checkpoints go")
-    parser.add_argument("--stages", help="comma-separated subset of backbone,gate,joint")
+    parser.add_argument(
+        "--stages", help="comma-separated subset of backbone,gate,joint (DFS) or backbone,sp,hrl (SkipNet)"
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--budget", type=float, help="target computation percentage of the joint stage")
-    parser.add_argument("--beta", type=float, help="weight of the computation penalty")
+    parser.add_argument("--beta", type=float, help="weight of the computation penalty (DFS)")
+    parser.add_argument("--alpha", type=float, help="SkipNet's reward per skipped block (hrl phase)")
     parser.add_argument("--init-from", help="checkpoint whose backbone initializes the model")
     parser.add_argument("--device", help="auto (GPU when there is one), cpu, cuda[:N]")
     parser.add_argument("--checkpoint-every", type=int)
@@ -491,6 +534,7 @@ _RESUME_FIXED = (
     "batch_size",
     "budget",
     "beta",
+    "alpha",
     "init_from",
     "checkpoint_every",
 )
@@ -511,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "batch_size",
                 "budget",
                 "beta",
+                "alpha",
                 "init_from",
                 "device",
                 "checkpoint_every",
