@@ -46,6 +46,7 @@ class Example:
     beta: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
     joint_settings: tuple[str, ...]  # --set overrides of the gate and joint runs
+    skipnet_settings: tuple[str, ...]  # --set overrides of SkipNet's two phases
     backbone: str  # the committed backbone checkpoint
     work_dir: str  # checkpoints of the gate/joint runs (not committed)
     out: str  # traces
@@ -80,6 +81,8 @@ EXAMPLES = {
         # at 5.3% computation in 300 iterations, so it gets 4x the push
         run_beta={"dfs_b3": 0.01},
         joint_settings=("keep=best", "eval_every=25", "checkpoint_every=50"),
+        # SkipNet keeps its last iterate: its trade-off is set by alpha, not by a budget to select against
+        skipnet_settings=("eval_every=50", "checkpoint_every=50"),
         backbone="examples/checkpoints/fashion-mnist_r38_backbone.pt",
         work_dir="runs/fashion-mnist_r38",
         out="examples/traces",
@@ -95,6 +98,7 @@ EXAMPLES = {
         beta={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
         joint_settings=(),
+        skipnet_settings=(),
         backbone="runs/digits_r38/backbone/backbone.pt",  # seconds to train: not committed
         work_dir="runs/digits_r38",
         out="tests/data/digits_traces",
@@ -184,6 +188,7 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
 def make_skipnet_run(example: Example, name: str, alpha: float, backbone: Path, quiet: list[str]) -> None:
     """SkipNet's two phases: the supervised one once for the example, then reinforcement learning at ``alpha``."""
     model = ["--model", f"skipnet_resnet{example.depth}"]
+    model += [item for setting in example.skipnet_settings for item in ("--set", setting)]
     supervised = ROOT / example.work_dir / "skipnet_sp"
     train(
         supervised,
