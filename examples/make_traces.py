@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPNET_ALPHAS = (1.0, 2.0, 4.0, 8.0, 16.0)  # from a calibration run: examples/README.md
+SKIPNET_ALPHAS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)  # from a calibration run: examples/README.md
 
 
 @dataclass(frozen=True)
