@@ -63,7 +63,8 @@ def _grid(count: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.4)):
 
 
 def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.Figure:
-    """Accuracy against mean cost per input, one panel per preset, one series per method with its front drawn."""
+    """Accuracy against mean cost per input, one panel per preset, one series per method with its front drawn and
+    each run's 95% Wilson interval as an error bar."""
     label, scale = AXIS_LABEL[cost]
     presets = list(dict.fromkeys(per_run["preset"]))
     figure, axes = _grid(len(presets))
@@ -81,6 +82,20 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
                 label=style["label"],
                 zorder=3,
             )
+            if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
+                axis.errorbar(
+                    rows[cost] * scale,
+                    rows["accuracy"] * 100,
+                    yerr=[
+                        (rows["accuracy"] - rows["accuracy_ci_low"]) * 100,
+                        (rows["accuracy_ci_high"] - rows["accuracy"]) * 100,
+                    ],
+                    fmt="none",
+                    ecolor=style["color"],
+                    elinewidth=0.8,
+                    capsize=2,
+                    zorder=2,
+                )
             front = rows[on_front.loc[rows.index]].sort_values(cost)
             axis.plot(front[cost] * scale, front["accuracy"] * 100, color=style["color"], linewidth=1.2, zorder=2)
         axis.set_title(preset)
@@ -89,7 +104,7 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
         axis.grid(alpha=0.3)
         axis.legend(loc="lower right", fontsize=8)
     what = "energy" if cost.startswith("energy") else "latency"
-    figure.suptitle(f"Accuracy against {what} per input; lines join each method's Pareto front")
+    figure.suptitle(f"Accuracy against {what} per input (bars: 95% intervals); lines join each method's Pareto front")
     return figure
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.frames import wilson_interval
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 from dfs_sim.traces import read_trace
@@ -66,3 +67,21 @@ def test_fashion_mnist_traces_are_full_test_set_runs_of_the_real_geometry():
             assert abs(run.meta["computation_pct"] - run.budget) <= 2.0, (run.budget, run.meta["computation_pct"])
     files = [path for path in (ROOT / "examples").rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in files) < 30 * 1024 * 1024
+
+
+def test_fashion_mnist_example_spans_the_trade_off_with_every_method():
+    runs = _runs(FASHION)
+    by_method = {method: [run for run in runs if run.method == method] for method in ("dfs", "skipnet", "static")}
+    assert len(runs) >= 15 and len(by_method["dfs"]) >= 6 and len(by_method["skipnet"]) >= 4
+    assert min(run.budget for run in by_method["dfs"]) < 6.25  # below every block at 8 bits: blocks must be skipped
+    for run in by_method["skipnet"]:  # the authors' two-phase training, with both computation definitions
+        assert run.meta["train_config"]["stages"] == ["hrl"] and run.meta["alpha"] == run.meta["train_config"]["alpha"]
+        executed = run.meta["computation_pct"] / 100 * run.num_blocks  # per input, on average
+        expected = (executed + 1) / (run.num_blocks + 1) * 100  # SkipNet's definition counts the first block
+        assert run.meta["skipnet_computation_pct"] == pytest.approx(expected)
+    assert len({run.meta["alpha"] for run in by_method["skipnet"]}) == len(by_method["skipnet"])
+    full = next(run for run in by_method["static"] if run.meta["static_option"] == 6)
+    lowest = min(by_method["dfs"], key=lambda run: run.budget)
+    low, _ = wilson_interval(int(full.correct.sum()), full.num_inputs)
+    _, high = wilson_interval(int(lowest.correct.sum()), lowest.num_inputs)
+    assert high < low, "the curve is flat: the lowest budget is within the intervals of full precision"
