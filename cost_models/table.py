@@ -3,6 +3,7 @@
     python -m cost_models.table --preset bitfusion_eyeriss --arch resnet38 [--options dfs|skipnet]
     python -m cost_models.table --preset stripes --topology net.csv          # a SCALE-Sim topology
     python -m cost_models.table --preset loom --arch resnet20 --haq-out t.npy --haq-metric cycles --max-bits 16
+    python -m cost_models.table --preset stripes --module torchvision.models:resnet18 --input-shape 3,224,224
 
 Bad input prints one line on stderr and exits with code 2.
 """
@@ -67,12 +68,46 @@ def _arch(text: str) -> LayerTable:
     return cifar_resnet_layers(int(match.group(1)))
 
 
+def _input_shape(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        raise DfsSimError("--input-shape", "--module needs the input shape without the batch, e.g. 3,224,224")
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(size < 1 for size in shape):
+        raise DfsSimError(
+            "--input-shape", f"expected positive integers separated by commas, e.g. 3,224,224, got {text!r}"
+        )
+    return shape
+
+
+def _module_table(spec: str, input_shape: tuple[int, ...], gated: str | None) -> LayerTable:
+    """The layer table of the module ``package.module:factory`` returns, traced on the model side (torch)."""
+    try:
+        from dfs_sim.model.from_torch import layer_table_from_factory
+    except ImportError:
+        raise DfsSimError("--module", "tracing a torch module needs torch: pip install 'dfs-sim[model]'") from None
+    return layer_table_from_factory(spec, input_shape, gated=gated)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cost_models.table", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, help="shipped preset name or path to a preset .toml")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--arch", default=None, help="resnetN, the gated CIFAR ResNet (default resnet38)")
     source.add_argument("--topology", default=None, help="SCALE-Sim topology CSV instead of --arch")
+    source.add_argument(
+        "--module",
+        default=None,
+        help="package.module:factory returning a torch.nn.Module (needs torch), e.g. a torchvision constructor",
+    )
+    parser.add_argument(
+        "--input-shape", default=None, help="with --module: one input without the batch, e.g. 3,224,224"
+    )
+    parser.add_argument(
+        "--gated", default=None, help="with --module: regex naming the gateable units, e.g. 'layer\\d\\.\\d+$'"
+    )
     parser.add_argument("--options", default="dfs", help="option list: dfs or skipnet (default dfs)")
     parser.add_argument("--haq-out", default=None, help="also write a HAQ lookup table (.npy) [layer, w-1, a-1]")
     parser.add_argument("--haq-metric", default="energy_pj", choices=HAQ_METRICS)
@@ -84,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             options = options_for_method(args.options)
         except KeyError as error:
             raise DfsSimError("--options", str(error.args[0])) from None
-        layers = read_scalesim_topology(args.topology) if args.topology else _arch(args.arch or "resnet38")
+        if args.module:
+            layers = _module_table(args.module, _input_shape(args.input_shape), args.gated)
+        elif args.topology:
+            layers = read_scalesim_topology(args.topology)
+        else:
+            layers = _arch(args.arch or "resnet38")
         if args.max_bits < 1 or args.max_bits > 32:
             raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
         frame = layer_frame(layers, preset, options)

@@ -9,17 +9,18 @@ functional calls (``F.conv2d``, ``F.linear``, ``@``, ``nn.MultiheadAttention``'s
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from dfs_sim.errors import LayerTableError
+from dfs_sim.errors import ConfigError, LayerTableError
 from dfs_sim.layer_table import ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
 
-__all__ = ["layer_table_from_module"]
+__all__ = ["layer_table_from_factory", "layer_table_from_module"]
 
 # A conv of a gated unit whose name (below the unit) contains one of these is its shortcut: it runs at full precision
 # even when the gate skips the unit, as ``cifar_resnet_layers`` lists its projections.
@@ -105,6 +106,32 @@ def layer_table_from_module(
                 ConvLayer(layer.in_features, layer.out_features, 1, 1, 1, batch=vectors, kind="linear", **common)
             )
     return LayerTable(rows, source=source)
+
+
+def layer_table_from_factory(
+    spec: str,
+    input_shape: Sequence[int],
+    gated: str | re.Pattern | Callable[[str], bool] | None = None,
+    options: Sequence[Option] = DFS_OPTIONS,
+) -> LayerTable:
+    """``layer_table_from_module`` of the module that ``package.module:factory`` returns when called without
+    arguments (``torchvision.models:resnet18``, say): what ``python -m cost_models.table --module`` traces. A spec that
+    cannot be imported or called, or that returns no ``nn.Module``, is a one-line ``ConfigError`` naming it."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError("--module", f"expected package.module:factory, got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError("--module", f"cannot load {spec}: {type(error).__name__}: {error}") from None
+    try:
+        module = factory()
+    except Exception as error:  # the user's factory: any failure becomes one line
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError("--module", f"{spec}() failed: {type(error).__name__}: {first_line}") from None
+    if not isinstance(module, nn.Module):
+        raise ConfigError("--module", f"{spec}() returned a {type(module).__name__}, not a torch.nn.Module")
+    return layer_table_from_module(module, input_shape, gated=gated, options=options)
 
 
 def _unit_matcher(gated: str | re.Pattern | Callable[[str], bool] | None) -> Callable[[str], bool]:

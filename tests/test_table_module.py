@@ -1,0 +1,62 @@
+"""``python -m cost_models.table --module package.module:factory``: the cost table of any torch model; its errors."""
+
+import io
+
+import pandas as pd
+import pytest
+
+from cost_models.table import main
+from dfs_sim.model.from_torch import layer_table_from_module
+from dfs_sim.options import DFS_OPTIONS
+from tests.test_from_torch import BasicBlock, ResNet
+
+
+def cifar_resnet18():
+    """A factory as ``--module`` takes it: no arguments, returns an ``nn.Module``."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes=10, cifar=True)
+
+
+def not_a_module():
+    return "resnet"
+
+
+def broken():
+    raise RuntimeError("weights missing\nsecond line")
+
+
+def test_module_table_has_every_layer_at_every_option_with_its_macs(capsys):
+    argv = ["--preset", "stripes", "--module", "tests.test_table_module:cifar_resnet18", "--input-shape", "3,32,32"]
+    argv += ["--gated", r"layer\d\.\d+$"]
+    assert main(argv) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    table = layer_table_from_module(cifar_resnet18(), (3, 32, 32), gated=r"layer\d\.\d+$")
+    assert len(frame) == len(table) * len(DFS_OPTIONS)
+    per_layer = frame.drop_duplicates("layer")
+    assert per_layer["layer"].tolist() == [layer.name for layer in table]
+    # CIFAR ResNet-18 by hand: the 3×3 stem, layer1's four 64→64 convs at 32×32, and three stages that each cost
+    # 2**27 MACs (a strided 3×3, three more 3×3 and a 1×1 projection), then the classifier
+    by_hand = 32 * 32 * 64 * 3 * 9 + 4 * 32 * 32 * 64 * 64 * 9 + 3 * 2**27 + 512 * 10
+    assert per_layer["macs"].sum() == table.total_macs == by_hand == 555_422_720
+    assert sorted(set(per_layer["block"])) == list(range(-1, 8))  # eight gated blocks, -1 for always-run layers
+    q8 = frame[frame.option_name == "q8"].set_index("layer")
+    fp = frame[frame.option_name == "fp"].set_index("layer")
+    assert (q8.loc["layer1.0.conv1", "cycles"] < fp.loc["layer1.0.conv1", "cycles"]).all()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--module", "tests.test_table_module", "--input-shape", "3,8,8"], "expected package.module:factory"),
+        (["--module", "tests.no_such_module:f", "--input-shape", "3,8,8"], "cannot load tests.no_such_module:f"),
+        (["--module", "tests.test_table_module:missing", "--input-shape", "3,8,8"], "cannot load"),
+        (["--module", "tests.test_table_module:not_a_module", "--input-shape", "3,8,8"], "not a torch.nn.Module"),
+        (["--module", "tests.test_table_module:broken", "--input-shape", "3,8,8"], "broken() failed: RuntimeError"),
+        (["--module", "tests.test_table_module:cifar_resnet18"], "--input-shape"),
+        (["--module", "tests.test_table_module:cifar_resnet18", "--input-shape", "3,x"], "positive integers"),
+        (["--module", "tests.test_table_module:cifar_resnet18", "--input-shape", "1,32,32"], "forward pass failed"),
+    ],
+)
+def test_module_errors_are_one_line_and_exit_2(capsys, extra, needle):
+    assert main(["--preset", "stripes", *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
