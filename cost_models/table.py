@@ -4,6 +4,7 @@
     python -m cost_models.table --preset stripes --topology net.csv          # a SCALE-Sim topology
     python -m cost_models.table --preset loom --arch resnet20 --haq-out t.npy --haq-metric cycles --max-bits 16
     python -m cost_models.table --preset stripes --module torchvision.models:resnet18 --input-shape 3,224,224
+    python -m cost_models.table --preset bitfusion_eyeriss --onnx model.onnx     # any ONNX file (needs onnx)
 
 Bad input prints one line on stderr and exits with code 2.
 """
@@ -21,6 +22,7 @@ from cost_models.model import option_cost
 from cost_models.preset import load_preset
 from dfs_sim.errors import DfsSimError
 from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
+from dfs_sim.onnx_import import layer_table_from_onnx
 from dfs_sim.options import options_for_method
 
 __all__ = ["main", "layer_frame"]
@@ -102,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="package.module:factory returning a torch.nn.Module (needs torch), e.g. a torchvision constructor",
     )
+    source.add_argument("--onnx", default=None, help="an ONNX file with static shapes (needs the onnx package)")
     parser.add_argument(
         "--input-shape", default=None, help="with --module: one input without the batch, e.g. 3,224,224"
     )
     parser.add_argument(
-        "--gated", default=None, help="with --module: regex naming the gateable units, e.g. 'layer\\d\\.\\d+$'"
+        "--gated", default=None, help="with --module or --onnx: regex naming the gateable units, e.g. 'layer\\d\\.\\d+'"
     )
     parser.add_argument("--options", default="dfs", help="option list: dfs or skipnet (default dfs)")
     parser.add_argument("--haq-out", default=None, help="also write a HAQ lookup table (.npy) [layer, w-1, a-1]")
@@ -119,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             options = options_for_method(args.options)
         except KeyError as error:
             raise DfsSimError("--options", str(error.args[0])) from None
-        if args.module:
+        if args.onnx:
+            layers = layer_table_from_onnx(args.onnx, gated=args.gated)
+        elif args.module:
             layers = _module_table(args.module, _input_shape(args.input_shape), args.gated)
         elif args.topology:
             layers = read_scalesim_topology(args.topology)

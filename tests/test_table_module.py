@@ -60,3 +60,24 @@ def test_module_errors_are_one_line_and_exit_2(capsys, extra, needle):
     assert main(["--preset", "stripes", *extra]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1, err
+
+
+def test_onnx_table_equals_the_module_table(tmp_path, capsys):
+    from tests.test_onnx_import import _export
+
+    path = _export(cifar_resnet18().eval(), (1, 3, 32, 32), tmp_path / "resnet18.onnx")
+    argv = ["--preset", "stripes", "--gated", r"layer\d\.\d+"]
+    assert main([*argv, "--onnx", str(path)]) == 0
+    from_onnx = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert main([*argv, "--module", "tests.test_table_module:cifar_resnet18", "--input-shape", "3,32,32"]) == 0
+    from_module = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    compared = ["block", "role", "option", "macs", "cycles", "energy_pj"]
+    assert from_onnx[compared].equals(from_module[compared])  # same rows in the same order, named differently
+
+
+def test_a_file_that_is_not_onnx_is_one_line(tmp_path, capsys):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x00not a model")
+    assert main(["--preset", "stripes", "--onnx", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and err.count("\n") == 1
