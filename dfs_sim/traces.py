@@ -306,6 +306,16 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     budget = meta["budget"]
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
         raise TraceFormatError(source, f"metadata 'budget' must be a number or null, got {budget!r}")
+    basis = meta.get("cost_basis", "proxy")
+    if basis != "proxy" and not (
+        isinstance(basis, dict)
+        and isinstance(basis.get("preset"), str)
+        and basis.get("metric") in ("energy", "latency")
+        and set(basis) == {"preset", "metric"}
+    ):
+        raise TraceFormatError(
+            source, f"metadata 'cost_basis' must be \"proxy\" or {{preset, metric (energy | latency)}}, got {basis!r}"
+        )
     alpha = meta.get("alpha")
     if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0):
         raise TraceFormatError(

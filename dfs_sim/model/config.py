@@ -17,6 +17,9 @@ Rules applied while validating:
 - DFS models (``dfs_*``, ``dfs_binary_*``) train the stages ``backbone``, ``gate``, ``joint``; SkipNet models
   (``skipnet_*``) train ``backbone``, ``sp`` (supervised) and ``hrl`` (hybrid reinforcement learning), as its
   authors do (docs/skipnet.md).
+- ``cost`` is what ``budget`` is measured in: ``"proxy"`` (the paper's (bits/32)², the default) or a table
+  ``[cost] preset = "bitfusion_eyeriss"``, ``metric = "energy"`` (or ``"latency"``): that preset's cost of each gated
+  block at each option, 100% being every gated block at full precision (``cost_models.budget``).
 - The ``gate`` and ``joint`` stages start from a trained backbone: without the ``backbone`` stage they need
   ``init_from``.
 - ``device`` must name a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``; see
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cost_models.budget import CostBasis
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 
@@ -86,6 +90,7 @@ class TrainConfig:
     budget: float = 50.0
     beta: float = 1e-5
     gate_target: float = 100.0
+    cost: CostBasis = field(default_factory=CostBasis)  # what budget and gate_target are measured in
     # SkipNet's hybrid RL (ucbdrive/skipnet cifar/train_rl.py): reward alpha / gates per skipped block, the REINFORCE
     # term weighted by rl_weight and summed over the batch
     alpha: float = 0.1
@@ -191,6 +196,10 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("batch_size", "must be >= 1")
     if config.checkpoint_every < 1:
         raise bad("checkpoint_every", "must be >= 1")
+    try:
+        config.cost.check()
+    except ConfigError as error:
+        raise bad("cost", error.problem) from None
     for key in ("budget", "gate_target"):
         value = getattr(config, key)
         if not 0 <= value <= 100:
@@ -285,6 +294,8 @@ def _check_types(config: TrainConfig, source: object) -> None:
         if key == "stages" and value is not None:
             for stage in value:
                 _typed(source, "stages", stage, str)
+    if not isinstance(config.cost, CostBasis):
+        raise ConfigError(source, f"cost: expected a CostBasis, got {type(config.cost).__name__}")
     for name in STAGES:
         stage = config.stage(name)
         if not isinstance(stage, StageConfig):
@@ -318,6 +329,8 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             if "iterations" in stage_updates and "milestones" not in stage_updates:
                 stage_updates["milestones"] = scaled_milestones(base.stage(key), stage_updates["iterations"])
             updates[key] = dataclasses.replace(base.stage(key), **stage_updates)
+        elif key == "cost":
+            updates[key] = _cost_basis(value, source)
         elif key in _TYPES:
             value = _typed(source, key, value, _TYPES[key])
             if key == "stages":
@@ -326,8 +339,22 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
                 value = float(value)
             updates[key] = value
         else:
-            raise ConfigError(source, f"{_key(key)}: unknown key; valid: {', '.join([*_TYPES, *STAGES])}")
+            raise ConfigError(source, f"{_key(key)}: unknown key; valid: {', '.join([*_TYPES, 'cost', *STAGES])}")
     return validate_train_config(dataclasses.replace(base, **updates), source)
+
+
+def _cost_basis(value: Any, source: object) -> CostBasis:
+    """``"proxy"``, or a table with ``preset`` (a preset name or TOML path; null: the proxy) and ``metric``."""
+    if value == "proxy":
+        return CostBasis()
+    if not isinstance(value, dict):
+        raise ConfigError(source, f'cost: expected "proxy" or a table with preset and metric, got {value!r}')
+    unknown = sorted(set(value) - {"preset", "metric"})
+    if unknown:
+        raise ConfigError(source, f"cost.{_key(unknown[0])}: unknown key; valid: preset, metric")
+    preset = _typed(source, "cost.preset", value.get("preset"), (str, type(None)))
+    metric = _typed(source, "cost.metric", value.get("metric", "energy"), str)
+    return CostBasis(preset, metric)
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -335,10 +362,8 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     path = Path(path)
     data = read_toml(path)
     for key, value in (overrides or {}).items():
-        if key in STAGES and isinstance(value, dict):
-            if not isinstance(data.setdefault(key, {}), dict):
-                raise ConfigError(path, f"{key}: expected a table of stage settings")
-            data[key].update(value)
+        if key in (*STAGES, "cost") and isinstance(value, dict) and isinstance(data.get(key, {}), dict):
+            data.setdefault(key, {}).update(value)  # a table's other keys in the file stay
         else:
             data[key] = value
     return config_from_dict(data, source=path)

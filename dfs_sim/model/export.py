@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cost_models.budget import CostBasis
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
 from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
@@ -24,6 +25,7 @@ from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import traced_layer_table
+from dfs_sim.model.training import apply_cost_basis
 from dfs_sim.options import DFS_OPTIONS, skipnet_computation_pct
 from dfs_sim.traces import TraceRun, make_meta, write_trace
 
@@ -91,7 +93,18 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
         return model, "static"
     model = create_model(record["model_name"], num_classes=record["num_classes"], in_channels=in_channels)
     load_weights_into(model, record, source, record["model_name"])
+    if dataset in GEOMETRY:
+        apply_cost_basis(model, _cost_basis_of(record, source), GEOMETRY[dataset].size)
     return model, method
+
+
+def _cost_basis_of(record: dict, source: object) -> CostBasis:
+    """The cost basis the checkpoint's run was trained on (checkpoints from before cost bases: the proxy)."""
+    value = record["config"].get("cost")
+    try:
+        return CostBasis.from_meta(None if value is None or value.get("preset") is None else value).check()
+    except (AttributeError, ValueError, DfsSimError) as error:
+        raise CheckpointError(source, f"config.cost: {error}") from None
 
 
 def _trained_on(record: dict, source: object, static: bool) -> tuple[str, str | None, int, float | None]:
@@ -201,6 +214,9 @@ def export(
         "accuracy": evaluation.accuracy,
         "computation_pct": evaluation.computation_pct,
     }
+    if static is None:
+        basis = _cost_basis_of(record, checkpoint)
+        extra.update(cost_basis=basis.to_meta(), budget_pct=evaluation.budget_pct)
     if method == "skipnet":
         extra.update(
             alpha=config.get("alpha"),

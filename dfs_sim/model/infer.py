@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cost_models.budget import budget_pct
 from dfs_sim.model.data import Split
 from dfs_sim.model.quantize import ActivationQuantizer
 from dfs_sim.model.resnet import GatedOutput, GatedResNet
@@ -37,6 +38,7 @@ class Evaluation:
     confidence: np.ndarray
     codes: np.ndarray
     proxy_costs: tuple[float, ...]
+    budget_costs: np.ndarray | None = None  # gated blocks × options on the model's cost basis
 
     @property
     def accuracy(self) -> float:
@@ -48,6 +50,13 @@ class Evaluation:
         if self.codes.size == 0:
             return 100.0
         return float(np.asarray(self.proxy_costs)[self.codes].mean() * 100)
+
+    @property
+    def budget_pct(self) -> float:
+        """The percentage on the model's cost basis (``computation_pct`` when the basis is the proxy)."""
+        if self.budget_costs is None:
+            return self.computation_pct
+        return budget_pct(self.codes, self.budget_costs)
 
 
 def _batches(split: Split, batch_size: int, limit: int | None = None):
@@ -76,6 +85,7 @@ def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, fixed_code
         confidence=np.concatenate(confidences).astype(np.float32),
         codes=np.concatenate(codes).astype(np.uint8),
         proxy_costs=tuple(proxy_costs(model.options)),
+        budget_costs=model.budget_costs.cpu().numpy().astype(np.float64),
     )
 
 

@@ -164,6 +164,9 @@ class GatedResNet(nn.Module):
             SkipGateController(embed_dim) if gate == "sigmoid" else GateController(embed_dim, len(self.options))
         )
         self.fc = nn.Linear(channels, num_classes)
+        # what one decision costs against the budget, per gated block and option (the proxy unless a cost basis is
+        # set); derived from the config, so not saved with the weights
+        self.register_buffer("budget_costs", self.costs.repeat(self.num_gated, 1), persistent=False)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -215,15 +218,25 @@ class GatedResNet(nn.Module):
             self.load_state_dict(backbone, strict=False)
         return missing, unexpected
 
+    def set_budget_costs(self, costs) -> None:
+        """Measure the budget in ``costs`` (gated blocks × options, e.g. ``cost_models.budget.budget_costs``)."""
+        costs = torch.as_tensor(costs, dtype=self.budget_costs.dtype, device=self.budget_costs.device)
+        if costs.shape != self.budget_costs.shape:
+            raise ConfigError(
+                "budget costs", f"expected shape {list(self.budget_costs.shape)}, got {list(costs.shape)}"
+            )
+        self.budget_costs = costs.clone()
+
     def computation_pct(self, masks: torch.Tensor) -> torch.Tensor:
-        """The paper's proxy: Σ mask·cost / (number of gated decisions) × 100."""
+        """The budget percentage: Σ mask·cost / (number of gated decisions) × 100, with the cost of each block and
+        option on the budget's basis (the paper's proxy by default)."""
         if masks.shape[1] == 0:
             return masks.new_tensor(100.0)
-        return (masks * self.costs).sum() / (masks.shape[0] * masks.shape[1]) * 100
+        return (masks * self.budget_costs).sum() / (masks.shape[0] * masks.shape[1]) * 100
 
     def computation_cost(self, masks: torch.Tensor) -> torch.Tensor:
         """Σ mask·cost over the batch and the gated blocks (the joint stage's penalty term)."""
-        return (masks * self.costs).sum()
+        return (masks * self.budget_costs).sum()
 
     # ----------------------------------------------------------------------------------------------------------------
     def _head(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@
    toward full execution (target ``gate_target`` = 100). ``gate_stage_forward = "gated"`` keeps this project's
    earlier variant (the all-candidates forward, so cross-entropy reaches the gates too).
 3. ``joint``: everything trained with loss = CE + sign·β·Σ mask·cost, sign = +1 while the batch's computation
-   percentage is above ``budget`` and −1 at or below it.
+   percentage is above ``budget`` and −1 at or below it. The cost is the paper's proxy, or with ``[cost]`` a preset's
+   energy or latency of each gated block and option (``cost_models.budget``), and "computation" in the logs and
+   metrics is the percentage on that basis.
 The binary-option ablation of DFS (``dfs_binary_*``) is the same machinery with SkipNet's two options. SkipNet
 (``skipnet_*``) trains as its authors do, after the same backbone stage:
 4. ``sp``: supervised, everything trained with cross-entropy alone, the gates thresholded at 0.5 (straight-through);
@@ -43,7 +45,9 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from cost_models.budget import CostBasis, budget_costs
 from dfs_sim.errors import ConfigError, DfsSimError
+from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.model.checkpoint import (
     CheckpointError,
     check_writable_folder,
@@ -77,11 +81,31 @@ class TrainResult:
 
 
 def build_model(config: TrainConfig) -> GatedResNet:
-    """The model of ``config``, its weights initialized from ``config.seed`` (global RNG left untouched)."""
+    """The model of ``config``, its weights initialized from ``config.seed`` (global RNG left untouched), its budget
+    measured on ``config.cost``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         geometry = GEOMETRY[config.dataset]
-        return create_model(config.model, num_classes=geometry.num_classes, in_channels=geometry.channels)
+        model = create_model(config.model, num_classes=geometry.num_classes, in_channels=geometry.channels)
+    apply_cost_basis(model, config.cost, geometry.size)
+    return model
+
+
+def apply_cost_basis(model: GatedResNet, basis: CostBasis, input_size: int) -> None:
+    """Measure ``model``'s budget on ``basis``: the preset's cost of each gated block at each option, from the
+    model's own layer table (the proxy needs nothing)."""
+    if basis.preset is None or model.num_gated == 0:
+        return
+    layers = cifar_resnet_layers(
+        model.depth,
+        num_classes=model.num_classes,
+        options=model.options,
+        gates=model.static_option is None,
+        gate_outputs=1 if model.gate == "sigmoid" else None,
+        input_size=input_size,
+        in_channels=model.in_channels,
+    )
+    model.set_budget_costs(budget_costs(layers, model.options, basis))
 
 
 def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
@@ -421,12 +445,12 @@ def _evaluate(model: GatedResNet, split: Split, stage: str, config: TrainConfig)
     fp = model.fp_code
     if stage == "backbone":
         evaluation = evaluate(model, split, fixed_code=fp)
-        return {"accuracy": evaluation.accuracy * 100, "computation_pct": evaluation.computation_pct}
+        return {"accuracy": evaluation.accuracy * 100, "computation_pct": evaluation.budget_pct}
     evaluation = evaluate(model, split)
     accuracy = evaluation.accuracy
     if stage == "gate" and config.gate_stage_forward == "full_precision":
         accuracy = evaluate(model, split, fixed_code=fp).accuracy
-    return {"accuracy": accuracy * 100, "computation_pct": evaluation.computation_pct}
+    return {"accuracy": accuracy * 100, "computation_pct": evaluation.budget_pct}
 
 
 def _save(
