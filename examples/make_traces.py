@@ -32,6 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIPNET_ALPHAS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)  # from a calibration run: examples/README.md
 
 
+def hardware_run_name(budget: float, preset: str, metric: str) -> str:
+    """``dfs_b12-bitfusion-eyeriss-energy``: DFS at a 12% budget of Bit Fusion (Eyeriss) energy."""
+    return f"dfs_b{budget:g}-{preset.replace('_', '-')}-{metric}"
+
+
 @dataclass(frozen=True)
 class Example:
     """One bundled example: a config, the runs trained from its backbone, and where things go."""
@@ -42,6 +47,7 @@ class Example:
     dfs_budgets: tuple[float, ...]
     binary_budgets: tuple[float, ...]  # the binary-option ablation of DFS (skip or full precision, DFS's training)
     skipnet_alphas: tuple[float, ...]  # SkipNet as its authors train it: reward per skipped block
+    hardware_budgets: tuple[tuple[float, str, str], ...]  # DFS with its budget on a preset: (budget, preset, metric)
     static: tuple[str, ...]
     beta: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
@@ -57,7 +63,15 @@ class Example:
         gated = [(f"dfs_b{b:g}", "dfs", b) for b in self.dfs_budgets]
         gated += [(f"dfs_binary_b{b:g}", "dfs_binary", b) for b in self.binary_budgets]
         gated += [(f"skipnet_a{a:g}", "skipnet", a) for a in self.skipnet_alphas]
+        gated += [(hardware_run_name(b, preset, metric), "dfs", b) for b, preset, metric in self.hardware_budgets]
         return gated + [(f"static_{option}", "static", None) for option in self.static]
+
+    def cost_basis(self, name: str) -> tuple[str, str] | None:
+        """``(preset, metric)`` of a run whose budget is measured on a preset, else None (the paper's proxy)."""
+        for budget, preset, metric in self.hardware_budgets:
+            if name == hardware_run_name(budget, preset, metric):
+                return preset, metric
+        return None
 
     def trace(self, name: str) -> Path:
         """``dfs_binary_b40`` → ``<out>/dfs_binary_r38_b40.parquet``."""
@@ -73,13 +87,28 @@ EXAMPLES = {
         dfs_budgets=(3, 5, 8, 12, 20, 40),
         binary_budgets=(20, 50),
         skipnet_alphas=SKIPNET_ALPHAS,
+        # budgets on the hardware at the energy (latency) of the proxy-trained DFS runs at 3, 5 and 8%, so that the
+        # two kinds of gate meet at matched cost; static 8-bit is 17.8% of full-precision energy on Bit Fusion and
+        # 12.9% of full-precision latency on Stripes
+        hardware_budgets=(
+            (12, "bitfusion_eyeriss", "energy"),
+            (15, "bitfusion_eyeriss", "energy"),
+            (21, "bitfusion_eyeriss", "energy"),
+            (8.5, "stripes", "latency"),
+            (11, "stripes", "latency"),
+            (14, "stripes", "latency"),
+        ),
         static=("q8", "q10", "q12", "q16", "fp"),
         # the binary ablation's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit
         # option per decision; a smaller β keeps its gates from flipping in bulk (as on digits)
         beta={"dfs": None, "dfs_binary": 0.00125},
         # below every-block-at-8-bits (6.25%) the gates must skip whole blocks; at the config's β the 3% run settled
         # at 5.3% computation in 300 iterations, so it gets 4x the push
-        run_beta={"dfs_b3": 0.01},
+        run_beta={
+            "dfs_b3": 0.01,
+            hardware_run_name(12, "bitfusion_eyeriss", "energy"): 0.01,
+            hardware_run_name(8.5, "stripes", "latency"): 0.01,
+        },
         joint_settings=("keep=best", "eval_every=25", "checkpoint_every=50"),
         # SkipNet keeps its last iterate: its trade-off is set by alpha, not by a budget to select against
         skipnet_settings=("eval_every=50", "checkpoint_every=50"),
@@ -94,6 +123,7 @@ EXAMPLES = {
         dfs_budgets=(20, 40, 60),
         binary_budgets=(50, 75),
         skipnet_alphas=(),
+        hardware_budgets=(),
         static=("q8", "q12", "q16", "fp"),
         beta={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
@@ -180,6 +210,9 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
     value = example.run_beta.get(name, example.beta[method])
     beta = [] if value is None else ["--beta", str(value)]
     settings = [item for setting in example.joint_settings for item in ("--set", setting)]
+    basis = example.cost_basis(name)
+    if basis is not None:
+        settings += ["--set", f'cost.preset="{basis[0]}"', "--set", f'cost.metric="{basis[1]}"']
     model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}"]
     train(folder, joint, ["--config", example.config, *model, *beta, *settings, "--init-from", backbone], quiet)
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])

@@ -29,6 +29,7 @@ def _example(module):
         dfs_budgets=(3,),
         binary_budgets=(40,),
         skipnet_alphas=(0.5,),
+        hardware_budgets=((12, "bitfusion_eyeriss", "energy"),),
         static=("q8",),
     )
 
@@ -91,6 +92,15 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     assert train[train.index("--budget") + 1] == "3" and train[train.index("--beta") + 1] == "0.01"  # its own β
     assert train[train.index("keep=best") - 1 : train.index("keep=best") + 1] == ["--set", "keep=best"]
     assert train[-1] == "--no-progress" and export[-1].endswith("dfs_r38_b3.parquet")
+
+    make_traces.commands.clear()
+    name = make_traces.hardware_run_name(12, "bitfusion_eyeriss", "energy")
+    assert name == "dfs_b12-bitfusion-eyeriss-energy"
+    make_traces.make_run(example, name, "dfs", 12, backbone, [])
+    train, export = make_traces.commands
+    assert train[train.index("--budget") + 1] == "12" and train[train.index("--beta") + 1] == "0.01"
+    assert 'cost.preset="bitfusion_eyeriss"' in train and 'cost.metric="energy"' in train
+    assert export[-1] == "examples/traces/dfs_r38_b12-bitfusion-eyeriss-energy.parquet"
 
     make_traces.commands.clear()
     make_traces.make_run(example, "static_q8", "static", None, backbone, [])

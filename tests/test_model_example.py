@@ -63,8 +63,9 @@ def test_fashion_mnist_traces_are_full_test_set_runs_of_the_real_geometry():
     assert {1, 2, 3, 5, 6} <= set(static)  # 8, 10, 12, 16 bits and full precision
     assert static[6].accuracy >= 0.93
     for run in runs:
-        if run.method == "dfs":
-            assert abs(run.meta["computation_pct"] - run.budget) <= 2.0, (run.budget, run.meta["computation_pct"])
+        if run.method == "dfs":  # within 2 points of the budget, on the basis it was set in (proxy or a preset)
+            realised = run.meta.get("budget_pct", run.meta["computation_pct"])
+            assert abs(realised - run.budget) <= 2.0, (run.name, run.budget, realised)
     files = [path for path in (ROOT / "examples").rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in files) < 30 * 1024 * 1024
 
@@ -72,6 +73,7 @@ def test_fashion_mnist_traces_are_full_test_set_runs_of_the_real_geometry():
 def test_fashion_mnist_example_spans_the_trade_off_with_every_method():
     runs = _runs(FASHION)
     by_method = {method: [run for run in runs if run.method == method] for method in ("dfs", "skipnet", "static")}
+    by_method["dfs"] = [run for run in by_method["dfs"] if run.meta.get("cost_basis", "proxy") == "proxy"]
     assert len(runs) >= 15 and len(by_method["dfs"]) >= 6 and len(by_method["skipnet"]) >= 4
     assert min(run.budget for run in by_method["dfs"]) < 6.25  # below every block at 8 bits: blocks must be skipped
     for run in by_method["skipnet"]:  # the authors' two-phase training, with both computation definitions
