@@ -12,6 +12,8 @@ method) and SkipNet's own (``skipnet_computation_pct``), which counts executed b
 from __future__ import annotations
 
 import builtins
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,6 +26,7 @@ __all__ = [
     "options_for_method",
     "options_from_meta",
     "options_to_meta",
+    "parse_options",
     "proxy_costs",
     "skipnet_computation_pct",
 ]
@@ -82,6 +85,48 @@ def options_for_method(method: str) -> tuple[Option, ...]:
         return _BY_METHOD[method]
     except KeyError:
         raise KeyError(f"unknown method {method!r}; valid: {sorted(_BY_METHOD)}") from None
+
+
+MAX_OPTIONS = 16  # a replay kernel holds an option code in 4 bits
+MAX_QUANTIZED_BITS = 16  # the quantized options a model runs (full precision is its own option)
+_NAME = re.compile(r"q(\d+)|w(\d+)a(\d+)")
+
+
+def parse_options(names: Sequence[str]) -> tuple[Option, ...]:
+    """An option list from names, codes in the given order: ``skip``, ``fp``, ``qN`` (weights and activations at N
+    bits, the paper's names) and ``wNaM`` (N-bit weights, M-bit activations), e.g. Bit Fusion's native widths
+    ``["skip", "w2a2", "w4a4", "w4a8", "w8a4", "w8a8", "fp"]``. Exactly one ``fp``, at most one ``skip``, no
+    repeats, at most ``MAX_OPTIONS``; bits in 1..``MAX_QUANTIZED_BITS``. Raises ``ValueError`` naming the bad name."""
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+        raise ValueError(f"expected a non-empty list of option names, got {names!r}")
+    if len(names) > MAX_OPTIONS:
+        raise ValueError(f"at most {MAX_OPTIONS} options, got {len(names)}")
+    options = []
+    for code, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ValueError(f"option names are strings, got {name!r}")
+        if name == "skip":
+            options.append(Option(code, name, 0, 0))
+            continue
+        if name == "fp":
+            options.append(Option(code, name, FULL_PRECISION_BITS, FULL_PRECISION_BITS, float=True))
+            continue
+        match = _NAME.fullmatch(name)
+        if match is None:
+            raise ValueError(f"unknown option {name!r}; use skip, fp, qN or wNaM (e.g. q8, w4a8)")
+        w_bits, a_bits = (int(match[1]), int(match[1])) if match[1] else (int(match[2]), int(match[3]))
+        if not (1 <= w_bits <= MAX_QUANTIZED_BITS and 1 <= a_bits <= MAX_QUANTIZED_BITS):
+            raise ValueError(f"option {name!r}: bits must be in 1..{MAX_QUANTIZED_BITS}")
+        options.append(Option(code, name, w_bits, a_bits))
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"option {repeated[0]!r} is listed twice")
+    pairs = [(o.w_bits, o.a_bits) for o in options if not o.float and not o.is_skip]
+    if len(pairs) != len(set(pairs)):
+        raise ValueError("two options have the same widths (q8 and w8a8 are the same option)")
+    if names.count("fp") != 1:
+        raise ValueError("the list needs exactly one full-precision option, fp")
+    return tuple(options)
 
 
 def options_to_meta(options: tuple[Option, ...]) -> list[dict]:

@@ -27,7 +27,8 @@ __all__ = ["GatedBasicBlock", "QuantConv2d"]
 
 
 class QuantConv2d(nn.Conv2d):
-    """A convolution that can run at full precision or with weights and input quantized to ``bits``."""
+    """A convolution that can run at full precision, or with its weights quantized to ``bits`` and its input to
+    ``input_bits`` (``bits`` when not given)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -38,12 +39,15 @@ class QuantConv2d(nn.Conv2d):
         x: torch.Tensor,
         bits: int | None = None,  # type: ignore[override]
         input_quantized: bool = False,
+        input_bits: int | None = None,
     ) -> torch.Tensor:
-        """``input_quantized``: ``x`` is already on the ``bits`` grid (its range observed by the caller)."""
+        """``input_quantized``: ``x`` is already on the input grid (its range observed by the caller)."""
         if bits is None:
             return super().forward(x)
         weight = quantize_weight(self.weight, bits)
-        return self._conv_forward(x if input_quantized else self.input_quantizer(x, bits), weight, self.bias)
+        if not input_quantized:
+            x = self.input_quantizer(x, bits if input_bits is None else input_bits)
+        return self._conv_forward(x, weight, self.bias)
 
 
 class GatedBasicBlock(nn.Module):
@@ -66,19 +70,19 @@ class GatedBasicBlock(nn.Module):
         return x if self.projection is None else self.projection(x)
 
     def candidate(self, x: torch.Tensor, shortcut: torch.Tensor, option: Option) -> torch.Tensor:
-        """A quantized option runs both operands at ``w_bits`` (GatedResNet rejects options whose bits differ)."""
+        """A quantized option runs the weights at ``w_bits`` and the convolutions' inputs at ``a_bits``."""
         if option.is_skip:
             return shortcut
         bits = None if option.float else option.w_bits
-        out = F.relu(self.bn1(self.conv1(x, bits)))
-        out = self.bn2(self.conv2(out, bits))
+        out = F.relu(self.bn1(self.conv1(x, bits, input_bits=option.a_bits)))
+        out = self.bn2(self.conv2(out, bits, input_bits=option.a_bits))
         return F.relu(out + shortcut)
 
     def candidates(
         self, x: torch.Tensor, shortcut: torch.Tensor, options: Sequence[Option], with_grad: Sequence[bool]
     ) -> list[torch.Tensor]:
         """``[candidate(x, shortcut, o) for o in options]``, each in the graph only where ``with_grad`` says so."""
-        widths = [option.w_bits for option in options if not option.is_skip and not option.float]
+        widths = [option.a_bits for option in options if not option.is_skip and not option.float]
         grad_any = torch.is_grad_enabled() and any(
             flag for flag, option in zip(with_grad, options, strict=True) if not option.is_skip and not option.float
         )
@@ -104,7 +108,7 @@ class GatedBasicBlock(nn.Module):
                 else:
                     bits = option.w_bits
                     out = self.conv1(next(quantized), bits, input_quantized=True)
-                out = self.bn2(self.conv2(F.relu(self.bn1(out), inplace=True), bits))
+                out = self.bn2(self.conv2(F.relu(self.bn1(out), inplace=True), bits, input_bits=option.a_bits))
                 outputs.append(out.add_(shortcut).relu_())  # BN's backward needs its input, not its output
         return outputs
 

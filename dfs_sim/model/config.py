@@ -37,6 +37,7 @@ from typing import Any
 from cost_models.budget import CostBasis
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
+from dfs_sim.options import parse_options
 
 __all__ = [
     "STAGES",
@@ -91,6 +92,8 @@ class TrainConfig:
     beta: float = 1e-5
     gate_target: float = 100.0
     cost: CostBasis = field(default_factory=CostBasis)  # what budget and gate_target are measured in
+    # the gates' choices by name (skip, fp, qN, wNaM; dfs_sim.options.parse_options); None: the method's own list
+    options: tuple[str, ...] | None = None
     # SkipNet's hybrid RL (ucbdrive/skipnet cifar/train_rl.py): reward alpha / gates per skipped block, the REINFORCE
     # term weighted by rl_weight and summed over the batch
     alpha: float = 0.1
@@ -196,6 +199,13 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("batch_size", "must be >= 1")
     if config.checkpoint_every < 1:
         raise bad("checkpoint_every", "must be >= 1")
+    if config.options is not None:
+        try:
+            parse_options(list(config.options))
+        except ValueError as error:
+            raise bad("options", str(error)) from None
+        if not config.model.startswith("dfs_"):
+            raise bad("options", f"{config.model} has a fixed option list; options are for dfs_* and dfs_binary_*")
     try:
         config.cost.check()
     except ConfigError as error:
@@ -247,6 +257,7 @@ _TYPES = {
     "data_path": (str, type(None)),
     "out_dir": (str, type(None)),
     "stages": list,
+    "options": (list, type(None)),
     "seed": int,
     "split_seed": int,
     "batch_size": int,
@@ -290,10 +301,10 @@ def _check_types(config: TrainConfig, source: object) -> None:
         raise ConfigError(source, f"expected a TrainConfig, got {type(config).__name__}")
     for key, expected in _TYPES.items():
         value = getattr(config, key)
-        _typed(source, key, value, (list, tuple, type(None)) if key == "stages" else expected)
-        if key == "stages" and value is not None:
-            for stage in value:
-                _typed(source, "stages", stage, str)
+        _typed(source, key, value, (list, tuple, type(None)) if key in ("stages", "options") else expected)
+        if key in ("stages", "options") and value is not None:
+            for item in value:
+                _typed(source, key, item, str)
     if not isinstance(config.cost, CostBasis):
         raise ConfigError(source, f"cost: expected a CostBasis, got {type(config.cost).__name__}")
     for name in STAGES:
@@ -333,8 +344,8 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             updates[key] = _cost_basis(value, source)
         elif key in _TYPES:
             value = _typed(source, key, value, _TYPES[key])
-            if key == "stages":
-                value = tuple(_typed(source, "stages", s, str) for s in value)
+            if key in ("stages", "options") and value is not None:
+                value = tuple(_typed(source, key, item, str) for item in value)
             elif key in ("budget", "beta", "gate_target", "alpha", "rl_weight", "validation_fraction"):
                 value = float(value)
             updates[key] = value

@@ -26,7 +26,7 @@ from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import traced_layer_table
 from dfs_sim.model.training import apply_cost_basis
-from dfs_sim.options import DFS_OPTIONS, skipnet_computation_pct
+from dfs_sim.options import DFS_OPTIONS, parse_options, skipnet_computation_pct
 from dfs_sim.traces import TraceRun, make_meta, write_trace
 
 __all__ = [
@@ -91,7 +91,12 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
         model = create_model(name, option=static_option, num_classes=record["num_classes"], in_channels=in_channels)
         load_backbone_into(model, record, source, name)
         return model, "static"
-    model = create_model(record["model_name"], num_classes=record["num_classes"], in_channels=in_channels)
+    names = record["config"].get("options")
+    try:
+        options = {} if names is None else {"options": parse_options(names)}
+    except ValueError as error:
+        raise CheckpointError(source, f"config.options: {error}") from None
+    model = create_model(record["model_name"], num_classes=record["num_classes"], in_channels=in_channels, **options)
     load_weights_into(model, record, source, record["model_name"])
     if dataset in GEOMETRY:
         apply_cost_basis(model, _cost_basis_of(record, source), GEOMETRY[dataset].size)

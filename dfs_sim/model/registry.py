@@ -67,7 +67,7 @@ def _register(method: str, depth: int) -> None:
             return GatedResNet(depth, num_classes, options, static_option=option, **kwargs)
     else:
 
-        def factory(num_classes: int = 10, **kwargs) -> GatedResNet:
+        def factory(num_classes: int = 10, options: tuple = options, **kwargs) -> GatedResNet:
             return GatedResNet(depth, num_classes, options, gate=gate, **kwargs)
 
     register_model(f"{method}_resnet{depth}")(factory)

@@ -128,9 +128,6 @@ class GatedResNet(nn.Module):
         self.fp_code = full[0]
         skips = [option.code for option in self.options if option.is_skip]
         self.skip_code = skips[0] if skips else None
-        for option in self.options:
-            if not option.float and option.w_bits != option.a_bits:
-                raise ValueError(f"option {option.name}: different weight and activation bits are not supported")
         if static_option is not None and not 0 <= static_option < len(self.options):
             raise ConfigError(
                 "GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}"

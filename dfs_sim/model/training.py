@@ -64,6 +64,7 @@ from dfs_sim.model.distributed import Distributed, is_multiprocess
 from dfs_sim.model.infer import evaluate
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.resnet import GatedResNet
+from dfs_sim.options import parse_options
 
 __all__ = ["TrainResult", "build_model", "main", "skipnet_reinforce_loss", "train"]
 
@@ -86,7 +87,8 @@ def build_model(config: TrainConfig) -> GatedResNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         geometry = GEOMETRY[config.dataset]
-        model = create_model(config.model, num_classes=geometry.num_classes, in_channels=geometry.channels)
+        options = {} if config.options is None else {"options": parse_options(list(config.options))}
+        model = create_model(config.model, num_classes=geometry.num_classes, in_channels=geometry.channels, **options)
     apply_cost_basis(model, config.cost, geometry.size)
     return model
 
