@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NATIVE_OPTIONS = ("skip", "w2a2", "w4a4", "w4a8", "w8a4", "w8a8", "fp")  # Bit Fusion's native widths
 SKIPNET_ALPHAS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)  # from a calibration run: examples/README.md
 
 
@@ -48,6 +49,7 @@ class Example:
     binary_budgets: tuple[float, ...]  # the binary-option ablation of DFS (skip or full precision, DFS's training)
     skipnet_alphas: tuple[float, ...]  # SkipNet as its authors train it: reward per skipped block
     hardware_budgets: tuple[tuple[float, str, str], ...]  # DFS with its budget on a preset: (budget, preset, metric)
+    native_budgets: tuple[tuple[float, str, str], ...]  # the same with Bit Fusion's native option set (NATIVE)
     static: tuple[str, ...]
     beta: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
@@ -64,12 +66,13 @@ class Example:
         gated += [(f"dfs_binary_b{b:g}", "dfs_binary", b) for b in self.binary_budgets]
         gated += [(f"skipnet_a{a:g}", "skipnet", a) for a in self.skipnet_alphas]
         gated += [(hardware_run_name(b, preset, metric), "dfs", b) for b, preset, metric in self.hardware_budgets]
+        gated += [(hardware_run_name(b, p, m) + "-native", "dfs", b) for b, p, m in self.native_budgets]
         return gated + [(f"static_{option}", "static", None) for option in self.static]
 
     def cost_basis(self, name: str) -> tuple[str, str] | None:
         """``(preset, metric)`` of a run whose budget is measured on a preset, else None (the paper's proxy)."""
-        for budget, preset, metric in self.hardware_budgets:
-            if name == hardware_run_name(budget, preset, metric):
+        for budget, preset, metric in (*self.hardware_budgets, *self.native_budgets):
+            if name.removesuffix("-native") == hardware_run_name(budget, preset, metric):
                 return preset, metric
         return None
 
@@ -98,6 +101,7 @@ EXAMPLES = {
             (11, "stripes", "latency"),
             (14, "stripes", "latency"),
         ),
+        native_budgets=((15, "bitfusion_eyeriss", "energy"),),
         static=("q8", "q10", "q12", "q16", "fp"),
         # the binary ablation's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit
         # option per decision; a smaller β keeps its gates from flipping in bulk (as on digits)
@@ -124,6 +128,7 @@ EXAMPLES = {
         binary_budgets=(50, 75),
         skipnet_alphas=(),
         hardware_budgets=(),
+        native_budgets=(),
         static=("q8", "q12", "q16", "fp"),
         beta={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
@@ -213,6 +218,8 @@ def make_run(example: Example, name: str, method: str, budget: float | None, bac
     basis = example.cost_basis(name)
     if basis is not None:
         settings += ["--set", f'cost.preset="{basis[0]}"', "--set", f'cost.metric="{basis[1]}"']
+    if name.endswith("-native"):
+        settings += ["--set", "options=[" + ", ".join(f'"{option}"' for option in NATIVE_OPTIONS) + "]"]
     model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}"]
     train(folder, joint, ["--config", example.config, *model, *beta, *settings, "--init-from", backbone], quiet)
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])

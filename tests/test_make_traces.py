@@ -30,6 +30,7 @@ def _example(module):
         binary_budgets=(40,),
         skipnet_alphas=(0.5,),
         hardware_budgets=((12, "bitfusion_eyeriss", "energy"),),
+        native_budgets=((15, "bitfusion_eyeriss", "energy"),),
         static=("q8",),
     )
 
@@ -101,6 +102,13 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     assert train[train.index("--budget") + 1] == "12" and train[train.index("--beta") + 1] == "0.01"
     assert 'cost.preset="bitfusion_eyeriss"' in train and 'cost.metric="energy"' in train
     assert export[-1] == "examples/traces/dfs_r38_b12-bitfusion-eyeriss-energy.parquet"
+
+    make_traces.commands.clear()
+    make_traces.make_run(example, "dfs_b15-bitfusion-eyeriss-energy-native", "dfs", 15, backbone, [])
+    train, export = make_traces.commands
+    assert 'options=["skip", "w2a2", "w4a4", "w4a8", "w8a4", "w8a8", "fp"]' in train
+    assert 'cost.preset="bitfusion_eyeriss"' in train
+    assert export[-1] == "examples/traces/dfs_r38_b15-bitfusion-eyeriss-energy-native.parquet"
 
     make_traces.commands.clear()
     make_traces.make_run(example, "static_q8", "static", None, backbone, [])
