@@ -5,7 +5,7 @@ A cost basis is ``None`` (the DFS paper's proxy, (bits/32)² per gated block) or
 option, what one decision costs on that basis, normalised so that every gated block at full precision is 100%: the
 mean of the chosen entries over blocks (and inputs) × 100 is the budget percentage, as the paper's computation
 percentage is for the proxy. Only the gated blocks are budgeted; the always-run layers and the gates' own layers
-cost the same whatever the gates choose, and replay reports them [issue 15; our normalisation follows the paper's,
+cost the same whatever the gates choose, and replay reports them [our assumption; the normalisation follows the paper's,
 where 100% is every gated block at full precision].
 """
 
