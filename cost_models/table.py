@@ -63,11 +63,13 @@ def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _arch(text: str) -> LayerTable:
+def _arch(text: str, method: str, options) -> LayerTable:
+    """The gated CIFAR ResNet with ``method``'s options (its gate's layers included: SkipNet's has one output)."""
     match = re.fullmatch(r"resnet(\d+)", text.lower())
     if not match:
         raise DfsSimError("--arch", f"expected resnetN (N = 6n+2, e.g. resnet38), got {text!r}")
-    return cifar_resnet_layers(int(match.group(1)))
+    gate_outputs = 1 if method == "skipnet" else None
+    return cifar_resnet_layers(int(match.group(1)), options=options, gate_outputs=gate_outputs)
 
 
 def _input_shape(text: str | None) -> tuple[int, ...]:
@@ -111,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gated", default=None, help="with --module or --onnx: regex naming the gateable units, e.g. 'layer\\d\\.\\d+'"
     )
-    parser.add_argument("--options", default="dfs", help="option list: dfs or skipnet (default dfs)")
+    parser.add_argument(
+        "--options", default="dfs", help="option list of a method: dfs, dfs_binary or skipnet (default dfs)"
+    )
     parser.add_argument("--haq-out", default=None, help="also write a HAQ lookup table (.npy) [layer, w-1, a-1]")
     parser.add_argument("--haq-metric", default="energy_pj", choices=HAQ_METRICS)
     parser.add_argument("--max-bits", type=int, default=8, help="HAQ table bits 1..max-bits (default 8)")
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.topology:
             layers = read_scalesim_topology(args.topology)
         else:
-            layers = _arch(args.arch or "resnet38")
+            layers = _arch(args.arch or "resnet38", args.options, options)
         if args.max_bits < 1 or args.max_bits > 32:
             raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
         frame = layer_frame(layers, preset, options)

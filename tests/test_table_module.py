@@ -81,3 +81,12 @@ def test_a_file_that_is_not_onnx_is_one_line(tmp_path, capsys):
     assert main(["--preset", "stripes", "--onnx", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and err.count("\n") == 1
+
+
+def test_arch_tables_follow_the_methods_options_and_gate(capsys):
+    assert main(["--preset", "stripes", "--arch", "resnet8", "--options", "skipnet"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert set(frame["option_name"]) == {"skip", "fp"}
+    assert set(frame.loc[frame["block"] == -1, "fixed_option"]) == {1}  # full precision is code 1 of (skip, fp)
+    gate_fc = frame[frame["layer"] == "gate0.fc"].iloc[0]
+    assert gate_fc["macs"] == 10  # SkipNet's gate ends in Linear(10, 1)
