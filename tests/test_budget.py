@@ -1,7 +1,5 @@
 """Budgets measured on an accelerator: the cost basis, its normalisation, the training term, export and replay."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -10,12 +8,13 @@ from analysis.pipeline import replay
 from cost_models import METRICS, build_cost_table
 from cost_models.budget import CostBasis, budget_costs, budget_pct
 from dfs_sim.layer_table import cifar_resnet_layers
-from dfs_sim.model.config import StageConfig, TrainConfig, config_from_dict
+from dfs_sim.model.config import config_from_dict
 from dfs_sim.model.export import export
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.training import apply_cost_basis, main, train
 from dfs_sim.options import DFS_OPTIONS, proxy_costs
 from dfs_sim.traces import read_trace
+from tests.test_train import _tiny
 
 LAYERS = cifar_resnet_layers(14)  # 5 gated blocks
 ENERGY = [METRICS.index(name) for name in ("e_compute_pj", "e_sram_pj", "e_dram_pj")]
@@ -72,23 +71,6 @@ def test_the_command_line_takes_a_cost_basis_and_says_what_is_wrong(tmp_path, ca
     assert main([*argv, "--set", 'cost.preset="loom"', "--set", 'cost.metric="speed"']) == 2
     err = capsys.readouterr().err
     assert "cost: metric must be one of energy, latency, got 'speed'" in err and err.count("\n") == 1
-
-
-def _tiny(folder, **changes) -> TrainConfig:
-    base = TrainConfig(
-        model="dfs_resnet8",
-        dataset="digits",
-        out_dir=str(folder),
-        batch_size=16,
-        augment="none",
-        checkpoint_every=1000,
-        beta=0.05,
-        device="cpu",
-        backbone=StageConfig(30, 0.05),
-        gate=StageConfig(10, 0.01),
-        joint=StageConfig(40, 0.05),
-    )
-    return dataclasses.replace(base, **changes)
 
 
 @pytest.mark.slow

@@ -18,13 +18,12 @@ from pathlib import Path
 
 from cost_models.budget import CostBasis
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
-from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
 from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.model.registry import create_model, parse_model_name
-from dfs_sim.model.resnet import traced_layer_table
+from dfs_sim.model.resnet import declared_layer_table, traced_layer_table
 from dfs_sim.model.training import apply_cost_basis
 from dfs_sim.options import DFS_OPTIONS, parse_options, skipnet_computation_pct
 from dfs_sim.traces import TraceRun, make_meta, write_trace
@@ -193,16 +192,7 @@ def export(
     model.to(torch_device)
     geometry = GEOMETRY[dataset]
     layers = traced_layer_table(model, input_size=geometry.size)
-    expected = cifar_resnet_layers(
-        model.depth,
-        num_classes=model.num_classes,
-        options=model.options,
-        gates=model.static_option is None,
-        gate_outputs=1 if model.gate == "sigmoid" else None,
-        input_size=geometry.size,
-        in_channels=geometry.channels,
-    )
-    if layers != expected:
+    if layers != declared_layer_table(model, input_size=geometry.size):
         raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
     calibration = None
     if static is not None and not model.options[static].float and not model.options[static].is_skip:

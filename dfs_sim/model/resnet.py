@@ -31,13 +31,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from dfs_sim.errors import ConfigError
-from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable
+from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable, cifar_resnet_layers
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding, SkipGateController
 from dfs_sim.options import DFS_OPTIONS, Option
 
-__all__ = ["GATES", "GatedOutput", "GatedResNet", "mix_candidates", "traced_layer_table"]
+__all__ = ["GATES", "GatedOutput", "GatedResNet", "declared_layer_table", "mix_candidates", "traced_layer_table"]
 
 GATES = ("softmax", "sigmoid")  # DFS's gate over the options; SkipNet's execute-or-skip gate
 
@@ -400,6 +400,20 @@ def _compute_layers(model: GatedResNet):
             rows.append((f"{name}.projection", block.projection[0], 0, "conv", b, "projection", fp))
     rows.append(("fc", model.fc, 0, "linear", None, "main", fp))
     return rows
+
+
+def declared_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
+    """The ``cifar_resnet_layers`` table ``model`` should have (its depth, classes, options, gate and input), without
+    running it; ``traced_layer_table`` observes the same table from a forward pass."""
+    return cifar_resnet_layers(
+        model.depth,
+        num_classes=model.num_classes,
+        options=model.options,
+        gates=model.static_option is None,
+        gate_outputs=1 if model.gate == "sigmoid" else None,
+        input_size=input_size,
+        in_channels=model.in_channels,
+    )
 
 
 def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:

@@ -47,7 +47,6 @@ from torch.nn import functional as F
 
 from cost_models.budget import CostBasis, budget_costs
 from dfs_sim.errors import ConfigError, DfsSimError
-from dfs_sim.layer_table import cifar_resnet_layers
 from dfs_sim.model.checkpoint import (
     CheckpointError,
     check_writable_folder,
@@ -63,7 +62,7 @@ from dfs_sim.model.device import resolve_device
 from dfs_sim.model.distributed import Distributed, is_multiprocess
 from dfs_sim.model.infer import evaluate
 from dfs_sim.model.registry import create_model
-from dfs_sim.model.resnet import GatedResNet
+from dfs_sim.model.resnet import GatedResNet, declared_layer_table
 from dfs_sim.options import parse_options
 
 __all__ = ["TrainResult", "build_model", "main", "skipnet_reinforce_loss", "train"]
@@ -98,16 +97,7 @@ def apply_cost_basis(model: GatedResNet, basis: CostBasis, input_size: int) -> N
     model's own layer table (the proxy needs nothing)."""
     if basis.preset is None or model.num_gated == 0:
         return
-    layers = cifar_resnet_layers(
-        model.depth,
-        num_classes=model.num_classes,
-        options=model.options,
-        gates=model.static_option is None,
-        gate_outputs=1 if model.gate == "sigmoid" else None,
-        input_size=input_size,
-        in_channels=model.in_channels,
-    )
-    model.set_budget_costs(budget_costs(layers, model.options, basis))
+    model.set_budget_costs(budget_costs(declared_layer_table(model, input_size), model.options, basis))
 
 
 def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
