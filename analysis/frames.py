@@ -15,7 +15,7 @@ import pandas as pd
 from analysis.summary import block_fractions, computation_pct, option_histogram, proxy_per_input
 from cost_models.budget import CostBasis, budget_costs, budget_pct
 from cost_models.model import METRICS as COST_METRICS
-from dfs_sim.options import skipnet_computation_pct
+from dfs_sim.options import skip_or_run, skipnet_computation_pct
 from dfs_sim.traces import TraceRun
 
 __all__ = [
@@ -113,14 +113,13 @@ def _decision_columns(run: TraceRun) -> dict:
     <metric>") and its realised budget on it (``budget_pct``; the proxy's is ``computation_pct``), SkipNet's
     ``alpha`` (NaN for other methods) and the fraction of decisions at each option (``frac_<option>``)."""
     histogram = option_histogram(run) / run.codes.size
-    binary = [(option.is_skip, option.float) for option in run.options] == [(True, False), (False, True)]
     alpha = run.meta.get("alpha")
     basis = CostBasis.from_meta(run.meta.get("cost_basis"))
     return {
         "computation_pct": computation_pct(run),
         "cost_basis": basis.label,
         "budget_pct": budget_pct(run.codes, budget_costs(run.layers, run.options, basis)),
-        "skipnet_computation_pct": skipnet_computation_pct(run.codes, 0) if binary else np.nan,
+        "skipnet_computation_pct": skipnet_computation_pct(run.codes, 0) if skip_or_run(run.options) else np.nan,
         "alpha": float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else np.nan,
         **{f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram, strict=True)},
     }

@@ -22,10 +22,11 @@ from cost_models.preset import load_preset
 from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import LayerTable
 from dfs_sim.options import Option, proxy_costs
+from dfs_sim.traces import COST_BASIS_METRICS
 
 __all__ = ["BUDGET_METRICS", "CostBasis", "budget_costs", "budget_pct"]
 
-BUDGET_METRICS = ("energy", "latency")
+BUDGET_METRICS = COST_BASIS_METRICS
 _ENERGY = [METRICS.index(name) for name in ("e_compute_pj", "e_sram_pj", "e_dram_pj")]
 _CYCLES = METRICS.index("cycles")
 
@@ -55,8 +56,9 @@ class CostBasis:
 
     @classmethod
     def from_meta(cls, value: object) -> CostBasis:
-        """The basis a trace's ``cost_basis`` metadata records (absent or ``"proxy"``: the proxy)."""
-        if value is None or value == "proxy":
+        """The basis a trace's ``cost_basis`` metadata or a saved config's ``cost`` records (absent, ``"proxy"`` or a
+        null preset: the proxy)."""
+        if value is None or value == "proxy" or (isinstance(value, dict) and value.get("preset") is None):
             return cls()
         if isinstance(value, dict) and isinstance(value.get("preset"), str):
             return cls(value["preset"], str(value.get("metric", "energy")))

@@ -28,6 +28,7 @@ __all__ = [
     "options_to_meta",
     "parse_options",
     "proxy_costs",
+    "skip_or_run",
     "skipnet_computation_pct",
 ]
 
@@ -171,6 +172,11 @@ def _as_int(value: object) -> int:
 
 def proxy_costs(options: tuple[Option, ...]) -> list[float]:
     return [option.proxy_cost for option in options]
+
+
+def skip_or_run(options: Sequence[Option]) -> bool:
+    """Whether ``options`` are exactly (skip, full precision), in that order: SkipNet's choice."""
+    return [(option.is_skip, option.float) for option in options] == [(True, False), (False, True)]
 
 
 def skipnet_computation_pct(codes: np.ndarray, skip_code: int) -> float:

@@ -32,6 +32,7 @@ from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 __all__ = [
     "FORMAT_VERSION",
     "METADATA_KEY",
+    "COST_BASIS_METRICS",
     "METHODS",
     "TraceRun",
     "TraceFormatError",
@@ -48,6 +49,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 METADATA_KEY = b"dfs_sim"
 METHODS = ("dfs", "dfs_binary", "skipnet", "static")
+COST_BASIS_METRICS = ("energy", "latency")  # what a budget on a preset is measured in (cost_models.budget)
 BLOCK_PREFIX = "block_"
 CODE_DTYPE = np.uint8
 VALUE_COLUMNS: dict[str, pa.DataType] = {
@@ -310,7 +312,7 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     if basis != "proxy" and not (
         isinstance(basis, dict)
         and isinstance(basis.get("preset"), str)
-        and basis.get("metric") in ("energy", "latency")
+        and basis.get("metric") in COST_BASIS_METRICS
         and set(basis) == {"preset", "metric"}
     ):
         raise TraceFormatError(

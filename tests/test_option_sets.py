@@ -9,7 +9,7 @@ import torch
 from analysis.pipeline import replay
 from dfs_sim.errors import ConfigError
 from dfs_sim.model.blocks import QuantConv2d
-from dfs_sim.model.config import StageConfig, TrainConfig, config_from_dict
+from dfs_sim.model.config import StageConfig, config_from_dict
 from dfs_sim.model.export import export
 from dfs_sim.model.quantize import quantize_uniform, quantize_weight
 from dfs_sim.model.registry import create_model
@@ -17,6 +17,7 @@ from dfs_sim.model.training import train
 from dfs_sim.options import DFS_OPTIONS, parse_options
 from dfs_sim.traces import read_trace
 from tests.test_model_fast_paths import _assert_close_maps, _step
+from tests.test_train import _tiny
 
 NATIVE = ["skip", "w2a2", "w4a4", "w4a8", "w8a4", "w8a8", "fp"]  # Bit Fusion's native widths
 
@@ -96,16 +97,10 @@ def test_fast_training_forward_equals_the_reference_with_mixed_widths():
 
 @pytest.mark.slow
 def test_a_mixed_width_option_set_runs_end_to_end(tmp_path):
-    config = TrainConfig(
-        model="dfs_resnet8",
-        dataset="digits",
-        out_dir=str(tmp_path / "run"),
-        batch_size=16,
-        augment="none",
-        device="cpu",
+    config = _tiny(
+        tmp_path / "run",
         options=tuple(NATIVE),
         budget=20.0,
-        beta=0.05,
         backbone=StageConfig(20, 0.05),
         gate=StageConfig(5, 0.01),
         joint=StageConfig(20, 0.05),

@@ -104,10 +104,9 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
 
 def _cost_basis_of(record: dict, source: object) -> CostBasis:
     """The cost basis the checkpoint's run was trained on (checkpoints from before cost bases: the proxy)."""
-    value = record["config"].get("cost")
     try:
-        return CostBasis.from_meta(None if value is None or value.get("preset") is None else value).check()
-    except (AttributeError, ValueError, DfsSimError) as error:
+        return CostBasis.from_meta(record["config"].get("cost")).check()
+    except (ValueError, DfsSimError) as error:
         raise CheckpointError(source, f"config.cost: {error}") from None
 
 
@@ -210,8 +209,7 @@ def export(
         "computation_pct": evaluation.computation_pct,
     }
     if static is None:
-        basis = _cost_basis_of(record, checkpoint)
-        extra.update(cost_basis=basis.to_meta(), budget_pct=evaluation.budget_pct)
+        extra.update(cost_basis=model.cost_basis.to_meta(), budget_pct=evaluation.budget_pct)
     if method == "skipnet":
         extra.update(
             alpha=config.get("alpha"),

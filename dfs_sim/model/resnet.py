@@ -35,7 +35,7 @@ from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable, cifar_res
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding, SkipGateController
-from dfs_sim.options import DFS_OPTIONS, Option
+from dfs_sim.options import DFS_OPTIONS, Option, skip_or_run
 
 __all__ = ["GATES", "GatedOutput", "GatedResNet", "declared_layer_table", "mix_candidates", "traced_layer_table"]
 
@@ -135,7 +135,7 @@ class GatedResNet(nn.Module):
         self.static_option = static_option
         if gate not in GATES:
             raise ConfigError("GatedResNet", f"gate must be one of {GATES}, got {gate!r}")
-        if gate == "sigmoid" and [(o.is_skip, o.float) for o in self.options] != [(True, False), (False, True)]:
+        if gate == "sigmoid" and not skip_or_run(self.options):
             raise ConfigError("GatedResNet", "the sigmoid gate decides between two options: (skip, full precision)")
         self.gate = gate
         self.register_buffer("costs", torch.tensor([option.proxy_cost for option in self.options]))

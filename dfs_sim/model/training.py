@@ -94,7 +94,8 @@ def build_model(config: TrainConfig) -> GatedResNet:
 
 def apply_cost_basis(model: GatedResNet, basis: CostBasis, input_size: int) -> None:
     """Measure ``model``'s budget on ``basis``: the preset's cost of each gated block at each option, from the
-    model's own layer table (the proxy needs nothing)."""
+    model's own layer table (the proxy needs nothing). The basis is kept as ``model.cost_basis``."""
+    model.cost_basis = basis
     if basis.preset is None or model.num_gated == 0:
         return
     model.set_budget_costs(budget_costs(declared_layer_table(model, input_size), model.options, basis))
