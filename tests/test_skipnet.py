@@ -1,8 +1,6 @@
 """SkipNet as its authors train it: the threshold gate, the REINFORCE term, the two computation definitions, the
 phases' configuration, export, and a short digits run whose skip ratio follows alpha."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -18,6 +16,7 @@ from dfs_sim.model.training import skipnet_reinforce_loss, train
 from dfs_sim.options import skipnet_computation_pct
 from dfs_sim.traces import TraceFormatError, _content_hash, read_trace, write_trace
 from tests.factories import make_run, raw_columns, write_raw
+from tests.test_train import _tiny
 
 
 def test_reinforce_term_matches_a_hand_computed_gradient():
@@ -117,20 +116,16 @@ def test_skipnet_trains_its_own_phases_and_dfs_models_theirs():
 
 
 def _skipnet_config(folder, **changes) -> TrainConfig:
-    base = TrainConfig(
-        model="skipnet_resnet8",
-        dataset="digits",
-        out_dir=str(folder),
-        batch_size=32,
-        augment="none",
-        checkpoint_every=1000,
-        eval_every=1000,
-        device="cpu",
-        backbone=StageConfig(60, 0.05),
-        sp=StageConfig(20, 0.05),
-        hrl=StageConfig(40, 0.05),
-    )
-    return dataclasses.replace(base, **changes)
+    """test_train's tiny config as a SkipNet run (its gate and joint stages are not SkipNet's and do not run)."""
+    skipnet = {
+        "model": "skipnet_resnet8",
+        "batch_size": 32,
+        "checkpoint_every": 1000,
+        "backbone": StageConfig(60, 0.05),
+        "sp": StageConfig(20, 0.05),
+        "hrl": StageConfig(40, 0.05),
+    }
+    return _tiny(folder, **{**skipnet, **changes})
 
 
 @pytest.mark.slow
