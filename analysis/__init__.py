@@ -12,6 +12,7 @@ import importlib
 
 __all__ = [
     "ReplayResult",
+    "basis_comparison",
     "computation_pct",
     "matched_comparison",
     "option_histogram",
@@ -24,6 +25,7 @@ _HOMES = {
     "ReplayResult": "analysis.pipeline",
     "replay": "analysis.pipeline",
     "matched_comparison": "analysis.matched",
+    "basis_comparison": "analysis.bases",
     "pareto_front": "analysis.pareto",
     "computation_pct": "analysis.summary",
     "option_histogram": "analysis.summary",

@@ -29,6 +29,7 @@ from analysis._output import (
     write_manifest,
     write_table,
 )
+from analysis.bases import basis_comparison
 from analysis.frames import per_block_frame, per_input_frame, per_run_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
@@ -61,6 +62,7 @@ class ReplayResult:
     per_block: pd.DataFrame
     fronts: pd.DataFrame
     matched: pd.DataFrame
+    bases: pd.DataFrame
     out: Path | None
     timings: dict = field(default_factory=dict)
     reused_parts: int = 0
@@ -138,8 +140,11 @@ def _replay_into(
     per_block = per_block_frame(runs)
     fronts = _fronts(per_run)
     matched = matched_comparison(per_run)
+    bases = basis_comparison(per_run)
     clock.lap("frames_s")
-    result = ReplayResult(runs, loaded, per_input, per_run, per_block, fronts, matched, out_dir, clock.laps, reused)
+    result = ReplayResult(
+        runs, loaded, per_input, per_run, per_block, fronts, matched, bases, out_dir, clock.laps, reused
+    )
     if out_dir is not None:
         write_table(per_input_table, out_dir / "per_input.parquet")
         _write_outputs(result, out_dir, plot_stamp, workers)
@@ -195,6 +200,7 @@ def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, work
     write_table(result.per_block, out / "per_block.parquet")
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
+    atomic_write_text(out / "bases.csv", result.bases.to_csv(index=False))
     if plot_stamp is not None:
         _write_plots(result, out / PLOTS_DIR, plot_stamp, workers)
     keep = {_part_name(run, preset) for run in result.runs for preset in result.presets}

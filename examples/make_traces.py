@@ -87,7 +87,7 @@ EXAMPLES = {
         name="fashion-mnist",
         config="examples/fashion_mnist_r38.toml",
         depth=38,
-        dfs_budgets=(3, 5, 8, 12, 20, 40),
+        dfs_budgets=(3, 4, 5, 8, 12, 20, 40),
         binary_budgets=(20, 50),
         skipnet_alphas=SKIPNET_ALPHAS,
         # budgets on the hardware at the energy (latency) of the proxy-trained DFS runs at 3, 5 and 8%, so that the
@@ -110,6 +110,8 @@ EXAMPLES = {
         # at 5.3% computation in 300 iterations, so it gets 4x the push
         run_beta={
             "dfs_b3": 0.01,
+            # fills the proxy front between 3 and 5%, where the lowest hardware-budget runs land
+            "dfs_b4": 0.01,
             hardware_run_name(12, "bitfusion_eyeriss", "energy"): 0.01,
             hardware_run_name(8.5, "stripes", "latency"): 0.01,
         },

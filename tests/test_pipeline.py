@@ -91,6 +91,7 @@ def test_files_plots_and_manifest(replayed, traces):
         "per_block.parquet",
         "fronts.csv",
         "matched.csv",
+        "bases.csv",
         "manifest.json",
     ):
         assert (out / name).is_file(), name
