@@ -138,10 +138,14 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-def per_block_frame(runs: Iterable[TraceRun]) -> pd.DataFrame:
-    """One row per run × gated block × option: the fraction of inputs that took the option at that block."""
+def per_block_frame(runs: Iterable, block_counts: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """One row per run × gated block × option: the fraction of inputs that took the option at that block.
+
+    ``block_counts`` (run name → (blocks, options) inputs per option, as a streamed replay counts them) stands in for
+    the runs' codes, which need then not be in memory."""
     frames = []
     for run in runs:
+        fractions = block_counts[run.name] / run.num_inputs if block_counts is not None else block_fractions(run)
         blocks, codes = np.meshgrid(np.arange(run.num_blocks), np.arange(len(run.options)), indexing="ij")
         frames.append(
             pd.DataFrame(
@@ -150,7 +154,7 @@ def per_block_frame(runs: Iterable[TraceRun]) -> pd.DataFrame:
                     "block": blocks.ravel(),
                     "option": codes.ravel(),
                     "option_name": [run.options[code].name for code in codes.ravel()],
-                    "fraction": block_fractions(run).ravel(),
+                    "fraction": fractions.ravel(),
                 }
             )
         )

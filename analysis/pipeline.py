@@ -1,14 +1,23 @@
 """The replay pipeline as a Python API: trace folder in, frames, fronts, plots and a manifest out.
 
-``replay()`` reads and validates every trace and every preset before it writes anything, then for each run × preset
-builds (or loads the cached) cost table, replays every input through the Numba kernel, and writes the per-input part
-atomically under ``OUT/parts/``. A rerun over the same inputs reuses finished parts, so an interrupted replay resumes.
-The final frames are assembled from the parts and written atomically; ``manifest.json`` is written last.
+``replay()`` checks every trace's metadata and every preset before it writes anything, then streams each run through
+the Numba kernel on all its presets at once, a chunk of inputs at a time (``analysis.streaming``), so that memory is
+set by the chunk and the number of presets, not by the number of inputs. Each run × preset leaves a part under
+``OUT/parts/``, written atomically once the run's data have been read whole and its content hash verified: its
+per-run summary (JSON) and, as asked, its per-input rows. A rerun over the same inputs reuses finished parts, so an
+interrupted replay resumes. The final frames are assembled from the parts and written atomically; ``manifest.json``
+is written last.
+
+Per-input rows (``per_input=``): "full" (the default) writes every column to ``per_input.parquet``; "compact" writes
+only the costs (run, preset, input_id, cycles, latency, energy and its parts, DRAM bits; the trace holds the rest,
+joined on ``input_id``) as one Parquet file per run × preset under ``per_input/``, written once, never copied;
+"none" writes none. Every aggregate, front, comparison and plot is the same in all three.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -19,46 +28,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from analysis._output import (
     MANIFEST,
     claim_output_folder,
-    read_table_or_none,
     release_output_folder,
     write_manifest,
     write_table,
 )
 from analysis.bases import basis_comparison
-from analysis.frames import per_block_frame, per_input_frame, per_run_frame
+from analysis.frames import per_block_frame
 from analysis.matched import matched_comparison
 from analysis.pareto import pareto_front
 from analysis.plot_workers import FORMATS as PLOT_FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
-from analysis.replay_kernel import replay_costs
-from analysis.summary import proxy_per_input
+from analysis.streaming import PER_INPUT_FORMS, QUANTILES, RunTotals, replay_run
 from cost_models import CostTable, build_cost_table, list_presets, load_preset
 from cost_models.cost_table import MODEL_VERSION
-from dfs_sim._atomic import atomic_write_text
+from dfs_sim._atomic import atomic_path, atomic_write_text
 from dfs_sim.errors import ConfigError
-from dfs_sim.traces import TraceRun, read_traces
+from dfs_sim.traces import CHUNK_INPUTS, TraceFile, TraceRun, open_traces
 
 __all__ = ["ReplayResult", "replay", "PARTS_DIR", "MANIFEST"]
 
 PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
+PER_INPUT_DIR = "per_input"  # the compact per-input form: one file per run × preset
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
-FRAME_VERSION = 1
-PLOT_VERSION = 4  # bump when a plot changes, so that stored plots are drawn again
+FRAME_VERSION = 2
+PLOT_VERSION = 5  # bump when a plot changes, so that stored plots are drawn again
+ROW_GROUP = 1024 * 1024  # rows per Parquet row group in per_input.parquet: pyarrow's write_table default
+# quantiles that per_run reports; the others only draw the per-input energy boxes (the ``boxes`` frame)
+PER_RUN_QUANTILES = (50, 99)
 PLOTS_STAMP = ".frames.sha256"
 FRONT_AXES = {"energy": "energy_pj_mean", "latency": "latency_us_mean"}
 
 
 @dataclass(frozen=True)
 class ReplayResult:
-    runs: tuple[TraceRun, ...]
+    runs: tuple[TraceRun | TraceFile, ...]
     presets: tuple
-    per_input: pd.DataFrame
+    per_input_in_memory: pd.DataFrame | None  # kept only for a replay without an output folder
+    per_input_rows: int
     per_run: pd.DataFrame
+    boxes: pd.DataFrame  # per run × preset: energy quantiles (p1, p25, p50, p75, p99) and mean, for the box plot
     per_block: pd.DataFrame
     fronts: pd.DataFrame
     matched: pd.DataFrame
@@ -66,6 +80,19 @@ class ReplayResult:
     out: Path | None
     timings: dict = field(default_factory=dict)
     reused_parts: int = 0
+    per_input_form: str = "full"
+
+    @property
+    def per_input(self) -> pd.DataFrame:
+        """The per-input frame: in memory without an output folder, else read from it (large: use with care)."""
+        if self.per_input_in_memory is not None:
+            return self.per_input_in_memory
+        if self.out is None or self.per_input_form == "none":
+            raise ValueError("this replay kept no per-input rows (per_input='none')")
+        if self.per_input_form == "full":
+            return pd.read_parquet(self.out / "per_input.parquet")
+        files = sorted((self.out / PER_INPUT_DIR).glob("*.parquet"))
+        return pa.concat_tables([pq.read_table(path) for path in files]).to_pandas()
 
 
 def replay(
@@ -78,6 +105,8 @@ def replay(
     command: str = "",
     progress: bool | None = None,
     plot_workers: int | PlotWorkers | None = None,
+    per_input: str = "full",
+    chunk_inputs: int = CHUNK_INPUTS,
 ) -> ReplayResult:
     """Replay every run on every preset (default: all shipped presets) and, if ``out`` is given, write the results.
 
@@ -86,12 +115,17 @@ def replay(
     a terminal. The plots are drawn in this process unless ``plot_workers`` asks for more processes (2 halves the
     time on two cores; spawned processes import the caller's main module, so a script needs the usual
     ``if __name__ == "__main__":`` guard) or is a ``PlotWorkers`` the caller started earlier and closes itself (the
-    command line starts them before it imports this module).
+    command line starts them before it imports this module). ``per_input`` is "full", "compact" or "none" (the
+    module's docstring); ``chunk_inputs`` is how many inputs are replayed at a time.
     """
+    if per_input not in PER_INPUT_FORMS:
+        raise ConfigError("--per-input", f"must be one of {', '.join(PER_INPUT_FORMS)}, got {per_input!r}")
+    if chunk_inputs < 1:
+        raise ConfigError("--chunk-inputs", f"must be a positive number of inputs, got {chunk_inputs}")
     if plot_workers is None:
         plot_workers = 1
     clock = _Clock()
-    runs = tuple(read_traces(traces)) if isinstance(traces, (str, os.PathLike)) else tuple(traces)
+    runs = tuple(open_traces(traces)) if isinstance(traces, (str, os.PathLike)) else tuple(traces)
     loaded = tuple(load_preset(name) for name in (presets or list_presets()))
     _check_unique([preset.name for preset in loaded], "--presets")
     _check_unique([run.name for run in runs], "traces")
@@ -112,73 +146,206 @@ def replay(
         else:
             workers = nullcontext()
         with workers as started:
-            return _replay_into(runs, loaded, out_dir, fingerprint, stamp, started, command, progress, clock)
+            job = _Job(runs, loaded, out_dir, per_input, chunk_inputs, progress)
+            return _replay_into(job, fingerprint, stamp, started, command, clock)
     finally:
         if out_dir is not None:
             release_output_folder(out_dir)
 
 
-def _replay_into(
-    runs,
-    loaded,
-    out_dir: Path | None,
-    fingerprint: str,
-    plot_stamp: str | None,
-    workers: PlotWorkers | None,
-    command: str,
-    progress,
-    clock: _Clock,
-) -> ReplayResult:
-    parts, reused = _replay_parts(runs, loaded, out_dir, progress)
-    clock.lap("replay_s")
+@dataclass(frozen=True)
+class _Job:
+    runs: tuple
+    presets: tuple
+    out: Path | None
+    form: str
+    chunk_inputs: int
+    progress: bool | None
 
-    # Parts computed now and parts read back are both Arrow tables with one schema, so the result does not depend
-    # on which parts were reused.
-    per_input_table = pa.concat_tables(parts)
-    per_input = per_input_table.to_pandas()
-    per_run = per_run_frame(per_input, runs)
-    per_block = per_block_frame(runs)
+
+def _replay_into(
+    job: _Job, fingerprint: str, plot_stamp: str | None, workers: PlotWorkers | None, command: str, clock: _Clock
+) -> ReplayResult:
+    summaries, in_memory, reused = _replay_parts(job)
+    clock.lap("replay_s")
+    rows = [row for run in job.runs for row in summaries[run.name].rows]
+    per_run, boxes = _per_run_and_boxes(rows)
+    per_block = per_block_frame(job.runs, {run.name: summaries[run.name].block_counts for run in job.runs})
     fronts = _fronts(per_run)
     matched = matched_comparison(per_run)
     bases = basis_comparison(per_run)
+    per_input = None
+    if job.out is None and job.form != "none":
+        tables = [table for run in job.runs for preset in job.presets for table in in_memory[run.name, preset.name]]
+        per_input = pa.concat_tables(tables).to_pandas()
     clock.lap("frames_s")
     result = ReplayResult(
-        runs, loaded, per_input, per_run, per_block, fronts, matched, bases, out_dir, clock.laps, reused
+        job.runs,
+        job.presets,
+        per_input,
+        int(per_run["n"].sum()) if job.form != "none" else 0,
+        per_run,
+        boxes,
+        per_block,
+        fronts,
+        matched,
+        bases,
+        job.out,
+        clock.laps,
+        reused,
+        job.form,
     )
-    if out_dir is not None:
-        write_table(per_input_table, out_dir / "per_input.parquet")
-        _write_outputs(result, out_dir, plot_stamp, workers)
+    if job.out is not None:
+        if job.form == "full":
+            _write_per_input_file(job, job.out / "per_input.parquet")
+        _write_outputs(result, job.out, plot_stamp, workers)
         clock.lap("write_s")
-        _write_manifest(result, out_dir, fingerprint, command, clock)
+        _write_manifest(result, job.out, fingerprint, command, clock)
     return result
 
 
-def _replay_parts(runs, presets, out_dir: Path | None, progress) -> tuple[list[pa.Table], int]:
-    """The per-input frame of every run × preset, as Arrow tables; finished parts under ``out_dir`` are reused."""
-    parts, reused = [], 0
+def _per_run_and_boxes(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per_run frame (p50 and p99 only) and the energy boxes (every quantile and the mean)."""
+    frame = pd.DataFrame(rows)
+    fractions = [column for column in frame.columns if column.startswith("frac_")]
+    frame[fractions] = frame[fractions].fillna(0.0)
+    box_columns = [f"energy_pj_p{q}" for q in QUANTILES]
+    boxes = frame[["run", "method", "preset", "energy_pj_mean", *box_columns]].copy()
+    dropped = [f"{name}_p{q}" for name in ("energy_pj", "latency_us") for q in QUANTILES if q not in PER_RUN_QUANTILES]
+    return frame.drop(columns=dropped), boxes
+
+
+def _replay_parts(job: _Job) -> tuple[dict[str, RunTotals], dict, int]:
+    """Each run's totals on every preset; finished parts under ``job.out`` are reused, the rest replayed, a run at a
+    time on all its unfinished presets at once. Without an output folder the per-input tables are kept in memory."""
+    summaries: dict[str, RunTotals] = {}
+    in_memory: dict[tuple[str, str], list[pa.Table]] = {}
+    reused = 0
     tables: dict[tuple, CostTable] = {}
-    proxies: dict[str, np.ndarray] = {}  # the proxy cost per input, the same on every preset
-    pairs = [(run, preset) for run in runs for preset in presets]
-    for run, preset in tqdm(pairs, desc="replay runs x presets", unit="pair", disable=_quiet(progress)):
-        part_path = out_dir / PARTS_DIR / _part_name(run, preset) if out_dir else None
-        part = read_table_or_none(part_path) if part_path is not None else None
-        if part is None:
-            table_key = (run.layers.content_hash(), run.options, preset.content_hash())
-            if table_key not in tables:
-                tables[table_key] = build_cost_table(run.layers, preset, options=run.options)
-            costs = replay_costs(run.codes, tables[table_key], check_codes=False)  # checked when the run was made
-            if run.name not in proxies:
-                proxies[run.name] = proxy_per_input(run)
-            frame = per_input_frame(
-                run, preset.name, costs, us_per_cycle=float(preset.cycles_to_us(1.0)), proxy=proxies[run.name]
+    todo = []
+    for run in job.runs:
+        read = {preset.name: _read_part(job, run, preset) for preset in job.presets}
+        found = {name: part for name, part in read.items() if part is not None}
+        missing = [preset for preset in job.presets if preset.name not in found]
+        reused += len(job.presets) - len(missing)
+        todo.append((run, found, missing))
+    total = sum(run.num_inputs for run, _, missing in todo if missing)
+    with tqdm(total=total, desc="replay", unit="input", unit_scale=True, disable=_quiet(job.progress)) as bar:
+        for run, found, missing in todo:
+            if missing:
+                run_tables = []
+                for preset in missing:
+                    key = (run.layers.content_hash(), run.options, preset.content_hash())
+                    if key not in tables:
+                        tables[key] = build_cost_table(run.layers, preset, options=run.options)
+                    run_tables.append(tables[key])
+                found.update(_replay_missing(job, run, missing, run_tables, in_memory, bar.update))
+            first = next(iter(found.values()))
+            summaries[run.name] = RunTotals(
+                np.asarray(first["block_counts"], dtype=np.int64), [found[preset.name]["row"] for preset in job.presets]
             )
-            part = pa.Table.from_pandas(frame, preserve_index=False)
-            if part_path is not None:
-                write_table(part, part_path)
-        else:
-            reused += 1
-        parts.append(part)
-    return parts, reused
+    return summaries, in_memory, reused
+
+
+def _replay_missing(job: _Job, run, presets: list, tables: list, in_memory: dict, progress) -> dict[str, dict]:
+    """Replay ``run`` on ``presets``; write (or keep) its per-input rows and its parts. Nothing of the run is left
+    under ``job.out`` unless the whole run was read and verified."""
+    writers = _PartWriters(job, run, presets, in_memory)
+    with writers:
+        totals = replay_run(
+            run,
+            presets,
+            tables,
+            write=writers.write if job.form != "none" else None,
+            form=job.form if job.form != "none" else "full",
+            chunk_inputs=job.chunk_inputs,
+            progress=progress,
+        )
+    parts = {}
+    for preset, row in zip(presets, totals.rows, strict=True):
+        part = {"row": row, "block_counts": totals.block_counts.tolist()}
+        if job.out is not None:  # the summary is written last: a part whose JSON exists is complete
+            atomic_write_text(_part_path(job, run, preset, ".json"), json.dumps(part) + "\n")  # in column order
+        parts[preset.name] = part
+    return parts
+
+
+class _PartWriters:
+    """One Parquet writer per preset for a run's per-input rows, into temporary files renamed when the run ends well
+    (and deleted when it does not); without an output folder, the tables are kept in ``in_memory``."""
+
+    def __init__(self, job: _Job, run, presets: list, in_memory: dict):
+        self.job, self.run, self.presets, self.in_memory = job, run, presets, in_memory
+        self.writers: list[pq.ParquetWriter | None] = [None] * len(presets)
+        self.paths = [_part_path(job, run, preset, ".parquet") for preset in presets] if job.out is not None else []
+        self.temporaries = [path.with_name(f".{path.name}.tmp") for path in self.paths]
+
+    def write(self, index: int, table: pa.Table) -> None:
+        if self.job.out is None:
+            self.in_memory.setdefault((self.run.name, self.presets[index].name), []).append(table)
+            return
+        writer = self.writers[index]
+        if writer is None:
+            self.temporaries[index].parent.mkdir(exist_ok=True)
+            writer = self.writers[index] = pq.ParquetWriter(self.temporaries[index], table.schema, compression="zstd")
+        writer.write_table(table)
+
+    def __enter__(self) -> _PartWriters:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        for writer in self.writers:
+            if writer is not None:
+                writer.close()
+        for temporary, path in zip(self.temporaries, self.paths, strict=True):
+            if kind is None and temporary.exists():
+                os.replace(temporary, path)
+            else:
+                temporary.unlink(missing_ok=True)
+
+
+def _part_path(job: _Job, run, preset, suffix: str) -> Path:
+    assert job.out is not None
+    folder = job.out / (PER_INPUT_DIR if job.form == "compact" and suffix == ".parquet" else PARTS_DIR)
+    return folder / (_part_name(run, preset, job.form) + suffix)
+
+
+def _read_part(job: _Job, run, preset) -> dict | None:
+    """A finished part of ``run`` on ``preset``: its summary, when it (and its per-input file, if the form has one)
+    exists and reads back; None otherwise (it is then computed again, never trusted)."""
+    if job.out is None:
+        return None
+    summary = _part_path(job, run, preset, ".json")
+    if job.form != "none" and not _part_path(job, run, preset, ".parquet").is_file():
+        return None
+    try:
+        part = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return None
+    return part if isinstance(part, dict) and {"row", "block_counts"} <= set(part) else None
+
+
+def _write_per_input_file(job: _Job, path: Path) -> None:
+    """``per_input.parquet`` from the full parts, in run × preset order, in row groups of ``ROW_GROUP`` rows as one
+    ``pq.write_table`` of the whole frame would cut them, a part at a time."""
+    assert job.out is not None
+    with atomic_path(path) as temporary:
+        writer, pending, pending_rows = None, [], 0
+        for run in job.runs:
+            for preset in job.presets:
+                table = pq.read_table(_part_path(job, run, preset, ".parquet"))
+                if writer is None:
+                    writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
+                pending.append(table)
+                pending_rows += table.num_rows
+                while pending_rows >= ROW_GROUP:
+                    joined = pa.concat_tables(pending)
+                    writer.write_table(joined.slice(0, ROW_GROUP), row_group_size=ROW_GROUP)
+                    pending, pending_rows = [joined.slice(ROW_GROUP)], joined.num_rows - ROW_GROUP
+        assert writer is not None
+        if pending_rows:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
+        writer.close()
 
 
 def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -203,10 +370,13 @@ def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, work
     atomic_write_text(out / "bases.csv", result.bases.to_csv(index=False))
     if plot_stamp is not None:
         _write_plots(result, out / PLOTS_DIR, plot_stamp, workers)
-    keep = {_part_name(run, preset) for run in result.runs for preset in result.presets}
-    for stale in (out / PARTS_DIR).glob("*.parquet"):
-        if stale.name not in keep:
-            stale.unlink()
+    keep = {_part_name(run, preset, result.per_input_form) for run in result.runs for preset in result.presets}
+    for folder in (PARTS_DIR, PER_INPUT_DIR):
+        for stale in (out / folder).glob("*.*"):
+            if stale.name.rpartition(".")[0] not in keep:
+                stale.unlink()
+    if result.per_input_form != "full":
+        (out / "per_input.parquet").unlink(missing_ok=True)  # of an earlier replay in another form
 
 
 def _plots_stamp(fingerprint: str, presets) -> str:
@@ -227,7 +397,7 @@ def _plots_current(folder: Path, stamp: str) -> bool:
 
 
 def _write_plots(result: ReplayResult, folder: Path, stamp: str, workers: PlotWorkers | None) -> None:
-    frames = {"per_run": result.per_run, "per_block": result.per_block, "per_input": result.per_input}
+    frames = {"per_run": result.per_run, "per_block": result.per_block, "boxes": result.boxes}
     folder.mkdir(exist_ok=True)
     (folder / PLOTS_STAMP).unlink(missing_ok=True)
     draw_replay_plots(frames, folder, workers)
@@ -251,23 +421,23 @@ def _write_manifest(result: ReplayResult, out: Path, fingerprint: str, command: 
     )
 
 
-def _inputs_fingerprint(runs: Sequence[TraceRun]) -> str:
+def _inputs_fingerprint(runs: Sequence) -> str:
     digest = hashlib.sha256()
     for run in runs:
         digest.update(f"{run.name}:{run.content_hash()}:{run.layers.content_hash()};".encode())
     return digest.hexdigest()[:32]
 
 
-def _part_name(run: TraceRun, preset) -> str:
-    """The file of one run × preset under ``parts/``, keyed by everything its numbers depend on."""
+def _part_name(run, preset, form: str) -> str:
+    """The files of one run × preset (no suffix), keyed by everything their numbers depend on."""
     payload = (
         f"{FRAME_VERSION}:{MODEL_VERSION}:{run.content_hash()}:{run.layers.content_hash()}:{run.options}:"
-        f"{preset.content_hash()}"
+        f"{preset.content_hash()}:{form}"
     )
-    return f"{run.name}@{preset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}.parquet"
+    return f"{run.name}@{preset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
-def _describe_input(run: TraceRun) -> dict:
+def _describe_input(run) -> dict:
     entry = {
         "run": run.name,
         "method": run.method,
@@ -278,7 +448,8 @@ def _describe_input(run: TraceRun) -> dict:
     }
     if run.path is not None:
         entry["file"] = str(run.path)
-        entry["sha256"] = hashlib.sha256(run.path.read_bytes()).hexdigest()
+        with run.path.open("rb") as handle:
+            entry["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
     return entry
 
 

@@ -26,7 +26,7 @@ __all__ = ["REPLAY_PLOTS", "PlotWorkers", "draw_replay_plots", "plots_source"]
 REPLAY_PLOTS = {
     "decision_maps": ("decision_map_figure", "per_block", ()),
     "energy_parts_matched": ("energy_parts_figure", "per_run", ()),
-    "energy_per_input": ("energy_distribution_figure", "per_input", ()),
+    "energy_per_input": ("energy_distribution_figure", "boxes", ()),
     "energy_accuracy": ("frontier_figure", "per_run", ("energy_pj_mean",)),
     "latency_accuracy": ("frontier_figure", "per_run", ("latency_us_mean",)),
 }
@@ -123,7 +123,7 @@ class PlotWorkers:
 
 
 def draw_replay_plots(frames: dict, folder: Path, workers: PlotWorkers | None = None) -> list[Path]:
-    """Draw every replay plot from ``frames`` (per_run, per_block, per_input) into ``folder``, in ``workers`` or in
+    """Draw every replay plot from ``frames`` (per_run, per_block, boxes) into ``folder``, in ``workers`` or in
     this process; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(stem, frames[source], folder) for stem, (_, source, _) in REPLAY_PLOTS.items()]

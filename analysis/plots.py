@@ -131,22 +131,35 @@ def decision_map_figure(per_block: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def energy_distribution_figure(per_input: pd.DataFrame) -> plt.Figure:
-    """The distribution of per-input energy of every run, one panel per preset (box: quartiles, whiskers 1–99%)."""
-    presets = list(dict.fromkeys(per_input["preset"]))
-    runs = list(dict.fromkeys(per_input["run"]))
+def energy_distribution_figure(boxes: pd.DataFrame) -> plt.Figure:
+    """The distribution of per-input energy of every run, one panel per preset (box: quartiles, whiskers 1–99%).
+
+    Drawn from ``boxes`` (one row per run × preset: ``energy_pj_p1``, ``_p25``, ``_p50``, ``_p75``, ``_p99`` and
+    ``_mean``, exact percentiles of every input's energy), so it needs no per-input rows."""
+    presets = list(dict.fromkeys(boxes["preset"]))
+    runs = list(dict.fromkeys(boxes["run"]))
     figure, axes = _grid(len(presets), columns=2, size=(max(5.0, 0.45 * len(runs) + 2), 3.6))
     for axis, preset in zip(axes, presets, strict=False):
-        at_preset = per_input[per_input["preset"] == preset]
-        data = [at_preset.loc[at_preset["run"] == run, "energy_pj"].to_numpy() * 1e-6 for run in runs]
-        methods = [at_preset.loc[at_preset["run"] == run, "method"].iloc[0] for run in runs]
-        boxes = axis.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True, medianprops={"color": "black"})
-        for position, (box, method, values) in enumerate(zip(boxes["boxes"], methods, data, strict=True), start=1):
-            style = METHOD_STYLE[method]
+        at_preset = boxes[boxes["preset"] == preset].set_index("run").loc[runs]
+        stats = [
+            {
+                "whislo": row.energy_pj_p1 * 1e-6,
+                "q1": row.energy_pj_p25 * 1e-6,
+                "med": row.energy_pj_p50 * 1e-6,
+                "q3": row.energy_pj_p75 * 1e-6,
+                "whishi": row.energy_pj_p99 * 1e-6,
+            }
+            for row in at_preset.itertuples()
+        ]
+        drawn = axis.bxp(stats, showfliers=False, patch_artist=True, medianprops={"color": "black"})
+        for position, (box, row) in enumerate(zip(drawn["boxes"], at_preset.itertuples(), strict=True), start=1):
+            style = METHOD_STYLE[row.method]
             box.set_facecolor(style["color"])
             box.set_alpha(0.6)
             # the mean as a marker, so that runs with no spread (static) stay visible
-            axis.scatter([position], [values.mean()], color=style["color"], marker=style["marker"], zorder=3, s=18)
+            axis.scatter(
+                [position], [row.energy_pj_mean * 1e-6], color=style["color"], marker=style["marker"], zorder=3, s=18
+            )
         axis.set_xticks(range(1, len(runs) + 1), runs, rotation=60, ha="right", fontsize=7)
         axis.set_ylabel("Energy per input (µJ)")
         axis.set_title(preset)

@@ -1,12 +1,15 @@
-"""``python -m benchmarks [--quick]``: replay, trace reading, cost tables, the CLI, the model and sweeps.
+"""``python -m benchmarks [--quick]``: replay (kernel and job), trace reading, cost tables, the CLI, the model, sweeps.
 
 Prints one section per measurement and ends with a single ``summary:`` line. Each fast path is compared with its
-reference in the same process; correctness of every fast path against its reference lives in the test suite.
+reference in the same process, except the whole replay job, which runs against a plain numpy script in processes of
+their own; correctness of every fast path against its reference lives in the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import subprocess
@@ -15,11 +18,16 @@ import tempfile
 import time
 import timeit
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from dfs_sim.traces import TraceRun
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "traces"
+E2E_SOURCE = EXAMPLE / "dfs_r38_b8.parquet"  # a DFS run of the bundled ResNet-38, resampled to any size
 
 
 def best_of(function, repeat: int = 3) -> float:
@@ -103,6 +111,95 @@ def bench_replay(inputs: int, blocks: int = 35) -> dict:
         "replay_vs_pandas": pandas_s / kernel_s,
         "bound_gsums": sums / bound_s / 1e9,
     }
+
+
+def bench_end_to_end(inputs: int) -> dict:
+    """The whole replay job on a big ResNet-38 trace, each command in its own process: the plain numpy script
+    (``benchmarks.plain_replay``), ``python -m dfs_sim.replay`` writing the compact per-input frame and, where the
+    command has ``--per-input``, the same replay with no per-input frame. Wall seconds and peak resident memory (MB)
+    of each; ``e2e_replay_vs_plain`` above 1 means the pipeline is faster than the plain script. Cost tables are
+    built beforehand, and ``main`` runs this after the replay section has filled Numba's cache, so that neither
+    command pays a one-off build or compilation that a warm job would not."""
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        run = resampled_run(inputs)
+        trace = write_trace_alone(run, work / "trace")
+        # Every command finds the cost tables built, as a warm replay does, in this folder rather than the user's cache.
+        build_every_cost_table(run, work / "tables")
+        del run  # the children, not this process, should hold the big arrays from now on
+        env = dict(os.environ, PYTHONPATH=str(ROOT), DFS_SIM_CACHE=str(work / "tables"))
+        replay = [sys.executable, "-m", "dfs_sim.replay", str(trace.parent), "--no-plots", "--quiet"]
+        per_input = replay_has_per_input(env)
+        plain = measured_child([sys.executable, "-m", "benchmarks.plain_replay", str(trace), str(work / "plain")], env)
+        compact = measured_child(
+            [*replay, "--out", str(work / "compact"), *(["--per-input", "compact"] if per_input else [])], env
+        )
+        none = (
+            measured_child([*replay, "--out", str(work / "none"), "--per-input", "none"], env)
+            if per_input
+            else {"wall_s": math.nan, "peak_mb": math.nan}
+        )
+    return {
+        "e2e_inputs": inputs,
+        "e2e_plain_s": plain["wall_s"],
+        "e2e_plain_peak_mb": plain["peak_mb"],
+        "e2e_replay_s": compact["wall_s"],
+        "e2e_replay_peak_mb": compact["peak_mb"],
+        "e2e_replay_vs_plain": plain["wall_s"] / compact["wall_s"],
+        "e2e_none_s": none["wall_s"],
+        "e2e_none_peak_mb": none["peak_mb"],
+    }
+
+
+def resampled_run(inputs: int, seed: int = 0) -> TraceRun:
+    """A run of ``inputs`` rows drawn with replacement from the bundled DFS run: the same decision statistics at any
+    size, so that timings of different sizes compare. Input ids are 0..inputs-1; the metadata is the source's."""
+    from dfs_sim.traces import TraceRun, read_trace
+
+    source = read_trace(E2E_SOURCE)
+    rows = np.random.default_rng(seed).integers(0, source.num_inputs, size=inputs)
+    return TraceRun(
+        meta=dict(source.meta),
+        codes=source.codes[rows],
+        input_id=np.arange(inputs),
+        label=source.label[rows],
+        pred=source.pred[rows],
+        confidence=source.confidence[rows],
+    )
+
+
+def write_trace_alone(run: TraceRun, folder: Path) -> Path:
+    """Write ``run`` as the only trace in ``folder`` (the replay command reads every trace of a folder)."""
+    from dfs_sim.traces import write_trace
+
+    return write_trace(folder / f"dfs_r38_b8_x{run.num_inputs}.parquet", run)
+
+
+def build_every_cost_table(run: TraceRun, cache_dir: Path) -> None:
+    """Build (and cache in ``cache_dir``) the cost table of ``run``'s layers on every shipped preset."""
+    from cost_models import build_cost_table, list_presets
+
+    for preset in list_presets():
+        build_cost_table(run.layers, preset, options=run.options, cache_dir=cache_dir)
+
+
+def replay_has_per_input(env: dict) -> bool:
+    """Whether this checkout's replay command has ``--per-input`` (full | compact | none)."""
+    command = [sys.executable, "-m", "dfs_sim.replay", "--help"]
+    help_text = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return "--per-input" in help_text
+
+
+def measured_child(command: list[str], env: dict) -> dict:
+    """Wall seconds and peak resident memory (MB, 10^6 bytes) of ``command``, run under ``benchmarks.peak`` so that
+    its peak is its own; a failing command raises with the end of its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peak", "--", *command], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} exited with code {done.returncode}:\n{done.stderr[-2000:]}")
+    measured = json.loads(done.stdout.splitlines()[-1])
+    return {"wall_s": measured["wall_s"], "peak_mb": measured["max_rss_kib"] * 1024 / 1e6}
 
 
 def bench_read(inputs: int) -> dict:
@@ -267,8 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="about a minute: 1 M inputs instead of 10 M")
     parser.add_argument("--inputs", type=int, help="inputs for the replay benchmark (default 10 M, quick 1 M)")
+    parser.add_argument(
+        "--e2e-inputs", type=int, help="inputs of the end-to-end benchmark's trace (default 10 M, quick 1 M)"
+    )
     args = parser.parse_args(argv)
     inputs = args.inputs or (1_000_000 if args.quick else 10_000_000)
+    e2e_inputs = args.e2e_inputs or (1_000_000 if args.quick else 10_000_000)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}, "
         f"Python {platform.python_version()}"
@@ -276,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     for name, function in (
         ("replay", lambda: bench_replay(inputs)),
+        ("end_to_end", lambda: bench_end_to_end(e2e_inputs)),
         ("read", lambda: bench_read(inputs // 10)),
         ("tables", bench_tables),
         ("cli", bench_cli),
@@ -294,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         "replay_vs_bound",
         "replay_vs_numpy",
         "replay_vs_pandas",
+        "e2e_replay_vs_plain",
+        "e2e_replay_s",
+        "e2e_replay_peak_mb",
         "read_mdecisions_per_s",
         "tables_s",
         "search_speedup",

@@ -35,6 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="write into an output folder that holds results of other inputs"
     )
+    parser.add_argument(
+        "--per-input",
+        choices=("full", "compact", "none"),
+        default="full",
+        help="per-input rows: 'full' (default) every column in per_input.parquet; 'compact' only the costs, one file "
+        "per run x preset under per_input/ (join the trace on input_id for the rest); 'none' no per-input rows. "
+        "Every aggregate, front, comparison and plot is made in all three",
+    )
+    parser.add_argument(
+        "--chunk-inputs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="inputs replayed at a time (default 524288): memory grows with it, not with the trace's length",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no tables on stdout")
     return parser
@@ -56,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 command=command,
                 progress=False if args.quiet else None,
                 plot_workers=workers,
+                per_input=args.per_input,
+                **({} if args.chunk_inputs is None else {"chunk_inputs": args.chunk_inputs}),
             )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -66,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_matched_table(result.matched))
         print(
             f"\nwrote {result.out}/ ({len(result.runs)} runs x {len(result.presets)} presets, "
-            f"{len(result.per_input):,} per-input rows, {result.reused_parts} parts reused, "
+            f"{result.per_input_rows:,} per-input rows, {result.reused_parts} parts reused, "
             f"{result.timings.get('total_s', 0):.1f} s)"
         )
     return 0

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,15 @@ __all__ = [
     "METADATA_KEY",
     "COST_BASIS_METRICS",
     "METHODS",
+    "CHUNK_INPUTS",
+    "TraceFile",
     "TraceRun",
     "TraceFormatError",
     "arrow_columns",
     "block_column",
     "make_meta",
+    "open_trace",
+    "open_traces",
     "read_trace",
     "read_traces",
     "upgraded_meta",
@@ -49,6 +54,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 METADATA_KEY = b"dfs_sim"
 METHODS = ("dfs", "dfs_binary", "skipnet", "static")
+CHUNK_INPUTS = 1 << 19  # inputs per chunk when a trace is streamed: 9.5 MB of codes for ResNet-38
 COST_BASIS_METRICS = ("energy", "latency")  # what a budget on a preset is measured in (cost_models.budget)
 BLOCK_PREFIX = "block_"
 CODE_DTYPE = np.uint8
@@ -220,16 +226,8 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         column_types = [(field.name, field.type) for field in table.schema]
     except (pa.ArrowException, OSError, ValueError) as error:
         raise TraceFormatError(path, f"not a readable Parquet file or truncated ({_first_line(error)})") from None
-    if raw_meta is None:
-        raise TraceFormatError(path, "metadata key 'dfs_sim' is missing; was this written by dfs_sim.traces?")
-    try:
-        meta = json.loads(raw_meta)
-    except ValueError as error:  # JSON and Unicode decoding errors alike
-        raise TraceFormatError(path, f"metadata is not valid JSON ({_first_line(error)})") from None
-    if not isinstance(meta, dict):
-        raise TraceFormatError(path, "metadata is not a JSON object")
-    written = meta  # the content hash covers the metadata as written
-    meta = upgraded_meta(meta)
+    written = _decode_meta(raw_meta, path)  # the content hash covers the metadata as written
+    meta = upgraded_meta(written)
     layers, options = _parse_meta(meta, path)
     _check_columns(column_types, layers.num_blocks, path)
     if table.num_rows == 0:
@@ -268,15 +266,154 @@ def _transpose(by_block: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
 
 def read_traces(folder: str | os.PathLike) -> list[TraceRun]:
     """Read every ``*.parquet`` trace in ``folder`` (or one file), sorted by file name."""
+    return [read_trace(path) for path in _trace_paths(folder)]
+
+
+def _trace_paths(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if folder.is_file():
-        return [read_trace(folder)]
+        return [folder]
     if not folder.is_dir():
         raise TraceFormatError(folder, "no such folder")
     paths = sorted(folder.glob("*.parquet"))
     if not paths:
         raise TraceFormatError(folder, "the folder holds no *.parquet trace files")
-    return [read_trace(path) for path in paths]
+    return paths
+
+
+@dataclass(frozen=True, eq=False)
+class TraceFile:
+    """A trace on disk, read a chunk of inputs at a time, so that memory is set by the chunk size, not the trace's
+    length. ``open_trace`` checks the metadata and the columns; ``chunks`` checks the values and, after the last
+    chunk, the content hash: a consumer commits nothing until the iteration has ended."""
+
+    path: Path
+    meta: dict
+    layers: LayerTable
+    options: tuple[Option, ...]
+    num_inputs: int
+    written_meta: dict = field(repr=False)  # as written, which the content hash covers
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    @property
+    def budget(self) -> float | None:
+        return self.meta["budget"]
+
+    @property
+    def num_blocks(self) -> int:
+        return self.layers.num_blocks
+
+    def content_hash(self) -> str:
+        """The hash the file records; ``chunks`` verifies it against the data."""
+        return str(self.written_meta["content_hash"])
+
+    def chunks(self, size: int = CHUNK_INPUTS) -> Iterator[TraceRun]:
+        """Consecutive runs of at most ``size`` inputs each, every one validated as a ``TraceRun`` (named as the file).
+
+        The content hash covers each value column whole, then the codes in input order, so the value columns are
+        hashed in a first pass (a few bytes per input) and the codes as the chunks go by. Input ids must be unique
+        across the trace: checked on the fly while they increase, else by collecting them once (8 bytes per input).
+        """
+        digest = _meta_digest(self.written_meta)
+        with self._reading() as parquet:
+            ids_increase = self._hash_value_columns(parquet, digest)
+            blocks = [block_column(block) for block in range(self.num_blocks)]
+            seen = 0
+            for batch in parquet.iter_batches(batch_size=size, columns=[*VALUE_COLUMNS, *blocks]):
+                _check_no_nulls(batch, self.path)
+                codes = _transpose(np.stack([batch.column(name).to_numpy() for name in blocks]))
+                digest.update(codes.data.cast("B"))
+                values = {name: batch.column(name).to_numpy() for name in VALUE_COLUMNS}
+                seen += batch.num_rows
+                yield TraceRun(
+                    meta=self.meta, codes=codes, path=self.path, _parsed=(self.layers, self.options), **values
+                )
+        if seen != self.num_inputs:
+            raise TraceFormatError(self.path, f"read {seen} rows, but the file records {self.num_inputs}")
+        if not ids_increase:
+            self._check_unique_ids()
+        if digest.hexdigest()[:32] != self.content_hash():
+            raise TraceFormatError(self.path, "content hash does not match the data: the file was changed or corrupted")
+
+    def _hash_value_columns(self, parquet: pq.ParquetFile, digest: Any) -> bool:
+        """Feed each value column, whole and in the format's order, to ``digest``; whether the ids increase."""
+        increasing, last = True, None
+        for name, dtype in zip(VALUE_COLUMNS, ("<i8", "<i2", "<i2", "<f4"), strict=True):
+            for batch in parquet.iter_batches(batch_size=CHUNK_INPUTS * 4, columns=[name]):
+                _check_no_nulls(batch, self.path)
+                values = np.ascontiguousarray(batch.column(0).to_numpy(), dtype=dtype)
+                digest.update(values.data.cast("B"))
+                if name == "input_id" and values.size:
+                    increasing = increasing and bool(np.all(values[1:] > values[:-1]))
+                    increasing = increasing and (last is None or values[0] > last)
+                    last = values[-1]
+        return increasing
+
+    def _check_unique_ids(self) -> None:
+        with self._reading() as parquet:
+            ids = parquet.read(columns=["input_id"]).column(0).to_numpy()
+        if np.unique(ids).size != ids.size:
+            raise TraceFormatError(self.path, "input_id has duplicate values")
+
+    def _reading(self):
+        return _parquet_file(self.path)
+
+
+@contextmanager
+def _parquet_file(path: Path) -> Iterator[pq.ParquetFile]:
+    """``path`` opened as a ``ParquetFile`` (page checksums verified); Arrow's errors become one-line trace errors."""
+    try:
+        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise TraceFormatError(path, f"not a readable Parquet file or truncated ({_first_line(error)})") from None
+    try:
+        yield parquet
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise TraceFormatError(path, f"column data cannot be decoded ({_first_line(error)})") from None
+    finally:
+        parquet.close()
+
+
+def open_trace(path: str | os.PathLike) -> TraceFile:
+    """Open one trace for streaming: its metadata and columns are checked now, its values as ``chunks`` reads them."""
+    path = Path(path)
+    if not path.is_file():
+        raise TraceFormatError(path, "no such trace file")
+    with _parquet_file(path) as parquet:
+        schema = parquet.schema_arrow
+        num_rows = parquet.metadata.num_rows
+    written = _decode_meta((schema.metadata or {}).get(METADATA_KEY), path)
+    meta = upgraded_meta(written)
+    layers, options = _parse_meta(meta, path)
+    _check_columns([(field.name, field.type) for field in schema], layers.num_blocks, path)
+    if num_rows == 0:
+        raise TraceFormatError(path, "the trace has no rows")
+    return TraceFile(path, meta, layers, options, num_rows, written)
+
+
+def open_traces(folder: str | os.PathLike) -> list[TraceFile]:
+    """``open_trace`` for every ``*.parquet`` trace in ``folder`` (or one file), sorted by file name."""
+    return [open_trace(path) for path in _trace_paths(folder)]
+
+
+def _check_no_nulls(batch: pa.RecordBatch, source: object) -> None:
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if column.null_count:
+            raise TraceFormatError(source, f"column {name!r} has missing values")
+
+
+def _meta_digest(written: dict) -> Any:
+    digest = hashlib.sha256()
+    described = {key: value for key, value in written.items() if key != "content_hash"}
+    digest.update(json.dumps(described, sort_keys=True).encode())
+    return digest
 
 
 def upgraded_meta(meta: dict) -> dict:
@@ -408,10 +545,20 @@ def _check_values(run: TraceRun, source: object) -> None:
         raise TraceFormatError(source, "column 'confidence' has values outside [0, 1]")
 
 
+def _decode_meta(raw_meta: bytes | None, path: Path) -> dict:
+    if raw_meta is None:
+        raise TraceFormatError(path, "metadata key 'dfs_sim' is missing; was this written by dfs_sim.traces?")
+    try:
+        meta = json.loads(raw_meta)
+    except ValueError as error:  # JSON and Unicode decoding errors alike
+        raise TraceFormatError(path, f"metadata is not valid JSON ({_first_line(error)})") from None
+    if not isinstance(meta, dict):
+        raise TraceFormatError(path, "metadata is not a JSON object")
+    return meta
+
+
 def _content_hash(meta, input_id, label, pred, confidence, codes) -> str:
-    digest = hashlib.sha256()
-    described = {key: value for key, value in meta.items() if key != "content_hash"}
-    digest.update(json.dumps(described, sort_keys=True).encode())
+    digest = _meta_digest(meta)
     for array, dtype in ((input_id, "<i8"), (label, "<i2"), (pred, "<i2"), (confidence, "<f4"), (codes, "u1")):
         digest.update(np.ascontiguousarray(array, dtype=dtype).data.cast("B"))
     return digest.hexdigest()[:32]

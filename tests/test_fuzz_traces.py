@@ -1,6 +1,6 @@
 """Fuzzing the trace reader: every corrupted file ends in TraceFormatError naming the file, or reads back exactly
 the data that was written (a flipped byte in a part of the file that holds no data). Through the CLI, a failing
-case is one line on stderr, exit code 2, and the output folder unchanged."""
+case is one line on stderr, exit code 2, nothing in the output folder lost and no final output written."""
 
 import json
 
@@ -128,7 +128,8 @@ def test_structural_corruption(tmp_path_factory, mutation):
 @fuzz(60)
 @given(mutation=_mutations())
 def test_cli_on_corrupted_traces(tmp_path_factory, mutation, capsys):
-    """Through the command: exit 2, one line on stderr naming the file, nothing in the output folder changed."""
+    """Through the command: exit 2, one line on stderr naming the file, nothing in the output folder lost and no
+    final output written (a bad value is found as the trace streams by, after the good trace's parts are written)."""
     folder = tmp_path_factory.mktemp("cli")
     write_trace(folder / "a_good.parquet", ORIGINAL)
     columns = raw_columns(ORIGINAL)
@@ -146,8 +147,12 @@ def test_cli_on_corrupted_traces(tmp_path_factory, mutation, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     capsys.readouterr()
-    assert main([str(folder), "--out", str(out), "--presets", "bitparallel16", "--no-plots", "--quiet"]) == 2
+    command = [str(folder), "--out", str(out), "--presets", "bitparallel16", "--no-plots", "--quiet", "--force"]
+    assert main(command) == 2
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and bad.name in captured.err and "Traceback" not in captured.err
-    assert sorted(path.name for path in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
+    assert not [path for path in out.rglob("*") if path.name.endswith(".tmp") or path.suffix == ".csv"]
+    assert not (out / "per_input.parquet").exists()
+    manifest = out / "manifest.json"  # if the folder was claimed, it stays marked as a replay that did not finish
+    assert not manifest.exists() or json.loads(manifest.read_text())["status"] == "running"

@@ -9,7 +9,7 @@ import pytest
 from analysis.pipeline import replay
 from cost_models import build_cost_table, load_preset
 from dfs_sim.errors import ConfigError, OutputError
-from dfs_sim.traces import write_trace
+from dfs_sim.traces import read_trace, write_trace
 from tests.factories import make_run, write_runs
 
 PRESETS = ["bitparallel16", "stripes"]
@@ -38,7 +38,7 @@ def replayed(traces, tmp_path_factory):
 
 
 def test_per_input_costs_match_an_independent_gather(replayed):
-    run = replayed.runs[0]
+    run = read_trace(replayed.runs[0].path)  # the replay streamed it; read it whole here
     preset = load_preset("stripes")
     table = build_cost_table(run.layers, preset, options=run.options)
     expected = table.fixed[None, :] + sum(table.block[block, run.codes[:, block]] for block in range(run.num_blocks))

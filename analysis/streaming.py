@@ -1,0 +1,244 @@
+"""One run replayed on many presets a chunk of inputs at a time: memory is set by the chunk, not by the trace.
+
+Each chunk's codes go through the replay kernel once, one lane per preset × cost metric. As the chunks go by, the
+per-run aggregates accumulate (correct predictions, sums of every metric, the decision histogram per gated block) and
+the chunk's per-input rows, if the caller wants them, go to one writer per preset. Every aggregate is exact:
+- means are sums over the inputs divided by their number (for a run of one chunk, the very numbers a whole-run
+  numpy mean gives; over many chunks, sums of chunk sums, which differ from a one-pass sum only in rounding);
+- quantiles (p1, p25, p50, p75, p99 of energy and latency; ``np.percentile``, linear) come from the whole column:
+  the energy and latency of every input are kept while they fit in ``keep_bytes``; beyond that, the trace is read
+  again for the columns that did not fit, as many at a time as fit (at least one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from analysis.frames import COST_METRICS, ENERGY_PARTS, per_input_frame, run_labels, wilson_interval
+from analysis.replay_kernel import replay_presets
+from analysis.summary import proxy_per_input
+from cost_models.budget import CostBasis, budget_costs
+from dfs_sim.options import proxy_costs, skip_or_run
+from dfs_sim.traces import CHUNK_INPUTS
+
+__all__ = ["KEEP_BYTES", "PER_INPUT_FORMS", "QUANTILES", "RunTotals", "replay_run"]
+
+PER_INPUT_FORMS = ("full", "compact", "none")
+QUANTILES = (1, 25, 50, 75, 99)  # p50 and p99 go to per_run; all five draw the per-input energy boxes
+KEEP_BYTES = 1 << 30  # energy and latency columns kept for exact quantiles in one pass, at most
+_METRICS = len(COST_METRICS)
+_CYCLES, _DRAM_BITS = COST_METRICS.index("cycles"), COST_METRICS.index("dram_bits")
+_PARTS = [COST_METRICS.index(name) for name in ENERGY_PARTS]
+_QUANTILE_COLUMNS = ("energy_pj", "latency_us")
+
+
+@dataclass
+class RunTotals:
+    """What a replay of one run leaves: one per_run row per preset (with every quantile) and the decisions."""
+
+    block_counts: np.ndarray  # (gated blocks, options): inputs that took each option at each block
+    rows: list[dict] = field(default_factory=list)
+
+
+def compact_table(chunk, preset_name: str, costs: np.ndarray, us_per_cycle: float) -> pa.Table:
+    """The compact per-input form: run, preset, input_id and the costs, no trace columns (join on input_id)."""
+    indices = np.zeros(chunk.num_inputs, np.int32)  # every row is the one run, the one preset
+    columns = {
+        "input_id": chunk.input_id,
+        **_derived(costs, us_per_cycle),
+        **{name: costs[:, COST_METRICS.index(name)] for name in ("cycles", *ENERGY_PARTS, "dram_bits")},
+    }
+    order = ["input_id", "cycles", "latency_us", "energy_pj", *ENERGY_PARTS, "dram_bits"]
+    return pa.table(
+        {
+            "run": pa.DictionaryArray.from_arrays(indices, pa.array([chunk.name])),
+            "preset": pa.DictionaryArray.from_arrays(indices, pa.array([preset_name])),
+            **{name: pa.array(columns[name]) for name in order},
+        }
+    )
+
+
+def full_table(chunk, preset_name: str, costs: np.ndarray, us_per_cycle: float) -> pa.Table:
+    """Every per-input column (``analysis.frames.per_input_frame``)."""
+    frame = per_input_frame(chunk, preset_name, costs, us_per_cycle=us_per_cycle, proxy=proxy_per_input(chunk))
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+PER_INPUT_TABLES = {"full": full_table, "compact": compact_table}
+
+
+def replay_run(
+    run,
+    presets: Sequence,
+    tables: Sequence,
+    *,
+    write: Callable[[int, pa.Table], None] | None = None,
+    form: str = "full",
+    chunk_inputs: int = CHUNK_INPUTS,
+    keep_bytes: int = KEEP_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> RunTotals:
+    """Replay ``run`` (a ``TraceRun`` or ``TraceFile``) on ``presets`` with their cost ``tables``, chunk by chunk.
+
+    ``write(preset_index, table)`` receives each chunk's per-input rows in the ``form`` asked for ("full" or
+    "compact"; none are made without ``write``); ``progress(inputs)`` is told how many inputs each pass finished.
+    """
+    lanes = np.concatenate([table.block for table in tables], axis=2)  # (blocks, options, presets × metrics)
+    fixed = np.concatenate([table.fixed for table in tables])
+    us_per_cycle = [float(preset.cycles_to_us(1.0)) for preset in presets]
+    count = len(presets)
+    columns_kept = max(1, keep_bytes // (8 * run.num_inputs))
+    keys = [(p, name) for p in range(count) for name in _QUANTILE_COLUMNS]
+    first_pass, later = keys[:columns_kept], keys[columns_kept:]
+
+    sums = np.zeros((count, _METRICS + 2))  # the metrics, then energy and latency
+    kept = {key: np.empty(run.num_inputs) for key in first_pass}
+    decisions = _Decisions(run)
+    correct, start, buffer = 0, 0, None
+    for chunk in _chunks(run, chunk_inputs):
+        costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)  # codes checked on read
+        buffer = costs.base
+        correct += int(np.count_nonzero(chunk.correct))
+        decisions.add(chunk)
+        stop = start + chunk.num_inputs
+        for p in range(count):
+            own = costs[:, p * _METRICS : (p + 1) * _METRICS]
+            derived = _derived(own, us_per_cycle[p])
+            # one contiguous row per metric, summed pairwise as a whole-run numpy or pandas mean sums a column
+            sums[p, :_METRICS] += own.T.copy().sum(axis=1)
+            for index, name in enumerate(_QUANTILE_COLUMNS):
+                sums[p, _METRICS + index] += derived[name].sum()
+                if (p, name) in kept:
+                    kept[p, name][start:stop] = derived[name]
+            if write is not None:
+                write(p, PER_INPUT_TABLES[form](chunk, presets[p].name, np.ascontiguousarray(own), us_per_cycle[p]))
+        start = stop
+        if progress is not None:
+            progress(chunk.num_inputs)
+
+    quantiles = {key: _quantiles(column) for key, column in kept.items()}
+    del kept
+    while later:
+        batch, later = later[:columns_kept], later[columns_kept:]
+        quantiles.update(_quantiles_by_pass(run, batch, lanes, fixed, us_per_cycle, chunk_inputs, progress))
+
+    totals = RunTotals(decisions.block_counts)
+    low, high = wilson_interval(correct, run.num_inputs)
+    for p, preset in enumerate(presets):
+        means = sums[p] / run.num_inputs
+        row = {
+            **run_labels(run),
+            "preset": preset.name,
+            "n": run.num_inputs,
+            "accuracy": correct / run.num_inputs,
+            "accuracy_ci_low": low,
+            "accuracy_ci_high": high,
+        }
+        for index, name in enumerate(_QUANTILE_COLUMNS):
+            row[f"{name}_mean"] = means[_METRICS + index]
+            for q, value in zip(QUANTILES, quantiles[p, name], strict=True):
+                row[f"{name}_p{q}"] = value
+        row["cycles_mean"] = means[_CYCLES]
+        for name in (*ENERGY_PARTS, "dram_bits"):
+            row[f"{name}_mean"] = means[COST_METRICS.index(name)]
+        row.update(decisions.columns())
+        totals.rows.append(row)
+    return totals
+
+
+def _chunks(run, size: int):
+    """A ``TraceFile``'s chunks, or slices of an in-memory ``TraceRun`` (one chunk when it fits)."""
+    if hasattr(run, "chunks"):
+        return run.chunks(size)
+    if run.num_inputs <= size:
+        return [run]
+    return [_slice(run, start, start + size) for start in range(0, run.num_inputs, size)]
+
+
+def _slice(run, start: int, stop: int):
+    from dfs_sim.traces import TraceRun
+
+    return TraceRun(
+        meta=run.meta,
+        codes=run.codes[start:stop],
+        input_id=run.input_id[start:stop],
+        label=run.label[start:stop],
+        pred=run.pred[start:stop],
+        confidence=run.confidence[start:stop],
+        path=run.path,
+        _parsed=(run.layers, run.options),
+    )
+
+
+def _derived(costs: np.ndarray, us_per_cycle: float) -> dict[str, np.ndarray]:
+    """Energy (the three parts, added in ``per_input_frame``'s order) and latency of each input."""
+    return {
+        "energy_pj": costs[:, _PARTS[0]] + costs[:, _PARTS[1]] + costs[:, _PARTS[2]],
+        "latency_us": costs[:, _CYCLES] * us_per_cycle,
+    }
+
+
+def _quantiles(column: np.ndarray) -> list[float]:
+    return [float(np.percentile(column, q)) for q in QUANTILES]
+
+
+def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, progress) -> dict:
+    """Another pass over ``run`` that keeps only the columns ``keys`` ((preset index, column) pairs) whole."""
+    kept = {key: np.empty(run.num_inputs) for key in keys}
+    start, buffer = 0, None
+    for chunk in _chunks(run, chunk_inputs):
+        costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)
+        buffer = costs.base
+        stop = start + chunk.num_inputs
+        for p, name in keys:
+            kept[p, name][start:stop] = _derived(costs[:, p * _METRICS : (p + 1) * _METRICS], us_per_cycle[p])[name]
+        start = stop
+        if progress is not None:
+            progress(chunk.num_inputs)
+    return {key: _quantiles(column) for key, column in kept.items()}
+
+
+class _Decisions:
+    """The decision summaries of ``analysis.frames`` (``computation_pct``, ``budget_pct``, SkipNet's computation,
+    the option fractions), accumulated chunk by chunk: exact counts, and sums that equal a whole-run mean's for a run
+    of one chunk."""
+
+    def __init__(self, run) -> None:
+        self.run = run
+        self.block_counts = np.zeros((run.num_blocks, len(run.options)), dtype=np.int64)
+        basis = CostBasis.from_meta(run.meta.get("cost_basis"))
+        self.basis = basis.label
+        self.costs = budget_costs(run.layers, run.options, basis)
+        self.budget_sum = 0.0
+        self.skipnet_sum = 0.0
+        self.skip_or_run = skip_or_run(run.options)
+
+    def add(self, chunk) -> None:
+        codes = chunk.codes
+        for block in range(codes.shape[1]):
+            self.block_counts[block] += np.bincount(codes[:, block], minlength=self.block_counts.shape[1])
+        self.budget_sum += float(self.costs[np.arange(codes.shape[1]), codes].sum())
+        if self.skip_or_run:
+            executed = (codes != 0).sum(axis=1)
+            self.skipnet_sum += float(((executed + 1) / (codes.shape[1] + 1)).sum())
+
+    def columns(self) -> dict:
+        run = self.run
+        decisions = run.num_inputs * run.num_blocks
+        histogram = self.block_counts.sum(axis=0)
+        alpha = run.meta.get("alpha")
+        return {
+            "computation_pct": float(histogram @ np.array(proxy_costs(run.options)) / decisions * 100.0),
+            "cost_basis": self.basis,
+            "budget_pct": self.budget_sum / decisions * 100.0,
+            "skipnet_computation_pct": self.skipnet_sum / run.num_inputs * 100.0 if self.skip_or_run else np.nan,
+            "alpha": float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else np.nan,
+            **{
+                f"frac_{option.name}": fraction
+                for option, fraction in zip(run.options, histogram / decisions, strict=True)
+            },
+        }
