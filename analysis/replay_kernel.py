@@ -16,7 +16,17 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["pair_tables", "replay_costs", "replay_presets", "replay_presets_reference", "replay_reference"]
+__all__ = [
+    "pair_tables",
+    "replay_costs",
+    "replay_presets",
+    "replay_presets_reference",
+    "replay_reference",
+    "split_presets",
+    "split_presets_reference",
+    "tally_decisions",
+    "tally_decisions_reference",
+]
 
 # Lanes are summed in groups of LANES per pass, each lane a running total that stays in a register. Five is the
 # shipped preset count and the cost-table metric count; with the SLP vectoriser the five become one 4-wide AVX2 add
@@ -51,6 +61,53 @@ def replay_reference(codes: np.ndarray, table: np.ndarray, fixed: np.ndarray) ->
 
 
 replay_presets_reference = replay_reference
+
+
+@numba.njit(cache=True)
+def tally_decisions(codes, costs, counts, gathered):  # pragma: no cover - compiled
+    """For codes (N, B): add to ``counts`` (B, K) the inputs that took each option at each block, and fill
+    ``gathered`` (N, B) with each decision's cost ``costs[b, codes[n, b]]`` (which the caller sums with numpy, so
+    that a mean over them equals ``costs[arange(B), codes].mean()`` to the last bit)."""
+    n_inputs, n_blocks = codes.shape
+    for n in range(n_inputs):
+        for b in range(n_blocks):
+            code = codes[n, b]
+            counts[b, code] += 1
+            gathered[n, b] = costs[b, code]
+
+
+@numba.njit(cache=True, parallel=True)
+def split_presets(costs, us_per_cycle, lanes, by_metric, energy, latency):  # pragma: no cover - compiled
+    """Unpack ``replay_presets``' (N, P·M) totals of P presets × M metrics into contiguous rows: ``by_metric``
+    (P, M, N), ``energy`` (P, N), the sum of the three energy lanes added left to right, and ``latency`` (P, N),
+    the cycles lane × ``us_per_cycle[p]``. ``lanes`` holds the lane of cycles and of the three energy parts within a
+    preset's M. Contiguous rows let numpy sum each column pairwise, as a whole-run mean does."""
+    n_inputs = costs.shape[0]
+    presets, metrics = by_metric.shape[0], by_metric.shape[1]
+    cycles, first, second, third = lanes[0], lanes[1], lanes[2], lanes[3]
+    for n in numba.prange(n_inputs):
+        for p in range(presets):
+            base = p * metrics
+            for m in range(metrics):
+                by_metric[p, m, n] = costs[n, base + m]
+            energy[p, n] = costs[n, base + first] + costs[n, base + second] + costs[n, base + third]
+            latency[p, n] = costs[n, base + cycles] * us_per_cycle[p]
+
+
+def split_presets_reference(costs: np.ndarray, us_per_cycle: np.ndarray, lanes, metrics: int):
+    """Plain-numpy twin of ``split_presets``: (by_metric, energy, latency) for costs (N, P·metrics)."""
+    presets = costs.shape[1] // metrics
+    by_metric = costs.reshape(costs.shape[0], presets, metrics).transpose(1, 2, 0)
+    cycles, first, second, third = lanes
+    energy = by_metric[:, first] + by_metric[:, second] + by_metric[:, third]
+    latency = by_metric[:, cycles] * np.asarray(us_per_cycle)[:, None]
+    return by_metric, energy, latency
+
+
+def tally_decisions_reference(codes: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-numpy twin of ``tally_decisions``: (counts, gathered) for codes (N, B) and costs (B, K)."""
+    counts = np.stack([np.bincount(codes[:, b], minlength=costs.shape[1]) for b in range(codes.shape[1])])
+    return counts.astype(np.int64), costs[np.arange(codes.shape[1]), codes]
 
 
 def code_bits(options: int) -> int:

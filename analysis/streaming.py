@@ -13,13 +13,14 @@ the chunk's per-input rows, if the caller wants them, go to one writer per prese
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from analysis.frames import COST_METRICS, ENERGY_PARTS, per_input_frame, run_labels, wilson_interval
-from analysis.replay_kernel import replay_presets
+from analysis.replay_kernel import replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
 from dfs_sim.options import proxy_costs, skip_or_run
@@ -34,6 +35,7 @@ _METRICS = len(COST_METRICS)
 _CYCLES, _DRAM_BITS = COST_METRICS.index("cycles"), COST_METRICS.index("dram_bits")
 _PARTS = [COST_METRICS.index(name) for name in ENERGY_PARTS]
 _QUANTILE_COLUMNS = ("energy_pj", "latency_us")
+_LANES = np.array([_CYCLES, *_PARTS])  # where split_presets finds cycles and the energy parts
 
 
 @dataclass
@@ -49,7 +51,7 @@ def compact_table(chunk, preset_name: str, costs: np.ndarray, us_per_cycle: floa
     indices = np.zeros(chunk.num_inputs, np.int32)  # every row is the one run, the one preset
     columns = {
         "input_id": chunk.input_id,
-        **_derived(costs, us_per_cycle),
+        **{name: _derived(costs, us_per_cycle, name) for name in _QUANTILE_COLUMNS},
         **{name: costs[:, COST_METRICS.index(name)] for name in ("cycles", *ENERGY_PARTS, "dram_bits")},
     }
     order = ["input_id", "cycles", "latency_us", "energy_pj", *ENERGY_PARTS, "dram_bits"]
@@ -89,7 +91,7 @@ def replay_run(
     """
     lanes = np.concatenate([table.block for table in tables], axis=2)  # (blocks, options, presets × metrics)
     fixed = np.concatenate([table.fixed for table in tables])
-    us_per_cycle = [float(preset.cycles_to_us(1.0)) for preset in presets]
+    us_per_cycle = np.array([float(preset.cycles_to_us(1.0)) for preset in presets])
     count = len(presets)
     columns_kept = max(1, keep_bytes // (8 * run.num_inputs))
     keys = [(p, name) for p in range(count) for name in _QUANTILE_COLUMNS]
@@ -99,28 +101,30 @@ def replay_run(
     kept = {key: np.empty(run.num_inputs) for key in first_pass}
     decisions = _Decisions(run)
     correct, start, buffer = 0, 0, None
+    rows = min(chunk_inputs, run.num_inputs)
+    by_metric, energy, latency = np.empty((count, _METRICS, rows)), np.empty((count, rows)), np.empty((count, rows))
     for chunk in _chunks(run, chunk_inputs):
         costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)  # codes checked on read
         buffer = costs.base
+        size = chunk.num_inputs
+        split_presets(costs, us_per_cycle, _LANES, by_metric[:, :, :size], energy[:, :size], latency[:, :size])
         correct += int(np.count_nonzero(chunk.correct))
         decisions.add(chunk)
-        stop = start + chunk.num_inputs
+        stop = start + size
         for p in range(count):
-            own = costs[:, p * _METRICS : (p + 1) * _METRICS]
-            derived = _derived(own, us_per_cycle[p])
-            # one contiguous row per metric, summed pairwise as a whole-run numpy or pandas mean sums a column
-            sums[p, :_METRICS] += own.T.copy().sum(axis=1)
-            for index, name in enumerate(_QUANTILE_COLUMNS):
-                sums[p, _METRICS + index] += derived[name].sum()
+            sums[p, :_METRICS] += [by_metric[p, metric, :size].sum() for metric in range(_METRICS)]
+            for index, (name, values) in enumerate(zip(_QUANTILE_COLUMNS, (energy, latency), strict=True)):
+                sums[p, _METRICS + index] += values[p, :size].sum()
                 if (p, name) in kept:
-                    kept[p, name][start:stop] = derived[name]
+                    kept[p, name][start:stop] = values[p, :size]
             if write is not None:
-                write(p, PER_INPUT_TABLES[form](chunk, presets[p].name, np.ascontiguousarray(own), us_per_cycle[p]))
+                own = np.ascontiguousarray(costs[:, p * _METRICS : (p + 1) * _METRICS])
+                write(p, PER_INPUT_TABLES[form](chunk, presets[p].name, own, us_per_cycle[p]))
         start = stop
         if progress is not None:
-            progress(chunk.num_inputs)
+            progress(size)
 
-    quantiles = {key: _quantiles(column) for key, column in kept.items()}
+    quantiles = _all_quantiles(kept)
     del kept
     while later:
         batch, later = later[:columns_kept], later[columns_kept:]
@@ -174,16 +178,29 @@ def _slice(run, start: int, stop: int):
     )
 
 
-def _derived(costs: np.ndarray, us_per_cycle: float) -> dict[str, np.ndarray]:
-    """Energy (the three parts, added in ``per_input_frame``'s order) and latency of each input."""
-    return {
-        "energy_pj": costs[:, _PARTS[0]] + costs[:, _PARTS[1]] + costs[:, _PARTS[2]],
-        "latency_us": costs[:, _CYCLES] * us_per_cycle,
-    }
+def _derived(costs: np.ndarray, us_per_cycle: float, name: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Each input's energy (the three parts, added in ``per_input_frame``'s order) or latency, into ``out``."""
+    if name == "latency_us":
+        return np.multiply(costs[:, _CYCLES], us_per_cycle, out=out)
+    energy = np.add(costs[:, _PARTS[0]], costs[:, _PARTS[1]], out=out)
+    return np.add(energy, costs[:, _PARTS[2]], out=energy)
 
 
 def _quantiles(column: np.ndarray) -> list[float]:
-    return [float(np.percentile(column, q)) for q in QUANTILES]
+    """``np.percentile`` (linear) at every ``QUANTILES``; the column is partitioned in place."""
+    return [float(value) for value in np.percentile(column, QUANTILES, overwrite_input=True)]
+
+
+def _all_quantiles(columns: dict) -> dict:
+    """``_quantiles`` of every column, on two threads (numpy partitions without the GIL)."""
+    if len(columns) < 2 or _columns_size(columns) < 1 << 20:
+        return {key: _quantiles(column) for key, column in columns.items()}
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        return dict(zip(columns, threads.map(_quantiles, columns.values()), strict=True))
+
+
+def _columns_size(columns: dict) -> int:
+    return sum(column.size for column in columns.values())
 
 
 def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, progress) -> dict:
@@ -195,11 +212,13 @@ def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, prog
         buffer = costs.base
         stop = start + chunk.num_inputs
         for p, name in keys:
-            kept[p, name][start:stop] = _derived(costs[:, p * _METRICS : (p + 1) * _METRICS], us_per_cycle[p])[name]
+            _derived(
+                costs[:, p * _METRICS : (p + 1) * _METRICS], float(us_per_cycle[p]), name, kept[p, name][start:stop]
+            )
         start = stop
         if progress is not None:
             progress(chunk.num_inputs)
-    return {key: _quantiles(column) for key, column in kept.items()}
+    return _all_quantiles(kept)
 
 
 class _Decisions:
@@ -215,13 +234,16 @@ class _Decisions:
         self.costs = budget_costs(run.layers, run.options, basis)
         self.budget_sum = 0.0
         self.skipnet_sum = 0.0
+        self.gathered = np.empty((0, run.num_blocks))
         self.skip_or_run = skip_or_run(run.options)
 
     def add(self, chunk) -> None:
         codes = chunk.codes
-        for block in range(codes.shape[1]):
-            self.block_counts[block] += np.bincount(codes[:, block], minlength=self.block_counts.shape[1])
-        self.budget_sum += float(self.costs[np.arange(codes.shape[1]), codes].sum())
+        if self.gathered.shape[0] < codes.shape[0]:
+            self.gathered = np.empty(codes.shape)  # kept from chunk to chunk: a fresh one costs its page faults
+        gathered = self.gathered[: codes.shape[0]]
+        tally_decisions(codes, self.costs, self.block_counts, gathered)  # codes were range-checked on read
+        self.budget_sum += float(gathered.sum())
         if self.skip_or_run:
             executed = (codes != 0).sum(axis=1)
             self.skipnet_sum += float(((executed + 1) / (codes.shape[1] + 1)).sum())

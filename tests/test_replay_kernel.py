@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.replay_kernel import _replay_kernel, replay_costs, replay_reference
+from analysis.replay_kernel import (
+    _replay_kernel,
+    replay_costs,
+    replay_reference,
+    split_presets,
+    split_presets_reference,
+    tally_decisions,
+    tally_decisions_reference,
+)
 
 
 def test_hand_case():
@@ -58,3 +66,35 @@ def test_accepts_a_cost_table_object_and_other_integer_dtypes():
 def test_bad_shapes_and_codes_are_value_errors(codes, table, fixed, match):
     with pytest.raises(ValueError, match=match):
         replay_costs(codes, (table, fixed))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_decision_tally_equals_its_reference(seed):
+    rng = np.random.default_rng(seed)
+    blocks, options, n = rng.integers(1, 30), rng.integers(1, 9), rng.integers(1, 500)
+    codes = rng.integers(0, options, size=(n, blocks), dtype=np.uint8)
+    costs = rng.random((blocks, options))
+    counts = np.zeros((blocks, options), dtype=np.int64)
+    gathered = np.empty((n, blocks))
+    tally_decisions(codes, costs, counts, gathered)
+    expected_counts, expected_gathered = tally_decisions_reference(codes, costs)
+    np.testing.assert_array_equal(counts, expected_counts)
+    np.testing.assert_array_equal(gathered, expected_gathered)
+    assert counts.sum() == codes.size
+    # a second chunk adds to the counts
+    tally_decisions(codes, costs, counts, gathered)
+    np.testing.assert_array_equal(counts, 2 * expected_counts)
+
+
+def test_split_presets_equals_its_reference_bit_for_bit():
+    rng = np.random.default_rng(7)
+    presets, metrics, n = 3, 5, 1000
+    padded = rng.random((n, presets * metrics + 2)) * 1e9  # the kernel's padded lanes: a strided view
+    costs = padded[:, : presets * metrics]
+    us_per_cycle = rng.random(presets)
+    lanes = np.array([0, 1, 2, 3])
+    by_metric, energy, latency = np.empty((presets, metrics, n)), np.empty((presets, n)), np.empty((presets, n))
+    split_presets(costs, us_per_cycle, lanes, by_metric, energy, latency)
+    expected = split_presets_reference(costs, us_per_cycle, lanes, metrics)
+    for actual, wanted in zip((by_metric, energy, latency), expected, strict=True):
+        np.testing.assert_array_equal(actual, wanted)
