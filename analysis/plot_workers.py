@@ -28,6 +28,7 @@ REPLAY_PLOTS = {
     "energy_parts_matched": ("energy_parts_figure", "per_run", ()),
     "energy_per_input": ("energy_distribution_figure", "boxes", ()),
     "energy_accuracy": ("frontier_figure", "per_run", ("energy_pj_mean",)),
+    "cost_bases": ("cost_basis_figure", "per_run", ()),
     "latency_accuracy": ("frontier_figure", "per_run", ("latency_us_mean",)),
 }
 FORMATS = (".png", ".svg")

@@ -13,11 +13,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.bases import AXIS_OF_METRIC, PROXY
 from analysis.matched import BASELINES, front_points, interpolate_front
 from analysis.pareto import pareto_front
 from dfs_sim._atomic import atomic_path
 
-__all__ = ["frontier_figure", "decision_map_figure", "energy_distribution_figure", "energy_parts_figure", "save_figure"]
+__all__ = [
+    "cost_basis_figure",
+    "decision_map_figure",
+    "energy_distribution_figure",
+    "energy_parts_figure",
+    "frontier_figure",
+    "save_figure",
+]
 
 METHOD_STYLE = {
     "dfs": {"color": "tab:blue", "marker": "o", "label": "DFS"},
@@ -105,6 +113,75 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
         axis.legend(loc="lower right", fontsize=8)
     what = "energy" if cost.startswith("energy") else "latency"
     figure.suptitle(f"Accuracy against {what} per input (bars: 95% intervals); lines join each method's Pareto front")
+    return figure
+
+
+BASIS_COLORS = ("tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+
+
+def cost_basis_figure(per_run: pd.DataFrame) -> plt.Figure:
+    """DFS gates trained on different cost bases, each panel one preset and axis a basis was trained on (the proxy's
+    only, on the first preset's energy, when no run was trained on the hardware): every basis's runs with their 95%
+    intervals and its front, and static quantization as the reference."""
+    dfs = per_run[per_run["method"] == "dfs"]
+    bases = list(dict.fromkeys(dfs["cost_basis"])) if "cost_basis" in dfs.columns else [PROXY]
+    presets = set(per_run["preset"])
+    panels = []
+    for basis in bases:
+        preset, _, metric = basis.rpartition(" ")
+        if basis != PROXY and preset in presets and (preset, AXIS_OF_METRIC[metric]) not in panels:
+            panels.append((preset, AXIS_OF_METRIC[metric]))
+    panels = panels or [(str(per_run["preset"].iloc[0]), "energy_pj_mean")]
+    colors = {
+        basis: "tab:blue" if basis == PROXY else BASIS_COLORS[index % len(BASIS_COLORS)]
+        for index, basis in enumerate(basis for basis in bases if basis != PROXY)
+    }
+    colors[PROXY] = "tab:blue"
+    figure, axes = _grid(len(panels), columns=2, size=(5.2, 3.8))
+    for axis, (preset, cost) in zip(axes, panels, strict=False):
+        label, scale = AXIS_LABEL[cost]
+        at_preset = dfs[dfs["preset"] == preset]
+        for basis in bases:
+            rows = at_preset[at_preset["cost_basis"] == basis] if "cost_basis" in at_preset else at_preset
+            axis.errorbar(
+                rows[cost] * scale,
+                rows["accuracy"] * 100,
+                yerr=[
+                    (rows["accuracy"] - rows["accuracy_ci_low"]) * 100,
+                    (rows["accuracy_ci_high"] - rows["accuracy"]) * 100,
+                ],
+                fmt="o",
+                color=colors[basis],
+                capsize=2,
+                elinewidth=0.8,
+                label="DFS, budget in " + ("the paper's proxy" if basis == PROXY else basis),
+                zorder=3,
+            )
+            front = front_points(rows, cost)
+            axis.plot(front[cost] * scale, front["accuracy"] * 100, color=colors[basis], linewidth=1.0, zorder=2)
+        static = per_run[(per_run["preset"] == preset) & (per_run["method"] == "static")]
+        style = METHOD_STYLE["static"]
+        axis.scatter(
+            static[cost] * scale,
+            static["accuracy"] * 100,
+            color=style["color"],
+            marker=style["marker"],
+            label="static",
+            zorder=3,
+        )
+        low = at_preset["accuracy_ci_low"].min() * 100 if not at_preset.empty else 0.0
+        axis.set_ylim(
+            low - 0.5, max(per_run.loc[per_run["preset"] == preset, "accuracy_ci_high"].max() * 100, low) + 0.3
+        )
+        right = at_preset[cost].max() * scale if not at_preset.empty else None
+        if right is not None:
+            axis.set_xlim(right=right * 1.05)
+        axis.set_title(f"{preset}, {'energy' if cost.startswith('energy') else 'latency'}")
+        axis.set_xlabel(label)
+        axis.set_ylabel("Top-1 accuracy (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right", fontsize=7)
+    figure.suptitle("DFS trained on the paper's proxy and on the hardware's own cost (bars: 95% intervals)")
     return figure
 
 

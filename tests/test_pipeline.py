@@ -95,7 +95,14 @@ def test_files_plots_and_manifest(replayed, traces):
         "manifest.json",
     ):
         assert (out / name).is_file(), name
-    for stem in ("energy_accuracy", "latency_accuracy", "decision_maps", "energy_per_input", "energy_parts_matched"):
+    for stem in (
+        "energy_accuracy",
+        "latency_accuracy",
+        "cost_bases",
+        "decision_maps",
+        "energy_per_input",
+        "energy_parts_matched",
+    ):
         assert (out / "plots" / f"{stem}.png").stat().st_size > 5000
         assert (out / "plots" / f"{stem}.svg").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
@@ -131,7 +138,7 @@ def test_plots_drawn_by_workers_equal_those_of_this_process_and_a_missing_one_is
     plots = replayed.out / "plots"
     workers = replay(traces, presets=PRESETS, out=tmp_path / "workers", progress=False, plot_workers=2)
     drawn = sorted(path.name for path in plots.iterdir())
-    assert drawn == sorted(path.name for path in (workers.out / "plots").iterdir()) and len(drawn) == 11
+    assert drawn == sorted(path.name for path in (workers.out / "plots").iterdir()) and len(drawn) == 13
     assert all((plots / name).read_bytes() == (workers.out / "plots" / name).read_bytes() for name in drawn)
     (workers.out / "plots" / "decision_maps.svg").unlink()
     replay(traces, presets=PRESETS, out=workers.out, progress=False, plot_workers=2)
