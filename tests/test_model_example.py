@@ -87,3 +87,23 @@ def test_fashion_mnist_example_spans_the_trade_off_with_every_method():
     low, _ = wilson_interval(int(full.correct.sum()), full.num_inputs)
     _, high = wilson_interval(int(lowest.correct.sum()), lowest.num_inputs)
     assert high < low, "the curve is flat: the lowest budget is within the intervals of full precision"
+
+
+def test_hardware_budget_runs_land_on_their_own_preset_by_replay_and_meet_the_proxy_front(tmp_path):
+    """Issue 15's bundle: DFS with budgets in Bit Fusion energy (3 budgets, one with the native w != a options) and
+    Stripes latency (3 budgets), each within 2 points of its budget as replay measures it on its own preset, and
+    each compared with the proxy-trained front in bases.csv."""
+    from analysis.pipeline import replay
+
+    for path in FASHION.glob("dfs_r38_b*.parquet"):
+        (tmp_path / path.name).symlink_to(path)
+    result = replay(tmp_path, presets=["bitfusion_eyeriss", "stripes"], out=None, progress=False, per_input="none")
+    hardware = result.per_run[result.per_run["cost_basis"] != "proxy"].drop_duplicates("run")
+    assert (hardware["cost_basis"] == "bitfusion_eyeriss energy").sum() >= 3
+    assert (hardware["cost_basis"] == "stripes latency").sum() >= 3
+    assert (hardware["budget_pct"] - hardware["budget"]).abs().max() <= 2.0
+    native = hardware[hardware["frac_w4a8"] > 0]
+    assert len(native) == 1 and native.iloc[0]["frac_w4a8"] + native.iloc[0]["frac_w8a4"] > 0.5  # w != a in use
+    own = result.bases[result.bases["own_basis"] & (result.bases["reference_basis"] == "proxy")]
+    assert set(own["run"]) == set(hardware["run"])
+    assert own["reference_accuracy_at_cost"].notna().all()  # every one inside the proxy front's span
