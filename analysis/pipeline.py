@@ -109,6 +109,8 @@ def replay(
     plot_workers: int | PlotWorkers | None = None,
     per_input: str = "full",
     chunk_inputs: int = CHUNK_INPUTS,
+    workers: int = 0,
+    scheduler: str | None = None,
 ) -> ReplayResult:
     """Replay every run on every preset (default: all shipped presets) and, if ``out`` is given, write the results.
 
@@ -118,12 +120,19 @@ def replay(
     time on two cores; spawned processes import the caller's main module, so a script needs the usual
     ``if __name__ == "__main__":`` guard) or is a ``PlotWorkers`` the caller started earlier and closes itself (the
     command line starts them before it imports this module). ``per_input`` is "full", "compact" or "none" (the
-    module's docstring); ``chunk_inputs`` is how many inputs are replayed at a time.
+    module's docstring); ``chunk_inputs`` is how many inputs are replayed at a time. ``workers`` > 0 replays the runs
+    on a local Dask cluster of that many processes, ``scheduler`` on an existing one (its workers must see the traces
+    and ``out`` at the same paths); each run × preset part is written by the worker that made it, atomically, and a
+    rerun reuses it as in this process. Either needs ``out``: the parts are how the results come back.
     """
     if per_input not in PER_INPUT_FORMS:
         raise ConfigError("--per-input", f"must be one of {', '.join(PER_INPUT_FORMS)}, got {per_input!r}")
     if chunk_inputs < 1:
         raise ConfigError("--chunk-inputs", f"must be a positive number of inputs, got {chunk_inputs}")
+    if workers < 0:
+        raise ConfigError("--workers", f"must be 0 or more, got {workers}")
+    if (workers or scheduler) and out is None:
+        raise ConfigError("--workers", "a replay on Dask writes its parts to an output folder: give out")
     if plot_workers is None:
         plot_workers = 1
     clock = _Clock()
@@ -140,15 +149,15 @@ def replay(
         stamp = _plots_stamp(fingerprint, loaded) if plots and out_dir is not None else None
         if stamp is not None and out_dir is not None and _plots_current(out_dir / PLOTS_DIR, stamp):
             stamp = None
-        workers: AbstractContextManager[PlotWorkers | None]
+        drawing: AbstractContextManager[PlotWorkers | None]
         if isinstance(plot_workers, PlotWorkers):  # the caller's, which the caller closes
-            workers = nullcontext(plot_workers)
+            drawing = nullcontext(plot_workers)
         elif stamp is not None and plot_workers > 1:  # started now, so that matplotlib loads while the replay runs
-            workers = PlotWorkers(plot_workers)
+            drawing = PlotWorkers(plot_workers)
         else:
-            workers = nullcontext()
-        with workers as started:
-            job = _Job(runs, loaded, out_dir, per_input, chunk_inputs, progress)
+            drawing = nullcontext()
+        with drawing as started:
+            job = _Job(runs, loaded, out_dir, per_input, chunk_inputs, progress, workers, scheduler)
             return _replay_into(job, fingerprint, stamp, started, command, clock)
     finally:
         if out_dir is not None:
@@ -163,6 +172,8 @@ class _Job:
     form: str
     chunk_inputs: int
     progress: bool | None
+    workers: int = 0
+    scheduler: str | None = None
 
 
 def _replay_into(
@@ -233,20 +244,53 @@ def _replay_parts(job: _Job) -> tuple[dict[str, RunTotals], dict, int]:
         todo.append((run, found, missing))
     total = sum(run.num_inputs for run, _, missing in todo if missing)
     with tqdm(total=total, desc="replay", unit="input", unit_scale=True, disable=_quiet(job.progress)) as bar:
-        for run, found, missing in todo:
-            if missing:
-                run_tables = []
-                for preset in missing:
-                    key = (run.layers.content_hash(), run.options, preset.content_hash())
-                    if key not in tables:
-                        tables[key] = build_cost_table(run.layers, preset, options=run.options)
-                    run_tables.append(tables[key])
-                found.update(_replay_missing(job, run, missing, run_tables, in_memory, bar.update))
-            first = next(iter(found.values()))
-            summaries[run.name] = RunTotals(
-                np.asarray(first["block_counts"], dtype=np.int64), [found[preset.name]["row"] for preset in job.presets]
-            )
+        work = [(run, missing) for run, _, missing in todo if missing]
+        if (job.workers or job.scheduler) and work:
+            _replay_on_dask(job, work, todo, bar.update)
+        else:
+            for run, found, missing in todo:
+                if missing:
+                    run_tables = []
+                    for preset in missing:
+                        key = (run.layers.content_hash(), run.options, preset.content_hash())
+                        if key not in tables:
+                            tables[key] = build_cost_table(run.layers, preset, options=run.options)
+                        run_tables.append(tables[key])
+                    found.update(_replay_missing(job, run, missing, run_tables, in_memory, bar.update))
+    for run, found, _ in todo:
+        first = next(iter(found.values()))
+        summaries[run.name] = RunTotals(
+            np.asarray(first["block_counts"], dtype=np.int64), [found[preset.name]["row"] for preset in job.presets]
+        )
     return summaries, in_memory, reused
+
+
+def _replay_on_dask(job: _Job, work: list, todo: list, progress) -> None:
+    """Each run's missing presets as one Dask task (the run read and replayed on the worker, its parts written
+    there); the summaries that come back join ``todo``'s found parts."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    found = {run.name: parts for run, parts, _ in todo}
+    cluster = None
+    if job.scheduler is None:
+        cluster = LocalCluster(n_workers=job.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        with Client(job.scheduler if job.scheduler is not None else cluster) as client:
+            remote = _Job((), (), job.out, job.form, job.chunk_inputs, False)
+            futures = {client.submit(_replay_task, remote, run, missing, pure=False): run for run, missing in work}
+            for future in as_completed(futures):
+                run = futures[future]
+                found[run.name].update(future.result())
+                progress(run.num_inputs)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _replay_task(job: _Job, run, presets: list) -> dict[str, dict]:
+    """One Dask task: ``run`` on ``presets``, its cost tables built (or read from the cache) on the worker."""
+    tables = [build_cost_table(run.layers, preset, options=run.options) for preset in presets]
+    return _replay_missing(job, run, presets, tables, {}, None)
 
 
 def _replay_missing(job: _Job, run, presets: list, tables: list, in_memory: dict, progress) -> dict[str, dict]:

@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="inputs replayed at a time (default 524288): memory grows with it, not with the trace's length",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="replay the traces on a local Dask cluster of this many processes (default 0: in this process, where "
+        "the kernel already uses every core); worth it for many traces",
+    )
+    parser.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786); its workers must see the traces and "
+        "--out at the same paths",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no tables on stdout")
     return parser
@@ -72,10 +84,16 @@ def main(argv: list[str] | None = None) -> int:
                 progress=False if args.quiet else None,
                 plot_workers=workers,
                 per_input=args.per_input,
+                workers=args.workers,
+                scheduler=args.scheduler,
                 **({} if args.chunk_inputs is None else {"chunk_inputs": args.chunk_inputs}),
             )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # e.g. a scheduler address nobody answers at, or a full disk
+        lines = str(error).splitlines() or [type(error).__name__]
+        print(f"error: {args.scheduler or args.out}: {lines[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not args.quiet:
         print(_summary_table(result.per_run))

@@ -179,3 +179,14 @@ def test_parts_of_another_cost_model_version_are_not_reused(replayed, traces, mo
     monkeypatch.setattr(analysis.pipeline, "MODEL_VERSION", "a-later-cost-model")
     again = replay(traces, presets=PRESETS, out=replayed.out, command="test", progress=False, plots=False)
     assert again.reused_parts == 0
+
+
+def test_a_replay_on_dask_writes_the_same_outputs(replayed, traces, tmp_path):
+    """Each run on a Dask worker, its parts written there: every output byte-identical to the in-process replay."""
+    on_dask = replay(traces, presets=PRESETS, out=tmp_path / "dask", progress=False, plots=False, workers=2)
+    for name in ("per_run.csv", "matched.csv", "bases.csv", "fronts.csv", "per_input.parquet", "per_block.parquet"):
+        assert (on_dask.out / name).read_bytes() == (replayed.out / name).read_bytes(), name
+    again = replay(traces, presets=PRESETS, out=tmp_path / "dask", progress=False, plots=False, workers=2)
+    assert again.reused_parts == len(replayed.runs) * len(PRESETS)
+    with pytest.raises(ConfigError, match="output folder"):
+        replay(traces, presets=PRESETS, out=None, workers=2)

@@ -94,3 +94,15 @@ def test_empty_folder_and_output_file(tmp_path, capsys):
     assert main([str(traces), "--out", str(blocker)]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert blocker.read_text() == "keep me"
+
+
+def test_a_scheduler_nobody_answers_at_is_one_line_exit_2(tmp_path, capsys):
+    import dask
+
+    folder = write_runs(tmp_path / "traces", {"dfs_a.parquet": make_run("dfs", n=10, seed=1)})
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main([str(folder), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err.count("\n") == 1 and "tcp://127.0.0.1:9" in captured.err
+    assert main([str(folder), "--out", str(tmp_path / "out2"), "--workers", "-1", "--quiet"]) == 2
+    assert "--workers" in capsys.readouterr().err
