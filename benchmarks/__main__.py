@@ -151,6 +151,21 @@ def bench_end_to_end(inputs: int) -> dict:
     }
 
 
+def bench_large(inputs: int) -> dict:
+    """``python -m dfs_sim.replay --per-input none`` on one trace of ``inputs`` inputs (the issue's 100 M): seconds
+    and peak memory, which streaming keeps near the chunk's and the kept quantile columns' (1 GiB at most) size."""
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        run = resampled_run(inputs)
+        trace = write_trace_alone(run, work / "trace")
+        build_every_cost_table(run, work / "tables")
+        del run
+        env = dict(os.environ, PYTHONPATH=str(ROOT), DFS_SIM_CACHE=str(work / "tables"))
+        command = [sys.executable, "-m", "dfs_sim.replay", str(trace.parent), "--no-plots", "--quiet"]
+        none = measured_child([*command, "--out", str(work / "none"), "--per-input", "none"], env)
+    return {"large_inputs": inputs, "large_none_s": none["wall_s"], "large_none_peak_mb": none["peak_mb"]}
+
+
 def resampled_run(inputs: int, seed: int = 0) -> TraceRun:
     """A run of ``inputs`` rows drawn with replacement from the bundled DFS run: the same decision statistics at any
     size, so that timings of different sizes compare. Input ids are 0..inputs-1; the metadata is the source's."""
@@ -367,7 +382,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--e2e-inputs", type=int, help="inputs of the end-to-end benchmark's trace (default 10 M, quick 1 M)"
     )
+    parser.add_argument(
+        "--large",
+        type=int,
+        metavar="N",
+        help="only the large replay: one trace of N inputs (e.g. 100000000) with --per-input none, time and peak "
+        "memory (minutes, and about 8 GB to make the trace)",
+    )
     args = parser.parse_args(argv)
+    if args.large:
+        found = bench_large(args.large)
+        print("[large] " + ", ".join(f"{key}={value:.4g}" for key, value in found.items()), flush=True)
+        return 0
     inputs = args.inputs or (1_000_000 if args.quick else 10_000_000)
     e2e_inputs = args.e2e_inputs or (1_000_000 if args.quick else 10_000_000)
     print(

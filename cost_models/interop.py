@@ -1,8 +1,13 @@
 """Interoperability: read a SCALE-Sim topology CSV as a layer table; write a HAQ-style lookup table (``.npy``).
 
-SCALE-Sim v2 topology (scalesim-project/scale-sim-v2, docs/hardware.md §4.2): columns ``Layer name, IFMAP Height, IFMAP
-Width, Filter Height, Filter Width, Channels, Num Filter, Strides``; the IFMAP is taken as given (already padded), so
-padding is 0. Every layer becomes an always-run layer at ``fixed_option``.
+SCALE-Sim topology (scalesim-project/scale-sim-v2, docs/hardware.md §4.2): columns ``Layer name, IFMAP Height, IFMAP
+Width, Filter Height, Filter Width, Channels, Num Filter, Strides``, then v2's optional stride width and v3's
+``Sparsity``. SCALE-Sim has no padding column: it takes the IFMAP as given and sizes the output as
+``ceil((ifmap - filter + stride) / stride)`` (v2 and v3 ``scalesim/topology_utils.py``; v1 rounded down). Where that
+division is not exact, the rounding up stands for padding the simulator assumes without saying, so a layer here gets
+the smallest symmetric padding that gives SCALE-Sim's output size (its MACs and output traffic are then SCALE-Sim's).
+Rows with a name only (network separators in SCALE-Sim's files) are skipped, as v1 skips them. Every layer becomes an
+always-run layer at ``fixed_option``.
 
 HAQ (mit-han-lab/haq, docs/hardware.md §4.5): an array indexed ``[layer, w_bits - 1, a_bits - 1]``, one entry per layer
 and bit pair, holding one metric; a network's cost is the sum over layers of the looked-up entries.
@@ -54,6 +59,8 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
     layers = []
     for line, row in enumerate(rows[1:], start=2):
         cells = [cell.strip() for cell in row]
+        if not any(cells[1:]):
+            continue  # a name alone: a separator between networks
         try:
             name = cells[0]
             height, width, fh, fw, channels, filters, stride = (int(cells[i]) for i in range(1, 8))
@@ -61,7 +68,13 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
             raise LayerTableError(path, f"line {line}: expected a name and 7 integers, got {row}") from None
         if fh != fw:
             raise LayerTableError(path, f"line {line}: only square filters are supported, got {fh}x{fw}")
+        stride_width = cells[8] if len(cells) > 8 and cells[8] and ":" not in cells[8] else str(stride)
+        if stride_width != str(stride):
+            raise LayerTableError(
+                path, f"line {line}: only equal strides are supported, got {stride} and {stride_width}"
+            )
         try:
+            padding = _scalesim_padding(height, width, fh, stride)
             layers.append(
                 ConvLayer(
                     channels,
@@ -70,7 +83,7 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
                     width,
                     fh,
                     stride,
-                    0,
+                    padding,
                     name=name or f"layer{line - 1}",
                     kind="conv",
                     fixed_option=fixed_option,
@@ -79,6 +92,25 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
         except LayerTableError as error:
             raise LayerTableError(path, f"line {line}: {error.problem}") from None
     return LayerTable(layers, source=path)
+
+
+def scalesim_output_size(size: int, kernel: int, stride: int) -> int:
+    """SCALE-Sim v2/v3's output size: ``ceil((size - kernel + stride) / stride)`` (``topology_utils.py``)."""
+    return -(-(size - kernel + stride) // stride)
+
+
+def _scalesim_padding(height: int, width: int, kernel: int, stride: int) -> int:
+    """The smallest symmetric padding under which a ``ConvLayer`` has SCALE-Sim's output height and width."""
+    targets = (scalesim_output_size(height, kernel, stride), scalesim_output_size(width, kernel, stride))
+    for padding in range(stride):
+        sizes = tuple((size + 2 * padding - kernel) // stride + 1 for size in (height, width))
+        if sizes == targets:
+            return padding
+    raise LayerTableError(
+        "topology",
+        f"no one padding gives SCALE-Sim's output {targets[0]}x{targets[1]} for a {height}x{width} input, "
+        f"a {kernel}x{kernel} filter and stride {stride}",
+    )
 
 
 def haq_table(

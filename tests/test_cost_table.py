@@ -165,7 +165,7 @@ def test_scalesim_topology_and_haq_table(tmp_path, capsys):
     path.write_text(TOPOLOGY)
     layers = read_scalesim_topology(path)
     assert [layer.name for layer in layers] == ["Conv1", "Conv2", "FC"]
-    assert (layers[1].in_ch, layers[1].out_ch, layers[1].out_h, layers[1].padding) == (16, 32, 8, 0)
+    assert (layers[1].in_ch, layers[1].out_ch, layers[1].out_h, layers[1].padding) == (16, 32, 9, 1)  # ceil(17 / 2)
     table = haq_table(layers, "bitfusion_eyeriss", metric="cycles", max_bits=4)
     assert table.shape == (3, 4, 4)
     assert table[1, 3, 1] == layer_cost(layers[1], "bitfusion_eyeriss", 4, 2).cycles  # [layer, w-1, a-1]
@@ -193,3 +193,24 @@ def test_scalesim_topology_and_haq_table(tmp_path, capsys):
     bad.write_text(TOPOLOGY.replace("Conv2, 18, 18, 3, 3", "Conv2, 18, 18, 3, 5"))
     with pytest.raises(LayerTableError, match="line 3"):
         read_scalesim_topology(bad)
+
+
+def test_scalesim_rows_get_the_simulators_own_output_sizes(tmp_path):
+    """SCALE-Sim v2/v3 size an output as ceil((ifmap - filter + stride) / stride); the padding that gives it is
+    kept, name-only separator rows are skipped, a stride-width column must equal the stride."""
+    path = tmp_path / "net.csv"
+    path.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+        "ResNet18,\n"
+        "Conv1, 224, 224, 7, 7, 3, 64, 2, 2,\n"  # v2's Resnet18.csv: 110x110 out there, 109 unpadded
+        "AlexConv1, 224, 224, 11, 11, 3, 96, 4,\n"  # 55 in v2, 54 unpadded
+        "Conv2_1a, 56, 56, 3, 3, 64, 64, 1, 1:1,\n"  # exact: no padding; v3's sparsity column is ignored
+    )
+    layers = read_scalesim_topology(path)
+    assert [layer.name for layer in layers] == ["Conv1", "AlexConv1", "Conv2_1a"]
+    assert [(layer.out_h, layer.out_w) for layer in layers] == [(110, 110), (55, 55), (54, 54)]
+    assert [layer.padding for layer in layers] == [1, 2, 0]
+    assert layers[0].macs == 110 * 110 * 7 * 7 * 3 * 64
+    path.write_text(path.read_text().replace("7, 7, 3, 64, 2, 2,", "7, 7, 3, 64, 2, 1,"))
+    with pytest.raises(LayerTableError, match="line 3: only equal strides"):
+        read_scalesim_topology(path)
