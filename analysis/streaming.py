@@ -24,7 +24,7 @@ from analysis.replay_kernel import replay_presets, split_presets, tally_decision
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
 from dfs_sim.options import proxy_costs, skip_or_run
-from dfs_sim.traces import CHUNK_INPUTS
+from dfs_sim.traces import CHUNK_INPUTS, TraceRun
 
 __all__ = ["KEEP_BYTES", "PER_INPUT_FORMS", "QUANTILES", "RunTotals", "replay_run"]
 
@@ -163,9 +163,7 @@ def _chunks(run, size: int):
     return [_slice(run, start, start + size) for start in range(0, run.num_inputs, size)]
 
 
-def _slice(run, start: int, stop: int):
-    from dfs_sim.traces import TraceRun
-
+def _slice(run: TraceRun, start: int, stop: int) -> TraceRun:
     return TraceRun(
         meta=run.meta,
         codes=run.codes[start:stop],

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="inputs replayed at a time (default 524288): memory grows with it, not with the trace's length",
+        help="inputs replayed at a time (default 262144): memory grows with it, not with the trace's length",
     )
     parser.add_argument(
         "--workers",
