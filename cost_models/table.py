@@ -5,6 +5,11 @@
     python -m cost_models.table --preset loom --arch resnet20 --haq-out t.npy --haq-metric cycles --max-bits 16
     python -m cost_models.table --preset stripes --module torchvision.models:resnet18 --input-shape 3,224,224
     python -m cost_models.table --preset bitfusion_eyeriss --onnx model.onnx     # any ONNX file (needs onnx)
+    python -m cost_models.table --preset bitfusion_eyeriss --onnx model.onnx --policy widths.toml   # per-layer widths
+    python -m cost_models.table --preset stripes --reference static_r38_fp.parquet --policy widths.toml \
+        --policy-trace traces/policy_widths.parquet      # the policy as a static run, to replay beside traces
+
+With ``--policy`` the rows are the layers at the policy's widths, then a ``total`` row.
 
 Bad input prints one line on stderr and exits with code 2.
 """
@@ -14,16 +19,19 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from cost_models.interop import HAQ_METRICS, read_scalesim_topology, write_haq_table
 from cost_models.model import option_cost
+from cost_models.policy import load_policy, policy_frame, policy_run
 from cost_models.preset import load_preset
-from dfs_sim.errors import DfsSimError
+from dfs_sim.errors import ConfigError, DfsSimError, OutputError
 from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
 from dfs_sim.onnx_import import layer_table_from_onnx
 from dfs_sim.options import options_for_method
+from dfs_sim.traces import read_trace, write_trace
 
 __all__ = ["main", "layer_frame"]
 
@@ -95,6 +103,22 @@ def _module_table(spec: str, input_shape: tuple[int, ...], gated: str | None) ->
     return layer_table_from_factory(spec, input_shape, gated=gated)
 
 
+def _with_total(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a last row ``layer = "total"`` summing the cost columns over the layers."""
+    summed = ["macs", "cycles", "latency_us", "energy_pj", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits"]
+    total = {"preset": frame["preset"].iloc[0], "layer": "total", "block": -1, **frame[summed].sum().to_dict()}
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+def _write_policy_trace(path: str, run) -> None:
+    target = Path(path)
+    if target.exists():
+        raise OutputError(target, "exists; the policy trace is written to a new file only")
+    if target.suffix != ".parquet":
+        raise OutputError(target, "a trace file ends in .parquet")
+    write_trace(target, run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cost_models.table", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, help="shipped preset name or path to a preset .toml")
@@ -107,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         help="package.module:factory returning a torch.nn.Module (needs torch), e.g. a torchvision constructor",
     )
     source.add_argument("--onnx", default=None, help="an ONNX file with static shapes (needs the onnx package)")
+    source.add_argument("--reference", default=None, help="a trace: its network's layer table (with --policy-trace)")
     parser.add_argument(
         "--input-shape", default=None, help="with --module: one input without the batch, e.g. 3,224,224"
     )
@@ -115,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--options", default="dfs", help="option list of a method: dfs, dfs_binary or skipnet (default dfs)"
+    )
+    parser.add_argument("--policy", default=None, help="per-layer widths (TOML or CSV, cost_models/policy.py)")
+    parser.add_argument(
+        "--policy-trace",
+        default=None,
+        help="with --policy and --reference: write the policy as a static run of the reference's inputs (new file)",
     )
     parser.add_argument("--haq-out", default=None, help="also write a HAQ lookup table (.npy) [layer, w-1, a-1]")
     parser.add_argument("--haq-metric", default="energy_pj", choices=HAQ_METRICS)
@@ -132,11 +163,22 @@ def main(argv: list[str] | None = None) -> int:
             layers = _module_table(args.module, _input_shape(args.input_shape), args.gated)
         elif args.topology:
             layers = read_scalesim_topology(args.topology)
+        elif args.reference:
+            reference = read_trace(args.reference)
+            layers = reference.layers
         else:
             layers = _arch(args.arch or "resnet38", args.options, options)
         if args.max_bits < 1 or args.max_bits > 32:
             raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
-        frame = layer_frame(layers, preset, options)
+        if args.policy_trace and not (args.policy and args.reference):
+            raise ConfigError("--policy-trace", "needs --policy and --reference (the trace whose inputs it reuses)")
+        if args.policy:
+            policy = load_policy(args.policy)
+            frame = _with_total(policy_frame(layers, preset, policy))
+            if args.policy_trace:
+                _write_policy_trace(args.policy_trace, policy_run(reference, policy))
+        else:
+            frame = layer_frame(layers, preset, options)
         if args.haq_out:
             write_haq_table(args.haq_out, layers, preset, args.haq_metric, args.max_bits)
     except (DfsSimError, ValueError) as error:
