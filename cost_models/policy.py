@@ -111,7 +111,10 @@ def load_policy(path: str | os.PathLike) -> PrecisionPolicy:
 
 
 def policy_frame(layers: LayerTable, preset, policy: PrecisionPolicy) -> pd.DataFrame:
-    """One row per layer at the policy's option: its cycles, latency, energy and its parts, DRAM bits."""
+    """One row per layer at the policy's option: its cycles, latency, energy and its parts, DRAM bits, and where they
+    go (``cost_models.table.breakdown``)."""
+    from cost_models.table import breakdown  # the command's module; imported here, where the command imports us
+
     preset = load_preset(preset)
     rows = []
     for layer, option in zip(layers, policy.assign(layers), strict=True):
@@ -133,6 +136,7 @@ def policy_frame(layers: LayerTable, preset, policy: PrecisionPolicy) -> pd.Data
                 "e_sram_pj": cost.e_sram_pj,
                 "e_dram_pj": cost.e_dram_pj,
                 "dram_bits": cost.dram_bits,
+                **breakdown(cost, preset),
             }
         )
     return pd.DataFrame(rows)

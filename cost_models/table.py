@@ -33,11 +33,31 @@ from dfs_sim.onnx_import import layer_table_from_onnx
 from dfs_sim.options import options_for_method
 from dfs_sim.traces import read_trace, write_trace
 
-__all__ = ["main", "layer_frame"]
+__all__ = ["breakdown", "main", "layer_frame"]
+
+
+def breakdown(cost, preset) -> dict:
+    """Where a ``LayerCost``'s cycles and energy go: compute, fill and drain, and DRAM-bound cycles, the share of the
+    compute units doing mapped work (``utilisation``: active unit-cycles / unit-cycles, NaN for a layer that computes
+    nothing), and the SRAM energy of each buffer (bits × the preset's pJ/bit, as ``cost_models._energy``)."""
+    energy = preset.energy
+    per_buffer = {
+        f"e_{buffer}_pj": getattr(cost, f"{buffer}_read_bits") * getattr(energy, f"{buffer}_read_pj_per_bit")
+        + getattr(cost, f"{buffer}_write_bits") * getattr(energy, f"{buffer}_write_pj_per_bit")
+        for buffer in ("ibuf", "wbuf", "obuf")
+    }
+    return {
+        "compute_cycles": cost.compute_cycles,
+        "fill_drain_cycles": cost.fill_drain_cycles,
+        "mem_cycles": cost.mem_cycles,
+        "utilisation": cost.active_unit_cycles / cost.unit_cycles if cost.unit_cycles else float("nan"),
+        **per_buffer,
+    }
 
 
 def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
-    """One row per (layer, option): the layer's own cost at that option (always-run layers at every option too)."""
+    """One row per (layer, option): the layer's own cost at that option (always-run layers at every option too),
+    with its ``breakdown``."""
     preset = load_preset(preset)
     rows = []
     for layer in layer_table:
@@ -66,6 +86,7 @@ def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
                     "dram_read_bits": cost.dram_read_bits,
                     "dram_write_bits": cost.dram_write_bits,
                     "dram_bits": cost.dram_bits,
+                    **breakdown(cost, preset),
                 }
             )
     return pd.DataFrame(rows)

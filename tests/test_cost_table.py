@@ -14,7 +14,7 @@ from cost_models.interop import haq_table, read_scalesim_topology
 from cost_models.model import layer_cost
 from cost_models.table import main
 from dfs_sim.errors import LayerTableError
-from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.layer_table import ConvLayer, LayerTable, cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 
 LAYERS = cifar_resnet_layers(14)  # 5 gated blocks, two of them strided with a projection
@@ -214,3 +214,15 @@ def test_scalesim_rows_get_the_simulators_own_output_sizes(tmp_path):
     path.write_text(path.read_text().replace("7, 7, 3, 64, 2, 2,", "7, 7, 3, 64, 2, 1,"))
     with pytest.raises(LayerTableError, match="line 3: only equal strides"):
         read_scalesim_topology(path)
+
+
+def test_the_table_breaks_down_cycles_utilisation_and_buffer_energy():
+    from cost_models.table import layer_frame
+
+    layers = LayerTable([ConvLayer(16, 16, 8, 8, 3, 1, 1, name="small", fixed_option=6)])
+    frame = layer_frame(layers, "bitfusion_eyeriss", DFS_OPTIONS).set_index("option_name")
+    np.testing.assert_allclose(frame[["e_ibuf_pj", "e_wbuf_pj", "e_obuf_pj"]].sum(axis=1), frame["e_sram_pj"])
+    # 16 input channels on 16 rows of Fusion Units at 8 bits, 16 of 32 columns: half the array works
+    assert frame.loc["q8", "utilisation"] == pytest.approx(0.5)
+    assert np.isnan(frame.loc["skip", "utilisation"])
+    assert (frame["compute_cycles"] + frame["fill_drain_cycles"] <= frame["cycles"] + frame["mem_cycles"]).all()
