@@ -36,6 +36,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
+# Presets loadable by name that replays and sweeps leave out by default: a model of someone else's simulator (e.g.
+# ``bitfusion_sim``, the public Bit Fusion simulator itself) is there to check against, not to report on.
+REFERENCE_DIR = PRESET_DIR / "reference"
 
 
 @dataclass(frozen=True)
@@ -195,9 +198,13 @@ class Preset:
         return _replace(self, **top)
 
 
-def list_presets() -> list[str]:
-    """Names of the shipped presets (files in ``cost_models/presets``), sorted."""
-    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+def list_presets(reference: bool = False) -> list[str]:
+    """Names of the shipped presets (files in ``cost_models/presets``), sorted; with ``reference``, also the
+    reference presets (``cost_models/presets/reference``), which load by name but are not replayed by default."""
+    names = [path.stem for path in PRESET_DIR.glob("*.toml")]
+    if reference:
+        names += [path.stem for path in REFERENCE_DIR.glob("*.toml")]
+    return sorted(names)
 
 
 def load_preset(name_or_path: str | Path | Preset) -> Preset:
@@ -209,7 +216,10 @@ def load_preset(name_or_path: str | Path | Preset) -> Preset:
     if not (text.endswith(".toml") or path.is_file()):
         path = PRESET_DIR / f"{text}.toml"
         if not path.is_file():
-            raise ConfigError(text, f"unknown preset; valid: {', '.join(list_presets())} (or a path to a .toml file)")
+            path = REFERENCE_DIR / f"{text}.toml"
+        if not path.is_file():
+            valid = ", ".join(list_presets(reference=True))
+            raise ConfigError(text, f"unknown preset; valid: {valid} (or a path to a .toml file)")
     return _load_cached(str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
 
 
