@@ -21,10 +21,10 @@ def price_compute(active_unit_cycles: float, idle_unit_cycles: float, preset: Pr
 
 
 def price_sram(counts: dict[str, int], preset: Preset) -> float:
-    """``counts`` holds ``ibuf_read_bits`` … ``obuf_write_bits``; each is priced at the matching ``*_pj_per_bit``."""
-    energy = preset.energy
+    """``counts`` holds ``ibuf_read_bits`` … ``obuf_write_bits``; each is priced at ``Preset.sram_pj_per_bit`` (the
+    preset's ``*_pj_per_bit``, scaled with the buffer's size where the preset says so)."""
     return sum(
-        counts[f"{buf}_{way}_bits"] * getattr(energy, f"{buf}_{way}_pj_per_bit")
+        counts[f"{buf}_{way}_bits"] * preset.sram_pj_per_bit(buf, way)
         for buf in ("ibuf", "wbuf", "obuf")
         for way in ("read", "write")
     )
@@ -37,14 +37,5 @@ def price_dram(bits: int, preset: Preset) -> float:
 def search_prices(preset: Preset) -> tuple[float, ...]:
     """Prices in the order the tiling search wants them (its objective's energy, and ties between tilings)."""
     e = preset.energy
-    return (
-        e.unit_cycle_pj,
-        e.idle_unit_cycle_pj,
-        e.ibuf_read_pj_per_bit,
-        e.ibuf_write_pj_per_bit,
-        e.wbuf_read_pj_per_bit,
-        e.wbuf_write_pj_per_bit,
-        e.obuf_read_pj_per_bit,
-        e.obuf_write_pj_per_bit,
-        preset.dram.pj_per_bit,
-    )
+    sram = [preset.sram_pj_per_bit(buf, way) for buf in ("ibuf", "wbuf", "obuf") for way in ("read", "write")]
+    return (e.unit_cycle_pj, e.idle_unit_cycle_pj, *sram, preset.dram.pj_per_bit)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields, replace as _replace
+import math
+from dataclasses import MISSING, asdict, dataclass, fields, replace as _replace
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,13 @@ class Energy:
     """Per-action energies (Accelergy style): one busy compute-unit cycle, one idle compute-unit cycle (a unit of
     the array that has no operand in that cycle while the array computes), and one bit read or written per buffer.
     Setting ``idle_unit_cycle_pj = unit_cycle_pj`` charges every unit every compute cycle, as the public Bit Fusion
-    simulator charges its whole core [repo, docs/hardware.md §1.3]."""
+    simulator charges its whole core [repo, docs/hardware.md §1.3].
+
+    The SRAM prices hold for buffers of the ``*_anchor_kib`` sizes. With ``sram_scaling = "sqrt"`` a buffer of
+    another size (a sweep over ``buffers.wbuf_kib``, say) pays ``price × sqrt(size / anchor)`` per bit: an access to a
+    larger array drives longer word and bit lines, and Horowitz (ISSCC 2014, 45 nm) gives 10 pJ for a 64-bit access to
+    an 8 KB SRAM and 20 pJ for 32 KB, twice the energy for four times the capacity, with the same number of banks.
+    ``"fixed"`` (the default when the keys are absent) prices every size alike."""
 
     unit_cycle_pj: float
     idle_unit_cycle_pj: float
@@ -115,6 +122,10 @@ class Energy:
     wbuf_write_pj_per_bit: float
     obuf_read_pj_per_bit: float
     obuf_write_pj_per_bit: float
+    sram_scaling: str = "fixed"
+    ibuf_anchor_kib: float = 0.0  # 0: none given (needed with "sqrt")
+    wbuf_anchor_kib: float = 0.0
+    obuf_anchor_kib: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,7 @@ _CHOICES = {
     ("policy", "skip"): ("alias", "copy"),
     ("policy", "fp_bits"): ("int32", "fp_unit"),
     ("array", "variant"): ("stripes", "loom"),
+    ("energy", "sram_scaling"): ("fixed", "sqrt"),
 }
 # Keys that may be zero (sizes, widths and rates must be > 0; energies may be 0, e.g. in a hand-checkable toy).
 _MAY_BE_ZERO = {("array", "im2col_max_in_ch"), ("dram", "pj_per_bit"), ("policy", "fp_mac_pj")} | {
@@ -184,6 +196,15 @@ class Preset:
         """A stable hash of every value (not of the file path): equal presets hash equal."""
         payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def sram_pj_per_bit(self, buffer: str, way: str) -> float:
+        """The price of one bit read or written (``way``) in ``buffer`` ("ibuf", "wbuf", "obuf") at its size here
+        (``Energy``: the price as given, or scaled from its anchor size by the square root)."""
+        price = getattr(self.energy, f"{buffer}_{way}_pj_per_bit")
+        if self.energy.sram_scaling == "fixed":
+            return price
+        size, anchor = getattr(self.buffers, f"{buffer}_kib"), getattr(self.energy, f"{buffer}_anchor_kib")
+        return price if size == anchor else price * math.sqrt(size / anchor)
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with top-level fields or ``section__key`` values changed, e.g. ``policy__output_bits="acc"``."""
@@ -285,20 +306,26 @@ def _section(data: dict, section: str, source: object) -> dict:
     return value
 
 
-def _check_keys(values: dict, expected: tuple[str, ...], section: str, source: object) -> None:
+def _check_keys(
+    values: dict, expected: tuple[str, ...], section: str, source: object, optional: set[str] = frozenset()
+) -> None:
     unknown = sorted(set(values) - set(expected))
     if unknown:
         raise ConfigError(source, f"unknown key '{section}.{unknown[0]}'; valid: {', '.join(expected)}")
     for key in expected:
-        if key not in values:
+        if key not in values and key not in optional:
             raise ConfigError(source, f"missing key '{section}.{key}'")
 
 
 def _build(cls: type, values: dict, section: str, source: object):
+    """``cls`` from one TOML table: every field without a default must be there, no key may be unknown."""
+    optional = {field.name for field in fields(cls) if field.default is not MISSING}
     names = tuple(field.name for field in fields(cls))
-    _check_keys(values, names, section, source)
+    _check_keys(values, names, section, source, optional)
     kwargs: dict[str, object] = {}
     for field in fields(cls):
+        if field.name not in values:
+            continue
         value = values[field.name]
         kind = field.type if isinstance(field.type, str) else field.type.__name__
         if kind == "str":
@@ -329,6 +356,13 @@ def _number(value: object, section: str, key: str, kind: type, source: object):
 
 
 def _check_consistency(preset: Preset, source: object) -> None:
+    if preset.energy.sram_scaling == "sqrt":
+        for buffer in ("ibuf", "wbuf", "obuf"):
+            if getattr(preset.energy, f"{buffer}_anchor_kib") <= 0:
+                raise ConfigError(
+                    source,
+                    f"key 'energy.{buffer}_anchor_kib': sram_scaling = \"sqrt\" needs the size the prices hold at",
+                )
     if preset.buffers.fit_fraction > 1:
         raise ConfigError(source, f"key 'buffers.fit_fraction': must be in (0, 1], got {preset.buffers.fit_fraction}")
     array = preset.array

@@ -40,10 +40,9 @@ def breakdown(cost, preset) -> dict:
     """Where a ``LayerCost``'s cycles and energy go: compute, fill and drain, and DRAM-bound cycles, the share of the
     compute units doing mapped work (``utilisation``: active unit-cycles / unit-cycles, NaN for a layer that computes
     nothing), and the SRAM energy of each buffer (bits × the preset's pJ/bit, as ``cost_models._energy``)."""
-    energy = preset.energy
     per_buffer = {
-        f"e_{buffer}_pj": getattr(cost, f"{buffer}_read_bits") * getattr(energy, f"{buffer}_read_pj_per_bit")
-        + getattr(cost, f"{buffer}_write_bits") * getattr(energy, f"{buffer}_write_pj_per_bit")
+        f"e_{buffer}_pj": getattr(cost, f"{buffer}_read_bits") * preset.sram_pj_per_bit(buffer, "read")
+        + getattr(cost, f"{buffer}_write_bits") * preset.sram_pj_per_bit(buffer, "write")
         for buffer in ("ibuf", "wbuf", "obuf")
     }
     return {

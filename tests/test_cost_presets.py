@@ -84,3 +84,22 @@ def test_not_toml_and_unknown_name(tmp_path):
 def test_user_file_with_own_name(tmp_path):
     path = _write(tmp_path, 'name = "stripes"', 'name = "my_stripes"')
     assert load_preset(str(path)).name == "my_stripes"
+
+
+def test_sram_prices_follow_buffer_size_by_the_square_root_from_their_anchor(tmp_path):
+    preset = load_preset("bitfusion_eyeriss")
+    assert preset.energy.sram_scaling == "sqrt" and preset.energy.wbuf_anchor_kib == preset.buffers.wbuf_kib
+    assert preset.sram_pj_per_bit("wbuf", "read") == preset.energy.wbuf_read_pj_per_bit  # at the anchor: as given
+    larger = preset.replace(buffers__wbuf_kib=4 * preset.buffers.wbuf_kib)
+    assert larger.sram_pj_per_bit("wbuf", "read") == pytest.approx(2 * preset.energy.wbuf_read_pj_per_bit)
+    assert larger.sram_pj_per_bit("ibuf", "write") == preset.energy.ibuf_write_pj_per_bit  # other buffers unchanged
+    fixed = larger.replace(energy__sram_scaling="fixed")
+    assert fixed.sram_pj_per_bit("wbuf", "read") == preset.energy.wbuf_read_pj_per_bit
+    # Horowitz's anchor pair, 8 KB -> 32 KB: twice the energy per access
+    toy = preset.replace(buffers__obuf_kib=32, energy__obuf_anchor_kib=8)
+    assert toy.sram_pj_per_bit("obuf", "write") == pytest.approx(2 * preset.energy.obuf_write_pj_per_bit)
+    text = (PRESET_DIR / "stripes.toml").read_text().replace("wbuf_anchor_kib = 32768", "wbuf_anchor_kib = 0")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"bad\.toml.*wbuf_anchor_kib"):
+        load_preset(bad)
