@@ -98,6 +98,11 @@ def test_sram_prices_follow_buffer_size_by_the_square_root_from_their_anchor(tmp
     # Horowitz's anchor pair, 8 KB -> 32 KB: twice the energy per access
     toy = preset.replace(buffers__obuf_kib=32, energy__obuf_anchor_kib=8)
     assert toy.sram_pj_per_bit("obuf", "write") == pytest.approx(2 * preset.energy.obuf_write_pj_per_bit)
+    unscaled = tmp_path / "unscaled.toml"  # without sram_scaling: every size priced alike
+    unscaled.write_text(re.sub(r"^sram_scaling = .*$", "", (PRESET_DIR / "stripes.toml").read_text(), flags=re.M))
+    assert load_preset(unscaled).replace(buffers__wbuf_kib=1).sram_pj_per_bit("wbuf", "read") == (
+        load_preset("stripes").energy.wbuf_read_pj_per_bit
+    )
     text = (PRESET_DIR / "stripes.toml").read_text().replace("wbuf_anchor_kib = 32768", "wbuf_anchor_kib = 0")
     bad = tmp_path / "bad.toml"
     bad.write_text(text)

@@ -35,11 +35,14 @@ def _preset_mutations():
         document = DOCUMENTS[name]
         return [(section, key) for section, table in document.items() if isinstance(table, dict) for key in table]
 
+    def required(name):  # a preset without sram_scaling prices every buffer size alike: valid, and tested elsewhere
+        return [key for key in keys(name) if key != ("energy", "sram_scaling")]
+
     names = st.sampled_from(sorted(DOCUMENTS))
     return names.flatmap(
         lambda name: st.one_of(
             st.tuples(st.just(name), st.just("value"), st.sampled_from(keys(name)), SCALARS),
-            st.tuples(st.just(name), st.just("drop"), st.sampled_from(keys(name)), st.none()),
+            st.tuples(st.just(name), st.just("drop"), st.sampled_from(required(name)), st.none()),
             st.tuples(
                 st.just(name),
                 st.just("unknown"),
