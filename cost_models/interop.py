@@ -6,8 +6,10 @@ Width, Filter Height, Filter Width, Channels, Num Filter, Strides``, then v2's o
 ``ceil((ifmap - filter + stride) / stride)`` (v2 and v3 ``scalesim/topology_utils.py``; v1 rounded down). Where that
 division is not exact, the rounding up stands for padding the simulator assumes without saying, so a layer here gets
 the smallest symmetric padding that gives SCALE-Sim's output size (its MACs and output traffic are then SCALE-Sim's).
-Rows with a name only (network separators in SCALE-Sim's files) are skipped, as v1 skips them. Every layer becomes an
-always-run layer at ``fixed_option``.
+Rows with a name only (network separators in SCALE-Sim's files) are skipped, as v1 skips them. Every layer is an
+always-run layer at ``fixed_option``, unless ``gated`` (a regular expression searched in the layer names, whose match
+is the unit; ``dfs_sim.layer_table.gated_unit_finder``) marks it as part of a gated block, as ONNX and torch imports
+do, so that an imported network replays with traces.
 
 HAQ (mit-han-lab/haq, docs/hardware.md §4.5): an array indexed ``[layer, w_bits - 1, a_bits - 1]``, one entry per layer
 and bit pair, holding one metric; a network's cost is the sum over layers of the looked-up entries.
@@ -25,7 +27,7 @@ from cost_models.model import layer_cost
 from cost_models.preset import Preset, load_preset
 from dfs_sim._atomic import atomic_path
 from dfs_sim.errors import LayerTableError
-from dfs_sim.layer_table import ConvLayer, LayerTable
+from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable, gated_unit_finder
 from dfs_sim.options import DFS_OPTIONS
 
 __all__ = ["read_scalesim_topology", "haq_table", "write_haq_table", "HAQ_METRICS"]
@@ -43,7 +45,9 @@ _SCALESIM_COLUMNS = (
 HAQ_METRICS = ("cycles", "energy_pj", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits", "latency_us")
 
 
-def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTIONS[-1].code) -> LayerTable:
+def read_scalesim_topology(
+    path: str | os.PathLike, fixed_option: int = DFS_OPTIONS[-1].code, gated: str | None = None
+) -> LayerTable:
     """Layer table from a SCALE-Sim conv topology CSV; raises ``LayerTableError`` naming the file and row."""
     path = Path(path)
     try:
@@ -57,6 +61,8 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
     if tuple(header[: len(_SCALESIM_COLUMNS)]) != _SCALESIM_COLUMNS:
         raise LayerTableError(path, f"header must start with {', '.join(_SCALESIM_COLUMNS)}; got {', '.join(header)}")
     layers = []
+    unit_of = gated_unit_finder(gated)
+    block_of_unit: dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
         cells = [cell.strip() for cell in row]
         if not any(cells[1:]):
@@ -73,6 +79,13 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
             raise LayerTableError(
                 path, f"line {line}: only equal strides are supported, got {stride} and {stride_width}"
             )
+        unit = unit_of(name)
+        block: int | None = None
+        fixed: int | None = fixed_option
+        role = "main"
+        if unit is not None:
+            block = block_of_unit.setdefault(unit[0], len(block_of_unit))
+            fixed, role = (fixed_option, "projection") if PROJECTION_NAMES.search(unit[1]) else (None, "main")
         try:
             padding = _scalesim_padding(height, width, fh, stride)
             layers.append(
@@ -86,7 +99,9 @@ def read_scalesim_topology(path: str | os.PathLike, fixed_option: int = DFS_OPTI
                     padding,
                     name=name or f"layer{line - 1}",
                     kind="conv",
-                    fixed_option=fixed_option,
+                    block=block,
+                    fixed_option=fixed,
+                    role=role,
                 )
             )
         except LayerTableError as error:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Set
 from dataclasses import MISSING, asdict, dataclass, fields, replace as _replace
 from pathlib import Path
 from typing import Any
@@ -307,7 +308,7 @@ def _section(data: dict, section: str, source: object) -> dict:
 
 
 def _check_keys(
-    values: dict, expected: tuple[str, ...], section: str, source: object, optional: set[str] = frozenset()
+    values: dict, expected: tuple[str, ...], section: str, source: object, optional: Set[str] = frozenset()
 ) -> None:
     unknown = sorted(set(values) - set(expected))
     if unknown:

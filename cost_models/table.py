@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         "--input-shape", default=None, help="with --module: one input without the batch, e.g. 3,224,224"
     )
     parser.add_argument(
-        "--gated", default=None, help="with --module or --onnx: regex naming the gateable units, e.g. 'layer\\d\\.\\d+'"
+        "--gated",
+        default=None,
+        help="with --module, --onnx or --topology: regex naming the gateable units, e.g. 'layer\\d\\.\\d+'",
     )
     parser.add_argument(
         "--options", default="dfs", help="option list of a method: dfs, dfs_binary or skipnet (default dfs)"
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.module:
             layers = _module_table(args.module, _input_shape(args.input_shape), args.gated)
         elif args.topology:
-            layers = read_scalesim_topology(args.topology)
+            layers = read_scalesim_topology(args.topology, gated=args.gated)
         elif args.reference:
             reference = read_trace(args.reference)
             layers = reference.layers

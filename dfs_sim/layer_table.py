@@ -13,14 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import overload
 
 from dfs_sim.errors import LayerTableError
 from dfs_sim.options import DFS_OPTIONS, Option
 
-__all__ = ["ConvLayer", "LayerTable", "cifar_resnet_layers", "CIFAR_DEPTHS", "GATE_EMBED_DIM"]
+__all__ = [
+    "CIFAR_DEPTHS",
+    "GATE_EMBED_DIM",
+    "PROJECTION_NAMES",
+    "ConvLayer",
+    "LayerTable",
+    "cifar_resnet_layers",
+    "gated_unit_finder",
+]
 
 KINDS = ("conv", "linear", "gate")
 ROLES = ("main", "projection")
@@ -308,3 +317,40 @@ def _gate_layers(block: int, in_channels: int, outputs: int, fp: int) -> list[Co
         ConvLayer(2 * embed, 4 * embed, 1, 1, 1, name=f"gate{block}.lstm", kind="gate", fixed_option=fp),
         ConvLayer(embed, outputs, 1, 1, 1, name=f"gate{block}.fc", kind="gate", fixed_option=fp),
     ]
+
+
+# A convolution of a gated unit whose name, after the unit, contains one of these is the unit's shortcut.
+PROJECTION_NAMES = re.compile(r"downsample|shortcut|projection")
+
+
+def gated_unit_finder(
+    gated: str | re.Pattern | Callable[[str], bool] | None,
+) -> Callable[[str], tuple[str, str] | None]:
+    """A function of a layer's name giving ``(unit, rest of the name after the unit)``, or None outside every unit.
+
+    ``gated`` is a regular expression searched in the name, whose matched text is the unit, or a callable asked about
+    each ``/``-separated prefix of the name, shortest first, the first it accepts being the unit (ONNX node names).
+    Importers give every row of a unit the unit's gated block; a convolution whose rest of the name matches
+    ``PROJECTION_NAMES`` is the unit's projection."""
+    if gated is None:
+        return lambda _name: None
+    if isinstance(gated, str | re.Pattern):
+        pattern = re.compile(gated)
+
+        def by_pattern(name: str) -> tuple[str, str] | None:
+            match = pattern.search(name)
+            if match is None or not match.group(0):
+                return None
+            return match.group(0), name[match.end() :]
+
+        return by_pattern
+
+    def by_callable(name: str) -> tuple[str, str] | None:
+        parts = name.split("/")
+        for end in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:end])
+            if prefix and prefix != "/" and gated(prefix):
+                return prefix, name[len(prefix) :]
+        return None
+
+    return by_callable

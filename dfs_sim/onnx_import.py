@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dfs_sim.errors import LayerTableError
-from dfs_sim.layer_table import ConvLayer, LayerTable
+from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable, gated_unit_finder
 from dfs_sim.options import DFS_OPTIONS, Option
 
 __all__ = ["COST_FREE_OPS", "layer_table_from_onnx"]
@@ -46,8 +46,6 @@ COST_FREE_OPS = frozenset(
     }
 )
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-# A conv of a gated unit whose name (after the unit) contains one of these is its shortcut, as in from_torch.
-_PROJECTION = re.compile(r"downsample|shortcut|projection")
 
 
 def layer_table_from_onnx(
@@ -111,7 +109,7 @@ def layer_table_from_onnx(
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     shapes = _static_shapes(onnx, model, source)
     constant = _constant_tensors(graph, initializers)
-    unit_of = _unit_finder(gated)
+    unit_of = gated_unit_finder(gated)
 
     rows: list[ConvLayer] = []
     left_out: Counter[str] = Counter()
@@ -146,7 +144,7 @@ def layer_table_from_onnx(
         if unit is not None:
             key, below = unit
             block = block_of_unit.setdefault(key, len(block_of_unit))
-            projection = op == "Conv" and _PROJECTION.search(below)
+            projection = op == "Conv" and PROJECTION_NAMES.search(below)
             fixed, role = (fp, "projection") if projection else (None, "main")
         row_name = name if names[name] == 1 else f"{name}#{names[name]}"
         try:
@@ -351,35 +349,6 @@ def _linear_shape(node: Any, ref: _NodeRef, constant: set[str]) -> dict[str, int
     if remainder or not data:
         raise ref.error(f"input {data_name!r} of shape {data} does not hold vectors of {features_in} features")
     return {"in_ch": features_in, "out_ch": features_out, "in_h": 1, "in_w": 1, "kernel": 1, "batch": vectors}
-
-
-# ---------------------------------------------------------------------------------------------------- gated units
-def _unit_finder(
-    gated: str | re.Pattern | Callable[[str], bool] | None,
-) -> Callable[[str], tuple[str, str] | None]:
-    """A function of a node name giving ``(unit, rest of the name after the unit)``, or None outside every unit."""
-    if gated is None:
-        return lambda _name: None
-    if isinstance(gated, str | re.Pattern):
-        pattern = re.compile(gated)
-
-        def by_pattern(name: str) -> tuple[str, str] | None:
-            match = pattern.search(name)
-            if match is None or not match.group(0):
-                return None
-            return match.group(0), name[match.end() :]
-
-        return by_pattern
-
-    def by_callable(name: str) -> tuple[str, str] | None:
-        parts = name.split("/")
-        for end in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:end])
-            if prefix and prefix != "/" and gated(prefix):
-                return prefix, name[len(prefix) :]
-        return None
-
-    return by_callable
 
 
 def _first_line(error: BaseException) -> str:

@@ -226,3 +226,33 @@ def test_the_table_breaks_down_cycles_utilisation_and_buffer_energy():
     assert frame.loc["q8", "utilisation"] == pytest.approx(0.5)
     assert np.isnan(frame.loc["skip", "utilisation"])
     assert (frame["compute_cycles"] + frame["fill_drain_cycles"] <= frame["cycles"] + frame["mem_cycles"]).all()
+
+
+def test_a_scalesim_topology_can_mark_gated_blocks_for_a_gated_cost_table(tmp_path):
+    path = tmp_path / "net.csv"
+    path.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+        "Conv1, 32, 32, 3, 3, 3, 16, 1,\n"
+        "Res1_a, 32, 32, 3, 3, 16, 16, 1,\n"
+        "Res1_b, 32, 32, 3, 3, 16, 16, 1,\n"
+        "Res2_a, 32, 32, 3, 3, 16, 32, 2,\n"
+        "Res2_b, 16, 16, 3, 3, 32, 32, 1,\n"
+        "Res2_shortcut, 32, 32, 1, 1, 16, 32, 2,\n"
+        "FC, 1, 1, 1, 1, 32, 10, 1,\n"
+    )
+    layers = read_scalesim_topology(path, gated=r"Res\d")
+    assert layers.num_blocks == 2
+    assert [(layer.block, layer.role) for layer in layers] == [
+        (None, "main"),
+        (0, "main"),
+        (0, "main"),
+        (1, "main"),
+        (1, "main"),
+        (1, "projection"),
+        (None, "main"),
+    ]
+    table = build_cost_table(layers, "stripes", DFS_OPTIONS)
+    assert table.block.shape[:2] == (2, len(DFS_OPTIONS))
+    # skipping the strided block still pays its shortcut
+    shortcut = option_cost(layers[5], "stripes", DFS_OPTIONS[-1])
+    assert table.block[1, 0, 0] == shortcut.cycles

@@ -17,14 +17,13 @@ import torch
 from torch import nn
 
 from dfs_sim.errors import ConfigError, LayerTableError
-from dfs_sim.layer_table import ConvLayer, LayerTable
+from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option
 
 __all__ = ["layer_table_from_factory", "layer_table_from_module"]
 
 # A conv of a gated unit whose name (below the unit) contains one of these is its shortcut: it runs at full precision
 # even when the gate skips the unit, as ``cifar_resnet_layers`` lists its projections.
-_PROJECTION = re.compile(r"downsample|shortcut|projection")
 
 
 def layer_table_from_module(
@@ -95,7 +94,7 @@ def layer_table_from_module(
         if unit is not None:
             block = block_of_unit.setdefault(unit, len(block_of_unit))
             below = qualified[len(unit) :]
-            projection = isinstance(layer, nn.Conv2d) and _PROJECTION.search(below)
+            projection = isinstance(layer, nn.Conv2d) and PROJECTION_NAMES.search(below)
             fixed, role = (fp, "projection") if projection else (None, "main")
         common = {"name": name, "block": block, "fixed_option": fixed, "role": role}
         if isinstance(layer, nn.Conv2d):
