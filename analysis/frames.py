@@ -1,28 +1,24 @@
-"""Tidy frames: per input (one row per run × preset × input), per run (one row per run × preset), per block.
+"""Tidy frames: per input (one row per run × preset × input) and per block; the per-run rows are aggregated as the
+inputs stream by (``analysis.streaming``), so that the per-run mean energy is the mean of the per-input energies.
 
-Units live in the column names (``_pj``, ``_us``, ``_bits``). Per-run values are aggregated from the per-input
-frame, so the per-run mean energy is by construction the mean of the per-input energies.
+Units live in the column names (``_pj``, ``_us``, ``_bits``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import cast
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
-from analysis.summary import block_fractions, computation_pct, option_histogram, proxy_per_input
-from cost_models.budget import CostBasis, budget_costs, budget_pct
+from analysis.summary import block_fractions, proxy_per_input
 from cost_models.model import METRICS as COST_METRICS
-from dfs_sim.options import skip_or_run, skipnet_computation_pct
 from dfs_sim.traces import TraceRun
 
 __all__ = [
     "COST_METRICS",
     "ENERGY_PARTS",
     "per_input_frame",
-    "per_run_frame",
     "per_block_frame",
     "run_labels",
     "wilson_interval",
@@ -70,59 +66,6 @@ def per_input_frame(
     for column in ("method", "preset"):
         frame[column] = frame[column].astype("string")
     return frame
-
-
-def per_run_frame(per_input: pd.DataFrame, runs: Sequence[TraceRun]) -> pd.DataFrame:
-    """One row per run × preset: accuracy with a Wilson 95% interval, mean/p50/p99 latency and energy, the energy
-    parts, DRAM bits, the paper's computation percentage, and the fraction of decisions at each option."""
-    by_name = {run.name: run for run in runs}
-    decisions = {run.name: _decision_columns(run) for run in runs}  # the same on every preset
-    rows = []
-    for (key, preset), group in per_input.groupby(["run", "preset"], sort=False):
-        run_name = cast(str, key)  # the "run" column holds run names; pandas-stubs types group keys as Hashable
-        run = by_name[run_name]
-        correct = int(group["correct"].sum())
-        low, high = wilson_interval(correct, len(group))
-        row = {
-            **run_labels(run),
-            "preset": preset,
-            "n": len(group),
-            "accuracy": correct / len(group),
-            "accuracy_ci_low": low,
-            "accuracy_ci_high": high,
-        }
-        for column in ("energy_pj", "latency_us"):
-            values = group[column].to_numpy()
-            row[f"{column}_mean"] = values.mean()
-            row[f"{column}_p50"] = np.percentile(values, 50)
-            row[f"{column}_p99"] = np.percentile(values, 99)
-        row["cycles_mean"] = group["cycles"].mean()
-        for column in (*ENERGY_PARTS, "dram_bits"):
-            row[f"{column}_mean"] = group[column].mean()
-        row.update(decisions[run_name])
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    fractions = [column for column in frame.columns if column.startswith("frac_")]
-    frame[fractions] = frame[fractions].fillna(0.0)
-    return frame
-
-
-def _decision_columns(run: TraceRun) -> dict:
-    """The paper's computation percentage, SkipNet's (``skipnet_computation_pct``: for runs whose only options are
-    skip and full precision, NaN for others), the run's training cost basis (``cost_basis``: "proxy" or "<preset>
-    <metric>") and its realised budget on it (``budget_pct``; the proxy's is ``computation_pct``), SkipNet's
-    ``alpha`` (NaN for other methods) and the fraction of decisions at each option (``frac_<option>``)."""
-    histogram = option_histogram(run) / run.codes.size
-    alpha = run.meta.get("alpha")
-    basis = CostBasis.from_meta(run.meta.get("cost_basis"))
-    return {
-        "computation_pct": computation_pct(run),
-        "cost_basis": basis.label,
-        "budget_pct": budget_pct(run.codes, budget_costs(run.layers, run.options, basis)),
-        "skipnet_computation_pct": skipnet_computation_pct(run.codes, 0) if skip_or_run(run.options) else np.nan,
-        "alpha": float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else np.nan,
-        **{f"frac_{option.name}": fraction for option, fraction in zip(run.options, histogram, strict=True)},
-    }
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:

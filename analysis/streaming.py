@@ -149,6 +149,9 @@ def replay_run(
         row["cycles_mean"] = means[_CYCLES]
         for name in (*ENERGY_PARTS, "dram_bits"):
             row[f"{name}_mean"] = means[COST_METRICS.index(name)]
+        units = sums[p, COST_METRICS.index("unit_cycles")]
+        # the share of compute-unit cycles doing mapped work, over every input and layer of the run
+        row["utilisation"] = sums[p, COST_METRICS.index("active_unit_cycles")] / units if units else np.nan
         row.update(decisions.columns())
         totals.rows.append(row)
     return totals

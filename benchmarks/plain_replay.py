@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cost_models import build_cost_table, list_presets, load_preset
+from cost_models import METRICS, build_cost_table, list_presets, load_preset
 from dfs_sim.layer_table import LayerTable
 from dfs_sim.options import options_from_meta
 
@@ -42,7 +42,7 @@ def per_input_costs(codes: list[np.ndarray], block: np.ndarray, fixed: np.ndarra
 
 def cost_columns(input_id: np.ndarray, costs: np.ndarray, us_per_cycle: float) -> pa.Table:
     """The per-input columns the pipeline reports; ``costs`` columns follow ``cost_models.METRICS``."""
-    cycles, e_compute, e_sram, e_dram, dram_bits = costs.T
+    cycles, e_compute, e_sram, e_dram, dram_bits = (costs[:, METRICS.index(name)] for name in METRICS[:5])
     return pa.table(
         {
             "input_id": input_id,

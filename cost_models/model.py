@@ -49,7 +49,8 @@ from dfs_sim.options import FULL_PRECISION_BITS, Option
 
 __all__ = ["METRICS", "LayerCost", "layer_cost", "option_cost", "skip_cost"]
 
-METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits")
+# what a cost table holds per block and option, and a replay sums per input; the unit-cycles give the utilisation
+METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits", "unit_cycles", "active_unit_cycles")
 _SRAM_FIELDS = (
     "ibuf_read_bits",
     "ibuf_write_bits",

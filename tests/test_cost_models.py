@@ -238,11 +238,12 @@ def test_toy_preset_and_two_layer_network_by_hand(tmp_path):
     )
     table = build_cost_table(network, load_preset(path), cache_dir=tmp_path)
     # q8: 4 output positions x 1 filter group x 1 lane group = 4 compute cycles, + 1 cycle first fill + 1 last drain;
-    # 4 multipliers x 4 cycles x 1 pJ; DRAM: inputs 8 x 8 + weights 4 x 8 read, outputs 8 x 8 written = 160 bits.
-    np.testing.assert_array_equal(table.block[0, 1], [6, 16, 0, 160, 160])
+    # 4 multipliers x 4 cycles x 1 pJ; DRAM: inputs 8 x 8 + weights 4 x 8 read, outputs 8 x 8 written = 160 bits;
+    # 16 unit-cycles, every one of them busy (2 channels fill the 2x2 array)
+    np.testing.assert_array_equal(table.block[0, 1], [6, 16, 0, 160, 160, 16, 16])
     # full precision as int32 on 16-bit multipliers: 2 x 2 = 4 passes; traffic at 32 bits
-    np.testing.assert_array_equal(table.fixed, [18, 64, 0, 640, 640])
-    np.testing.assert_array_equal(table.block[0, 0], [0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(table.fixed, [18, 64, 0, 640, 640, 64, 64])
+    np.testing.assert_array_equal(table.block[0, 0], [0] * 7)
 
 
 @pytest.mark.parametrize("layer", [LINEAR, ConvLayer(20, 40, 1, 1, 1, kind="gate", fixed_option=6)])

@@ -27,7 +27,8 @@ def _sum(layers, preset, option_of):
 def test_block_costs_include_the_projection_and_fixed_sums_always_run_layers(tmp_path):
     preset = load_preset("bitfusion_eyeriss")
     table = build_cost_table(LAYERS, preset, cache_dir=tmp_path)
-    assert isinstance(table, CostTable) and table.block.shape == (5, 7, len(METRICS)) and table.fixed.shape == (5,)
+    assert isinstance(table, CostTable) and table.block.shape == (5, 7, len(METRICS))
+    assert table.fixed.shape == (len(METRICS),)
     assert table.block.dtype == np.float64 and table.options == DFS_OPTIONS and table.preset == preset
     for block in range(LAYERS.num_blocks):
         layers = LAYERS.block_layers(block)
@@ -56,7 +57,7 @@ def test_skipnet_options_give_the_matching_dfs_entries(tmp_path):
     dfs = build_cost_table(LAYERS, "stripes", cache_dir=tmp_path)
     skipnet_layers = cifar_resnet_layers(14, options=SKIPNET_OPTIONS)
     skipnet = build_cost_table(skipnet_layers, "stripes", options=SKIPNET_OPTIONS, cache_dir=tmp_path)
-    assert skipnet.block.shape == (5, 2, 5)
+    assert skipnet.block.shape == (5, 2, len(METRICS))
     np.testing.assert_array_equal(skipnet.block[:, 0], dfs.block[:, 0])
     np.testing.assert_array_equal(skipnet.block[:, 1], dfs.block[:, 6])
     assert np.all(skipnet.fixed <= dfs.fixed)  # the gates' last layer is 10 -> 2 instead of 10 -> 7
@@ -111,7 +112,7 @@ def test_to_frame_is_tidy(tmp_path):
     table = build_cost_table(LAYERS, "bitfusion_stripes", cache_dir=tmp_path)
     frame = table.to_frame()
     assert list(frame.columns) == ["preset", "block", "option", "option_name", "metric", "value"]
-    assert len(frame) == 5 * 7 * 5 + 5
+    assert len(frame) == (5 * 7 + 1) * len(METRICS)
     row = frame[(frame.block == 3) & (frame.option == 2) & (frame.metric == "e_dram_pj")]
     assert row.value.item() == table.block[3, 2, METRICS.index("e_dram_pj")]
     assert set(frame[frame.block == -1].option_name) == {"fixed"}

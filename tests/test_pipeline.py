@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.pipeline import replay
-from cost_models import build_cost_table, load_preset
+from cost_models import METRICS, build_cost_table, load_preset
 from dfs_sim.errors import ConfigError, OutputError
 from dfs_sim.traces import read_trace, write_trace
 from tests.factories import make_run, write_runs
@@ -190,3 +190,14 @@ def test_a_replay_on_dask_writes_the_same_outputs(replayed, traces, tmp_path):
     assert again.reused_parts == len(replayed.runs) * len(PRESETS)
     with pytest.raises(ConfigError, match="output folder"):
         replay(traces, presets=PRESETS, out=None, workers=2)
+
+
+def test_utilisation_is_active_over_all_unit_cycles_of_the_run(replayed):
+    run = read_trace(replayed.runs[0].path)
+    table = build_cost_table(run.layers, load_preset("stripes"), options=run.options)
+    unit, active = METRICS.index("unit_cycles"), METRICS.index("active_unit_cycles")
+    gathered = table.block[np.arange(run.num_blocks), run.codes]  # (inputs, blocks, metrics)
+    totals = gathered.sum(axis=(0, 1)) + run.num_inputs * table.fixed
+    row = replayed.per_run.query("run == @run.name and preset == 'stripes'").iloc[0]
+    assert row["utilisation"] == pytest.approx(totals[active] / totals[unit], rel=1e-12)
+    assert 0 < row["utilisation"] <= 1
