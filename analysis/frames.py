@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.summary import block_fractions, proxy_per_input
-from cost_models.model import METRICS as COST_METRICS
+from cost_models.model import METRICS
 from dfs_sim.traces import TraceRun
 
 __all__ = [
+    "COST_LANES",
     "COST_METRICS",
     "ENERGY_PARTS",
     "per_input_frame",
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 ENERGY_PARTS = ("e_compute_pj", "e_sram_pj", "e_dram_pj")
+# the cost-table metrics replayed per input (the unit-cycles are summed per run from the decision counts instead)
+COST_METRICS = ("cycles", *ENERGY_PARTS, "dram_bits")
+COST_LANES = [METRICS.index(name) for name in COST_METRICS]
 Z_95 = 1.959963984540054  # the standard normal quantile at 0.975, for a two-sided 95% interval
 
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from analysis.frames import COST_METRICS, ENERGY_PARTS, per_input_frame, run_labels, wilson_interval
+from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, per_input_frame, run_labels, wilson_interval
 from analysis.replay_kernel import replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
+from cost_models.model import METRICS
 from dfs_sim.options import proxy_costs, skip_or_run
 from dfs_sim.traces import CHUNK_INPUTS, TraceRun
 
@@ -89,8 +90,9 @@ def replay_run(
     ``write(preset_index, table)`` receives each chunk's per-input rows in the ``form`` asked for ("full" or
     "compact"; none are made without ``write``); ``progress(inputs)`` is told how many inputs each pass finished.
     """
-    lanes = np.concatenate([table.block for table in tables], axis=2)  # (blocks, options, presets × metrics)
-    fixed = np.concatenate([table.fixed for table in tables])
+    # (blocks, options, presets × the metrics replayed per input)
+    lanes = np.concatenate([table.block[:, :, COST_LANES] for table in tables], axis=2)
+    fixed = np.concatenate([table.fixed[COST_LANES] for table in tables])
     us_per_cycle = np.array([float(preset.cycles_to_us(1.0)) for preset in presets])
     count = len(presets)
     columns_kept = max(1, keep_bytes // (8 * run.num_inputs))
@@ -149,12 +151,21 @@ def replay_run(
         row["cycles_mean"] = means[_CYCLES]
         for name in (*ENERGY_PARTS, "dram_bits"):
             row[f"{name}_mean"] = means[COST_METRICS.index(name)]
-        units = sums[p, COST_METRICS.index("unit_cycles")]
-        # the share of compute-unit cycles doing mapped work, over every input and layer of the run
-        row["utilisation"] = sums[p, COST_METRICS.index("active_unit_cycles")] / units if units else np.nan
+        row["utilisation"] = _utilisation(tables[p], decisions.block_counts, run.num_inputs)
         row.update(decisions.columns())
         totals.rows.append(row)
     return totals
+
+
+def _utilisation(table, block_counts: np.ndarray, inputs: int) -> float:
+    """The share of compute-unit cycles doing mapped work over every input and layer of a run: the always-run layers'
+    unit-cycles once per input, and each gated block's at each option as often as the inputs took it."""
+    totals = []
+    for name in ("active_unit_cycles", "unit_cycles"):
+        metric = METRICS.index(name)
+        totals.append(inputs * table.fixed[metric] + float((block_counts * table.block[:, :, metric]).sum()))
+    active, units = totals
+    return active / units if units else float("nan")
 
 
 def _chunks(run, size: int):
