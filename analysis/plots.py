@@ -70,6 +70,11 @@ def _grid(count: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.4)):
     return figure, axes.ravel()
 
 
+def _interval_bars(rows: pd.DataFrame) -> list[pd.Series]:
+    """Error-bar lengths below and above each run's accuracy (%) to its Wilson 95% interval."""
+    return [(rows["accuracy"] - rows["accuracy_ci_low"]) * 100, (rows["accuracy_ci_high"] - rows["accuracy"]) * 100]
+
+
 def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.Figure:
     """Accuracy against mean cost per input, one panel per preset, one series per method with its front drawn and
     each run's 95% Wilson interval as an error bar."""
@@ -94,10 +99,7 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
                 axis.errorbar(
                     rows[cost] * scale,
                     rows["accuracy"] * 100,
-                    yerr=[
-                        (rows["accuracy"] - rows["accuracy_ci_low"]) * 100,
-                        (rows["accuracy_ci_high"] - rows["accuracy"]) * 100,
-                    ],
+                    yerr=_interval_bars(rows),
                     fmt="none",
                     ecolor=style["color"],
                     elinewidth=0.8,
@@ -146,10 +148,7 @@ def cost_basis_figure(per_run: pd.DataFrame) -> plt.Figure:
             axis.errorbar(
                 rows[cost] * scale,
                 rows["accuracy"] * 100,
-                yerr=[
-                    (rows["accuracy"] - rows["accuracy_ci_low"]) * 100,
-                    (rows["accuracy_ci_high"] - rows["accuracy"]) * 100,
-                ],
+                yerr=_interval_bars(rows),
                 fmt="o",
                 color=colors[basis],
                 capsize=2,

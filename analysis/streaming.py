@@ -168,10 +168,11 @@ def _utilisation(table, block_counts: np.ndarray, inputs: int) -> float:
     return active / units if units else float("nan")
 
 
-def _chunks(run, size: int):
-    """A ``TraceFile``'s chunks, or slices of an in-memory ``TraceRun`` (one chunk when it fits)."""
+def _chunks(run, size: int, verify: bool = True):
+    """A ``TraceFile``'s chunks (``verify``: its content hash checked on the way), or slices of an in-memory
+    ``TraceRun`` (one chunk when it fits)."""
     if hasattr(run, "chunks"):
-        return run.chunks(size)
+        return run.chunks(size, verify=verify)
     if run.num_inputs <= size:
         return [run]
     return [_slice(run, start, start + size) for start in range(0, run.num_inputs, size)]
@@ -219,7 +220,7 @@ def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, prog
     """Another pass over ``run`` that keeps only the columns ``keys`` ((preset index, column) pairs) whole."""
     kept = {key: np.empty(run.num_inputs) for key in keys}
     start, buffer = 0, None
-    for chunk in _chunks(run, chunk_inputs):
+    for chunk in _chunks(run, chunk_inputs, verify=False):  # the first pass verified the file
         costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)
         buffer = costs.base
         stop = start + chunk.num_inputs

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cost_models.model import option_cost
 from cost_models.preset import load_preset
+from cost_models.rows import cost_row
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import LayerTable
@@ -112,34 +112,14 @@ def load_policy(path: str | os.PathLike) -> PrecisionPolicy:
 
 def policy_frame(layers: LayerTable, preset, policy: PrecisionPolicy) -> pd.DataFrame:
     """One row per layer at the policy's option: its cycles, latency, energy and its parts, DRAM bits, and where they
-    go (``cost_models.table.breakdown``)."""
-    from cost_models.table import breakdown  # the command's module; imported here, where the command imports us
-
+    go (``cost_models.rows.cost_row``, less the columns that describe an option table rather than a policy)."""
     preset = load_preset(preset)
-    rows = []
-    for layer, option in zip(layers, policy.assign(layers), strict=True):
-        cost = option_cost(layer, preset, option)
-        rows.append(
-            {
-                "preset": preset.name,
-                "layer": layer.name,
-                "block": -1 if layer.block is None else layer.block,
-                "kind": layer.kind,
-                "option_name": option.name,
-                "w_bits": option.w_bits,
-                "a_bits": option.a_bits,
-                "macs": layer.macs,
-                "cycles": cost.cycles,
-                "latency_us": preset.cycles_to_us(cost.cycles),
-                "energy_pj": cost.energy_pj,
-                "e_compute_pj": cost.e_compute_pj,
-                "e_sram_pj": cost.e_sram_pj,
-                "e_dram_pj": cost.e_dram_pj,
-                "dram_bits": cost.dram_bits,
-                **breakdown(cost, preset),
-            }
-        )
-    return pd.DataFrame(rows)
+    rows = [cost_row(layer, option, preset) for layer, option in zip(layers, policy.assign(layers), strict=True)]
+    return pd.DataFrame(rows).drop(columns=_OPTION_TABLE_COLUMNS)
+
+
+# cost_row's columns that a per-layer policy frame leaves out
+_OPTION_TABLE_COLUMNS = ["role", "fixed_option", "option", "stall_cycles", "dram_read_bits", "dram_write_bits"]
 
 
 def policy_run(reference: TraceRun, policy: PrecisionPolicy, name: str | None = None) -> TraceRun:

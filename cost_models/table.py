@@ -24,71 +24,23 @@ from pathlib import Path
 import pandas as pd
 
 from cost_models.interop import HAQ_METRICS, read_scalesim_topology, write_haq_table
-from cost_models.model import option_cost
 from cost_models.policy import load_policy, policy_frame, policy_run
 from cost_models.preset import load_preset
+from cost_models.rows import cost_row
 from dfs_sim.errors import ConfigError, DfsSimError, OutputError
 from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
 from dfs_sim.onnx_import import layer_table_from_onnx
 from dfs_sim.options import options_for_method
 from dfs_sim.traces import read_trace, write_trace
 
-__all__ = ["breakdown", "main", "layer_frame"]
-
-
-def breakdown(cost, preset) -> dict:
-    """Where a ``LayerCost``'s cycles and energy go: compute, fill and drain, and DRAM-bound cycles, the share of the
-    compute units doing mapped work (``utilisation``: active unit-cycles / unit-cycles, NaN for a layer that computes
-    nothing), and the SRAM energy of each buffer (bits × the preset's pJ/bit, as ``cost_models._energy``)."""
-    per_buffer = {
-        f"e_{buffer}_pj": getattr(cost, f"{buffer}_read_bits") * preset.sram_pj_per_bit(buffer, "read")
-        + getattr(cost, f"{buffer}_write_bits") * preset.sram_pj_per_bit(buffer, "write")
-        for buffer in ("ibuf", "wbuf", "obuf")
-    }
-    return {
-        "compute_cycles": cost.compute_cycles,
-        "fill_drain_cycles": cost.fill_drain_cycles,
-        "mem_cycles": cost.mem_cycles,
-        "utilisation": cost.active_unit_cycles / cost.unit_cycles if cost.unit_cycles else float("nan"),
-        **per_buffer,
-    }
+__all__ = ["main", "layer_frame"]
 
 
 def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
     """One row per (layer, option): the layer's own cost at that option (always-run layers at every option too),
     with its ``breakdown``."""
     preset = load_preset(preset)
-    rows = []
-    for layer in layer_table:
-        for option in options:
-            cost = option_cost(layer, preset, option)
-            rows.append(
-                {
-                    "preset": preset.name,
-                    "layer": layer.name,
-                    "block": -1 if layer.block is None else layer.block,
-                    "role": layer.role,
-                    "kind": layer.kind,
-                    "fixed_option": -1 if layer.fixed_option is None else layer.fixed_option,
-                    "option": option.code,
-                    "option_name": option.name,
-                    "w_bits": option.w_bits,
-                    "a_bits": option.a_bits,
-                    "macs": layer.macs,
-                    "cycles": cost.cycles,
-                    "stall_cycles": cost.stall_cycles,
-                    "latency_us": preset.cycles_to_us(cost.cycles),
-                    "energy_pj": cost.energy_pj,
-                    "e_compute_pj": cost.e_compute_pj,
-                    "e_sram_pj": cost.e_sram_pj,
-                    "e_dram_pj": cost.e_dram_pj,
-                    "dram_read_bits": cost.dram_read_bits,
-                    "dram_write_bits": cost.dram_write_bits,
-                    "dram_bits": cost.dram_bits,
-                    **breakdown(cost, preset),
-                }
-            )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([cost_row(layer, option, preset) for layer in layer_table for option in options])
 
 
 def _arch(text: str, method: str, options) -> LayerTable:

@@ -85,8 +85,22 @@ def block_column(block: int) -> str:
     return f"{BLOCK_PREFIX}{block:02d}"
 
 
+class _RunMeta:
+    """What a run's metadata says about it, for the in-memory run and the streamed file alike."""
+
+    meta: dict
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    @property
+    def budget(self) -> float | None:
+        return self.meta["budget"]
+
+
 @dataclass(frozen=True, eq=False)
-class TraceRun:
+class TraceRun(_RunMeta):
     """One run's per-input decisions and outcomes, with its metadata as a dict.
 
     ``codes`` is (N inputs × B gated blocks) uint8 in C order; the other arrays have length N. A run is immutable:
@@ -127,14 +141,6 @@ class TraceRun:
     def name(self) -> str:
         """The run's name: the file's stem, or ``meta['name']`` for a run not read from a file."""
         return self.path.stem if self.path is not None else str(self.meta.get("name", "run"))
-
-    @property
-    def method(self) -> str:
-        return self.meta["method"]
-
-    @property
-    def budget(self) -> float | None:
-        return self.meta["budget"]
 
     @property
     def num_inputs(self) -> int:
@@ -282,7 +288,7 @@ def _trace_paths(folder: str | os.PathLike) -> list[Path]:
 
 
 @dataclass(frozen=True, eq=False)
-class TraceFile:
+class TraceFile(_RunMeta):
     """A trace on disk, read a chunk of inputs at a time, so that memory is set by the chunk size, not the trace's
     length. ``open_trace`` checks the metadata and the columns; ``chunks`` checks the values and, after the last
     chunk, the content hash: a consumer commits nothing until the iteration has ended."""
@@ -299,14 +305,6 @@ class TraceFile:
         return self.path.stem
 
     @property
-    def method(self) -> str:
-        return self.meta["method"]
-
-    @property
-    def budget(self) -> float | None:
-        return self.meta["budget"]
-
-    @property
     def num_blocks(self) -> int:
         return self.layers.num_blocks
 
@@ -314,22 +312,24 @@ class TraceFile:
         """The hash the file records; ``chunks`` verifies it against the data."""
         return str(self.written_meta["content_hash"])
 
-    def chunks(self, size: int = CHUNK_INPUTS) -> Iterator[TraceRun]:
+    def chunks(self, size: int = CHUNK_INPUTS, verify: bool = True) -> Iterator[TraceRun]:
         """Consecutive runs of at most ``size`` inputs each, every one validated as a ``TraceRun`` (named as the file).
 
         The content hash covers each value column whole, then the codes in input order, so the value columns are
         hashed in a first pass (a few bytes per input) and the codes as the chunks go by. Input ids must be unique
         across the trace: checked on the fly while they increase, else by collecting them once (8 bytes per input).
+        ``verify=False`` skips the hash and the id check, for a further pass over a file one pass has verified.
         """
         digest = _meta_digest(self.written_meta)
         with self._reading() as parquet:
-            ids_increase = self._hash_value_columns(parquet, digest)
+            ids_increase = self._hash_value_columns(parquet, digest) if verify else True
             blocks = [block_column(block) for block in range(self.num_blocks)]
             seen = 0
             for batch in parquet.iter_batches(batch_size=size, columns=[*VALUE_COLUMNS, *blocks]):
                 _check_no_nulls(batch, self.path)
                 codes = _transpose(np.stack([batch.column(name).to_numpy() for name in blocks]))
-                digest.update(codes.data.cast("B"))
+                if verify:
+                    digest.update(codes.data.cast("B"))
                 values = {name: batch.column(name).to_numpy() for name in VALUE_COLUMNS}
                 seen += batch.num_rows
                 yield TraceRun(
@@ -339,7 +339,7 @@ class TraceFile:
             raise TraceFormatError(self.path, f"read {seen} rows, but the file records {self.num_inputs}")
         if not ids_increase:
             self._check_unique_ids()
-        if digest.hexdigest()[:32] != self.content_hash():
+        if verify and digest.hexdigest()[:32] != self.content_hash():
             raise TraceFormatError(self.path, "content hash does not match the data: the file was changed or corrupted")
 
     def _hash_value_columns(self, parquet: pq.ParquetFile, digest: Any) -> bool:

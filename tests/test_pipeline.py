@@ -201,3 +201,15 @@ def test_utilisation_is_active_over_all_unit_cycles_of_the_run(replayed):
     row = replayed.per_run.query("run == @run.name and preset == 'stripes'").iloc[0]
     assert row["utilisation"] == pytest.approx(totals[active] / totals[unit], rel=1e-12)
     assert 0 < row["utilisation"] <= 1
+
+
+def test_quantiles_from_further_passes_equal_those_of_kept_columns(replayed):
+    """When the kept columns would not fit, each is computed in another (unverified) pass: the same rows."""
+    from analysis.streaming import replay_run
+
+    run = replayed.runs[0]
+    presets = [load_preset(name) for name in PRESETS]
+    tables = [build_cost_table(run.layers, preset, options=run.options) for preset in presets]
+    kept = replay_run(run, presets, tables, chunk_inputs=7)
+    passes = replay_run(run, presets, tables, chunk_inputs=7, keep_bytes=1)
+    assert passes.rows == kept.rows
