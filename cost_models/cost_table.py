@@ -36,7 +36,8 @@ from dfs_sim.options import DFS_OPTIONS, Option, options_to_meta
 __all__ = ["CostTable", "build_cost_table", "default_cache_dir", "MODEL_VERSION"]
 
 # Bump when a formula changes: old cache files then stop matching.
-MODEL_VERSION = "cost-models-3"  # 2: active/idle compute energy, search objective, FC rule; 3: unit-cycle metrics
+MODEL_VERSION = "cost-models-4"  # 2: active/idle compute energy, search objective, FC rule; 3: unit-cycle metrics;
+# 4: grouped convolutions packed block-diagonally
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,7 +31,10 @@ Choices (also recorded in each preset's ``[policy]``):
 * Skip (``skip``): ``"alias"`` (default): a skipped layer costs nothing, its output is its input in place
   [docs/design.md §3]; ``"copy"``: the input is read from and written back to DRAM at ``skip_copy_bits`` (DRAM-bound
   cycles).
-* Grouped convolutions are costed as ``groups`` independent convolutions run one after another [our assumption].
+* Grouped and depthwise convolutions (``_grouped_cost``): either the groups run one after another (each a small
+  dense convolution), or ``P`` groups at a time are packed block-diagonally into one dense pass (``P·C/g`` reduction
+  lanes × ``P·K/g`` output columns, as many as the array holds), whichever the preset's search objective prefers
+  [our assumption; see ``_grouped_cost``].
 """
 
 from __future__ import annotations
@@ -111,7 +114,10 @@ def layer_cost(layer: ConvLayer, preset: Preset | str, w_bits: int, a_bits: int)
     """
     preset = load_preset(preset)
     _check_bits(w_bits, a_bits)
-    return _cached_cost(_shape(layer), preset, w_bits, a_bits)
+    shape = _shape(layer)
+    if layer.groups > 1:
+        return _grouped_own(shape, preset, w_bits, a_bits)[0]
+    return _cached_cost(shape, preset, w_bits, a_bits)
 
 
 def _check_bits(w_bits: int, a_bits: int) -> None:
@@ -131,7 +137,8 @@ def option_cost(layer: ConvLayer, preset: Preset | str, option: Option) -> Layer
         return skip_cost(layer, preset)
     if option.w_bits == option.a_bits and option.w_bits <= FULL_PRECISION_BITS:
         _check_bits(option.w_bits, option.a_bits)
-        base = _ladder_cost(_shape(layer), preset, option.w_bits)[0]
+        ladder = _grouped_ladder if layer.groups > 1 else _ladder_cost
+        base = ladder(_shape(layer), preset, option.w_bits)[0]
     else:
         base = layer_cost(layer, preset, option.w_bits, option.a_bits)
     if option.float and preset.policy.fp_bits == "fp_unit":
@@ -189,7 +196,8 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 def _search_cost(
     shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, fixed: _tiling.Search | None = None
 ) -> tuple[LayerCost, _tiling.Search]:
-    """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape."""
+    """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape (one group of a grouped shape;
+    ``_grouped_cost`` puts the groups together)."""
     (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping = _search_problem(shape, preset, w_bits, a_bits)
     try:
         found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
@@ -216,8 +224,7 @@ def _search_cost(
         fill_drain_cycles=found.fill_drain_cycles,
         **sram,
     )
-    groups = shape[7]
-    return (cost.scaled(groups) if groups > 1 else cost), found
+    return cost, found
 
 
 # The search's dims: batch, out_h, out_w, in_ch and out_ch of one group, kernel, stride.
@@ -282,6 +289,90 @@ def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[Lay
         reused = _search_cost(shape, preset, bits, bits, fixed=upper_mapping)
     except ValueError:
         return own
+    return reused if _dominates(reused[0], upper) else own
+
+
+def _packed_shape(shape: tuple[int, ...], packed: int) -> tuple[int, ...]:
+    """The dense layer that runs ``packed`` groups of a grouped ``shape`` block-diagonally in one pass."""
+    in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
+    return (packed * in_ch // groups, packed * out_ch // groups, in_h, in_w, kernel, stride, padding, 1, batch)
+
+
+def _packing_limit(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> int:
+    """The most groups one pass of the array holds: ``min(groups, rows·pack // (C/g), cols // (K/g))``.
+
+    ``rows·pack`` is the array's reduction width per cycle (input channels: Bit Fusion rows × spatial packing, SIP or
+    multiplier lanes) and ``cols`` its output channels per cycle (Fusion-Unit columns, filter slots × tiles), both
+    from the kind's ``array_mapping`` at these bits. Fewer bits never lower it (packing only grows)."""
+    in_ch, out_ch, groups = shape[0], shape[1], shape[7]
+    mapping = _search_problem(_packed_shape(shape, 1), preset, w_bits, a_bits)[1]
+    return max(1, min(groups, mapping.rows * mapping.pack // (in_ch // groups), mapping.cols // (out_ch // groups)))
+
+
+def _grouped_cost(shape: tuple[int, ...], packed: int, dense_cost) -> LayerCost:
+    """Cost of a grouped convolution run ``packed`` groups per pass: ``groups // packed`` passes of the packed dense
+    layer plus one pass of the remaining groups, each costed by ``dense_cost(dense shape)``.
+
+    Mapping [our assumption]: an array that reduces over input channels down its rows and spreads output channels
+    across its columns runs ``packed`` groups at once by giving group ``j`` rows ``j·C/g …`` and columns ``j·K/g …``
+    and zero weights everywhere else: a block-diagonal dense layer of ``packed·C/g → packed·K/g`` channels. The
+    broadcast bit-serial and bit-parallel tiles (one activation lane set feeds every filter slot) run it the same
+    way. ``packed = 1`` is the groups run one after another. The zeros are real work for these designs, none of which
+    gates zero operands: the weights are laid out and fetched densely (``packed`` × the layer's weights) and the
+    units that multiply them count as active; ``macs`` is the layer's own count.
+    """
+    in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
+    passes, remainder = divmod(groups, packed)
+    total = dense_cost(_packed_shape(shape, packed)).scaled(passes)
+    if remainder:
+        total = total + dense_cost(_packed_shape(shape, remainder))
+    out_h = (in_h + 2 * padding - kernel) // stride + 1
+    out_w = (in_w + 2 * padding - kernel) // stride + 1
+    macs = batch * out_h * out_w * out_ch * (in_ch // groups) * kernel * kernel
+    return dataclasses.replace(total, macs=macs)
+
+
+def _objective_key(cost: LayerCost, preset: Preset) -> tuple[float, ...]:
+    """Order of two whole-layer costs under the preset's ``search_objective``, as ``_tiling`` orders tilings."""
+    objective = preset.policy.search_objective
+    if objective == "cycles":
+        return (cost.cycles, cost.energy_pj)
+    if objective == "energy":
+        return (cost.energy_pj, cost.cycles)
+    return (cost.energy_pj * cost.cycles, cost.cycles, cost.energy_pj)
+
+
+def _best_packing(shape, preset, packings, dense_cost) -> tuple[LayerCost, int]:
+    """The cheapest of the ``packings`` by the objective (ties: the first, i.e. fewer groups per pass)."""
+    costs = [(_grouped_cost(shape, packed, dense_cost), packed) for packed in packings]
+    return min(costs, key=lambda pair: _objective_key(pair[0], preset))
+
+
+@functools.lru_cache(maxsize=65536)
+def _grouped_own(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> tuple[LayerCost, int]:
+    """A grouped layer at (w_bits, a_bits): one group at a time or packed to the array's limit, the better one."""
+    limit = _packing_limit(shape, preset, w_bits, a_bits)
+    packings = (1,) if limit == 1 else (1, limit)
+    return _best_packing(shape, preset, packings, lambda dense: _cached_cost(dense, preset, w_bits, a_bits))
+
+
+@functools.lru_cache(maxsize=65536)
+def _grouped_ladder(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[LayerCost, int]:
+    """``_ladder_cost`` for grouped layers: the packing found for ``bits + 1`` is reused when the own pick at ``bits``
+    would cost more (a packing that fits at more bits fits at fewer), and each packed pass is itself a ladder cost."""
+    limit = _packing_limit(shape, preset, bits, bits)
+    packings = (1,) if limit == 1 else (1, limit)
+
+    def dense_cost(dense):
+        return _ladder_cost(dense, preset, bits)[0]
+
+    own = _best_packing(shape, preset, packings, dense_cost)
+    if bits >= FULL_PRECISION_BITS:
+        return own
+    upper, upper_packing = _grouped_ladder(shape, preset, bits + 1)
+    if _dominates(own[0], upper) or upper_packing == own[1]:
+        return own
+    reused = _grouped_cost(shape, upper_packing, dense_cost), upper_packing
     return reused if _dominates(reused[0], upper) else own
 
 

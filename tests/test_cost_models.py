@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -19,6 +20,8 @@ FILLING = ConvLayer(64, 256, 16, 16, 3, 1, 1, fixed_option=6)
 SMALL = ConvLayer(16, 32, 8, 8, 3, 1, 1, fixed_option=6)
 LINEAR = ConvLayer(64, 10, 1, 1, 1, kind="linear", fixed_option=6)
 STEM = ConvLayer(3, 16, 32, 32, 3, 1, 1, fixed_option=6)
+DEPTHWISE = ConvLayer(32, 32, 16, 16, 3, 1, 1, groups=32, fixed_option=6)
+GROUPED = ConvLayer(64, 128, 8, 8, 3, 1, 1, groups=4, fixed_option=6)
 
 
 @pytest.mark.parametrize("a", [1, 2, 4, 8, 10, 12, 14, 16])
@@ -81,7 +84,7 @@ def test_hand_count_with_accumulator_outputs():
 @pytest.mark.parametrize("name", list_presets())
 def test_more_bits_never_cost_less_along_the_options(name):
     preset = load_preset(name)
-    for layer in (SMALL, LINEAR, STEM, ConvLayer(32, 64, 16, 16, 3, 2, 1, fixed_option=6)):
+    for layer in (SMALL, LINEAR, STEM, ConvLayer(32, 64, 16, 16, 3, 2, 1, fixed_option=6), DEPTHWISE, GROUPED):
         previous = None
         for bits in (8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 32):
             cost = option_cost(layer, preset, Option(1, "q", bits, bits))
@@ -284,3 +287,76 @@ def test_loom_fills_a_quarter_of_its_filter_slots_and_is_slower_than_the_16_bit_
         loom = option_cost(layer, "loom", option)
         assert loom.active_unit_cycles <= loom.unit_cycles // 4  # at most a quarter of the SIPs busy
         assert loom.cycles > option_cost(layer, "bitparallel16", option).cycles
+
+
+# ------------------------------------------------------------------------------ grouped and depthwise convolutions
+def _one_group(layer, count=1):
+    """The dense layer of ``count`` groups of ``layer`` side by side (block-diagonal)."""
+    return ConvLayer(
+        count * layer.in_ch // layer.groups,
+        count * layer.out_ch // layer.groups,
+        layer.in_h,
+        layer.in_w,
+        layer.kernel,
+        layer.stride,
+        layer.padding,
+    )
+
+
+@pytest.mark.parametrize(
+    "name, packed, compute",
+    [
+        # Bit Fusion at 8 bits: 16 rows x 1 packed channel hold 16 depthwise groups (of the 32 columns); two passes
+        # of a 16 -> 16 3x3 conv on 16x16: 2 x 256 positions x 9 taps x 1 cycle
+        ("bitfusion_eyeriss", 16, 2 * 256 * 9),
+        # Stripes: 16 lanes -> 16 groups per pass; a pass is ceil(256 / 16 windows) steps x 9 taps x 8 serial cycles
+        ("stripes", 16, 2 * 16 * 9 * 8),
+        # DaDianNao geometry, 16-bit: 16 lanes, one window, one cycle per step
+        ("bitparallel16", 16, 2 * 256 * 9),
+    ],
+)
+def test_depthwise_runs_groups_block_diagonally_as_many_as_the_array_holds(name, packed, compute):
+    preset = load_preset(name)
+    cost = layer_cost(DEPTHWISE, preset, 8, 8)
+    assert cost.compute_cycles == compute
+    assert cost.macs == DEPTHWISE.macs == 32 * 9 * 256  # the layer's own MACs, not the packed zeros
+    # the packed pass is the dense block-diagonal layer; the groups one after another cost more on every preset here
+    dense = layer_cost(_one_group(DEPTHWISE, packed), preset, 8, 8)
+    assert cost.cycles == 2 * dense.cycles and cost.energy_pj == pytest.approx(2 * dense.energy_pj)
+    sequential = layer_cost(_one_group(DEPTHWISE), preset, 8, 8)
+    assert 32 * sequential.cycles > cost.cycles and 32 * sequential.energy_pj > cost.energy_pj
+    # zero weights are fetched: the packed passes move packed x the layer's weight bits
+    assert cost.wbuf_write_bits >= packed * DEPTHWISE.weight_count * 8
+
+
+def test_groups_that_do_not_divide_the_array_leave_a_remainder_pass():
+    preset = load_preset("bitfusion_eyeriss")
+    layer = ConvLayer(20, 20, 16, 16, 3, 1, 1, groups=20)
+    full, rest = (layer_cost(_one_group(layer, count), preset, 8, 8) for count in (16, 4))
+    cost = layer_cost(layer, preset, 8, 8)
+    assert cost.cycles == full.cycles + rest.cycles and cost.dram_bits == full.dram_bits + rest.dram_bits
+
+
+def test_groups_too_wide_to_pack_run_one_after_another():
+    """64 -> 128 in 4 groups: one group (16 -> 32) already fills Bit Fusion's 16 rows and 32 columns at 8 bits."""
+    preset = load_preset("bitfusion_eyeriss")
+    cost = layer_cost(GROUPED, preset, 8, 8)
+    one = layer_cost(_one_group(GROUPED), preset, 8, 8)
+    assert cost == dataclasses.replace(one.scaled(4), macs=GROUPED.macs)
+    assert cost.macs == 4 * one.macs
+
+
+def test_packing_is_chosen_by_the_search_objective():
+    """Under each objective the picked layer cost is no worse than either candidate (one group at a time, or packed
+    to the limit)."""
+    for objective in ("cycles", "energy", "edp"):
+        preset = load_preset("stripes").replace(policy__search_objective=objective)
+        cost = layer_cost(DEPTHWISE, preset, 8, 8)
+        candidates = [layer_cost(_one_group(DEPTHWISE), preset, 8, 8).scaled(32)]
+        candidates.append(layer_cost(_one_group(DEPTHWISE, 16), preset, 8, 8).scaled(2))
+        key = {
+            "cycles": lambda c: (c.cycles, c.energy_pj),
+            "energy": lambda c: (c.energy_pj, c.cycles),
+            "edp": lambda c: (c.energy_pj * c.cycles, c.cycles),
+        }[objective]
+        assert key(cost) <= min(map(key, candidates))
