@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dfs_sim.errors import LayerTableError
-from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.layer_table import ConvLayer, cifar_resnet_layers
 from dfs_sim.model.from_torch import layer_table_from_module
 from dfs_sim.model.registry import create_model
 from dfs_sim.options import DFS_OPTIONS
@@ -212,6 +212,22 @@ def test_mobilenet_v2_depthwise_groups():
     depthwise = [layer for layer in table if layer.groups > 1]
     assert len(depthwise) == sum(n for _, _, n, _ in MOBILENET_V2) == 17
     assert all(layer.groups == layer.in_ch == layer.out_ch and layer.kernel == 3 for layer in depthwise)
+
+
+def test_mobilenet_v2_cost_tables_on_the_shipped_presets():
+    """Every block of MobileNetV2 at every DFS option on the five shipped presets (a few seconds in all); its
+    depthwise layers run packed, so on each preset their compute cycles are below one channel at a time."""
+    from cost_models import build_cost_table, layer_cost, list_presets
+
+    with torch.device("meta"):
+        table = layer_table_from_module(MobileNetV2(), (3, 224, 224), gated=r"^features\.\d+$")
+    depthwise = next(layer for layer in table if layer.groups > 1 and layer.in_h == 112)
+    one_channel = ConvLayer(1, 1, depthwise.in_h, depthwise.in_w, 3, depthwise.stride, 1)
+    for preset in list_presets():
+        costs = build_cost_table(table, preset, use_cache=False)
+        assert costs.block.shape[:2] == (table.num_blocks, len(DFS_OPTIONS)) and (costs.block[:, 1:] > 0).all()
+        packed = layer_cost(depthwise, preset, 8, 8).compute_cycles
+        assert packed < depthwise.groups * layer_cost(one_channel, preset, 8, 8).compute_cycles
 
 
 # ------------------------------------------------------------------------------------- the project's CIFAR ResNet
