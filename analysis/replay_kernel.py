@@ -18,6 +18,8 @@ import numpy as np
 
 __all__ = [
     "pair_tables",
+    "precision_deltas",
+    "precision_deltas_reference",
     "replay_costs",
     "replay_presets",
     "replay_presets_reference",
@@ -302,3 +304,29 @@ def replay_costs(codes, cost_table, *, check_codes: bool = True) -> np.ndarray:
     """
     table, fixed = cost_table if isinstance(cost_table, tuple) else (cost_table.block, cost_table.fixed)
     return np.ascontiguousarray(replay_presets(codes, table, fixed, check_codes=check_codes))
+
+
+@numba.njit(cache=True, parallel=True)
+def precision_deltas(codes, precision, deltas, out):  # pragma: no cover - compiled
+    """``out[n, m] = Σ_b deltas[b, codes[n, b], precision[n, b], m]``: what the effective precisions of input ``n``
+    change in each metric on a dynamic-precision preset (``CostTable.precision_deltas``; precision 0 changes
+    nothing)."""
+    n_inputs, n_blocks = codes.shape
+    n_metrics = deltas.shape[3]
+    for n in numba.prange(n_inputs):
+        for m in range(n_metrics):
+            out[n, m] = 0.0
+        for b in range(n_blocks):
+            level = precision[n, b]
+            if level:
+                row = deltas[b, codes[n, b], level]
+                for m in range(n_metrics):
+                    out[n, m] += row[m]
+
+
+def precision_deltas_reference(codes: np.ndarray, precision: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """Plain-numpy twin of ``precision_deltas``."""
+    out = np.zeros((codes.shape[0], deltas.shape[3]))
+    for b in range(codes.shape[1]):
+        out += deltas[b, codes[:, b].astype(np.intp), precision[:, b].astype(np.intp)]
+    return out

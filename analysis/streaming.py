@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, per_input_frame, run_labels, wilson_interval
-from analysis.replay_kernel import replay_presets, split_presets, tally_decisions
+from analysis.replay_kernel import precision_deltas, replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
 from cost_models.model import METRICS
@@ -102,12 +102,14 @@ def replay_run(
     sums = np.zeros((count, _METRICS + 2))  # the metrics, then energy and latency
     kept = {key: np.empty(run.num_inputs) for key in first_pass}
     decisions = _Decisions(run)
+    trimming = _Trimming(run, tables)
     correct, start, buffer = 0, 0, None
     rows = min(chunk_inputs, run.num_inputs)
     by_metric, energy, latency = np.empty((count, _METRICS, rows)), np.empty((count, rows)), np.empty((count, rows))
     for chunk in _chunks(run, chunk_inputs):
         costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)  # codes checked on read
         buffer = costs.base
+        trimming.apply(chunk, costs, count_units=True)
         size = chunk.num_inputs
         split_presets(costs, us_per_cycle, _LANES, by_metric[:, :, :size], energy[:, :size], latency[:, :size])
         correct += int(np.count_nonzero(chunk.correct))
@@ -130,7 +132,7 @@ def replay_run(
     del kept
     while later:
         batch, later = later[:columns_kept], later[columns_kept:]
-        quantiles.update(_quantiles_by_pass(run, batch, lanes, fixed, us_per_cycle, chunk_inputs, progress))
+        quantiles.update(_quantiles_by_pass(run, batch, lanes, fixed, us_per_cycle, chunk_inputs, progress, trimming))
 
     totals = RunTotals(decisions.block_counts)
     low, high = wilson_interval(correct, run.num_inputs)
@@ -151,19 +153,22 @@ def replay_run(
         row["cycles_mean"] = means[_CYCLES]
         for name in (*ENERGY_PARTS, "dram_bits"):
             row[f"{name}_mean"] = means[COST_METRICS.index(name)]
-        row["utilisation"] = _utilisation(tables[p], decisions.block_counts, run.num_inputs)
+        row["utilisation"] = _utilisation(
+            tables[p], decisions.block_counts, run.num_inputs, trimming.unit_sums.get(p, (0.0, 0.0))
+        )
         row.update(decisions.columns())
         totals.rows.append(row)
     return totals
 
 
-def _utilisation(table, block_counts: np.ndarray, inputs: int) -> float:
+def _utilisation(table, block_counts: np.ndarray, inputs: int, trimmed: tuple[float, float] = (0.0, 0.0)) -> float:
     """The share of compute-unit cycles doing mapped work over every input and layer of a run: the always-run layers'
-    unit-cycles once per input, and each gated block's at each option as often as the inputs took it."""
+    unit-cycles once per input, and each gated block's at each option as often as the inputs took it, plus what
+    effective precisions changed (``trimmed``: active, all; summed over the inputs)."""
     totals = []
-    for name in ("active_unit_cycles", "unit_cycles"):
+    for name, change in zip(("active_unit_cycles", "unit_cycles"), trimmed, strict=True):
         metric = METRICS.index(name)
-        totals.append(inputs * table.fixed[metric] + float((block_counts * table.block[:, :, metric]).sum()))
+        totals.append(inputs * table.fixed[metric] + float((block_counts * table.block[:, :, metric]).sum()) + change)
     active, units = totals
     return active / units if units else float("nan")
 
@@ -187,6 +192,7 @@ def _slice(run: TraceRun, start: int, stop: int) -> TraceRun:
         pred=run.pred[start:stop],
         confidence=run.confidence[start:stop],
         path=run.path,
+        precision=None if run.precision is None else run.precision[start:stop],
         _parsed=(run.layers, run.options),
     )
 
@@ -216,13 +222,14 @@ def _columns_size(columns: dict) -> int:
     return sum(column.size for column in columns.values())
 
 
-def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, progress) -> dict:
+def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, progress, trimming) -> dict:
     """Another pass over ``run`` that keeps only the columns ``keys`` ((preset index, column) pairs) whole."""
     kept = {key: np.empty(run.num_inputs) for key in keys}
     start, buffer = 0, None
     for chunk in _chunks(run, chunk_inputs, verify=False):  # the first pass verified the file
         costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)
         buffer = costs.base
+        trimming.apply(chunk, costs)
         stop = start + chunk.num_inputs
         for p, name in keys:
             _derived(
@@ -232,6 +239,38 @@ def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, prog
         if progress is not None:
             progress(chunk.num_inputs)
     return _all_quantiles(kept)
+
+
+class _Trimming:
+    """Dynamic precision: on the presets whose cost table has effective costs, each input's replayed costs change by
+    what its recorded effective precisions save (``CostTable.precision_deltas``); a run without precisions, or a
+    static preset, is replayed as it is."""
+
+    _UNIT_LANES = (METRICS.index("active_unit_cycles"), METRICS.index("unit_cycles"))
+
+    def __init__(self, run, tables) -> None:
+        carries = run.has_precision if hasattr(run, "has_precision") else run.precision is not None
+        self.deltas = {
+            p: table.precision_deltas() for p, table in enumerate(tables) if carries and table.effective is not None
+        }
+        self.unit_sums: dict[int, tuple[float, float]] = {}
+        self.scratch = np.empty((0, len(METRICS)))
+
+    def apply(self, chunk, costs: np.ndarray, count_units: bool = False) -> None:
+        """Add each dynamic preset's changes to its lanes of ``costs`` (N, presets × replayed metrics), in place;
+        ``count_units``: also sum the changes in unit-cycles, for the utilisation."""
+        if not self.deltas:
+            return
+        if self.scratch.shape[0] < chunk.num_inputs:
+            self.scratch = np.empty((chunk.num_inputs, len(METRICS)))
+        scratch = self.scratch[: chunk.num_inputs]
+        for p, deltas in self.deltas.items():
+            precision_deltas(chunk.codes, chunk.precision, deltas, scratch)
+            costs[:, p * _METRICS : (p + 1) * _METRICS] += scratch[:, COST_LANES]
+            if count_units:
+                active, units = (float(scratch[:, lane].sum()) for lane in self._UNIT_LANES)
+                before = self.unit_sums.get(p, (0.0, 0.0))
+                self.unit_sums[p] = (before[0] + active, before[1] + units)
 
 
 class _Decisions:

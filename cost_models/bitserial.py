@@ -70,17 +70,32 @@ def twin_filters(array: SerialArray) -> int | None:
     return None if remainder or filters < 1 else filters
 
 
-def array_mapping(preset: Preset, in_ch: int, a_bits: int, w_bits: int, *, layer_windows: int = 1, **common) -> Mapping:
+def array_mapping(
+    preset: Preset,
+    in_ch: int,
+    a_bits: int,
+    w_bits: int,
+    *,
+    layer_windows: int = 1,
+    serial_a_bits: int | None = None,
+    **common,
+) -> Mapping:
     """Mapping onto the SIP array (window dataflow, or the FC rule for one-window layers; module docstring), with
-    the SIPs as the units of the compute energy."""
+    the SIPs as the units of the compute energy.
+
+    ``serial_a_bits``: the activation bits the SIPs actually stream, when the data needs fewer than the stored
+    ``a_bits`` (dynamic precision: Dynamic Stripes, arXiv 1706.00504, and Loom's runtime trimming detect the
+    leading zeros of each group of activations and skip those cycles [paper abstracts, docs/hardware.md §2.3]).
+    Storage and traffic stay at ``a_bits``."""
     array: SerialArray = preset.array
+    serial_a = a_bits if serial_a_bits is None else serial_a_bits
     sips = array.tiles * array.filters * array.windows
-    work = serial_cycles(array, a_bits, w_bits)
+    work = serial_cycles(array, serial_a, w_bits)
     twin = twin_filters(array)
     if layer_windows == 1 and twin is not None:
         pe = array.pe_width
         stored_w = w_bits if array.variant == "loom" else -(-w_bits // pe) * pe
-        cols, windows, temporal, temporal_div = twin * array.tiles, 1, -(-a_bits // pe) * stored_w, pe
+        cols, windows, temporal, temporal_div = twin * array.tiles, 1, -(-serial_a // pe) * stored_w, pe
     else:
         cols, windows, temporal, temporal_div = array.filters * array.tiles, array.windows, work, 1
     return Mapping(

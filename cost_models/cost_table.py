@@ -3,7 +3,9 @@
 ``CostTable.block[b, k, m]`` is gated block ``b`` at option ``k`` for metric ``METRICS[m]``, *including* the block's
 projection layer (role ``projection``), which runs at its ``fixed_option`` even when the block is skipped.
 ``CostTable.fixed[m]`` sums every always-run layer (stem, first block, fc, gates) at its ``fixed_option``. A block's
-cost depends only on its own option's (w_bits, a_bits, float, skip), so replay is a gather-sum.
+cost depends only on its own option's (w_bits, a_bits, float, skip), so replay is a gather-sum. On a preset with
+``array.dynamic_precision``, ``CostTable.effective[b, k, e, m]`` is block ``b`` at option ``k`` when its activations
+need only ``e`` bits (``cost_models.model.effective_cost`` for its main layers; the projection stays static).
 
 Skip under ``skip = "copy"``: a skipped block without a projection copies its input once (its first main layer's
 input); a block with a projection does not copy, its projection writes the block output [our assumption].
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cost_models.model import METRICS, LayerCost, option_cost, skip_cost
+from cost_models.model import MAX_EFFECTIVE_BITS, METRICS, LayerCost, effective_cost, option_cost, skip_cost
 from cost_models.preset import Preset, load_preset
 from dfs_sim._atomic import atomic_write_bytes
 from dfs_sim.layer_table import ConvLayer, LayerTable
@@ -48,10 +50,32 @@ class CostTable:
     options: tuple[Option, ...]
     key: str
     metrics: tuple[str, ...] = METRICS
+    # dynamic-precision presets only: float64 (num_blocks, num_options, MAX_EFFECTIVE_BITS + 1, len(METRICS)), the
+    # block at each option when its activations need k bits (k = 1..16; k = 0 and k >= the option's bits: static)
+    effective: np.ndarray | None = None
 
     @property
     def num_blocks(self) -> int:
         return self.block.shape[0]
+
+    def precision_deltas(self, steps: int = 8) -> np.ndarray:
+        """What each effective precision changes, for replay: (blocks, options, 256, metrics), where ``[b, k, e]``
+        is block ``b`` at option ``k`` with activations that need ``e / steps`` bits, minus its static cost (``e =
+        0``: not measured, no change; any uint8 ``e`` indexes it). Between whole bits the cost is interpolated
+        linearly, which is exact for the compute cycles (linear in the streamed bits) [our assumption for the
+        stalls]."""
+        if self.effective is None:
+            raise ValueError(f"preset {self.preset.name!r} has no dynamic precision")
+        whole = self.effective.copy()
+        whole[:, :, 0] = whole[:, :, 1]  # below one bit (never recorded) costs as one bit
+        levels = np.arange(256) / steps
+        low = np.minimum(np.floor(levels).astype(np.int64), MAX_EFFECTIVE_BITS)
+        high = np.minimum(low + 1, MAX_EFFECTIVE_BITS)
+        fraction = (levels - low)[None, None, :, None]
+        interpolated = whole[:, :, low] + fraction * (whole[:, :, high] - whole[:, :, low])
+        deltas = interpolated - self.block[:, :, None, :]
+        deltas[:, :, 0] = 0.0
+        return np.ascontiguousarray(deltas)
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy long frame: block (-1 = the always-run layers), option (code), option_name, metric, value."""
@@ -104,14 +128,16 @@ def build_cost_table(
     key = table_key(layer_table, preset, options)
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = path / f"{preset.name}-{key}.npz"
+    dynamic = bool(getattr(preset.array, "dynamic_precision", False))
     if use_cache:
-        cached = _load(path, key, layer_table.num_blocks, len(options))
+        cached = _load(path, key, layer_table.num_blocks, len(options), dynamic)
         if cached is not None:
-            return CostTable(cached[0], cached[1], preset, options, key)
+            return CostTable(*cached[:2], preset, options, key, effective=cached[2])
     block, fixed = _build(layer_table, preset, options)
+    effective = _build_effective(layer_table, preset, options, block) if dynamic else None
     if use_cache:
-        _store(path, key, block, fixed)
-    return CostTable(block, fixed, preset, options, key)
+        _store(path, key, block, fixed, effective)
+    return CostTable(block, fixed, preset, options, key, effective=effective)
 
 
 def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -140,41 +166,78 @@ def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...])
     return block, np.array(fixed_cost.metrics(), dtype=np.float64)
 
 
+def _build_effective(
+    layer_table: LayerTable, preset: Preset, options: tuple[Option, ...], block: np.ndarray
+) -> np.ndarray:
+    """``CostTable.effective``: the static row wherever the option cannot trim, ``effective_cost`` elsewhere."""
+    effective = np.repeat(block[:, :, None, :], MAX_EFFECTIVE_BITS + 1, axis=2)
+    for index in range(layer_table.num_blocks):
+        layers = layer_table.block_layers(index)
+        projection = sum(
+            (
+                option_cost(layer, preset, _fixed_option(layer, options))
+                for layer in layers
+                if layer.role == "projection"
+            ),
+            LayerCost(),
+        )
+        for code, option in enumerate(options):
+            if option.is_skip or option.float or option.a_bits > MAX_EFFECTIVE_BITS:
+                continue
+            for bits in range(1, option.a_bits):
+                cost = sum(
+                    (effective_cost(layer, preset, option, bits) for layer in layers if layer.role == "main"),
+                    projection,
+                )
+                effective[index, code, bits] = cost.metrics()
+    return effective
+
+
 def _fixed_option(layer: ConvLayer, options: tuple[Option, ...]) -> Option:
     """The option a projection or a layer outside every gated block runs at; ``LayerTable`` makes sure it has one."""
     assert layer.fixed_option is not None, layer.name
     return options[layer.fixed_option]
 
 
-def _checksum(key: str, block: np.ndarray, fixed: np.ndarray) -> str:
+def _checksum(key: str, block: np.ndarray, fixed: np.ndarray, effective: np.ndarray | None = None) -> str:
     digest = hashlib.sha256(key.encode())
     digest.update(np.ascontiguousarray(block, dtype=np.float64).tobytes())
     digest.update(np.ascontiguousarray(fixed, dtype=np.float64).tobytes())
+    if effective is not None:
+        digest.update(np.ascontiguousarray(effective, dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
-def _load(path: Path, key: str, num_blocks: int, num_options: int):
+def _load(path: Path, key: str, num_blocks: int, num_options: int, dynamic: bool):
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             block, fixed = data["block"].astype(np.float64), data["fixed"].astype(np.float64)
+            effective = data["effective"].astype(np.float64) if dynamic else None
             stored_key, checksum = str(data["key"]), str(data["checksum"])
     except Exception:  # any unreadable file is rebuilt, never trusted
         return None
+    shape = (num_blocks, num_options, len(METRICS))
     if (
         stored_key != key
-        or block.shape != (num_blocks, num_options, len(METRICS))
+        or block.shape != shape
         or fixed.shape != (len(METRICS),)
-        or checksum != _checksum(key, block, fixed)
+        or (effective is not None and effective.shape != (*shape[:2], MAX_EFFECTIVE_BITS + 1, shape[2]))
+        or checksum != _checksum(key, block, fixed, effective)
     ):
         return None
-    return block, fixed
+    return block, fixed, effective
 
 
-def _store(path: Path, key: str, block: np.ndarray, fixed: np.ndarray) -> None:
+def _store(path: Path, key: str, block: np.ndarray, fixed: np.ndarray, effective: np.ndarray | None) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, block=block, fixed=fixed, key=np.array(key), checksum=np.array(_checksum(key, block, fixed)))
+    arrays = (
+        {"block": block, "fixed": fixed}
+        if effective is None
+        else {"block": block, "fixed": fixed, "effective": effective}
+    )
+    np.savez(buffer, **arrays, key=np.array(key), checksum=np.array(_checksum(key, block, fixed, effective)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buffer.getvalue())

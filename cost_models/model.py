@@ -50,7 +50,10 @@ from cost_models.preset import Preset, load_preset
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.options import FULL_PRECISION_BITS, Option
 
-__all__ = ["METRICS", "LayerCost", "layer_cost", "option_cost", "skip_cost"]
+__all__ = ["METRICS", "MAX_EFFECTIVE_BITS", "LayerCost", "effective_cost", "layer_cost", "option_cost", "skip_cost"]
+
+# the widest activation a dynamic-precision preset trims (the SIPs' pe_width on every shipped bit-serial preset)
+MAX_EFFECTIVE_BITS = 16
 
 # what a cost table holds per block and option, and a replay sums per input; the unit-cycles give the utilisation
 METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits", "unit_cycles", "active_unit_cycles")
@@ -146,6 +149,43 @@ def option_cost(layer: ConvLayer, preset: Preset | str, option: Option) -> Layer
     return base
 
 
+def effective_cost(layer: ConvLayer, preset: Preset | str, option: Option, effective_bits: int) -> LayerCost:
+    """Cost of ``layer`` at ``option`` on a dynamic-precision bit-serial preset when the input's activations need
+    only ``effective_bits`` bits: the static mapping of ``option_cost`` (a compiler maps before it sees the data),
+    with each step streaming ``min(effective_bits, a)`` activation bits instead of ``a``; storage, traffic and
+    buffer accesses stay at the option's ``a`` bits.
+
+    Sources: Dynamic Stripes (arXiv 1706.00504) and Loom (DAC 2018) detect at run time the precision a group of
+    activations needs (leading zeros trimmed) and stream only those bits [paper abstracts, docs/hardware.md §2.3].
+    ``effective_bits`` is the mean over the groups of 16 activations the export records (``dfs_sim.model.precision``):
+    cycles are linear in the streamed bits, so the mean charges the sum over groups exactly when every step
+    streams one group [our assumption: the windows of a step do not wait for the slowest one]. Options that
+    cannot trim (skip, full precision, ``a`` above ``MAX_EFFECTIVE_BITS``) cost ``option_cost``.
+    """
+    preset = load_preset(preset)
+    if not getattr(preset.array, "dynamic_precision", False):
+        raise ValueError(f"preset {preset.name!r} does not model dynamic precision (array.dynamic_precision)")
+    if isinstance(effective_bits, bool) or not isinstance(effective_bits, int) or effective_bits < 1:
+        raise ValueError(f"effective_bits must be a positive integer, got {effective_bits!r}")
+    if option.is_skip or option.float or effective_bits >= option.a_bits or option.a_bits > MAX_EFFECTIVE_BITS:
+        return option_cost(layer, preset, option)
+    return _effective(_shape(layer), preset, option.w_bits, option.a_bits, effective_bits)
+
+
+@functools.lru_cache(maxsize=65536)
+def _effective(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, serial_a_bits: int) -> LayerCost:
+    """``effective_cost`` of one shape: the static pick (ladder or own search; for grouped shapes its packing) run
+    with ``serial_a_bits`` streamed."""
+    if shape[7] > 1:
+        if w_bits == a_bits:
+            packed = _grouped_ladder(shape, preset, a_bits)[1]
+        else:
+            packed = _grouped_own(shape, preset, w_bits, a_bits)[1]
+        return _grouped_cost(shape, packed, lambda dense: _effective(dense, preset, w_bits, a_bits, serial_a_bits))
+    found = (_ladder_cost(shape, preset, a_bits) if w_bits == a_bits else _own(shape, preset, w_bits, a_bits))[1]
+    return _search_cost(shape, preset, w_bits, a_bits, fixed=found, serial_a_bits=serial_a_bits)[0]
+
+
 def skip_cost(layer: ConvLayer, preset: Preset | str) -> LayerCost:
     """A skipped layer: nothing under ``skip = "alias"``; a DRAM read and write of its input under ``"copy"``.
 
@@ -194,11 +234,18 @@ def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 
 
 def _search_cost(
-    shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, fixed: _tiling.Search | None = None
+    shape: tuple[int, ...],
+    preset: Preset,
+    w_bits: int,
+    a_bits: int,
+    fixed: _tiling.Search | None = None,
+    serial_a_bits: int | None = None,
 ) -> tuple[LayerCost, _tiling.Search]:
     """Map, search (or evaluate the ``fixed`` mapping) and price one layer shape (one group of a grouped shape;
-    ``_grouped_cost`` puts the groups together)."""
-    (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping = _search_problem(shape, preset, w_bits, a_bits)
+    ``_grouped_cost`` puts the groups together); ``serial_a_bits`` as in ``effective_cost``."""
+    (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping = _search_problem(
+        shape, preset, w_bits, a_bits, serial_a_bits
+    )
     try:
         found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
     except ValueError:
@@ -239,7 +286,7 @@ def search_problem(
 
 
 def _search_problem(
-    shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int
+    shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, serial_a_bits: int | None = None
 ) -> tuple[SearchDims, _tiling.Mapping]:
     in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
     out_h = (in_h + 2 * padding - kernel) // stride + 1
@@ -261,6 +308,8 @@ def _search_problem(
         "dram_bits_per_cycle": preset.dram.bits_per_cycle,
     }
     to_mapping = array_mapping_for(preset.kind)
+    if serial_a_bits is not None:  # only bit-serial arrays stream fewer bits than they store
+        common["serial_a_bits"] = serial_a_bits
     mapping = to_mapping(preset, group_in, a_bits, w_bits, layer_windows=batch * out_h * out_w, **common)
     return (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping
 

@@ -59,7 +59,8 @@ class SerialArray:
     """Bit-serial tile geometry (DaDianNao-style): ``tiles`` × (``filters`` × ``windows`` SIPs) × ``lanes``.
 
     ``variant`` is ``"stripes"`` (activations serial, weights ``pe_width`` bits parallel) or ``"loom"`` (both serial,
-    ``act_bits_per_cycle`` activation bits and one weight bit per cycle).
+    ``act_bits_per_cycle`` activation bits and one weight bit per cycle). ``dynamic_precision`` (optional, default
+    false): the serial activation bits are the ones each input's data needs (``cost_models.model.effective_cost``).
     """
 
     variant: str
@@ -70,6 +71,9 @@ class SerialArray:
     pe_width: int
     act_bits_per_cycle: int
     im2col_max_in_ch: int
+    # charge each input the activation precision its data needs (Dynamic Stripes / Loom runtime trimming, from the
+    # trace's effective precisions); false: the option's static precision
+    dynamic_precision: bool = False
 
 
 @dataclass(frozen=True)

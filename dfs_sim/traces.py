@@ -4,6 +4,11 @@ Columns: ``input_id`` (int64), ``label`` (int16), ``pred`` (int16), ``confidence
 one uint8 column per gated block, ``block_00``, ``block_01``, ..., holding the option code the gate chose. The schema
 metadata key ``dfs_sim`` holds JSON with the run's description, its option list and its layer table.
 
+Format 3 adds optional effective precisions: one uint8 column per gated block, ``precision_00``, ..., all or none,
+holding the activation precision the block's inputs actually needed at the chosen option, in eighths of a bit (the
+mean over groups of 16 activations of the bits left after trimming leading zeros; ``dfs_sim.model.precision``);
+0 where nothing was measured (skip, full precision). Version 2 files (no such columns) read unchanged.
+
 Integrity: pages are written with checksums that are verified on read, and a hash of the table's contents (and of the
 metadata) is stored in the metadata and checked, so a flipped byte is an error rather than silently different data.
 Every check that fails raises ``TraceFormatError`` with a one-line message naming the file and the problem.
@@ -41,6 +46,7 @@ __all__ = [
     "TraceFormatError",
     "arrow_columns",
     "block_column",
+    "precision_column",
     "make_meta",
     "open_trace",
     "open_traces",
@@ -50,13 +56,15 @@ __all__ = [
     "write_trace",
 ]
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 METADATA_KEY = b"dfs_sim"
 METHODS = ("dfs", "dfs_binary", "skipnet", "static")
 CHUNK_INPUTS = 1 << 18  # inputs per chunk when a trace is streamed: smaller measured slower, larger no faster
 COST_BASIS_METRICS = ("energy", "latency")  # what a budget on a preset is measured in (cost_models.budget)
 BLOCK_PREFIX = "block_"
+PRECISION_PREFIX = "precision_"
+PRECISION_STEPS = 8  # effective precisions are stored in eighths of a bit
 CODE_DTYPE = np.uint8
 VALUE_COLUMNS: dict[str, pa.DataType] = {
     "input_id": pa.int64(),
@@ -85,6 +93,10 @@ def block_column(block: int) -> str:
     return f"{BLOCK_PREFIX}{block:02d}"
 
 
+def precision_column(block: int) -> str:
+    return f"{PRECISION_PREFIX}{block:02d}"
+
+
 class _RunMeta:
     """What a run's metadata says about it, for the in-memory run and the streamed file alike."""
 
@@ -103,8 +115,10 @@ class _RunMeta:
 class TraceRun(_RunMeta):
     """One run's per-input decisions and outcomes, with its metadata as a dict.
 
-    ``codes`` is (N inputs × B gated blocks) uint8 in C order; the other arrays have length N. A run is immutable:
-    its arrays are read-only views (the caller's arrays are left writable), so its content hash is computed once.
+    ``codes`` is (N inputs × B gated blocks) uint8 in C order; the other arrays have length N. ``precision``, when
+    the export measured it, is (N × B) uint8 as well: each decision's effective activation precision in eighths of a
+    bit (0: not measured). A run is immutable: its arrays are read-only views (the caller's arrays are left
+    writable), so its content hash is computed once.
     """
 
     meta: dict
@@ -114,6 +128,7 @@ class TraceRun(_RunMeta):
     pred: np.ndarray
     confidence: np.ndarray
     path: Path | None = None
+    precision: np.ndarray | None = None
     layers: LayerTable = field(init=False, repr=False)
     options: tuple[Option, ...] = field(init=False, repr=False)
     _parsed: InitVar[tuple[LayerTable, tuple[Option, ...]] | None] = None  # read_trace's parse of ``meta``
@@ -124,6 +139,8 @@ class TraceRun(_RunMeta):
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "options", options)
         arrays = {"codes": np.ascontiguousarray(self.codes, dtype=CODE_DTYPE)}
+        if self.precision is not None:
+            arrays["precision"] = np.ascontiguousarray(self.precision, dtype=CODE_DTYPE)
         for name, dtype in (
             ("input_id", np.int64),
             ("label", np.int16),
@@ -162,7 +179,9 @@ class TraceRun(_RunMeta):
         """A hash of the metadata (but its own ``content_hash``) and of every value: what makes this run this run."""
         cached = self.__dict__.get("_hash")
         if cached is None:
-            cached = _content_hash(self.meta, self.input_id, self.label, self.pred, self.confidence, self.codes)
+            cached = _content_hash(
+                self.meta, self.input_id, self.label, self.pred, self.confidence, self.codes, self.precision
+            )
             object.__setattr__(self, "_hash", cached)
         return cached
 
@@ -218,6 +237,9 @@ def arrow_columns(run: TraceRun) -> dict[str, pa.Array]:
     columns = {name: pa.array(getattr(run, name), dtype) for name, dtype in VALUE_COLUMNS.items()}
     for block in range(run.num_blocks):
         columns[block_column(block)] = pa.array(run.codes[:, block], pa.uint8())
+    if run.precision is not None:
+        for block in range(run.num_blocks):
+            columns[precision_column(block)] = pa.array(run.precision[:, block], pa.uint8())
     return columns
 
 
@@ -235,7 +257,7 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
     written = _decode_meta(raw_meta, path)  # the content hash covers the metadata as written
     meta = upgraded_meta(written)
     layers, options = _parse_meta(meta, path)
-    _check_columns(column_types, layers.num_blocks, path)
+    has_precision = _check_columns(column_types, layers.num_blocks, path)
     if table.num_rows == 0:
         raise TraceFormatError(path, "the trace has no rows")
     for name in table.column_names:
@@ -246,16 +268,21 @@ def read_trace(path: str | os.PathLike) -> TraceRun:
         for block in range(layers.num_blocks):
             by_block[block] = table.column(block_column(block)).to_numpy()
         codes = _transpose(by_block)
+        precision = None
+        if has_precision:
+            for block in range(layers.num_blocks):
+                by_block[block] = table.column(precision_column(block)).to_numpy()
+            precision = _transpose(by_block)
         values = {name: table.column(name).to_numpy() for name in VALUE_COLUMNS}
     except (pa.ArrowException, ValueError) as error:
         raise TraceFormatError(path, f"column data cannot be decoded ({_first_line(error)})") from None
     stored_hash = meta.get("content_hash")
     actual_hash = _content_hash(
-        written, values["input_id"], values["label"], values["pred"], values["confidence"], codes
+        written, values["input_id"], values["label"], values["pred"], values["confidence"], codes, precision
     )
     if stored_hash != actual_hash:
         raise TraceFormatError(path, "content hash does not match the data: the file was changed or corrupted")
-    run = TraceRun(meta=meta, codes=codes, path=path, _parsed=(layers, options), **values)
+    run = TraceRun(meta=meta, codes=codes, path=path, precision=precision, _parsed=(layers, options), **values)
     if written is meta:  # an upgraded run hashes its new metadata when asked
         object.__setattr__(run, "_hash", actual_hash)  # verified above; no need to hash the data again
     return run
@@ -299,6 +326,7 @@ class TraceFile(_RunMeta):
     options: tuple[Option, ...]
     num_inputs: int
     written_meta: dict = field(repr=False)  # as written, which the content hash covers
+    has_precision: bool = False  # the file carries effective precisions (format 3)
 
     @property
     def name(self) -> str:
@@ -320,21 +348,32 @@ class TraceFile(_RunMeta):
         across the trace: checked on the fly while they increase, else by collecting them once (8 bytes per input).
         ``verify=False`` skips the hash and the id check, for a further pass over a file one pass has verified.
         """
-        digest = _meta_digest(self.written_meta)
+        digest, precision_digest = _meta_digest(self.written_meta), hashlib.sha256()
         with self._reading() as parquet:
             ids_increase = self._hash_value_columns(parquet, digest) if verify else True
             blocks = [block_column(block) for block in range(self.num_blocks)]
+            needs = [precision_column(block) for block in range(self.num_blocks)] if self.has_precision else []
             seen = 0
-            for batch in parquet.iter_batches(batch_size=size, columns=[*VALUE_COLUMNS, *blocks]):
+            for batch in parquet.iter_batches(batch_size=size, columns=[*VALUE_COLUMNS, *blocks, *needs]):
                 _check_no_nulls(batch, self.path)
                 codes = _transpose(np.stack([batch.column(name).to_numpy() for name in blocks]))
+                precision = _transpose(np.stack([batch.column(name).to_numpy() for name in needs])) if needs else None
                 if verify:
                     digest.update(codes.data.cast("B"))
+                    if precision is not None:
+                        precision_digest.update(precision.data.cast("B"))
                 values = {name: batch.column(name).to_numpy() for name in VALUE_COLUMNS}
                 seen += batch.num_rows
                 yield TraceRun(
-                    meta=self.meta, codes=codes, path=self.path, _parsed=(self.layers, self.options), **values
+                    meta=self.meta,
+                    codes=codes,
+                    path=self.path,
+                    precision=precision,
+                    _parsed=(self.layers, self.options),
+                    **values,
                 )
+        if self.has_precision:
+            digest.update(precision_digest.digest())
         if seen != self.num_inputs:
             raise TraceFormatError(self.path, f"read {seen} rows, but the file records {self.num_inputs}")
         if not ids_increase:
@@ -392,10 +431,10 @@ def open_trace(path: str | os.PathLike) -> TraceFile:
     written = _decode_meta((schema.metadata or {}).get(METADATA_KEY), path)
     meta = upgraded_meta(written)
     layers, options = _parse_meta(meta, path)
-    _check_columns([(field.name, field.type) for field in schema], layers.num_blocks, path)
+    has_precision = _check_columns([(field.name, field.type) for field in schema], layers.num_blocks, path)
     if num_rows == 0:
         raise TraceFormatError(path, "the trace has no rows")
-    return TraceFile(path, meta, layers, options, num_rows, written)
+    return TraceFile(path, meta, layers, options, num_rows, written, has_precision)
 
 
 def open_traces(folder: str | os.PathLike) -> list[TraceFile]:
@@ -434,7 +473,7 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
         raise TraceFormatError(source, f"metadata lacks {missing}")
-    if meta["format_version"] != FORMAT_VERSION:
+    if meta["format_version"] not in READABLE_VERSIONS[1:]:  # version 1 is upgraded before this
         raise TraceFormatError(
             source,
             f"unknown format_version {meta['format_version']!r}; this dfs_sim reads versions "
@@ -488,7 +527,8 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     return layers, options
 
 
-def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int, source: object) -> None:
+def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int, source: object) -> bool:
+    """Check the columns' names and types; whether the trace carries effective precisions (all or none)."""
     names = [name for name, _ in column_types]
     types = dict(column_types)
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -500,7 +540,19 @@ def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int,
         if types[name] != dtype:
             raise TraceFormatError(source, f"column {name!r} has type {types[name]}, expected {dtype}")
     expected_codes = [block_column(block) for block in range(num_blocks)]
-    code_columns = [name for name in names if name not in VALUE_COLUMNS]
+    expected_precision = [precision_column(block) for block in range(num_blocks)]
+    precision_columns = [name for name in names if name.startswith(PRECISION_PREFIX)]
+    if precision_columns and precision_columns != expected_precision:
+        missing = [name for name in expected_precision if name not in precision_columns]
+        problem = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {sorted(set(precision_columns) - set(expected_precision))[:3]}"
+        )
+        raise TraceFormatError(
+            source, f"precision columns: {problem}; a trace has one per gated block ({num_blocks}) or none"
+        )
+    code_columns = [name for name in names if name not in VALUE_COLUMNS and name not in precision_columns]
     missing = [name for name in expected_codes if name not in code_columns]
     if missing:
         raise TraceFormatError(
@@ -509,9 +561,10 @@ def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int,
     extra = [name for name in code_columns if name not in expected_codes]
     if extra:
         raise TraceFormatError(source, f"unexpected columns {extra[:3]}: the layer table has {num_blocks} gated blocks")
-    for name in expected_codes:
+    for name in expected_codes + precision_columns:
         if types[name] != pa.uint8():
             raise TraceFormatError(source, f"column {name!r} has type {types[name]}, expected uint8")
+    return bool(precision_columns)
 
 
 def _check_values(run: TraceRun, source: object) -> None:
@@ -533,6 +586,8 @@ def _check_values(run: TraceRun, source: object) -> None:
             f"column {block_column(block)!r} has option code {int(run.codes[:, block].max())}, "
             f"but only codes 0..{num_options - 1} exist",
         )
+    if run.precision is not None:
+        _check_precision(run, source)
     ids = run.input_id
     if not (np.all(ids[1:] > ids[:-1]) or np.all(np.diff(np.sort(ids)) != 0)):
         raise TraceFormatError(source, "input_id has duplicate values")
@@ -543,6 +598,28 @@ def _check_values(run: TraceRun, source: object) -> None:
             raise TraceFormatError(source, f"column {name!r} has values outside 0..{num_classes - 1}")
     if not np.all((run.confidence >= 0) & (run.confidence <= 1)):
         raise TraceFormatError(source, "column 'confidence' has values outside [0, 1]")
+
+
+def _check_precision(run: TraceRun, source: object) -> None:
+    """Effective precisions: (N × B); 0 (not measured) or 1 bit up to the chosen option's activation bits where the
+    option is quantized; 0 where it is skipped or at full precision."""
+    if run.precision.shape != run.codes.shape:
+        raise TraceFormatError(source, f"precision has shape {run.precision.shape}, codes {run.codes.shape}")
+    limit = np.array(
+        [0 if option.is_skip or option.float else option.a_bits * PRECISION_STEPS for option in run.options],
+        dtype=np.int64,
+    )[run.codes]
+    bad = (run.precision > limit) | ((run.precision > 0) & (run.precision < PRECISION_STEPS))
+    if bad.any():
+        n, block = (int(i[0]) for i in np.nonzero(bad))
+        option = run.options[run.codes[n, block]]
+        raise TraceFormatError(
+            source,
+            f"column {precision_column(block)!r} holds {run.precision[n, block] / PRECISION_STEPS:g} bits at "
+            f"option {option.name} (input {int(run.input_id[n])}); expected 0 (not measured) or 1..{option.a_bits}"
+            if not (option.is_skip or option.float)
+            else f"column {precision_column(block)!r} holds a precision at option {option.name}, which has none",
+        )
 
 
 def _decode_meta(raw_meta: bytes | None, path: Path) -> dict:
@@ -557,10 +634,14 @@ def _decode_meta(raw_meta: bytes | None, path: Path) -> dict:
     return meta
 
 
-def _content_hash(meta, input_id, label, pred, confidence, codes) -> str:
+def _content_hash(meta, input_id, label, pred, confidence, codes, precision=None) -> str:
+    """The metadata, each value column whole, the codes in input order and, for a trace with effective precisions,
+    the SHA-256 of those (so that a stream hashes them beside the codes; without them the hash is format 2's)."""
     digest = _meta_digest(meta)
     for array, dtype in ((input_id, "<i8"), (label, "<i2"), (pred, "<i2"), (confidence, "<f4"), (codes, "u1")):
         digest.update(np.ascontiguousarray(array, dtype=dtype).data.cast("B"))
+    if precision is not None:
+        digest.update(hashlib.sha256(np.ascontiguousarray(precision, dtype="u1").data.cast("B")).digest())
     return digest.hexdigest()[:32]
 
 
