@@ -132,7 +132,8 @@ def build_cost_table(
     if use_cache:
         cached = _load(path, key, layer_table.num_blocks, len(options), dynamic)
         if cached is not None:
-            return CostTable(*cached[:2], preset, options, key, effective=cached[2])
+            block, fixed, effective = cached
+            return CostTable(block, fixed, preset, options, key, effective=effective)
     block, fixed = _build(layer_table, preset, options)
     effective = _build_effective(layer_table, preset, options, block) if dynamic else None
     if use_cache:
@@ -232,12 +233,11 @@ def _load(path: Path, key: str, num_blocks: int, num_options: int, dynamic: bool
 
 def _store(path: Path, key: str, block: np.ndarray, fixed: np.ndarray, effective: np.ndarray | None) -> None:
     buffer = io.BytesIO()
-    arrays = (
-        {"block": block, "fixed": fixed}
-        if effective is None
-        else {"block": block, "fixed": fixed, "effective": effective}
-    )
-    np.savez(buffer, **arrays, key=np.array(key), checksum=np.array(_checksum(key, block, fixed, effective)))
+    arrays: dict[str, np.ndarray] = {"block": block, "fixed": fixed, "key": np.array(key)}
+    if effective is not None:
+        arrays["effective"] = effective
+    arrays["checksum"] = np.array(_checksum(key, block, fixed, effective))
+    np.savez(buffer, allow_pickle=False, **arrays)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buffer.getvalue())

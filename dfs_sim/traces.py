@@ -603,23 +603,27 @@ def _check_values(run: TraceRun, source: object) -> None:
 def _check_precision(run: TraceRun, source: object) -> None:
     """Effective precisions: (N × B); 0 (not measured) or 1 bit up to the chosen option's activation bits where the
     option is quantized; 0 where it is skipped or at full precision."""
-    if run.precision.shape != run.codes.shape:
-        raise TraceFormatError(source, f"precision has shape {run.precision.shape}, codes {run.codes.shape}")
+    precision = run.precision
+    assert precision is not None
+    if precision.shape != run.codes.shape:
+        raise TraceFormatError(source, f"precision has shape {precision.shape}, codes {run.codes.shape}")
     limit = np.array(
         [0 if option.is_skip or option.float else option.a_bits * PRECISION_STEPS for option in run.options],
         dtype=np.int64,
     )[run.codes]
-    bad = (run.precision > limit) | ((run.precision > 0) & (run.precision < PRECISION_STEPS))
-    if bad.any():
-        n, block = (int(i[0]) for i in np.nonzero(bad))
-        option = run.options[run.codes[n, block]]
-        raise TraceFormatError(
-            source,
-            f"column {precision_column(block)!r} holds {run.precision[n, block] / PRECISION_STEPS:g} bits at "
-            f"option {option.name} (input {int(run.input_id[n])}); expected 0 (not measured) or 1..{option.a_bits}"
-            if not (option.is_skip or option.float)
-            else f"column {precision_column(block)!r} holds a precision at option {option.name}, which has none",
-        )
+    bad = (precision > limit) | ((precision > 0) & (precision < PRECISION_STEPS))
+    if not bad.any():
+        return
+    n, block = (int(index[0]) for index in np.nonzero(bad))
+    option = run.options[run.codes[n, block]]
+    column = precision_column(block)
+    if option.is_skip or option.float:
+        raise TraceFormatError(source, f"column {column!r} holds a precision at option {option.name}, which has none")
+    raise TraceFormatError(
+        source,
+        f"column {column!r} holds {precision[n, block] / PRECISION_STEPS:g} bits at option {option.name} "
+        f"(input {int(run.input_id[n])}); expected 0 (not measured) or 1..{option.a_bits}",
+    )
 
 
 def _decode_meta(raw_meta: bytes | None, path: Path) -> dict:
