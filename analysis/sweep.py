@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from analysis._output import claim_output_folder, read_table_or_none, release_output_folder, write_manifest, write_table
 from analysis.matched import BASELINES, matched_comparison
-from analysis.replay_kernel import replay_costs
+from analysis.replay_kernel import precision_deltas, replay_costs
 from analysis.summary import block_fractions
 from cost_models import METRICS, CostTable, build_cost_table
 from cost_models.cost_table import MODEL_VERSION
@@ -188,6 +188,11 @@ def evaluate_points(
             table = tables[key]
             means = table.fixed + np.einsum("bk,bkm->m", run_fractions, table.block)
             cycles = replay_costs(run.codes, table, check_codes=False)[:, 0]  # checked when the run was made
+            if table.effective is not None and run.precision is not None:  # a dynamic-precision point
+                change = np.empty((run.num_inputs, len(METRICS)))
+                precision_deltas(run.codes, run.precision, table.precision_deltas(), change)
+                means = means + change.mean(axis=0)
+                cycles = cycles + change[:, METRICS.index("cycles")]
             row = {
                 "point": index,
                 "preset": preset.name,

@@ -13,7 +13,7 @@ from dfs_sim.model.gate import SkipGateController
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.training import skipnet_reinforce_loss, train
 from dfs_sim.options import skipnet_computation_pct
-from dfs_sim.traces import TraceFormatError, _content_hash, read_trace, write_trace
+from dfs_sim.traces import FORMAT_VERSION, TraceFormatError, _content_hash, read_trace, write_trace
 from tests.factories import make_run, raw_columns, write_raw
 from tests.test_train import _tiny
 
@@ -87,11 +87,12 @@ def test_a_version_1_skipnet_trace_reads_as_the_binary_dfs_ablation(tmp_path):
     meta = {**run.meta, "format_version": 1, "method": "skipnet"}
     meta["content_hash"] = _content_hash(meta, run.input_id, run.label, run.pred, run.confidence, run.codes)
     read = read_trace(write_raw(tmp_path / "old.parquet", raw_columns(run), meta))
-    assert read.method == "dfs_binary" and read.meta["format_version"] == 2 and read.meta["upgraded_from_format"] == 1
+    assert read.method == "dfs_binary" and read.meta["format_version"] == FORMAT_VERSION
+    assert read.meta["upgraded_from_format"] == 1
     again = read_trace(write_trace(tmp_path / "again.parquet", read))  # an upgraded run writes a valid new trace
     assert again.method == "dfs_binary" and np.array_equal(again.codes, run.codes)
-    with pytest.raises(TraceFormatError, match="format_version 3"):
-        read_trace(write_raw(tmp_path / "new.parquet", raw_columns(run), {**meta, "format_version": 3}))
+    with pytest.raises(TraceFormatError, match="format_version 4"):  # a version this dfs_sim does not know
+        read_trace(write_raw(tmp_path / "new.parquet", raw_columns(run), {**meta, "format_version": 4}))
 
 
 def test_skipnet_trains_its_own_phases_and_dfs_models_theirs():

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dfs_sim.model.distributed import BatchNorm2d
+from dfs_sim.model.precision import PrecisionMeter
 from dfs_sim.model.quantize import ActivationQuantizer, quantize_levels, quantize_weight
 from dfs_sim.options import Option
 
@@ -40,14 +41,22 @@ class QuantConv2d(nn.Conv2d):
         bits: int | None = None,  # type: ignore[override]
         input_quantized: bool = False,
         input_bits: int | None = None,
+        meter: PrecisionMeter | None = None,
     ) -> torch.Tensor:
-        """``input_quantized``: ``x`` is already on the input grid (its range observed by the caller)."""
+        """``input_quantized``: ``x`` is already on the input grid (its range observed by the caller); ``meter``
+        (evaluation): record the bits the quantized input needs (``dfs_sim.model.precision``)."""
         if bits is None:
             return super().forward(x)
         weight = quantize_weight(self.weight, bits)
         if not input_quantized:
-            x = self.input_quantizer(x, bits if input_bits is None else input_bits)
-        return self._conv_forward(x, weight, self.bias)
+            width = bits if input_bits is None else input_bits
+            if meter is not None:
+                levels = self.input_quantizer.levels(x, width)
+            x = self.input_quantizer(x, width)
+        out = self._conv_forward(x, weight, self.bias)
+        if meter is not None and not input_quantized:
+            meter.add(levels, out[0].numel() * (self.in_channels // self.groups) * self.weight[0, 0].numel())
+        return out
 
 
 class GatedBasicBlock(nn.Module):
@@ -69,13 +78,16 @@ class GatedBasicBlock(nn.Module):
         """The skip path: the input itself, or its full-precision projection for a strided block."""
         return x if self.projection is None else self.projection(x)
 
-    def candidate(self, x: torch.Tensor, shortcut: torch.Tensor, option: Option) -> torch.Tensor:
-        """A quantized option runs the weights at ``w_bits`` and the convolutions' inputs at ``a_bits``."""
+    def candidate(
+        self, x: torch.Tensor, shortcut: torch.Tensor, option: Option, meter: PrecisionMeter | None = None
+    ) -> torch.Tensor:
+        """A quantized option runs the weights at ``w_bits`` and the convolutions' inputs at ``a_bits``; ``meter``
+        records the bits those inputs need."""
         if option.is_skip:
             return shortcut
         bits = None if option.float else option.w_bits
-        out = F.relu(self.bn1(self.conv1(x, bits, input_bits=option.a_bits)))
-        out = self.bn2(self.conv2(out, bits, input_bits=option.a_bits))
+        out = F.relu(self.bn1(self.conv1(x, bits, input_bits=option.a_bits, meter=meter)))
+        out = self.bn2(self.conv2(out, bits, input_bits=option.a_bits, meter=meter))
         return F.relu(out + shortcut)
 
     def candidates(
@@ -112,5 +124,5 @@ class GatedBasicBlock(nn.Module):
                 outputs.append(out.add_(shortcut).relu_())  # BN's backward needs its input, not its output
         return outputs
 
-    def forward(self, x: torch.Tensor, option: Option) -> torch.Tensor:
-        return self.candidate(x, self.shortcut(x), option)
+    def forward(self, x: torch.Tensor, option: Option, meter: PrecisionMeter | None = None) -> torch.Tensor:
+        return self.candidate(x, self.shortcut(x), option, meter)

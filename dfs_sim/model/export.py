@@ -22,11 +22,12 @@ from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_c
 from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
+from dfs_sim.model.precision import GROUP
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import declared_layer_table, traced_layer_table
 from dfs_sim.model.training import apply_cost_basis
 from dfs_sim.options import DFS_OPTIONS, parse_options, skipnet_computation_pct
-from dfs_sim.traces import TraceRun, make_meta, write_trace
+from dfs_sim.traces import PRECISION_STEPS, TraceRun, make_meta, write_trace
 
 __all__ = [
     "ExportResult",
@@ -170,8 +171,10 @@ def export(
     batch_size: int = 256,
     device: str = "auto",
     command: str | None = None,
+    effective_precision: bool = False,
 ) -> ExportResult:
-    """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation."""
+    """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation.
+    ``effective_precision``: the trace also records the activation bits each decision needed (format 3)."""
     checkpoint, out = Path(checkpoint), Path(out)
     if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
@@ -197,7 +200,7 @@ def export(
     if static is not None and not model.options[static].float and not model.options[static].is_skip:
         train_split = load_split(dataset, "train", data_path, split_seed)
         calibration = {"split": "train", "images": calibrate_quantizers(model, train_split)}
-    evaluation = evaluate(model, data, batch_size=batch_size)
+    evaluation = evaluate(model, data, batch_size=batch_size, measure_precision=effective_precision)
     extra = {
         "checkpoint": checkpoint.name,
         "checkpoint_sha256": checkpoint_sha256[:16],
@@ -215,6 +218,8 @@ def export(
             alpha=config.get("alpha"),
             skipnet_computation_pct=skipnet_computation_pct(evaluation.codes, model.skip_code),
         )
+    if effective_precision:
+        extra["effective_precision"] = {"group": GROUP, "steps_per_bit": PRECISION_STEPS, "weights": "macs"}
     if static is not None:
         extra["static_option"] = static
         extra["quantizer_calibration"] = calibration
@@ -241,6 +246,7 @@ def export(
         label=evaluation.label,
         pred=evaluation.pred,
         confidence=evaluation.confidence,
+        precision=evaluation.precision,
     )
     path = write_trace(out, run)
     return ExportResult(path, evaluation, meta)
@@ -256,6 +262,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--static-option", help="static baseline from a backbone: code 0..6 or skip/q8/.../fp")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--effective-precision",
+        action="store_true",
+        help="also record, per input and gated block, the activation bits the data needed (for dynamic-precision "
+        "presets; dfs_sim/model/precision.py)",
+    )
     parser.add_argument("--device", default="auto")
     return parser
 
@@ -273,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             device=args.device,
             command=shlex.join(["python", "-m", "dfs_sim.export", *argv]),
+            effective_precision=args.effective_precision,
         )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)

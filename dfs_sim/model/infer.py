@@ -12,18 +12,21 @@ from dfs_sim.model.data import Split
 from dfs_sim.model.quantize import ActivationQuantizer
 from dfs_sim.model.resnet import GatedOutput, GatedResNet
 from dfs_sim.options import proxy_costs
+from dfs_sim.traces import PRECISION_STEPS
 
 __all__ = ["Evaluation", "calibrate_quantizers", "evaluate", "predict"]
 
 
 @torch.no_grad()
-def predict(model: GatedResNet, images: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
+def predict(
+    model: GatedResNet, images: torch.Tensor, fixed_code: int | None = None, measure_precision: bool = False
+) -> GatedOutput:
     """Eval-mode forward that executes only the chosen option of every input and block (``fixed_code``: every block
-    at that option, no gate run)."""
+    at that option, no gate run; ``measure_precision``: also the bits each decision's activations needed)."""
     was_training = model.training
     model.eval()
     try:
-        return model.forward_grouped(images, fixed_code)
+        return model.forward_grouped(images, fixed_code, measure_precision)
     finally:
         model.train(was_training)
 
@@ -39,6 +42,7 @@ class Evaluation:
     codes: np.ndarray
     proxy_costs: tuple[float, ...]
     budget_costs: np.ndarray | None = None  # gated blocks × options on the model's cost basis
+    precision: np.ndarray | None = None  # N × B uint8: needed activation bits in eighths (0: skip, full precision)
 
     @property
     def accuracy(self) -> float:
@@ -66,12 +70,21 @@ def _batches(split: Split, batch_size: int, limit: int | None = None):
         yield split.batch(torch.arange(start, min(start + batch_size, end)))
 
 
-def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, fixed_code: int | None = None) -> Evaluation:
-    """Evaluate ``split`` on the device the model is on (``fixed_code``: every block at that option)."""
+def evaluate(
+    model: GatedResNet,
+    split: Split,
+    batch_size: int = 256,
+    fixed_code: int | None = None,
+    measure_precision: bool = False,
+) -> Evaluation:
+    """Evaluate ``split`` on the device the model is on (``fixed_code``: every block at that option;
+    ``measure_precision``: record the effective activation precisions, ``dfs_sim.model.precision``)."""
     device = next(model.parameters()).device
-    labels, preds, confidences, codes = [], [], [], []
+    labels, preds, confidences, codes, precision = [], [], [], [], []
     for images, target in _batches(split, batch_size):
-        output = predict(model, images.to(device), fixed_code)
+        output = predict(model, images.to(device), fixed_code, measure_precision)
+        if output.precision is not None:
+            precision.append(torch.round(output.precision * PRECISION_STEPS).cpu().numpy())
         probs = torch.softmax(output.logits.float(), dim=1)
         confidence, pred = probs.max(dim=1)
         labels.append(target.numpy())
@@ -86,6 +99,7 @@ def evaluate(model: GatedResNet, split: Split, batch_size: int = 256, fixed_code
         codes=np.concatenate(codes).astype(np.uint8),
         proxy_costs=tuple(proxy_costs(model.options)),
         budget_costs=model.budget_costs.cpu().numpy().astype(np.float64),
+        precision=np.concatenate(precision).astype(np.uint8) if measure_precision else None,
     )
 
 

@@ -133,3 +133,10 @@ class ActivationQuantizer(nn.Module):
     def forward(self, x: torch.Tensor, bits: int) -> torch.Tensor:
         low, high = self.range(x)
         return quantize_uniform(x, bits, low, high)
+
+    @torch.no_grad()
+    def levels(self, x: torch.Tensor, bits: int) -> torch.Tensor:
+        """The integer levels (0 .. 2^bits − 1, as floats) that ``forward`` at evaluation maps ``x`` to."""
+        low, high = self.running_min, self.running_max
+        scale = torch.clamp((high - low) / (2**bits - 1), min=_EPS)
+        return torch.round((torch.maximum(torch.minimum(x, high), low) - low) / scale).clamp_(0, 2**bits - 1)

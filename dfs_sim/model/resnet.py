@@ -35,6 +35,7 @@ from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable, cifar_res
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding, SkipGateController
+from dfs_sim.model.precision import PrecisionMeter
 from dfs_sim.options import DFS_OPTIONS, Option, skip_or_run
 
 __all__ = ["GATES", "GatedOutput", "GatedResNet", "declared_layer_table", "mix_candidates", "traced_layer_table"]
@@ -90,11 +91,13 @@ def mix_candidates(mask: torch.Tensor, candidates: Sequence[torch.Tensor]) -> to
 
 class GatedOutput(NamedTuple):
     """``logits`` (N × classes), ``masks`` (N × B × options, one-hot forward values), ``probs`` (gate softmax or
-    None)."""
+    None), ``precision`` (N × B float64: the bits each decision's quantized activations needed, 0 where skipped or at
+    full precision; only when measured, ``dfs_sim.model.precision``)."""
 
     logits: torch.Tensor
     masks: torch.Tensor
     probs: torch.Tensor | None
+    precision: torch.Tensor | None = None
 
     @property
     def codes(self) -> torch.Tensor:
@@ -321,22 +324,38 @@ class GatedResNet(nn.Module):
             logits = self._tail(x)
         return GatedOutput(logits, torch.stack(masks, dim=1), torch.stack(probs, dim=1))
 
-    def forward_grouped(self, x: torch.Tensor, fixed_code: int | None = None) -> GatedOutput:
-        """Group the batch by chosen option and run each group at its option only (use in eval mode)."""
+    def forward_grouped(
+        self, x: torch.Tensor, fixed_code: int | None = None, measure_precision: bool = False
+    ) -> GatedOutput:
+        """Group the batch by chosen option and run each group at its option only (use in eval mode);
+        ``measure_precision``: also return the bits each decision's activations needed (``GatedOutput.precision``)."""
+        measured: list[torch.Tensor] = []
 
         def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
             codes = mask.detach().argmax(dim=1)
             shortcut = block.shortcut(x)
             out = None
+            needed = x.new_zeros(x.shape[0], dtype=torch.float64) if measure_precision else None
             for k in codes.unique().tolist():
                 index = (codes == k).nonzero().squeeze(1)
-                part = block.candidate(x.index_select(0, index), shortcut.index_select(0, index), self.options[k])
+                meter = PrecisionMeter() if measure_precision else None
+                part = block.candidate(
+                    x.index_select(0, index), shortcut.index_select(0, index), self.options[k], meter
+                )
                 if out is None:
                     out = part.new_zeros((x.shape[0], *part.shape[1:]))
                 out = out.index_copy(0, index, part)
+                bits = meter.block_bits() if meter is not None else None
+                if needed is not None and bits is not None:
+                    needed = needed.index_copy(0, index, bits)
+            if needed is not None:
+                measured.append(needed)
             return out, F.one_hot(codes, len(self.options)).to(out.dtype)
 
-        return self._gated_forward(x, fixed_code, run_block)
+        if measure_precision and (self.static_option if fixed_code is None else fixed_code) is not None:
+            return self._forward_fixed(x, self.static_option if fixed_code is None else fixed_code, True)
+        output = self._gated_forward(x, fixed_code, run_block)
+        return output._replace(precision=torch.stack(measured, dim=1)) if measure_precision else output
 
     def _gated_forward(self, x: torch.Tensor, fixed_code: int | None, run_block, sample: bool = False) -> GatedOutput:
         """The gate loop of both paths: ``run_block(block, x, mask)`` returns the block's output and the mask to record.
@@ -361,12 +380,18 @@ class GatedResNet(nn.Module):
             probs.append(prob)
         return self._output(x, masks, probs)
 
-    def _forward_fixed(self, x: torch.Tensor, code: int) -> GatedOutput:
+    def _forward_fixed(self, x: torch.Tensor, code: int, measure_precision: bool = False) -> GatedOutput:
         """Every gated block at one option and no gate run (static baselines, backbone training)."""
         x = self._head(x)
+        measured = []
         for block in self.blocks:
-            x = block(x, self.options[code])
-        return self._output(x, [self._fixed_mask(x, code)] * self.num_gated, [])
+            meter = PrecisionMeter() if measure_precision else None
+            x = block(x, self.options[code], meter)
+            if meter is not None:
+                bits = meter.block_bits()
+                measured.append(bits if bits is not None else x.new_zeros(x.shape[0], dtype=torch.float64))
+        output = self._output(x, [self._fixed_mask(x, code)] * self.num_gated, [])
+        return output._replace(precision=torch.stack(measured, dim=1)) if measure_precision else output
 
     def _output(self, x: torch.Tensor, masks: list, probs: list) -> GatedOutput:
         logits = self._tail(x)
