@@ -31,6 +31,9 @@ Choices (also recorded in each preset's ``[policy]``):
 * Skip (``skip``): ``"alias"`` (default): a skipped layer costs nothing, its output is its input in place
   [docs/design.md §3]; ``"copy"``: the input is read from and written back to DRAM at ``skip_copy_bits`` (DRAM-bound
   cycles).
+* Storage width (``min_storage_bits``, bit-parallel arrays only): 1 (default): operands move at the option's own bits;
+  16 on a 16-bit array: a fixed-width design stores and moves narrower operands in full words [our assumption,
+  ``loom_paper_twin``].
 * Grouped and depthwise convolutions (``_grouped_cost``): either the groups run one after another (each a small
   dense convolution), or ``P`` groups at a time are packed block-diagonally into one dense pass (``P·C/g`` reduction
   lanes × ``P·K/g`` output columns, as many as the array holds), whichever the preset's search objective prefers
@@ -293,6 +296,8 @@ def _search_problem(
     out_w = (in_w + 2 * padding - kernel) // stride + 1
     group_in, group_out = in_ch // groups, out_ch // groups
     policy, buffers = preset.policy, preset.buffers
+    # a fixed-width memory moves narrow operands in full words (bit-parallel only, where compute is the same)
+    w_bits, a_bits = max(w_bits, policy.min_storage_bits), max(a_bits, policy.min_storage_bits)
     kib_bits = 1024 * 8 * buffers.fit_fraction
     common = {
         "pad_outputs": buffers.pad_outputs_to_cols,

@@ -148,6 +148,9 @@ class Policy:
     fp_bits: str
     fp_macs_per_cycle: float
     fp_mac_pj: float
+    # bit-parallel arrays only: operands narrower than this are still stored and moved at this width (a fixed 16-bit
+    # design's memory holds 16-bit words); 1, the default, moves each option's own bits
+    min_storage_bits: int = 1
 
 
 ARRAY_SPECS: dict[str, type] = {"bitfusion": BitFusionArray, "bitserial": SerialArray, "bitparallel": ParallelArray}
@@ -373,5 +376,10 @@ def _check_consistency(preset: Preset, source: object) -> None:
     array = preset.array
     if isinstance(array, BitFusionArray) and array.pmin > array.pmax:
         raise ConfigError(source, f"key 'array.pmin': {array.pmin} exceeds array.pmax {array.pmax}")
+    storage = preset.policy.min_storage_bits
+    if storage > 1 and not (isinstance(array, ParallelArray) and storage <= array.pe_width):
+        raise ConfigError(
+            source, f"key 'policy.min_storage_bits': {storage} needs a bit-parallel array at least as wide (pe_width)"
+        )
     if isinstance(array, SerialArray) and array.act_bits_per_cycle > array.pe_width:
         raise ConfigError(source, f"key 'array.act_bits_per_cycle': {array.act_bits_per_cycle} exceeds array.pe_width")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from cost_models import layer_cost, list_presets, load_preset, option_cost
-from cost_models.bitserial import parallel_twin
+from cost_models.bitserial import parallel_twin, serial_cycles
 from cost_models.model import skip_cost
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS, Option
@@ -360,3 +360,62 @@ def test_packing_is_chosen_by_the_search_objective():
             "edp": lambda c: (c.energy_pj * c.cycles, c.cycles),
         }[objective]
         assert key(cost) <= min(map(key, candidates))
+
+
+# ------------------------------------------------------------------------------------- equal-peak twins, by name
+TWINS = {
+    "stripes": "bitparallel16",
+    "stripes_dynamic": "bitparallel16",
+    "stripes_small": "bitparallel16_small",
+    "loom": "loom_twin",
+    "loom_paper": "loom_paper_twin",
+}
+
+
+def _peak_16bit_macs(preset) -> float:
+    array = preset.array
+    units = array.tiles * array.filters * array.windows * array.lanes
+    if preset.kind == "bitparallel":
+        return units
+    return units / serial_cycles(array, array.pe_width, array.pe_width)
+
+
+def test_every_bit_serial_preset_has_a_named_twin_of_equal_peak_and_memory():
+    serial = sorted(name for name in list_presets(reference=True) if load_preset(name).kind == "bitserial")
+    assert serial == sorted(TWINS)
+    for serial_name, twin_name in TWINS.items():
+        serial, twin = load_preset(serial_name), load_preset(twin_name)
+        assert twin.kind == "bitparallel" and twin.array == parallel_twin(serial).array
+        assert (twin.buffers, twin.dram, twin.freq_mhz) == (serial.buffers, serial.dram, serial.freq_mhz)
+        assert _peak_16bit_macs(twin) == _peak_16bit_macs(serial)
+    assert _peak_16bit_macs(load_preset("loom_paper")) == 128  # the Loom paper's configuration [abstract]
+    assert _peak_16bit_macs(load_preset("stripes")) == 4096  # DaDianNao (docs/hardware.md §2.1)
+
+
+@pytest.mark.parametrize("a, w", [(2, 2), (4, 4), (8, 8), (4, 8), (8, 6)])
+def test_loom_paper_beats_its_twin_by_256_over_aw_on_a_filling_layer(a, w):
+    """64 filters x 16x16 positions fill loom_paper's 4 tiles x 16 filters x 16 windows; by hand, Loom takes
+    ceil(256/16) x 1 x 9 x ceil(64/16) = 576 steps of ceil(a/2) x w cycles, the twin 256 x ceil(64/8) x 9 x 4 = 73,728
+    cycles at any width up to 16; their ratio is 256 / (a w) for even a (docs/hardware.md §2.4)."""
+    layer = ConvLayer(64, 64, 16, 16, 3, 1, 1, fixed_option=6)
+    loom = layer_cost(layer, "loom_paper", w, a).compute_cycles
+    twin = layer_cost(layer, "loom_paper_twin", w, a).compute_cycles
+    assert loom == 576 * -(-a // 2) * w and twin == 73_728
+    assert twin / loom == pytest.approx(256 / (a * w)) and twin / loom >= 1
+
+
+def test_a_fixed_16_bit_twin_moves_16_bit_words_at_any_width():
+    layer = ConvLayer(32, 64, 8, 8, 1, fixed_option=6)
+    eight, sixteen = (layer_cost(layer, "loom_paper_twin", bits, bits) for bits in (8, 16))
+    assert eight == sixteen  # min_storage_bits = 16: neither compute nor traffic shrinks
+    free = load_preset("loom_paper_twin").replace(policy__min_storage_bits=1)
+    assert layer_cost(layer, free, 8, 8).dram_bits < sixteen.dram_bits
+
+
+def test_small_tiles_fit_cifar_layers():
+    """stripes_small keeps stripes' cycles on a 64-channel CIFAR layer with a quarter of its SIPs, so four times
+    the utilisation."""
+    layer = ConvLayer(64, 64, 8, 8, 3, 1, 1, fixed_option=6)
+    big, small = layer_cost(layer, "stripes", 8, 8), layer_cost(layer, "stripes_small", 8, 8)
+    assert small.compute_cycles == big.compute_cycles
+    assert small.active_unit_cycles == big.active_unit_cycles and small.unit_cycles * 4 == big.unit_cycles
