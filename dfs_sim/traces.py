@@ -542,7 +542,7 @@ def _check_columns(column_types: list[tuple[str, pa.DataType]], num_blocks: int,
     expected_codes = [block_column(block) for block in range(num_blocks)]
     expected_precision = [precision_column(block) for block in range(num_blocks)]
     precision_columns = [name for name in names if name.startswith(PRECISION_PREFIX)]
-    if precision_columns and precision_columns != expected_precision:
+    if precision_columns and sorted(precision_columns) != expected_precision:
         missing = [name for name in expected_precision if name not in precision_columns]
         problem = (
             f"missing {missing[:3]}"
