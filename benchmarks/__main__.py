@@ -217,6 +217,33 @@ def measured_child(command: list[str], env: dict) -> dict:
     return {"wall_s": measured["wall_s"], "peak_mb": measured["max_rss_kib"] * 1024 / 1e6}
 
 
+def bench_dynamic(inputs: int) -> dict:
+    """Replay of one run on ``stripes_dynamic`` with effective precisions against the same run on ``stripes`` (the
+    static replay), in this process: what charging each decision its measured bits adds (one more kernel pass)."""
+    from analysis.streaming import replay_run
+    from cost_models import build_cost_table, load_preset
+    from dfs_sim.traces import PRECISION_STEPS, TraceRun
+
+    run = resampled_run(inputs, seed=1)
+    bits = np.array([0 if o.is_skip or o.float else o.a_bits for o in run.options])[run.codes]
+    needed = np.random.default_rng(2).integers(PRECISION_STEPS, np.maximum(bits, 1) * PRECISION_STEPS + 1)
+    measured = TraceRun(
+        meta=run.meta,
+        codes=run.codes,
+        input_id=run.input_id,
+        label=run.label,
+        pred=run.pred,
+        confidence=run.confidence,
+        precision=np.where(bits > 0, needed, 0).astype(np.uint8),
+    )
+    static, dynamic = load_preset("stripes"), load_preset("stripes_dynamic")
+    tables = [build_cost_table(run.layers, preset, run.options, use_cache=False) for preset in (static, dynamic)]
+    replay_run(measured, [dynamic], tables[1:])  # compile
+    static_s = best_of(lambda: replay_run(run, [static], tables[:1]), repeat=2)
+    dynamic_s = best_of(lambda: replay_run(measured, [dynamic], tables[1:]), repeat=2)
+    return {"dynamic_inputs": inputs, "dynamic_s": dynamic_s, "dynamic_vs_static": dynamic_s / static_s}
+
+
 def bench_read(inputs: int) -> dict:
     """Reading a trace (Parquet decode, validation, hash) against pyarrow's bare read of the same file."""
     import pyarrow.parquet as pq
@@ -404,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, function in (
         ("replay", lambda: bench_replay(inputs)),
         ("end_to_end", lambda: bench_end_to_end(e2e_inputs)),
+        ("dynamic", lambda: bench_dynamic(inputs // 10)),
         ("read", lambda: bench_read(inputs // 10)),
         ("tables", bench_tables),
         ("cli", bench_cli),
