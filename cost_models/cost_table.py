@@ -34,6 +34,7 @@ from cost_models.preset import Preset, load_preset
 from dfs_sim._atomic import atomic_write_bytes
 from dfs_sim.layer_table import ConvLayer, LayerTable
 from dfs_sim.options import DFS_OPTIONS, Option, options_to_meta
+from dfs_sim.traces import PRECISION_STEPS
 
 __all__ = ["CostTable", "build_cost_table", "default_cache_dir", "MODEL_VERSION"]
 
@@ -58,7 +59,7 @@ class CostTable:
     def num_blocks(self) -> int:
         return self.block.shape[0]
 
-    def precision_deltas(self, steps: int = 8) -> np.ndarray:
+    def precision_deltas(self, steps: int = PRECISION_STEPS) -> np.ndarray:
         """What each effective precision changes, for replay: (blocks, options, 256, metrics), where ``[b, k, e]``
         is block ``b`` at option ``k`` with activations that need ``e / steps`` bits, minus its static cost (``e =
         0``: not measured, no change; any uint8 ``e`` indexes it). Between whole bits the cost is interpolated
