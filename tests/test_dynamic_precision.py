@@ -47,6 +47,16 @@ def test_needed_bits_of_hand_made_groups():
     assert needed_bits(odd).tolist() == [pytest.approx((1 + 10) / 2)]
 
 
+def test_groups_spanning_positions_take_their_largest_member():
+    levels = torch.zeros(1, 16, 2, 17)  # 34 positions: two full groups of 16 and one of 2 (padded with zeros)
+    levels[0, 5, 0, 3] = 7  # 3 bits in the first group of positions
+    levels[0, 9, 1, 16] = 300  # 9 bits in the last (partial) group
+    assert needed_bits(levels, positions=16).tolist() == [pytest.approx((3 + 1 + 9) / 3)]
+    assert needed_bits(levels, positions=1).tolist() == [pytest.approx((3 + 9 + 32) / 34)]
+    with pytest.raises(ValueError, match="positions"):
+        PrecisionMeter(positions=4)
+
+
 def test_quantizer_levels_are_the_grid_forward_maps_to():
     quantizer = ActivationQuantizer().eval()
     quantizer.running_min.fill_(0.0)

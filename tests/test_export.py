@@ -84,6 +84,30 @@ def test_export_binary_dfs_and_static(checkpoints):
     assert np.mean(q16.pred == fp.pred) > 0.95  # 16-bit calibrated quantization barely changes a backbone
 
 
+def test_export_with_effective_precisions(checkpoints, tmp_path):
+    """--effective-precision adds the needed bits (format 3) without changing a decision; groups that span the 16
+    windows of a Stripes tile need at least as many bits on average as groups at one position."""
+    _, dfs, _ = checkpoints
+    plain = read_trace(export(dfs["joint"], tmp_path / "plain.parquet").path)
+    runs = {}
+    for positions in (1, 16):
+        out = tmp_path / f"measured_{positions}.parquet"
+        assert (
+            main(
+                [str(dfs["joint"]), "--out", str(out), "--effective-precision", "--precision-positions", str(positions)]
+            )
+            == 0
+        )
+        runs[positions] = read_trace(out)
+        assert np.array_equal(runs[positions].codes, plain.codes) and np.array_equal(runs[positions].pred, plain.pred)
+        assert runs[positions].meta["effective_precision"]["group_positions"] == positions
+    one, sixteen = runs[1].precision.astype(float), runs[16].precision.astype(float)
+    assert plain.precision is None and ((one > 0) == (sixteen > 0)).all() and (one > 0).any()
+    assert sixteen.sum() >= one.sum()
+    with pytest.raises(DfsSimError, match="precision-positions"):
+        export(dfs["joint"], tmp_path / "x.parquet", effective_precision=True, precision_positions=4)
+
+
 def test_export_errors(checkpoints, tmp_path, capsys):
     _, dfs, _ = checkpoints
     with pytest.raises(DfsSimError, match="static option"):

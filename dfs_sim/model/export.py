@@ -22,7 +22,7 @@ from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_c
 from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
-from dfs_sim.model.precision import GROUP
+from dfs_sim.model.precision import GROUP, POSITIONS
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import declared_layer_table, traced_layer_table
 from dfs_sim.model.training import apply_cost_basis
@@ -172,9 +172,11 @@ def export(
     device: str = "auto",
     command: str | None = None,
     effective_precision: bool = False,
+    precision_positions: int = 1,
 ) -> ExportResult:
     """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation.
-    ``effective_precision``: the trace also records the activation bits each decision needed (format 3)."""
+    ``effective_precision``: the trace also records the activation bits each decision needed (format 3), in groups
+    of 16 channels × ``precision_positions`` (1 or 16) positions."""
     checkpoint, out = Path(checkpoint), Path(out)
     if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
@@ -182,6 +184,8 @@ def export(
         raise ConfigError(out, "output folder does not exist")
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise ConfigError(out, "output folder is not writable")
+    if precision_positions not in POSITIONS:
+        raise ConfigError("--precision-positions", f"must be one of {POSITIONS}, got {precision_positions!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("--batch-size", f"must be an integer >= 1, got {batch_size!r}")
     torch_device = resolve_device(device, "--device")
@@ -200,7 +204,13 @@ def export(
     if static is not None and not model.options[static].float and not model.options[static].is_skip:
         train_split = load_split(dataset, "train", data_path, split_seed)
         calibration = {"split": "train", "images": calibrate_quantizers(model, train_split)}
-    evaluation = evaluate(model, data, batch_size=batch_size, measure_precision=effective_precision)
+    evaluation = evaluate(
+        model,
+        data,
+        batch_size=batch_size,
+        measure_precision=effective_precision,
+        precision_positions=precision_positions,
+    )
     extra = {
         "checkpoint": checkpoint.name,
         "checkpoint_sha256": checkpoint_sha256[:16],
@@ -219,7 +229,12 @@ def export(
             skipnet_computation_pct=skipnet_computation_pct(evaluation.codes, model.skip_code),
         )
     if effective_precision:
-        extra["effective_precision"] = {"group": GROUP, "steps_per_bit": PRECISION_STEPS, "weights": "macs"}
+        extra["effective_precision"] = {
+            "group_channels": GROUP,
+            "group_positions": precision_positions,
+            "steps_per_bit": PRECISION_STEPS,
+            "weights": "macs",
+        }
     if static is not None:
         extra["static_option"] = static
         extra["quantizer_calibration"] = calibration
@@ -268,6 +283,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also record, per input and gated block, the activation bits the data needed (for dynamic-precision "
         "presets; dfs_sim/model/precision.py)",
     )
+    parser.add_argument(
+        "--precision-positions",
+        type=int,
+        default=1,
+        choices=POSITIONS,
+        help="with --effective-precision: positions per group of 16 channels; 1 (default) or 16, the windows a "
+        "Stripes tile steps together (its slowest group sets the step)",
+    )
     parser.add_argument("--device", default="auto")
     return parser
 
@@ -286,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             command=shlex.join(["python", "-m", "dfs_sim.export", *argv]),
             effective_precision=args.effective_precision,
+            precision_positions=args.precision_positions,
         )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)

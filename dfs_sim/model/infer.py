@@ -19,14 +19,19 @@ __all__ = ["Evaluation", "calibrate_quantizers", "evaluate", "predict"]
 
 @torch.no_grad()
 def predict(
-    model: GatedResNet, images: torch.Tensor, fixed_code: int | None = None, measure_precision: bool = False
+    model: GatedResNet,
+    images: torch.Tensor,
+    fixed_code: int | None = None,
+    measure_precision: bool = False,
+    precision_positions: int = 1,
 ) -> GatedOutput:
     """Eval-mode forward that executes only the chosen option of every input and block (``fixed_code``: every block
-    at that option, no gate run; ``measure_precision``: also the bits each decision's activations needed)."""
+    at that option, no gate run; ``measure_precision``: also the bits each decision's activations needed, in groups
+    of 16 channels × ``precision_positions`` positions)."""
     was_training = model.training
     model.eval()
     try:
-        return model.forward_grouped(images, fixed_code, measure_precision)
+        return model.forward_grouped(images, fixed_code, measure_precision, precision_positions)
     finally:
         model.train(was_training)
 
@@ -76,13 +81,15 @@ def evaluate(
     batch_size: int = 256,
     fixed_code: int | None = None,
     measure_precision: bool = False,
+    precision_positions: int = 1,
 ) -> Evaluation:
     """Evaluate ``split`` on the device the model is on (``fixed_code``: every block at that option;
-    ``measure_precision``: record the effective activation precisions, ``dfs_sim.model.precision``)."""
+    ``measure_precision``: record the effective activation precisions in groups of 16 channels ×
+    ``precision_positions`` positions, ``dfs_sim.model.precision``)."""
     device = next(model.parameters()).device
     labels, preds, confidences, codes, precision = [], [], [], [], []
     for images, target in _batches(split, batch_size):
-        output = predict(model, images.to(device), fixed_code, measure_precision)
+        output = predict(model, images.to(device), fixed_code, measure_precision, precision_positions)
         if output.precision is not None:
             precision.append(torch.round(output.precision * PRECISION_STEPS).cpu().numpy())
         probs = torch.softmax(output.logits.float(), dim=1)

@@ -325,10 +325,15 @@ class GatedResNet(nn.Module):
         return GatedOutput(logits, torch.stack(masks, dim=1), torch.stack(probs, dim=1))
 
     def forward_grouped(
-        self, x: torch.Tensor, fixed_code: int | None = None, measure_precision: bool = False
+        self,
+        x: torch.Tensor,
+        fixed_code: int | None = None,
+        measure_precision: bool = False,
+        precision_positions: int = 1,
     ) -> GatedOutput:
         """Group the batch by chosen option and run each group at its option only (use in eval mode);
-        ``measure_precision``: also return the bits each decision's activations needed (``GatedOutput.precision``)."""
+        ``measure_precision``: also return the bits each decision's activations needed (``GatedOutput.precision``),
+        in groups of 16 channels × ``precision_positions`` positions (``dfs_sim.model.precision``)."""
         measured: list[torch.Tensor] = []
 
         def run_block(block: GatedBasicBlock, x: torch.Tensor, mask: torch.Tensor):
@@ -338,7 +343,7 @@ class GatedResNet(nn.Module):
             needed = x.new_zeros(x.shape[0], dtype=torch.float64) if measure_precision else None
             for k in codes.unique().tolist():
                 index = (codes == k).nonzero().squeeze(1)
-                meter = PrecisionMeter() if measure_precision else None
+                meter = PrecisionMeter(precision_positions) if measure_precision else None
                 part = block.candidate(
                     x.index_select(0, index), shortcut.index_select(0, index), self.options[k], meter
                 )
@@ -353,7 +358,8 @@ class GatedResNet(nn.Module):
             return out, F.one_hot(codes, len(self.options)).to(out.dtype)
 
         if measure_precision and (self.static_option if fixed_code is None else fixed_code) is not None:
-            return self._forward_fixed(x, self.static_option if fixed_code is None else fixed_code, True)
+            code = self.static_option if fixed_code is None else fixed_code
+            return self._forward_fixed(x, code, True, precision_positions)
         output = self._gated_forward(x, fixed_code, run_block)
         return output._replace(precision=torch.stack(measured, dim=1)) if measure_precision else output
 
@@ -380,12 +386,14 @@ class GatedResNet(nn.Module):
             probs.append(prob)
         return self._output(x, masks, probs)
 
-    def _forward_fixed(self, x: torch.Tensor, code: int, measure_precision: bool = False) -> GatedOutput:
+    def _forward_fixed(
+        self, x: torch.Tensor, code: int, measure_precision: bool = False, precision_positions: int = 1
+    ) -> GatedOutput:
         """Every gated block at one option and no gate run (static baselines, backbone training)."""
         x = self._head(x)
         measured = []
         for block in self.blocks:
-            meter = PrecisionMeter() if measure_precision else None
+            meter = PrecisionMeter(precision_positions) if measure_precision else None
             x = block(x, self.options[code], meter)
             if meter is not None:
                 bits = meter.block_bits()
