@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -140,6 +141,7 @@ def replay(
     loaded = tuple(load_preset(name) for name in (presets or list_presets()))
     _check_unique([preset.name for preset in loaded], "--presets")
     _check_unique([run.name for run in runs], "traces")
+    _warn_if_nothing_to_trim(runs, loaded)
     fingerprint = _inputs_fingerprint(runs)
     out_dir = None
     if out is not None:
@@ -523,6 +525,19 @@ def _describe_input(run) -> dict:
         with run.path.open("rb") as handle:
             entry["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
     return entry
+
+
+def _warn_if_nothing_to_trim(runs: Sequence, presets: Sequence) -> None:
+    """A dynamic-precision preset charges the effective precisions traces carry; with none, it replays as its static
+    twin would, which is worth a word."""
+    dynamic = [preset.name for preset in presets if getattr(preset.array, "dynamic_precision", False)]
+    carried = any(getattr(run, "has_precision", getattr(run, "precision", None) is not None) for run in runs)
+    if dynamic and not carried:
+        warnings.warn(
+            f"{', '.join(dynamic)}: no trace carries effective precisions (python -m dfs_sim.export "
+            "--effective-precision), so these presets replay at each option's static precision",
+            stacklevel=3,
+        )
 
 
 def _check_unique(names: list[str], source: str) -> None:

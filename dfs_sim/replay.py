@@ -11,7 +11,8 @@ import os
 import shlex
 import signal
 import sys
-from contextlib import nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext
 
 from dfs_sim.errors import DfsSimError
 
@@ -67,11 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings():
+    """Warnings on the command line as one line, ``warning: ...``, not Python's file and source line."""
+    shown = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = shown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "dfs_sim.replay", *(sys.argv[1:] if argv is None else argv)])
     try:
-        with _early_plot_workers(not args.no_plots and os.path.exists(args.traces)) as workers:
+        with _early_plot_workers(not args.no_plots and os.path.exists(args.traces)) as workers, _one_line_warnings():
             from analysis.pipeline import replay  # imported late so that --help stays instant
 
             result = replay(

@@ -280,3 +280,23 @@ def test_the_bundled_measured_traces_replay_faster_on_dynamic_stripes():
         assert static["accuracy"] == dynamic["accuracy"]
         assert 0.85 < dynamic["latency_us_mean"] / static["latency_us_mean"] < 1.0
         assert dynamic["energy_pj_mean"] < static["energy_pj_mean"]
+
+
+def test_a_dynamic_preset_without_measured_traces_says_so(tmp_path):
+    import warnings
+
+    from dfs_sim.replay import _one_line_warnings, main
+    from tests.factories import write_runs
+
+    folder = write_runs(tmp_path / "traces", {"plain.parquet": make_run("dfs", depth=8, n=20)})
+    args = ["--presets", "stripes_dynamic", "--no-plots", "--quiet"]
+    with pytest.warns(UserWarning, match="stripes_dynamic: no trace carries effective precisions") as caught:
+        assert main([str(folder), *args, "--out", str(tmp_path / "out")]) == 0
+    with _one_line_warnings():  # how the command shows it
+        shown = warnings.formatwarning(caught[0].message, UserWarning, "file.py", 1)
+    assert shown.startswith("warning: stripes_dynamic") and shown.count("\n") == 1
+    run = make_run("dfs", depth=8, n=20)
+    write_runs(tmp_path / "measured", {"measured.parquet": _with_precision(run, _full_precision_of(run))})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*effective precisions")  # not this time
+        assert main([str(tmp_path / "measured"), *args, "--out", str(tmp_path / "o2")]) == 0
