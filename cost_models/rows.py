@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cost_models.model import option_cost
+from cost_models.model import MAX_EFFECTIVE_BITS, effective_cost, option_cost
 from cost_models.preset import Preset
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.options import Option
@@ -10,10 +10,18 @@ from dfs_sim.options import Option
 __all__ = ["breakdown", "cost_row"]
 
 
-def cost_row(layer: ConvLayer, option: Option, preset: Preset) -> dict:
+def cost_row(layer: ConvLayer, option: Option, preset: Preset, effective_bits: int | None = None) -> dict:
     """``layer`` at ``option`` on ``preset``: what it is, its cycles, latency, energy and its parts, DRAM bits, and
-    its ``breakdown``."""
-    cost = option_cost(layer, preset, option)
+    its ``breakdown``; with ``effective_bits`` (a dynamic-precision preset), when its activations need only that
+    many bits (``cost_models.model.effective_cost``), and a column saying so."""
+    if effective_bits is None:
+        cost = option_cost(layer, preset, option)
+    else:
+        cost = effective_cost(layer, preset, option, effective_bits)
+    needed = {}
+    if effective_bits is not None:  # what was charged: options that cannot trim stream their own bits
+        trims = not (option.is_skip or option.float) and option.a_bits <= MAX_EFFECTIVE_BITS
+        needed["effective_bits"] = min(effective_bits, option.a_bits) if trims else option.a_bits
     return {
         "preset": preset.name,
         "layer": layer.name,
@@ -25,6 +33,7 @@ def cost_row(layer: ConvLayer, option: Option, preset: Preset) -> dict:
         "option_name": option.name,
         "w_bits": option.w_bits,
         "a_bits": option.a_bits,
+        **needed,
         "macs": layer.macs,
         "cycles": cost.cycles,
         "stall_cycles": cost.stall_cycles,

@@ -5,6 +5,7 @@
     python -m cost_models.table --preset loom --arch resnet20 --haq-out t.npy --haq-metric cycles --max-bits 16
     python -m cost_models.table --preset stripes --module torchvision.models:resnet18 --input-shape 3,224,224
     python -m cost_models.table --preset bitfusion_eyeriss --onnx model.onnx     # any ONNX file (needs onnx)
+    python -m cost_models.table --preset stripes_dynamic --effective-bits 6      # activations needing 6 bits
     python -m cost_models.table --preset bitfusion_eyeriss --onnx model.onnx --policy widths.toml   # per-layer widths
     python -m cost_models.table --preset stripes --reference static_r38_fp.parquet --policy widths.toml \
         --policy-trace traces/policy_widths.parquet      # the policy as a static run, to replay beside traces
@@ -36,11 +37,13 @@ from dfs_sim.traces import read_trace, write_trace
 __all__ = ["main", "layer_frame"]
 
 
-def layer_frame(layer_table: LayerTable, preset, options) -> pd.DataFrame:
+def layer_frame(layer_table: LayerTable, preset, options, effective_bits: int | None = None) -> pd.DataFrame:
     """One row per (layer, option): the layer's own cost at that option (always-run layers at every option too),
-    with its ``breakdown``."""
+    with its ``breakdown``; ``effective_bits``: on a dynamic-precision preset, as if the activations needed only
+    that many bits."""
     preset = load_preset(preset)
-    return pd.DataFrame([cost_row(layer, option, preset) for layer in layer_table for option in options])
+    rows = [cost_row(layer, option, preset, effective_bits) for layer in layer_table for option in options]
+    return pd.DataFrame(rows)
 
 
 def _arch(text: str, method: str, options) -> LayerTable:
@@ -121,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --policy and --reference: write the policy as a static run of the reference's inputs (new file)",
     )
+    parser.add_argument(
+        "--effective-bits",
+        type=int,
+        default=None,
+        help="with a dynamic-precision preset (e.g. stripes_dynamic): cost every option as if the activations "
+        "needed only this many bits (leading zeros trimmed at run time)",
+    )
     parser.add_argument("--haq-out", default=None, help="also write a HAQ lookup table (.npy) [layer, w-1, a-1]")
     parser.add_argument("--haq-metric", default="energy_pj", choices=HAQ_METRICS)
     parser.add_argument("--max-bits", type=int, default=8, help="HAQ table bits 1..max-bits (default 8)")
@@ -144,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             layers = _arch(args.arch or "resnet38", args.options, options)
         if args.max_bits < 1 or args.max_bits > 32:
             raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
+        if args.effective_bits is not None:
+            if not getattr(preset.array, "dynamic_precision", False):
+                raise ConfigError("--effective-bits", f"preset {preset.name!r} has no array.dynamic_precision")
+            if args.effective_bits < 1 or args.policy:
+                raise ConfigError("--effective-bits", "must be 1 or more, and is not combined with --policy")
         if args.policy_trace and not (args.policy and args.reference):
             raise ConfigError("--policy-trace", "needs --policy and --reference (the trace whose inputs it reuses)")
         if args.policy:
@@ -152,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.policy_trace:
                 _write_policy_trace(args.policy_trace, policy_run(reference, policy))
         else:
-            frame = layer_frame(layers, preset, options)
+            frame = layer_frame(layers, preset, options, args.effective_bits)
         if args.haq_out:
             write_haq_table(args.haq_out, layers, preset, args.haq_metric, args.max_bits)
     except (DfsSimError, ValueError) as error:

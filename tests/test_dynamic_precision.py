@@ -300,3 +300,25 @@ def test_a_dynamic_preset_without_measured_traces_says_so(tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*effective precisions")  # not this time
         assert main([str(tmp_path / "measured"), *args, "--out", str(tmp_path / "o2")]) == 0
+
+
+def test_the_table_command_prices_a_needed_width(capsys):
+    import io
+
+    import pandas as pd
+
+    from cost_models.table import main
+
+    assert main(["--preset", "stripes_dynamic", "--arch", "resnet8", "--effective-bits", "5"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert main(["--preset", "stripes_dynamic", "--arch", "resnet8"]) == 0
+    static = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    q8 = (frame["option_name"] == "q8") & (frame["kind"] == "conv")
+    assert (frame.loc[q8, "effective_bits"] == 5).all()
+    assert (frame.loc[frame["option_name"] == "fp", "effective_bits"] == 32).all()
+    # Stripes: compute cycles are proportional to the streamed bits, 5 instead of 8 on every convolution at q8
+    assert (frame.loc[q8, "compute_cycles"] * 8 == static.loc[q8, "compute_cycles"] * 5).all()
+    for extra in (["--preset", "stripes"], ["--preset", "stripes_dynamic", "--policy", "x.toml"]):
+        assert main([*extra, "--effective-bits", "5"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--effective-bits" in err
