@@ -348,11 +348,20 @@ class _PartWriters:
         writer = self.writers[index]
         if writer is None:
             self.temporaries[index].parent.mkdir(exist_ok=True)
-            # compact rows: statistics only for input_id (what a reader filters on); 20% less time to write
-            statistics = True if self.job.form == "full" else ["input_id"]
-            writer = self.writers[index] = pq.ParquetWriter(
-                self.temporaries[index], table.schema, compression="zstd", write_statistics=statistics
-            )
+            if self.job.form == "full":
+                writer = pq.ParquetWriter(self.temporaries[index], table.schema, compression="zstd")
+            else:
+                # compact rows: statistics only for input_id (what a reader filters on), 20% less time to write;
+                # input_id delta-encoded (ids mostly ascend, so the deltas pack into few bits), a third less again
+                writer = pq.ParquetWriter(
+                    self.temporaries[index],
+                    table.schema,
+                    compression="zstd",
+                    write_statistics=["input_id"],
+                    use_dictionary=[name for name in table.column_names if name != "input_id"],  # type: ignore[arg-type]  # a list of columns, as pyarrow documents; its stub says bool
+                    column_encoding={"input_id": "DELTA_BINARY_PACKED"},
+                )
+            self.writers[index] = writer
         writer.write_table(table)
 
     def __enter__(self) -> _PartWriters:
