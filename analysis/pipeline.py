@@ -539,9 +539,8 @@ def _describe_input(run) -> dict:
 def _warn_if_nothing_to_trim(runs: Sequence, presets: Sequence) -> None:
     """A dynamic-precision preset charges the effective precisions traces carry; with none, it replays as its static
     twin would, which is worth a word."""
-    dynamic = [preset.name for preset in presets if getattr(preset.array, "dynamic_precision", False)]
-    carried = any(getattr(run, "has_precision", getattr(run, "precision", None) is not None) for run in runs)
-    if dynamic and not carried:
+    dynamic = [preset.name for preset in presets if preset.dynamic_precision]
+    if dynamic and not any(run.has_precision for run in runs):
         warnings.warn(
             f"{', '.join(dynamic)}: no trace carries effective precisions (python -m dfs_sim.export "
             "--effective-precision), so these presets replay at each option's static precision",

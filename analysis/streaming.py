@@ -249,9 +249,10 @@ class _Trimming:
     _UNIT_LANES = (METRICS.index("active_unit_cycles"), METRICS.index("unit_cycles"))
 
     def __init__(self, run, tables) -> None:
-        carries = run.has_precision if hasattr(run, "has_precision") else run.precision is not None
         self.deltas = {
-            p: table.precision_deltas() for p, table in enumerate(tables) if carries and table.effective is not None
+            p: table.precision_deltas
+            for p, table in enumerate(tables)
+            if run.has_precision and table.effective is not None
         }
         self.unit_sums: dict[int, tuple[float, float]] = {}
         self.scratch = np.empty((0, len(METRICS)))

@@ -190,7 +190,7 @@ def evaluate_points(
             cycles = replay_costs(run.codes, table, check_codes=False)[:, 0]  # checked when the run was made
             if table.effective is not None and run.precision is not None:  # a dynamic-precision point
                 change = np.empty((run.num_inputs, len(METRICS)))
-                precision_deltas(run.codes, run.precision, table.precision_deltas(), change)
+                precision_deltas(run.codes, run.precision, table.precision_deltas, change)
                 means = means + change.mean(axis=0)
                 cycles = cycles + change[:, METRICS.index("cycles")]
             row = {

@@ -222,20 +222,12 @@ def bench_dynamic(inputs: int) -> dict:
     static replay), in this process: what charging each decision its measured bits adds (one more kernel pass)."""
     from analysis.streaming import replay_run
     from cost_models import build_cost_table, load_preset
-    from dfs_sim.traces import PRECISION_STEPS, TraceRun
+    from dfs_sim.traces import PRECISION_STEPS
 
     run = resampled_run(inputs, seed=1)
     bits = np.array([0 if o.is_skip or o.float else o.a_bits for o in run.options])[run.codes]
     needed = np.random.default_rng(2).integers(PRECISION_STEPS, np.maximum(bits, 1) * PRECISION_STEPS + 1)
-    measured = TraceRun(
-        meta=run.meta,
-        codes=run.codes,
-        input_id=run.input_id,
-        label=run.label,
-        pred=run.pred,
-        confidence=run.confidence,
-        precision=np.where(bits > 0, needed, 0).astype(np.uint8),
-    )
+    measured = run.with_precision(np.where(bits > 0, needed, 0).astype(np.uint8))
     static, dynamic = load_preset("stripes"), load_preset("stripes_dynamic")
     tables = [build_cost_table(run.layers, preset, run.options, use_cache=False) for preset in (static, dynamic)]
     replay_run(measured, [dynamic], tables[1:])  # compile

@@ -17,6 +17,7 @@ rebuilt, not trusted. Default folder: ``$DFS_SIM_CACHE`` or ``~/.cache/dfs_sim/c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cost_models.model import MAX_EFFECTIVE_BITS, METRICS, LayerCost, effective_cost, option_cost, skip_cost
+from cost_models.model import METRICS, LayerCost, effective_cost, option_cost, skip_cost, trims
 from cost_models.preset import Preset, load_preset
 from dfs_sim._atomic import atomic_write_bytes
 from dfs_sim.layer_table import ConvLayer, LayerTable
@@ -51,27 +52,30 @@ class CostTable:
     options: tuple[Option, ...]
     key: str
     metrics: tuple[str, ...] = METRICS
-    # dynamic-precision presets only: float64 (num_blocks, num_options, MAX_EFFECTIVE_BITS + 1, len(METRICS)), the
-    # block at each option when its activations need k bits (k = 1..16; k = 0 and k >= the option's bits: static)
+    # dynamic-precision presets only: float64 (num_blocks, num_options, pe_width + 1, len(METRICS)), the block at each
+    # option when its activations need k bits (k = 1..pe_width; k = 0, k >= the option's bits and options that do
+    # not trim: static)
     effective: np.ndarray | None = None
 
     @property
     def num_blocks(self) -> int:
         return self.block.shape[0]
 
-    def precision_deltas(self, steps: int = PRECISION_STEPS) -> np.ndarray:
+    @functools.cached_property
+    def precision_deltas(self) -> np.ndarray:
         """What each effective precision changes, for replay: (blocks, options, 256, metrics), where ``[b, k, e]``
-        is block ``b`` at option ``k`` with activations that need ``e / steps`` bits, minus its static cost (``e =
-        0``: not measured, no change; any uint8 ``e`` indexes it). Between whole bits the cost is interpolated
+        is block ``b`` at option ``k`` with activations that need ``e / PRECISION_STEPS`` bits, minus its static cost
+        (``e = 0``: not measured, no change; any uint8 ``e`` indexes it). Between whole bits the cost is interpolated
         linearly, which is exact for the compute cycles (linear in the streamed bits) [our assumption for the
-        stalls]."""
+        stalls]. Computed once per table."""
         if self.effective is None:
             raise ValueError(f"preset {self.preset.name!r} has no dynamic precision")
+        widest = self.effective.shape[2] - 1
         whole = self.effective.copy()
         whole[:, :, 0] = whole[:, :, 1]  # below one bit (never recorded) costs as one bit
-        levels = np.arange(256) / steps
-        low = np.minimum(np.floor(levels).astype(np.int64), MAX_EFFECTIVE_BITS)
-        high = np.minimum(low + 1, MAX_EFFECTIVE_BITS)
+        levels = np.arange(256) / PRECISION_STEPS
+        low = np.minimum(np.floor(levels).astype(np.int64), widest)
+        high = np.minimum(low + 1, widest)
         fraction = (levels - low)[None, None, :, None]
         interpolated = whole[:, :, low] + fraction * (whole[:, :, high] - whole[:, :, low])
         deltas = interpolated - self.block[:, :, None, :]
@@ -129,21 +133,26 @@ def build_cost_table(
     key = table_key(layer_table, preset, options)
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = path / f"{preset.name}-{key}.npz"
-    dynamic = bool(getattr(preset.array, "dynamic_precision", False))
+    effective_levels = preset.array.pe_width + 1 if preset.dynamic_precision else None
     if use_cache:
-        cached = _load(path, key, layer_table.num_blocks, len(options), dynamic)
+        cached = _load(path, key, layer_table.num_blocks, len(options), effective_levels)
         if cached is not None:
             block, fixed, effective = cached
             return CostTable(block, fixed, preset, options, key, effective=effective)
-    block, fixed = _build(layer_table, preset, options)
-    effective = _build_effective(layer_table, preset, options, block) if dynamic else None
+    block, fixed, effective = _build(layer_table, preset, options, effective_levels)
     if use_cache:
         _store(path, key, block, fixed, effective)
     return CostTable(block, fixed, preset, options, key, effective=effective)
 
 
-def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _build(
+    layer_table: LayerTable, preset: Preset, options: tuple[Option, ...], effective_levels: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``CostTable``'s block, fixed and (with ``effective_levels``, a dynamic-precision preset) effective arrays."""
     block = np.zeros((layer_table.num_blocks, len(options), len(METRICS)), dtype=np.float64)
+    effective = None
+    if effective_levels is not None:
+        effective = np.zeros((*block.shape[:2], effective_levels, len(METRICS)), dtype=np.float64)
     for index in range(layer_table.num_blocks):
         layers = layer_table.block_layers(index)
         main = [layer for layer in layers if layer.role == "main"]
@@ -162,37 +171,17 @@ def _build(layer_table: LayerTable, preset: Preset, options: tuple[Option, ...])
             else:
                 cost = sum((option_cost(layer, preset, option) for layer in main), projection)
             block[index, code] = cost.metrics()
+            if effective is None:
+                continue
+            effective[index, code] = block[index, code]  # static wherever the data's bits change nothing
+            if trims(option, preset):
+                for bits in range(1, option.a_bits):
+                    trimmed = sum((effective_cost(layer, preset, option, bits) for layer in main), projection)
+                    effective[index, code, bits] = trimmed.metrics()
     fixed_cost = sum(
         (option_cost(layer, preset, _fixed_option(layer, options)) for layer in layer_table.fixed_layers()), LayerCost()
     )
-    return block, np.array(fixed_cost.metrics(), dtype=np.float64)
-
-
-def _build_effective(
-    layer_table: LayerTable, preset: Preset, options: tuple[Option, ...], block: np.ndarray
-) -> np.ndarray:
-    """``CostTable.effective``: the static row wherever the option cannot trim, ``effective_cost`` elsewhere."""
-    effective = np.repeat(block[:, :, None, :], MAX_EFFECTIVE_BITS + 1, axis=2)
-    for index in range(layer_table.num_blocks):
-        layers = layer_table.block_layers(index)
-        projection = sum(
-            (
-                option_cost(layer, preset, _fixed_option(layer, options))
-                for layer in layers
-                if layer.role == "projection"
-            ),
-            LayerCost(),
-        )
-        for code, option in enumerate(options):
-            if option.is_skip or option.float or option.a_bits > MAX_EFFECTIVE_BITS:
-                continue
-            for bits in range(1, option.a_bits):
-                cost = sum(
-                    (effective_cost(layer, preset, option, bits) for layer in layers if layer.role == "main"),
-                    projection,
-                )
-                effective[index, code, bits] = cost.metrics()
-    return effective
+    return block, np.array(fixed_cost.metrics(), dtype=np.float64), effective
 
 
 def _fixed_option(layer: ConvLayer, options: tuple[Option, ...]) -> Option:
@@ -210,13 +199,13 @@ def _checksum(key: str, block: np.ndarray, fixed: np.ndarray, effective: np.ndar
     return digest.hexdigest()
 
 
-def _load(path: Path, key: str, num_blocks: int, num_options: int, dynamic: bool):
+def _load(path: Path, key: str, num_blocks: int, num_options: int, effective_levels: int | None):
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             block, fixed = data["block"].astype(np.float64), data["fixed"].astype(np.float64)
-            effective = data["effective"].astype(np.float64) if dynamic else None
+            effective = data["effective"].astype(np.float64) if effective_levels is not None else None
             stored_key, checksum = str(data["key"]), str(data["checksum"])
     except Exception:  # any unreadable file is rebuilt, never trusted
         return None
@@ -225,7 +214,7 @@ def _load(path: Path, key: str, num_blocks: int, num_options: int, dynamic: bool
         stored_key != key
         or block.shape != shape
         or fixed.shape != (len(METRICS),)
-        or (effective is not None and effective.shape != (*shape[:2], MAX_EFFECTIVE_BITS + 1, shape[2]))
+        or (effective is not None and effective.shape != (*shape[:2], effective_levels, shape[2]))
         or checksum != _checksum(key, block, fixed, effective)
     ):
         return None

@@ -53,10 +53,7 @@ from cost_models.preset import Preset, load_preset
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.options import FULL_PRECISION_BITS, Option
 
-__all__ = ["METRICS", "MAX_EFFECTIVE_BITS", "LayerCost", "effective_cost", "layer_cost", "option_cost", "skip_cost"]
-
-# the widest activation a dynamic-precision preset trims (the SIPs' pe_width on every shipped bit-serial preset)
-MAX_EFFECTIVE_BITS = 16
+__all__ = ["METRICS", "LayerCost", "effective_cost", "layer_cost", "option_cost", "skip_cost", "trims"]
 
 # what a cost table holds per block and option, and a replay sums per input; the unit-cycles give the utilisation
 METRICS = ("cycles", "e_compute_pj", "e_sram_pj", "e_dram_pj", "dram_bits", "unit_cycles", "active_unit_cycles")
@@ -163,16 +160,23 @@ def effective_cost(layer: ConvLayer, preset: Preset | str, option: Option, effec
     ``effective_bits`` is the mean over the groups of 16 activations the export records (``dfs_sim.model.precision``):
     cycles are linear in the streamed bits, so the mean charges the sum over groups exactly when every step
     streams one group [our assumption: the windows of a step do not wait for the slowest one]. Options that
-    cannot trim (skip, full precision, ``a`` above ``MAX_EFFECTIVE_BITS``) cost ``option_cost``.
+    cannot trim (``trims``) cost ``option_cost``.
     """
     preset = load_preset(preset)
-    if not getattr(preset.array, "dynamic_precision", False):
+    if not preset.dynamic_precision:
         raise ValueError(f"preset {preset.name!r} does not model dynamic precision (array.dynamic_precision)")
     if isinstance(effective_bits, bool) or not isinstance(effective_bits, int) or effective_bits < 1:
         raise ValueError(f"effective_bits must be a positive integer, got {effective_bits!r}")
-    if option.is_skip or option.float or effective_bits >= option.a_bits or option.a_bits > MAX_EFFECTIVE_BITS:
+    if not trims(option, preset) or effective_bits >= option.a_bits:
         return option_cost(layer, preset, option)
     return _effective(_shape(layer), preset, option.w_bits, option.a_bits, effective_bits)
+
+
+def trims(option: Option, preset: Preset) -> bool:
+    """Whether ``preset`` streams fewer than ``option``'s activation bits when the data needs fewer: a dynamic-precision
+    array and a quantized option no wider than its SIPs' ``pe_width`` (skip computes nothing; full precision is
+    32-bit passes, not one serial stream) [our assumption, docs/hardware.md §2.3]."""
+    return preset.dynamic_precision and not (option.is_skip or option.float) and option.a_bits <= preset.array.pe_width
 
 
 @functools.lru_cache(maxsize=65536)

@@ -191,6 +191,11 @@ class Preset:
     def clock_hz(self) -> float:
         return self.freq_mhz * 1e6
 
+    @property
+    def dynamic_precision(self) -> bool:
+        """Whether the array streams only the activation bits each input needs (``array.dynamic_precision``)."""
+        return bool(getattr(self.array, "dynamic_precision", False))
+
     def cycles_to_us(self, cycles):
         """Cycles at this preset's clock in microseconds (works on scalars and numpy arrays)."""
         return cycles / self.freq_mhz

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cost_models.model import MAX_EFFECTIVE_BITS, effective_cost, option_cost
+from cost_models.model import effective_cost, option_cost, trims
 from cost_models.preset import Preset
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.options import Option
@@ -20,8 +20,7 @@ def cost_row(layer: ConvLayer, option: Option, preset: Preset, effective_bits: i
         cost = effective_cost(layer, preset, option, effective_bits)
     needed = {}
     if effective_bits is not None:  # what was charged: options that cannot trim stream their own bits
-        trims = not (option.is_skip or option.float) and option.a_bits <= MAX_EFFECTIVE_BITS
-        needed["effective_bits"] = min(effective_bits, option.a_bits) if trims else option.a_bits
+        needed["effective_bits"] = min(effective_bits, option.a_bits) if trims(option, preset) else option.a_bits
     return {
         "preset": preset.name,
         "layer": layer.name,

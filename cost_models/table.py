@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_bits < 1 or args.max_bits > 32:
             raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
         if args.effective_bits is not None:
-            if not getattr(preset.array, "dynamic_precision", False):
+            if not preset.dynamic_precision:
                 raise ConfigError("--effective-bits", f"preset {preset.name!r} has no array.dynamic_precision")
             if args.effective_bits < 1 or args.policy:
                 raise ConfigError("--effective-bits", "must be 1 or more, and is not combined with --policy")

@@ -168,6 +168,25 @@ class TraceRun(_RunMeta):
         return int(self.codes.shape[1])
 
     @property
+    def has_precision(self) -> bool:
+        """The run carries effective precisions (as ``TraceFile.has_precision`` says of a file)."""
+        return self.precision is not None
+
+    def with_precision(self, precision: np.ndarray | None) -> TraceRun:
+        """This run with ``precision`` as its effective precisions (N × B uint8, eighths of a bit; None: none)."""
+        return TraceRun(
+            meta=self.meta,
+            codes=self.codes,
+            input_id=self.input_id,
+            label=self.label,
+            pred=self.pred,
+            confidence=self.confidence,
+            path=self.path,
+            precision=precision,
+            _parsed=(self.layers, self.options),
+        )
+
+    @property
     def correct(self) -> np.ndarray:
         return self.label == self.pred
 

@@ -109,18 +109,6 @@ def test_measuring_changes_no_decision_and_fills_quantized_decisions_only():
 
 
 # ------------------------------------------------------------------------------------------------ how it is stored
-def _with_precision(run: TraceRun, precision: np.ndarray) -> TraceRun:
-    return TraceRun(
-        meta=run.meta,
-        codes=run.codes,
-        input_id=run.input_id,
-        label=run.label,
-        pred=run.pred,
-        confidence=run.confidence,
-        precision=precision,
-    )
-
-
 def _full_precision_of(run: TraceRun, fraction: float = 1.0) -> np.ndarray:
     """Every quantized decision at ``fraction`` of its option's bits (at least one), in eighths."""
     bits = np.array([0 if o.is_skip or o.float else o.a_bits for o in run.options], dtype=np.float64)[run.codes]
@@ -130,7 +118,7 @@ def _full_precision_of(run: TraceRun, fraction: float = 1.0) -> np.ndarray:
 
 def test_precision_round_trips_streams_and_is_hashed(tmp_path):
     run = make_run("dfs", depth=14, n=300, seed=5)
-    dynamic = _with_precision(run, _full_precision_of(run, 0.6))
+    dynamic = run.with_precision(_full_precision_of(run, 0.6))
     assert dynamic.content_hash() != run.content_hash()
     path = write_trace(tmp_path / "dyn.parquet", dynamic)
     read = read_trace(path)
@@ -157,13 +145,13 @@ def test_precision_round_trips_streams_and_is_hashed(tmp_path):
 def test_bad_precisions_are_named(tmp_path):
     run = make_run("dfs", depth=8, n=20, static_code=1)  # q8 everywhere
     with pytest.raises(TraceFormatError, match=r"holds 9 bits at option q8"):
-        _with_precision(run, np.full(run.codes.shape, 9 * PRECISION_STEPS, np.uint8))
+        run.with_precision(np.full(run.codes.shape, 9 * PRECISION_STEPS, np.uint8))
     with pytest.raises(TraceFormatError, match=r"0.5 bits"):
-        _with_precision(run, np.full(run.codes.shape, 4, np.uint8))
+        run.with_precision(np.full(run.codes.shape, 4, np.uint8))
     skipped = make_run("dfs", depth=8, n=20, static_code=0)
     with pytest.raises(TraceFormatError, match="which has none"):
-        _with_precision(skipped, np.full(run.codes.shape, 8, np.uint8))
-    columns = raw_columns(_with_precision(run, _full_precision_of(run)))
+        skipped.with_precision(np.full(run.codes.shape, 8, np.uint8))
+    columns = raw_columns(run.with_precision(_full_precision_of(run)))
     del columns[precision_column(1)]
     with pytest.raises(TraceFormatError, match=r"precision columns: missing \['precision_01'\]"):
         write_raw(tmp_path / "partial.parquet", columns, dict(run.meta, content_hash="x"))
@@ -224,8 +212,8 @@ def test_replay_charges_the_recorded_precisions():
         name: replay_run(r, presets, tables).rows
         for name, r in (
             ("none", run),
-            ("full", _with_precision(run, _full_precision_of(run))),
-            ("half", _with_precision(run, _full_precision_of(run, 0.5))),
+            ("full", run.with_precision(_full_precision_of(run))),
+            ("half", run.with_precision(_full_precision_of(run, 0.5))),
         )
     }
     baseline = rows["none"][0]
@@ -254,7 +242,7 @@ def test_a_sweep_point_on_a_dynamic_preset_charges_the_precisions_as_replay_does
     from dfs_sim._toml import read_toml
 
     run = make_run("dfs", depth=8, n=120, seed=4, name="static_run")
-    dynamic = _with_precision(make_run("dfs", depth=8, n=120, seed=4, name="measured"), _full_precision_of(run, 0.5))
+    dynamic = make_run("dfs", depth=8, n=120, seed=4, name="measured").with_precision(_full_precision_of(run, 0.5))
     document = read_toml(REFERENCE_DIR / "stripes_dynamic.toml")
     frame = evaluate_points([(0, {}, document)], [run, dynamic])
     static_row, dynamic_row = frame.to_dict("records")
@@ -296,7 +284,7 @@ def test_a_dynamic_preset_without_measured_traces_says_so(tmp_path):
         shown = warnings.formatwarning(caught[0].message, UserWarning, "file.py", 1)
     assert shown.startswith("warning: stripes_dynamic") and shown.count("\n") == 1
     run = make_run("dfs", depth=8, n=20)
-    write_runs(tmp_path / "measured", {"measured.parquet": _with_precision(run, _full_precision_of(run))})
+    write_runs(tmp_path / "measured", {"measured.parquet": run.with_precision(_full_precision_of(run))})
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*effective precisions")  # not this time
         assert main([str(tmp_path / "measured"), *args, "--out", str(tmp_path / "o2")]) == 0

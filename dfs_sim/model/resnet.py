@@ -357,10 +357,10 @@ class GatedResNet(nn.Module):
                 measured.append(needed)
             return out, F.one_hot(codes, len(self.options)).to(out.dtype)
 
-        if measure_precision and (self.static_option if fixed_code is None else fixed_code) is not None:
-            code = self.static_option if fixed_code is None else fixed_code
-            return self._forward_fixed(x, code, True, precision_positions)
-        output = self._gated_forward(x, fixed_code, run_block)
+        fixed = self.static_option if fixed_code is None else fixed_code
+        if fixed is not None:
+            return self._forward_fixed(x, fixed, measure_precision, precision_positions)
+        output = self._gated_forward(x, None, run_block)
         return output._replace(precision=torch.stack(measured, dim=1)) if measure_precision else output
 
     def _gated_forward(self, x: torch.Tensor, fixed_code: int | None, run_block, sample: bool = False) -> GatedOutput:
