@@ -13,9 +13,12 @@ can be stopped at any time and started again, on this machine or a fresh one:
 - the backbone is trained once and copied into examples/checkpoints/ (commit it): later runs, here or on a fresh
   clone, start from the committed file and never retrain it;
 - SkipNet's supervised phase is trained once (runs/<example>/skipnet_sp/sp.pt) and every SkipNet run's
-  reinforcement-learning phase starts from it, as its authors do.
+  reinforcement-learning phase starts from it, as its authors do;
+- a trace made with another quantizer than the example's (``quantizer``, the config's) is out of date and is made
+  again; runs that quantize nothing (SkipNet, the binary ablation, full precision) are current under any quantizer.
+Runs go in the order of ``Example.runs``: the cheap and new baselines first, retraining of older runs last.
 Seeds and the split are fixed in the config and recorded in every trace, so the same torch version on the same
-machine type reproduces the files. The recipe and its reasons: examples/README.md.
+machine type reproduces the files; a run named ``...-sN`` trains with seed N. The recipe: examples/README.md.
 """
 
 from __future__ import annotations
@@ -30,12 +33,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_OPTIONS = ("skip", "w2a2", "w4a4", "w4a8", "w8a4", "w8a8", "fp")  # Bit Fusion's native widths
+LOWBIT_OPTIONS = ("skip", "q3", "q4", "q5", "q6", "q8", "fp")  # DFS below 8 bits, where the static front lies
 SKIPNET_ALPHAS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)  # from a calibration run: examples/README.md
 
 
 def hardware_run_name(budget: float, preset: str, metric: str) -> str:
     """``dfs_b12-bitfusion-eyeriss-energy``: DFS at a 12% budget of Bit Fusion (Eyeriss) energy."""
     return f"dfs_b{budget:g}-{preset.replace('_', '-')}-{metric}"
+
+
+def mixed_run_name(target: float, preset: str, metric: str) -> str:
+    """``mixed_bitfusion-eyeriss-energy-9.1``: per-layer mixed precision at 9.1% of Bit Fusion (Eyeriss) energy."""
+    return f"mixed_{preset.replace('_', '-')}-{metric}-{target:g}"
+
+
+def seeded(name: str, seed: int) -> str:
+    """``name`` for seed ``seed``: seed 0 keeps the plain name, others end in ``-sN``."""
+    return name if seed == 0 else f"{name}-s{seed}"
+
+
+def split_seed_suffix(name: str) -> tuple[str, int]:
+    """``("dfs_b2.5-lowbit", 1)`` from ``dfs_b2.5-lowbit-s1``; a name without ``-sN`` has seed 0."""
+    stem, _, last = name.rpartition("-s")
+    return (stem, int(last)) if stem and last.isdecimal() else (name, 0)
 
 
 @dataclass(frozen=True)
@@ -50,7 +70,14 @@ class Example:
     skipnet_alphas: tuple[float, ...]  # SkipNet as its authors train it: reward per skipped block
     hardware_budgets: tuple[tuple[float, str, str], ...]  # DFS with its budget on a preset: (budget, preset, metric)
     native_budgets: tuple[tuple[float, str, str], ...]  # the same with Bit Fusion's native option set (NATIVE)
-    static: tuple[str, ...]
+    static: tuple[str, ...]  # post-training static widths (qN, wNaM, fp)
+    qat: tuple[str, ...]  # quantization-aware static widths, one fine-tune each per seed
+    qat_seeds: tuple[int, ...]
+    mixed: tuple[tuple[float, str, str], ...]  # per-layer mixed precision: (target %, preset, metric)
+    mixed_widths: tuple[str, ...]  # the widths its search chooses from
+    lowbit_budgets: tuple[float, ...]  # DFS with LOWBIT_OPTIONS on the proxy
+    lowbit_hardware: tuple[tuple[float, str, str], ...]  # the same with the budget on a preset
+    lowbit_seeds: dict[float, tuple[int, ...]]  # further seeds of some proxy low-bit budgets
     beta: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
     joint_settings: tuple[str, ...]  # --set overrides of the gate and joint runs
@@ -60,21 +87,78 @@ class Example:
     out: str  # traces
 
     def runs(self) -> list[tuple[str, str, float | None]]:
-        """``(name, method, value)``: the gated runs (value: the budget; SkipNet: alpha), then the static baselines
-        (value None)."""
-        gated = [(f"dfs_b{b:g}", "dfs", b) for b in self.dfs_budgets]
-        gated += [(f"dfs_binary_b{b:g}", "dfs_binary", b) for b in self.binary_budgets]
-        gated += [(f"skipnet_a{a:g}", "skipnet", a) for a in self.skipnet_alphas]
-        gated += [(hardware_run_name(b, preset, metric), "dfs", b) for b, preset, metric in self.hardware_budgets]
-        gated += [(hardware_run_name(b, p, m) + "-native", "dfs", b) for b, p, m in self.native_budgets]
-        return gated + [(f"static_{option}", "static", None) for option in self.static]
+        """``(name, method, value)`` in the order they are made (value: the budget; SkipNet: alpha; mixed
+        precision: the target; static: None): post-training static, quantization-aware seed 0, mixed precision,
+        low-bit DFS, the further seeds, then the 7-option DFS runs, the binary ablation and SkipNet."""
+        first_seed = [s for s in self.qat_seeds if s == 0]
+        later_seeds = [s for s in self.qat_seeds if s != 0]
+        runs: list[tuple[str, str, float | None]] = [(f"static_{option}", "static", None) for option in self.static]
+        runs += [(seeded(f"qat_{w}", s), "qat", None) for s in first_seed for w in self.qat]
+        runs += [(mixed_run_name(t, p, m), "mixed", t) for t, p, m in self.mixed]
+        runs += [(f"dfs_b{b:g}-lowbit", "dfs", b) for b in self.lowbit_budgets]
+        runs += [(hardware_run_name(b, p, m) + "-lowbit", "dfs", b) for b, p, m in self.lowbit_hardware]
+        runs += [(seeded(f"qat_{w}", s), "qat", None) for s in later_seeds for w in self.qat]
+        runs += [(seeded(f"dfs_b{b:g}-lowbit", s), "dfs", b) for b, seeds in self.lowbit_seeds.items() for s in seeds]
+        runs += [(f"dfs_b{b:g}", "dfs", b) for b in self.dfs_budgets]
+        runs += [(hardware_run_name(b, preset, metric), "dfs", b) for b, preset, metric in self.hardware_budgets]
+        runs += [(hardware_run_name(b, p, m) + "-native", "dfs", b) for b, p, m in self.native_budgets]
+        runs += [(f"dfs_binary_b{b:g}", "dfs_binary", b) for b in self.binary_budgets]
+        runs += [(f"skipnet_a{a:g}", "skipnet", a) for a in self.skipnet_alphas]
+        return runs
+
+    def options(self, name: str) -> tuple[str, ...] | None:
+        """The DFS option set a run's name asks for (None: the method's own)."""
+        stem = split_seed_suffix(name)[0]
+        if stem.endswith("-native"):
+            return NATIVE_OPTIONS
+        if stem.endswith("-lowbit"):
+            return LOWBIT_OPTIONS
+        return None
 
     def cost_basis(self, name: str) -> tuple[str, str] | None:
         """``(preset, metric)`` of a run whose budget is measured on a preset, else None (the paper's proxy)."""
-        for budget, preset, metric in (*self.hardware_budgets, *self.native_budgets):
-            if name.removesuffix("-native") == hardware_run_name(budget, preset, metric):
+        stem = split_seed_suffix(name)[0].removesuffix("-native").removesuffix("-lowbit")
+        for budget, preset, metric in (*self.hardware_budgets, *self.native_budgets, *self.lowbit_hardware):
+            if stem == hardware_run_name(budget, preset, metric):
                 return preset, metric
         return None
+
+    @property
+    def quantizer(self) -> str:
+        """The quantizer every quantizing run uses: the config's (the project's default when it names none)."""
+        from dfs_sim._toml import read_toml
+        from dfs_sim.model.quantize import DEFAULT_QUANTIZER
+
+        return str(read_toml(ROOT / self.config).get("quantizer", DEFAULT_QUANTIZER))
+
+    def quantizes(self, name: str, method: str) -> bool:
+        """Whether a run's trace depends on the quantizer: DFS with quantized options, static below full
+        precision, quantization-aware and mixed-precision runs."""
+        if method in ("skipnet", "dfs_binary"):
+            return False
+        return name != "static_fp"
+
+    def current(self, name: str, method: str) -> bool:
+        """Whether the run's trace exists and was made with the example's quantizer (when it quantizes)."""
+        path = self.trace(name)
+        if not path.is_file():
+            return False
+        if not self.quantizes(name, method):
+            return True
+        from dfs_sim.errors import DfsSimError
+        from dfs_sim.traces import open_trace
+
+        try:
+            return open_trace(path).meta.get("quantizer", "dfs_authors") == self.quantizer
+        except DfsSimError:  # an unreadable trace is made again
+            return False
+
+    def work_folder(self, name: str, method: str) -> Path:
+        """Where a trained run's checkpoints go: under the quantizer's name when the run quantizes, so that a run
+        trained under another quantizer is never resumed or exported as this one."""
+        if self.quantizes(name, method):
+            return ROOT / self.work_dir / self.quantizer / name
+        return ROOT / self.work_dir / name
 
     def trace(self, name: str) -> Path:
         """``dfs_binary_b40`` → ``<out>/dfs_binary_r38_b40.parquet``."""
@@ -102,7 +186,23 @@ EXAMPLES = {
             (14, "stripes", "latency"),
         ),
         native_budgets=((15, "bitfusion_eyeriss", "energy"),),
-        static=("q8", "q10", "q12", "q16", "fp"),
+        static=("q2", "q3", "q4", "q5", "q6", "q8", "q10", "q12", "q16", "fp", "w8a4", "w4a8", "w6a4", "w4a6"),
+        qat=("q3", "q4", "w4a4", "w8a4"),
+        qat_seeds=(0, 1, 2),
+        # targets at the cost of uniform q3, q4 and q5 on each preset, so mixed and uniform meet at matched cost
+        mixed=(
+            (7.2, "bitfusion_eyeriss", "energy"),
+            (9.1, "bitfusion_eyeriss", "energy"),
+            (12.2, "bitfusion_eyeriss", "energy"),
+            (5.0, "stripes", "latency"),
+            (6.6, "stripes", "latency"),
+            (8.2, "stripes", "latency"),
+        ),
+        mixed_widths=("q2", "q3", "q4", "q5", "q6", "q8", "w8a4", "w4a8"),
+        # the proxy costs q3 0.9%, q4 1.6%, q5 2.4%, q6 3.5%, q8 6.25%: budgets across that span
+        lowbit_budgets=(1, 1.5, 2.5, 4),
+        lowbit_hardware=((8, "bitfusion_eyeriss", "energy"), (11, "bitfusion_eyeriss", "energy")),
+        lowbit_seeds={1.5: (1, 2), 2.5: (1, 2), 4: (1, 2)},
         # the binary ablation's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit
         # option per decision; a smaller β keeps its gates from flipping in bulk (as on digits)
         beta={"dfs": None, "dfs_binary": 0.00125},
@@ -114,6 +214,10 @@ EXAMPLES = {
             "dfs_b4": 0.01,
             hardware_run_name(12, "bitfusion_eyeriss", "energy"): 0.01,
             hardware_run_name(8.5, "stripes", "latency"): 0.01,
+            # the low-bit options differ in proxy cost by 0.5-1 point per block, a tenth of what separates skip from
+            # 8 bits: the gates need a stronger push to move between them in 300 iterations
+            **{f"dfs_b{b:g}-lowbit": 0.04 for b in (1, 1.5, 2.5, 4)},
+            **{hardware_run_name(b, "bitfusion_eyeriss", "energy") + "-lowbit": 0.01 for b in (8, 11)},
         },
         joint_settings=("keep=best", "eval_every=25", "checkpoint_every=50"),
         # SkipNet keeps its last iterate: its trade-off is set by alpha, not by a budget to select against
@@ -132,6 +236,13 @@ EXAMPLES = {
         hardware_budgets=(),
         native_budgets=(),
         static=("q8", "q12", "q16", "fp"),
+        qat=(),
+        qat_seeds=(),
+        mixed=(),
+        mixed_widths=(),
+        lowbit_budgets=(),
+        lowbit_hardware=(),
+        lowbit_seeds={},
         beta={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
         joint_settings=(),
@@ -190,39 +301,50 @@ def slim_copy(trained: Path, committed: Path) -> None:
         torch.save(record, temporary)
 
 
-def make_run(example: Example, name: str, method: str, budget: float | None, backbone: Path, quiet: list[str]) -> None:
+def make_run(example: Example, name: str, method: str, value: float | None, backbone: Path, quiet: list[str]) -> None:
     trace = example.trace(name)
-    if trace.is_file():
+    if example.current(name, method):
         print(f"{name}: {trace.relative_to(ROOT)} exists, skipped", flush=True)
         return
+    if trace.is_file():
+        print(f"{name}: {trace.relative_to(ROOT)} was made with another quantizer; making it again", flush=True)
+    quantizer = ["--quantizer", example.quantizer]
     if method == "static":
-        run(
-            [
-                sys.executable,
-                "-m",
-                "dfs_sim.export",
-                backbone,
-                "--static-option",
-                name.split("_", 1)[1],
-                "--out",
-                trace,
-            ]
-        )
+        option = name.split("_", 1)[1]
+        run([sys.executable, "-m", "dfs_sim.export", backbone, "--static-option", option, *quantizer, "--out", trace])
+        return
+    if method == "mixed":
+        target, preset, metric = next(m for m in example.mixed if mixed_run_name(*m) == name)
+        cache = ROOT / example.backbone.replace(".pt", f"_sensitivity_{example.quantizer}.csv")
+        widths = ["--widths", ",".join(example.mixed_widths), "--sensitivity", cache]
+        cost = ["--preset", preset, "--metric", metric, "--target", f"{target:g}"]
+        run([sys.executable, "-m", "dfs_sim.mixed", backbone, *cost, *widths, *quantizer, "--out", trace])
         return
     if method == "skipnet":
-        make_skipnet_run(example, name, budget, backbone, quiet)
+        make_skipnet_run(example, name, value, backbone, quiet)
         return
-    folder = ROOT / example.work_dir / name
-    joint = folder / "joint.pt"
-    value = example.run_beta.get(name, example.beta[method])
-    beta = [] if value is None else ["--beta", str(value)]
+    stem, seed = split_seed_suffix(name)
+    folder = example.work_folder(name, method)
     settings = [item for setting in example.joint_settings for item in ("--set", setting)]
+    seed_option = ["--seed", str(seed)] if seed else []
+    if method == "qat":
+        final = folder / "qat.pt"
+        widths = ["--set", f'static_options=["{stem.split("_", 1)[1]}"]']
+        model = ["--model", f"static_resnet{example.depth}", "--stages", "qat", *widths, *seed_option]
+        train(folder, final, ["--config", example.config, *model, *settings, "--init-from", backbone], quiet)
+        run([sys.executable, "-m", "dfs_sim.export", final, "--out", trace])
+        return
+    joint = folder / "joint.pt"
+    beta_value = example.run_beta.get(stem, example.beta[method])
+    beta = [] if beta_value is None else ["--beta", str(beta_value)]
     basis = example.cost_basis(name)
     if basis is not None:
         settings += ["--set", f'cost.preset="{basis[0]}"', "--set", f'cost.metric="{basis[1]}"']
-    if name.endswith("-native"):
-        settings += ["--set", "options=[" + ", ".join(f'"{option}"' for option in NATIVE_OPTIONS) + "]"]
-    model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{budget:g}"]
+    options = example.options(name)
+    if options is not None:
+        settings += ["--set", "options=[" + ", ".join(f'"{option}"' for option in options) + "]"]
+    model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{value:g}"]
+    model += seed_option
     train(folder, joint, ["--config", example.config, *model, *beta, *settings, "--init-from", backbone], quiet)
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])
 
@@ -264,8 +386,9 @@ def main() -> int:
     if args.list:
         backbone_state = "committed" if (ROOT / example.backbone).is_file() else "to train"
         print(f"backbone: {backbone_state} ({example.backbone})")
-        for name, _, _ in runs:
-            state = "done" if example.trace(name).is_file() else "to do"
+        for name, method, _ in runs:
+            made = example.trace(name).is_file()
+            state = "done" if example.current(name, method) else "stale (another quantizer)" if made else "to do"
             print(f"{name}: {state} ({example.trace(name).relative_to(ROOT)})")
         return 0
     (ROOT / example.out).mkdir(parents=True, exist_ok=True)

@@ -240,7 +240,7 @@ def test_export_refuses_a_gate_stage_checkpoint(tmp_path, capsys):
     assert "joint" in err and "--static-option" in err
     for stage in ("gate", "joint", "backbone"):  # any checkpoint's backbone can still be a static baseline
         record = load_checkpoint(make_checkpoint(tmp_path / f"{stage}.pt", stage=stage))
-        assert model_from_checkpoint(record, static_option=1)[1] == "static"
+        assert model_from_checkpoint(record, static_option=("q8",))[1] == "static"
     assert model_from_checkpoint(load_checkpoint(tmp_path / "joint.pt"))[1] == "dfs"
 
 
@@ -377,7 +377,7 @@ def test_other_bad_export_options_are_one_line(tmp_path, capsys):
     checkpoint = make_checkpoint(tmp_path / "joint.pt")
     out = tmp_path / "trace.parquet"
     fails(export_main, [checkpoint, "--out", out, "--batch-size", "0"], capsys, "--batch-size", absent=out)
-    fails(export_main, [checkpoint, "--out", out, "--static-option", "q9"], capsys, "--static-option", absent=out)
+    fails(export_main, [checkpoint, "--out", out, "--static-option", "q17"], capsys, "--static-option", absent=out)
     fails(
         export_main,
         [checkpoint, "--out", tmp_path / "missing" / "t.parquet"],

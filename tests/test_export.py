@@ -75,10 +75,15 @@ def test_export_binary_dfs_and_static(checkpoints):
     run = read_trace(export(skip["joint"], folder / "dfs_binary.parquet").path)
     assert run.method == "dfs_binary" and len(run.meta["options"]) == len(SKIPNET_OPTIONS)
     assert run.meta["layers"] == cifar_resnet_layers(8, options=SKIPNET_OPTIONS).to_records()
-    for option, code in (("q8", 1), ("fp", 6), ("3", 3)):
+    for option, name in (("q8", "q8"), ("fp", "fp"), ("3", "q12"), ("w4a6", "w4a6"), ("q3", "q3")):
         static = read_trace(export(dfs["backbone"], folder / f"static_{option}.parquet", static_option=option).path)
-        assert static.method == "static" and static.budget is None and static.meta["static_option"] == code
-        assert (static.codes == code).all() and len(static.meta["options"]) == 7
+        assert static.method == "static" and static.budget is None and static.meta["static_option"] == name
+        # the option list holds the static width and full precision (the always-run layers)
+        assert [o.name for o in static.options] == ([name, "fp"] if name != "fp" else ["fp"])
+        assert (static.codes == 0).all() and static.meta["static_training"] == "ptq"
+    mixed = read_trace(export(dfs["backbone"], folder / "mixed.parquet", static_option="q4,q8").path)
+    assert [o.name for o in mixed.options] == ["q4", "q8", "fp"] and mixed.meta["static_options"] == ["q4", "q8"]
+    assert (mixed.codes == [0, 1]).all() and mixed.meta["static_option"] is None  # per block, not per input
     q16 = export(dfs["backbone"], folder / "q16.parquet", static_option="q16").evaluation
     fp = export(dfs["backbone"], folder / "fp.parquet", static_option="fp").evaluation
     assert np.mean(q16.pred == fp.pred) > 0.95  # 16-bit calibrated quantization barely changes a backbone
@@ -112,8 +117,11 @@ def test_export_errors(checkpoints, tmp_path, capsys):
     _, dfs, _ = checkpoints
     with pytest.raises(DfsSimError, match="static option"):
         export(dfs["backbone"], tmp_path / "x.parquet")
-    with pytest.raises(DfsSimError, match="unknown option"):
-        export(dfs["backbone"], tmp_path / "x.parquet", static_option="q9")
+    for bad in ("q17", "q9x", "skip", "q4,q4,q4", "7"):  # too wide, not a name, not static, wrong count, no code
+        with pytest.raises(DfsSimError, match="--static-option"):
+            export(dfs["backbone"], tmp_path / "x.parquet", static_option=bad)
+    with pytest.raises(DfsSimError, match="--quantizer"):
+        export(dfs["joint"], tmp_path / "x.parquet", quantizer="standard")
     assert main([str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.parquet")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.pt" in err

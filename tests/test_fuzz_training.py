@@ -148,7 +148,9 @@ def _write_config(path: Path, mutations) -> None:
 def _valid_config(config: TrainConfig) -> None:
     """What a validated config guarantees."""
     assert isinstance(config, TrainConfig) and isinstance(config.out_dir, str) and config.out_dir
-    assert config.model in list_models() and not config.model.startswith("static_")
+    assert config.model in list_models()
+    if config.model.startswith("static_"):  # a static model trains only its quantization-aware stage
+        assert config.static_options and config.stages == ("qat",)
     assert config.stages and ("backbone" in config.stages or config.init_from is not None)
     assert 0 <= config.budget <= 100 and config.batch_size >= 1 and config.seed >= 0
     assert config.device in ("auto", "cpu") or config.device.startswith("cuda")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ def make_traces(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "make_traces", module)  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "ROOT", tmp_path)
+    (tmp_path / "examples").mkdir()
+    for config in ("fashion_mnist_r38.toml", "digits_r38.toml"):
+        shutil.copy(ROOT / "examples" / config, tmp_path / "examples" / config)
     commands: list[list[str]] = []
     monkeypatch.setattr(module.subprocess, "run", lambda words, cwd, check: commands.append(words[1:]))
     module.commands = commands
@@ -32,7 +36,20 @@ def _example(module):
         hardware_budgets=((12, "bitfusion_eyeriss", "energy"),),
         native_budgets=((15, "bitfusion_eyeriss", "energy"),),
         static=("q8",),
+        qat=("w4a4",),
+        qat_seeds=(0, 2),
+        mixed=((9.1, "bitfusion_eyeriss", "energy"),),
+        lowbit_budgets=(2.5,),
+        lowbit_seeds={2.5: (1,)},
     )
+
+
+def _write_current_trace(example, path):
+    """A real trace at ``path`` made with the example's quantizer (from a bundled one)."""
+    from dfs_sim.traces import read_trace, write_trace
+
+    bundled = read_trace(ROOT / "examples/traces/static_r38_q8.parquet")
+    write_trace(path, dataclasses.replace(bundled, meta={**bundled.meta, "quantizer": example.quantizer}))
 
 
 def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
@@ -44,7 +61,7 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
 
     (tmp_path / example.out).mkdir(parents=True)
     done = example.trace("dfs_b3")
-    done.write_bytes(b"trace")
+    _write_current_trace(example, done)
     make_traces.make_run(example, "dfs_b3", "dfs", 3, backbone, [])
     assert make_traces.commands == []  # a finished run is skipped
 
@@ -119,9 +136,53 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
         example.backbone,
         "--static-option",
         "q8",
+        "--quantizer",
+        example.quantizer,
         "--out",
         "examples/traces/static_r38_q8.parquet",
     ]
+
+    # quantization-aware: the backbone fine-tuned at one width, seed from the name; checkpoints under the quantizer
+    make_traces.commands.clear()
+    make_traces.make_run(example, "qat_w4a4-s2", "qat", None, backbone, [])
+    train, export = make_traces.commands
+    assert train[train.index("--stages") + 1] == "qat" and train[train.index("--seed") + 1] == "2"
+    assert 'static_options=["w4a4"]' in train and train[train.index("--model") + 1] == "static_resnet38"
+    assert train[-1] == f"runs/fashion-mnist_r38/{example.quantizer}/qat_w4a4-s2"
+    assert export[2:] == [
+        f"runs/fashion-mnist_r38/{example.quantizer}/qat_w4a4-s2/qat.pt",
+        "--out",
+        "examples/traces/qat_r38_w4a4-s2.parquet",
+    ]
+
+    # low-bit DFS: its option set, its own β, seed 0 without --seed
+    make_traces.commands.clear()
+    make_traces.make_run(example, "dfs_b2.5-lowbit", "dfs", 2.5, backbone, [])
+    train, _ = make_traces.commands
+    assert 'options=["skip", "q3", "q4", "q5", "q6", "q8", "fp"]' in train and "--seed" not in train
+    assert train[train.index("--beta") + 1] == "0.04"
+
+    # mixed precision: the search command with the sensitivity cache beside the backbone
+    make_traces.commands.clear()
+    make_traces.make_run(example, "mixed_bitfusion-eyeriss-energy-9.1", "mixed", 9.1, backbone, [])
+    (mixed,) = make_traces.commands
+    assert mixed[:3] == ["-m", "dfs_sim.mixed", example.backbone]
+    assert mixed[mixed.index("--target") + 1] == "9.1" and mixed[mixed.index("--preset") + 1] == "bitfusion_eyeriss"
+    assert mixed[-1] == "examples/traces/mixed_r38_bitfusion-eyeriss-energy-9.1.parquet"
+
+
+def test_a_trace_made_with_another_quantizer_is_made_again(make_traces, tmp_path):
+    from dfs_sim.traces import read_trace, write_trace
+
+    example = _example(make_traces)
+    (tmp_path / example.out).mkdir(parents=True)
+    legacy = read_trace(ROOT / "examples/traces/static_r38_q8.parquet")  # bundled before the quantizer choice
+    for name in ("static_q8", "skipnet_a1"):
+        run = dataclasses.replace(legacy, meta={k: v for k, v in legacy.meta.items() if k != "quantizer"})
+        write_trace(example.trace(name), run)
+    assert not example.current("static_q8", "static")  # quantizes: made with the authors' quantizer, so stale
+    assert example.current("skipnet_a1", "skipnet")  # quantizes nothing: current under any quantizer
+    assert example.work_folder("skipnet_a1", "skipnet") == tmp_path / example.work_dir / "skipnet_a1"
 
 
 def test_an_uncommitted_backbone_is_trained_or_resumed_then_slimmed(make_traces, tmp_path, monkeypatch):

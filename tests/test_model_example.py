@@ -24,10 +24,18 @@ def _runs(folder: Path):
     return [read_trace(path) for path in files]
 
 
+def _static_name(run) -> str:
+    """A static run's width: its name (traces since the quantizer choice) or its DFS code (traces before)."""
+    option = run.meta["static_option"]
+    return DFS_OPTIONS[option].name if isinstance(option, int) else option
+
+
 def _check_common(runs, dataset: str, inputs: int, input_size: int, in_channels: int) -> None:
     for run in runs:
         depth = run.meta["model"]["depth"]
         options = SKIPNET_OPTIONS if run.method in ("skipnet", "dfs_binary") else DFS_OPTIONS
+        if run.method == "static" or run.meta["train_config"].get("options"):  # its own widths, fp among them
+            options = run.options
         assert run.meta["model"]["dataset"] == dataset and run.num_inputs == inputs
         assert run.meta["model"]["input_size"] == [in_channels, input_size, input_size]
         expected = cifar_resnet_layers(
@@ -59,9 +67,10 @@ def test_fashion_mnist_traces_are_full_test_set_runs_of_the_real_geometry():
     labels = runs[0].label
     assert all(np.array_equal(run.label, labels) for run in runs)  # the test set's own labels, in one order
     assert np.bincount(labels, minlength=10).tolist() == [1000] * 10
-    static = {run.meta["static_option"]: run for run in runs if run.method == "static"}
-    assert {1, 2, 3, 5, 6} <= set(static)  # 8, 10, 12, 16 bits and full precision
-    assert static[6].accuracy >= 0.93
+    static = {_static_name(run): run for run in runs if run.method == "static" and run.meta["static_option"]}
+    assert {"q2", "q3", "q4", "q5", "q6", "q8", "q10", "q12", "q16", "fp"} <= set(static)  # every width
+    assert {"w8a4", "w4a8", "w6a4", "w4a6"} <= set(static)  # weights and activations apart
+    assert static["fp"].accuracy >= 0.93
     for run in runs:
         if run.method == "dfs":  # within 2 points of the budget, on the basis it was set in (proxy or a preset)
             realised = run.meta.get("budget_pct", run.meta["computation_pct"])
@@ -82,7 +91,7 @@ def test_fashion_mnist_example_spans_the_trade_off_with_every_method():
         expected = (executed + 1) / (run.num_blocks + 1) * 100  # SkipNet's definition counts the first block
         assert run.meta["skipnet_computation_pct"] == pytest.approx(expected)
     assert len({run.meta["alpha"] for run in by_method["skipnet"]}) == len(by_method["skipnet"])
-    full = next(run for run in by_method["static"] if run.meta["static_option"] == 6)
+    full = next(run for run in by_method["static"] if run.meta["static_option"] in (6, "fp"))
     lowest = min(by_method["dfs"], key=lambda run: run.budget)
     low, _ = wilson_interval(int(full.correct.sum()), full.num_inputs)
     _, high = wilson_interval(int(lowest.correct.sum()), lowest.num_inputs)

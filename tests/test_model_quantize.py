@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dfs_sim.model.quantize import ActivationQuantizer, quantize_uniform, quantize_weight
+from dfs_sim.model.quantize import CLIP_GRID, ActivationQuantizer, mse_clip, quantize_uniform, quantize_weight
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
@@ -54,3 +54,77 @@ def test_activation_ranges_run_in_training_and_are_fixed_in_evaluation():
     together = quantizer(torch.cat([batch[1:], batch * 10]), 8)[:1]
     assert torch.equal(single, together)  # evaluation: an input's result does not depend on its batch
     assert torch.equal(quantizer.running_max, before)
+
+
+# --- the standard schemes (docs/departures.md, "The quantizer") -----------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_standard_weights_are_per_channel_symmetric(bits):
+    w = torch.randn(6, 3, 3, 3, generator=torch.Generator().manual_seed(bits)) * torch.arange(1, 7).view(6, 1, 1, 1)
+    q = quantize_weight(w, bits, "standard")
+    top = 2 ** (bits - 1) - 1
+    for channel in range(6):
+        scale = w[channel].abs().max() / top  # an independent computation of the channel's step
+        levels = q[channel] / scale
+        assert torch.allclose(levels, levels.round(), atol=1e-4)  # every value on the channel's grid
+        assert levels.abs().max().round() == top and len(torch.unique(levels.round())) <= 2 * top + 1
+        assert torch.allclose(q[channel], (w[channel] / scale).round() * scale, atol=1e-6)
+
+
+def test_standard_one_bit_weights_are_sign_times_mean_magnitude():
+    w = torch.tensor([[1.0, -3.0], [0.5, 0.5]])
+    assert torch.equal(quantize_weight(w, 1, "standard"), torch.tensor([[2.0, -2.0], [0.5, 0.5]]))
+
+
+def test_standard_weight_gradient_is_identity():
+    w = torch.randn(4, 2, 3, 3, requires_grad=True)
+    quantize_weight(w, 3, "standard_mse").sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+
+
+def test_standard_training_quantizes_with_the_running_range_and_weighs_the_new_batch():
+    quantizer = ActivationQuantizer(momentum=0.1, scheme="standard").train()
+    first = torch.stack([torch.linspace(0, 1, 10), torch.linspace(0, 3, 10)])  # per-sample maxima 1 and 3: mean 2
+    quantizer(first, 8)
+    assert quantizer.running_max.item() == pytest.approx(2.0)
+    out = quantizer(first * 2, 8)  # batch max 4: running 0.9 * 2 + 0.1 * 4
+    assert quantizer.running_max.item() == pytest.approx(2.2)
+    assert out.max().item() == pytest.approx(2.2)  # clamped to the running range, not the batch's own 4
+
+
+def test_calibration_weighs_every_batch_the_same():
+    quantizer = ActivationQuantizer(scheme="standard").train()
+    quantizer.begin_calibration()
+    for top in (1.0, 2.0, 6.0):
+        quantizer(torch.linspace(0, top, 50)[None], 4)
+    quantizer.end_calibration([4])
+    assert quantizer.running_max.item() == pytest.approx(3.0)  # (1 + 2 + 6) / 3: no batch dominates
+    authors = ActivationQuantizer(scheme="dfs_authors").train()
+    authors.begin_calibration()
+    for top in (1.0, 2.0, 6.0):
+        authors(torch.linspace(0, top, 50)[None], 4)
+    assert authors.running_max.item() == pytest.approx(0.1 * (0.1 * 1 + 0.9 * 2) + 0.9 * 6)  # the last batch rules
+
+
+def test_mse_clip_tightens_a_heavy_tailed_range_at_few_bits_only():
+    values = torch.cat([torch.rand(20000, generator=torch.Generator().manual_seed(0)), torch.full((20,), 3.0)])
+    low, high = torch.tensor(0.0), torch.tensor(3.0)
+    clip2 = mse_clip(values, low, high, 2)
+    assert clip2 < 0.6  # a 2-bit grid spread to the rare 3.0s would round most values in [0, 1] to 0 or 1
+    error = lambda top: float((quantize_uniform(values, 2, low, top) - values).square().mean())  # noqa: E731
+    assert error(high * clip2) < error(high) and all(error(high * clip2) <= error(high * c) for c in CLIP_GRID)
+    uniform = torch.linspace(0, 1, 20001)
+    assert mse_clip(uniform, torch.tensor(0.0), torch.tensor(1.0), 8) == 1.0  # nothing to gain on a uniform range
+
+
+def test_standard_mse_keeps_a_clip_per_width():
+    quantizer = ActivationQuantizer(scheme="standard_mse").train()
+    quantizer.begin_calibration()
+    heavy = torch.cat([torch.rand(4000, generator=torch.Generator().manual_seed(1)), torch.full((4,), 3.0)])
+    quantizer(heavy[None], 2)
+    quantizer.end_calibration([2, 8])
+    assert quantizer.clip[1] < quantizer.clip[7] <= 1.0  # 2 bits clip harder than 8
+    quantizer.eval()
+    top = float(quantizer.running_max * quantizer.clip[1])
+    assert quantizer(torch.tensor([[100.0]]), 2).item() == pytest.approx(top, rel=1e-4)  # clamped at the clip

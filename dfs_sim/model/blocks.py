@@ -1,7 +1,8 @@
 """The BasicBlock of the CIFAR ResNet, able to run as any DFS option with shared weights.
 
 A block computes ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``. At a quantized option both convolutions
-quantize their weights (per tensor) and their inputs (running min/max) to the option's bits; at full precision nothing
+quantize their weights and their inputs to the option's bits (``quantize.py``: the authors' scheme or the standard
+one); at full precision nothing
 is quantized; skipping returns the shortcut. The shortcut of a strided block is a 1×1 projection (+ BN) that always
 runs at full precision, so a skipped strided block still pays for it (docs/design.md §1).
 
@@ -21,7 +22,13 @@ from torch.nn import functional as F
 
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.precision import PrecisionMeter
-from dfs_sim.model.quantize import ActivationQuantizer, quantize_levels, quantize_weight
+from dfs_sim.model.quantize import (
+    LEGACY_QUANTIZER,
+    ActivationQuantizer,
+    quantize_levels,
+    quantize_uniform,
+    quantize_weight,
+)
 from dfs_sim.options import Option
 
 __all__ = ["GatedBasicBlock", "QuantConv2d"]
@@ -31,9 +38,10 @@ class QuantConv2d(nn.Conv2d):
     """A convolution that can run at full precision, or with its weights quantized to ``bits`` and its input to
     ``input_bits`` (``bits`` when not given)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, quantizer: str = LEGACY_QUANTIZER, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.input_quantizer = ActivationQuantizer()
+        self.quantizer = quantizer
+        self.input_quantizer = ActivationQuantizer(scheme=quantizer)
 
     def forward(
         self,
@@ -47,7 +55,7 @@ class QuantConv2d(nn.Conv2d):
         (evaluation): record the bits the quantized input needs (``dfs_sim.model.precision``)."""
         if bits is None:
             return super().forward(x)
-        weight = quantize_weight(self.weight, bits)
+        weight = quantize_weight(self.weight, bits, self.quantizer)
         if not input_quantized:
             width = bits if input_bits is None else input_bits
             if meter is not None:
@@ -62,11 +70,13 @@ class QuantConv2d(nn.Conv2d):
 class GatedBasicBlock(nn.Module):
     """A BasicBlock whose ``candidate(x, shortcut, option)`` is its output when run at ``option``."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, quantizer: str = LEGACY_QUANTIZER) -> None:
         super().__init__()
-        self.conv1 = QuantConv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = QuantConv2d(
+            in_channels, out_channels, 3, stride=stride, padding=1, bias=False, quantizer=quantizer
+        )
         self.bn1 = BatchNorm2d(out_channels)
-        self.conv2 = QuantConv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.conv2 = QuantConv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False, quantizer=quantizer)
         self.bn2 = BatchNorm2d(out_channels)
         self.projection: nn.Module | None = None
         if stride != 1 or in_channels != out_channels:
@@ -100,14 +110,12 @@ class GatedBasicBlock(nn.Module):
         )
         with nullcontext() if grad_any else torch.no_grad():
             if widths:  # the reference observes the same block input once per width; so does this, in one place
-                quantizer = self.conv1.input_quantizer
-                if quantizer.training:
-                    low, high = quantizer.batch_range(x)
-                    for _ in widths:
-                        quantizer.observe(low, high)
-                else:
-                    low, high = quantizer.running_min, quantizer.running_max
-                quantized = iter(quantize_levels(x, widths, low, high))
+                ranges = self.conv1.input_quantizer.ranges(x, widths)
+                if self.conv1.quantizer != "standard_mse":
+                    quantized = iter(quantize_levels(x, widths, *ranges[0]))  # one range: the clamp is shared
+                else:  # a clip per width (standard_mse)
+                    pairs = zip(widths, ranges, strict=True)
+                    quantized = iter([quantize_uniform(x, w, low, high) for w, (low, high) in pairs])
         outputs = []
         for option, flag in zip(options, with_grad, strict=True):
             if option.is_skip:

@@ -191,7 +191,10 @@ def load_backbone_into(model, record: dict, source: object, model_name: str | No
 def load_weights_into(model, record: dict, source: object, model_name: str | None = None) -> None:
     """Load all of checkpoint ``record``'s weights into ``model``; missing, unexpected or mis-shaped keys are a
     one-line ``CheckpointError`` naming ``source`` (nothing is loaded then)."""
-    state, own = record["model"], model.state_dict()
+    from dfs_sim.model.quantize import fill_quantizer_defaults
+
+    own = model.state_dict()
+    state = fill_quantizer_defaults(record["model"], own)
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
     unexpected += [

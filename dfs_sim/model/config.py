@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ from typing import Any
 from cost_models.budget import CostBasis
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
-from dfs_sim.options import parse_options
+from dfs_sim.model.quantize import DEFAULT_QUANTIZER, QUANTIZERS
+from dfs_sim.options import Option, parse_options
 
 __all__ = [
     "STAGES",
@@ -50,9 +52,10 @@ __all__ = [
     "validate_train_config",
 ]
 
-STAGES = ("backbone", "gate", "joint", "sp", "hrl")
+STAGES = ("backbone", "gate", "joint", "sp", "hrl", "qat")
 DFS_STAGES = ("backbone", "gate", "joint")
 SKIPNET_STAGES = ("backbone", "sp", "hrl")
+STATIC_STAGES = ("qat",)  # quantization-aware fine-tuning of a backbone at fixed widths
 _MAX_SEED = 2**63 - 1
 
 
@@ -94,6 +97,10 @@ class TrainConfig:
     cost: CostBasis = field(default_factory=CostBasis)  # what budget and gate_target are measured in
     # the gates' choices by name (skip, fp, qN, wNaM; dfs_sim.options.parse_options); None: the method's own list
     options: tuple[str, ...] | None = None
+    # static models (the qat stage): one option for every gated block, or one per gated block (mixed precision)
+    static_options: tuple[str, ...] | None = None
+    # how weights and activations are quantized (dfs_sim.model.quantize.QUANTIZERS)
+    quantizer: str = DEFAULT_QUANTIZER
     # SkipNet's hybrid RL (ucbdrive/skipnet cifar/train_rl.py): reward alpha / gates per skipped block, the REINFORCE
     # term weighted by rl_weight and summed over the batch
     alpha: float = 0.1
@@ -117,6 +124,7 @@ class TrainConfig:
     joint: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.01, (32000, 48000)))
     sp: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.1, (32000, 48000)))
     hrl: StageConfig = field(default_factory=lambda: StageConfig(10000, 1e-4))
+    qat: StageConfig = field(default_factory=lambda: StageConfig(64000, 0.01, (32000, 48000)))
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)
@@ -130,6 +138,8 @@ def default_out_dir(config: TrainConfig) -> str:
         name = f"{config.model}_b{config.budget:g}"
     elif "hrl" in config.stages:
         name = f"{config.model}_a{config.alpha:g}"
+    elif "qat" in config.stages and config.static_options is not None:
+        name = f"{config.model}_qat_{'-'.join(dict.fromkeys(config.static_options))}"
     return str(Path("runs", config.dataset, name))
 
 
@@ -151,13 +161,27 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
 
     if config.model not in list_models():
         raise bad("model", f"unknown model {config.model!r}; valid: {', '.join(list_models())}")
-    if config.model.startswith("static_"):
-        raise bad("model", "static models are not trained; export a backbone checkpoint with --static-option")
+    static = config.model.startswith("static_")
+    if static and config.static_options is None:
+        raise bad(
+            "static_options",
+            'a static model trains only its qat stage, at the widths static_options names (e.g. ["q4"]); for a '
+            "post-training baseline export a backbone checkpoint with --static-option",
+        )
+    if config.static_options is not None:
+        if not static:
+            raise bad("static_options", f"only static models take static_options, not {config.model}")
+        try:
+            static_model_options(config.static_options, config.model)
+        except ValueError as error:
+            raise bad("static_options", str(error)) from None
+    if config.quantizer not in QUANTIZERS:
+        raise bad("quantizer", f"must be one of {', '.join(QUANTIZERS)}, got {config.quantizer!r}")
     if config.dataset not in DATASETS:
         raise bad("dataset", f"must be one of {DATASETS}, got {config.dataset!r}")
     if config.augment not in AUGMENTATIONS:
         raise bad("augment", f"must be one of {AUGMENTATIONS}, got {config.augment!r}")
-    allowed = SKIPNET_STAGES if config.model.startswith("skipnet_") else DFS_STAGES
+    allowed = SKIPNET_STAGES if config.model.startswith("skipnet_") else STATIC_STAGES if static else DFS_STAGES
     if config.stages is None:
         config = dataclasses.replace(config, stages=allowed)
     if (
@@ -171,8 +195,8 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
     if "backbone" not in config.stages and config.init_from is None:
         raise bad(
             "stages",
-            f"{'/'.join(allowed[1:])} start from a trained backbone: give init_from (--init-from), or include the "
-            f"backbone stage (got {list(config.stages)})",
+            f"{'/'.join(s for s in allowed if s != 'backbone')} start from a trained backbone: give init_from "
+            f"(--init-from), or include the backbone stage (got {list(config.stages)})",
         )
     for key in ("data_path", "init_from", "out_dir"):
         if getattr(config, key) == "":
@@ -243,6 +267,28 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
     return config
 
 
+def static_model_options(names: Sequence[str], model: str) -> tuple[tuple[Option, ...], int | tuple[int, ...]]:
+    """``(options, codes)`` of a static model from its option names: one name for every gated block, or one per gated
+    block; the options are the distinct widths in the order first named, then ``fp`` (which the always-run layers
+    use). Raises ``ValueError`` naming the problem."""
+    from dfs_sim.model.registry import parse_model_name
+
+    names = [str(name) for name in names]
+    if not names:
+        raise ValueError("name at least one option")
+    if "skip" in names:
+        raise ValueError("a static model runs every block; skip is not a static option")
+    depth = parse_model_name(model)[1]
+    gated = 3 * ((depth - 2) // 6) - 1
+    if len(names) not in (1, gated):
+        raise ValueError(f"one option for every gated block or one per gated block ({gated}), got {len(names)}")
+    distinct = list(dict.fromkeys(name for name in names if name != "fp"))
+    options = parse_options([*distinct, "fp"])
+    by_name = {option.name: option.code for option in options}
+    codes = tuple(by_name[name] for name in names)
+    return options, codes[0] if len(codes) == 1 else codes
+
+
 def scaled_milestones(default: StageConfig, iterations: int) -> tuple[int, ...]:
     """``default``'s milestones scaled to ``iterations`` (rounded half up; zeros, duplicates, ends dropped)."""
     if default.iterations <= 0:
@@ -258,6 +304,8 @@ _TYPES = {
     "out_dir": (str, type(None)),
     "stages": list,
     "options": (list, type(None)),
+    "static_options": (list, type(None)),
+    "quantizer": str,
     "seed": int,
     "split_seed": int,
     "batch_size": int,
@@ -278,6 +326,7 @@ _TYPES = {
     "deterministic": bool,
     "channels_last": bool,
 }
+_NAME_LISTS = ("stages", "options", "static_options")
 _STAGE_TYPES = {
     "iterations": int,
     "lr": (int, float),
@@ -301,8 +350,8 @@ def _check_types(config: TrainConfig, source: object) -> None:
         raise ConfigError(source, f"expected a TrainConfig, got {type(config).__name__}")
     for key, expected in _TYPES.items():
         value = getattr(config, key)
-        _typed(source, key, value, (list, tuple, type(None)) if key in ("stages", "options") else expected)
-        if key in ("stages", "options") and value is not None:
+        _typed(source, key, value, (list, tuple, type(None)) if key in _NAME_LISTS else expected)
+        if key in _NAME_LISTS and value is not None:
             for item in value:
                 _typed(source, key, item, str)
     if not isinstance(config.cost, CostBasis):
@@ -344,7 +393,7 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             updates[key] = _cost_basis(value, source)
         elif key in _TYPES:
             value = _typed(source, key, value, _TYPES[key])
-            if key in ("stages", "options") and value is not None:
+            if key in _NAME_LISTS and value is not None:
                 value = tuple(_typed(source, key, item, str) for item in value)
             elif key in ("budget", "beta", "gate_target", "alpha", "rl_weight", "validation_fraction"):
                 value = float(value)

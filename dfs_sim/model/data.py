@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from dfs_sim.errors import DfsSimError
+from dfs_sim.errors import ConfigError, DfsSimError
 
 __all__ = [
     "AUGMENTATIONS",
@@ -117,6 +117,19 @@ class Split:
         return Split(
             name, self.dataset, self.images[index], self.labels[index], self.input_ids[index], self.mean, self.std
         )
+
+
+def split_validation(train_split: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """``(training part, validation part)``: a seeded ``fraction`` of ``train_split`` held out (None when it rounds
+    to no image); what training evaluates on and what calibration must not see."""
+    count = round(len(train_split) * fraction)
+    if count == 0:
+        return train_split, None
+    if count >= len(train_split):
+        raise ConfigError("validation_fraction", f"leaves no training data ({len(train_split)} images)")
+    order = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(seed))
+    held, kept = order[:count].sort().values, order[count:].sort().values
+    return train_split.subset(kept, "train"), train_split.subset(held, "validation")
 
 
 def load_split(dataset: str, split: str, path: str | Path | None = None, split_seed: int = 0) -> Split:

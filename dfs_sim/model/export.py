@@ -2,8 +2,10 @@
 ``python -m dfs_sim.export``.
 
 The trace's layer table is observed from the torch model by forward hooks (``traced_layer_table``), and checked against
-``cifar_resnet_layers``. A backbone checkpoint exported with ``static_option`` becomes a static baseline: every gated
-block at that one option of the seven-option DFS list (the gates are not run).
+``cifar_resnet_layers``. A backbone checkpoint exported with ``static_option`` becomes a post-training static baseline:
+every gated block at one width, or each at its own (mixed precision), the activation ranges calibrated on the training
+split first; the trace's option list holds those widths and ``fp`` (the always-run layers). A quantization-aware
+checkpoint (stage ``qat``) exports as a static baseline at its own widths.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from pathlib import Path
 from cost_models.budget import CostBasis
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
-from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of
+from dfs_sim.model.config import static_model_options
+from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of, split_validation
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.model.precision import GROUP, POSITIONS
+from dfs_sim.model.quantize import DEFAULT_QUANTIZER, LEGACY_QUANTIZER, QUANTIZERS
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import declared_layer_table, traced_layer_table
 from dfs_sim.model.training import apply_cost_basis
@@ -47,33 +51,50 @@ class ExportResult:
     meta: dict
 
 
-def parse_static_option(value: str | int | None) -> int | None:
-    """A DFS option code (0..6) or name (skip, q8, q10, q12, q14, q16, fp)."""
+def parse_static_option(value: str | int | Sequence[str] | None, depth: int = 38) -> tuple[str, ...] | None:
+    """The option names of a static baseline: a DFS code (0..6), a name (``q4``, ``w8a4``, ``fp``: any width the option
+    grammar names), or a comma-separated list of one name per gated block (per-layer mixed precision)."""
     if value is None:
         return None
-    names = {option.name: option.code for option in DFS_OPTIONS}
-    if isinstance(value, int) or str(value).isdecimal():
+    if isinstance(value, int) or (isinstance(value, str) and value.isdecimal()):
         code = int(value)
-        if 0 <= code < len(DFS_OPTIONS):
-            return code
-    elif str(value) in names:
-        return names[str(value)]
-    raise ConfigError("--static-option", f"unknown option {value!r}; valid: codes 0..6 or {', '.join(names)}")
+        if not 0 <= code < len(DFS_OPTIONS):
+            raise ConfigError("--static-option", f"code {code} is not a DFS option code (0..{len(DFS_OPTIONS) - 1})")
+        names: tuple[str, ...] = (DFS_OPTIONS[code].name,)
+    elif isinstance(value, str):
+        names = tuple(name.strip() for name in value.split(","))
+    else:
+        names = tuple(str(name) for name in value)
+    try:
+        static_model_options(names, f"static_resnet{depth}")
+    except ValueError as error:
+        raise ConfigError("--static-option", f"{value!r}: {error}; names: qN, wNaM or fp") from None
+    return names
 
 
-def model_from_checkpoint(record: dict, static_option: int | None = None, source: object = "checkpoint"):
-    """``(model, method)`` from a checkpoint record (as ``load_checkpoint`` returns it); ``static_option`` builds the
-    static model from its backbone.
+def model_from_checkpoint(
+    record: dict,
+    static_option: Sequence[str] | None = None,
+    source: object = "checkpoint",
+    quantizer: str | None = None,
+):
+    """``(model, method)`` from a checkpoint record (as ``load_checkpoint`` returns it); ``static_option`` (option
+    names, ``parse_static_option``) builds the static model from its backbone, quantized with ``quantizer`` (default:
+    the project's).
 
-    Without a static option only gated checkpoints of the joint stage (SkipNet: its ``sp`` or ``hrl`` phase) are
-    exported: a backbone checkpoint's gates are untrained, and a gate-stage checkpoint's gates were trained toward
-    full execution, not toward its config's budget.
+    Without a static option only trained checkpoints are exported: the joint stage of a gated model (SkipNet: its
+    ``sp`` or ``hrl`` phase) and the quantization-aware stage of a static one. A backbone checkpoint's gates are
+    untrained, and a gate-stage checkpoint's gates were trained toward full execution, not toward its config's
+    budget.
     """
     method, depth = parse_model_name(record["model_name"])
-    if method == "static":
+    config = record["config"]
+    trained_quantizer = config.get("quantizer", LEGACY_QUANTIZER)  # runs from before the choice: the authors' one
+    if not isinstance(trained_quantizer, str) or trained_quantizer not in QUANTIZERS:
+        raise CheckpointError(source, f"config.quantizer: unknown quantizer {trained_quantizer!r}")
+    if method == "static" and static_option is not None:
         raise CheckpointError(
-            source,
-            f"{record['model_name']}: static models are not trained; export a backbone checkpoint with --static-option",
+            source, "a quantization-aware checkpoint has its widths; export it without --static-option"
         )
     if static_option is None and record["stage"] == "backbone":
         raise CheckpointError(source, "a backbone checkpoint has untrained gates; export it with a static option")
@@ -84,19 +105,45 @@ def model_from_checkpoint(record: dict, static_option: int | None = None, source
             "budget; export its joint-stage checkpoint (joint.pt), or a backbone with "
             "--static-option",
         )
-    dataset = record["config"].get("dataset")
+    dataset = config.get("dataset")
     in_channels = GEOMETRY[dataset].channels if dataset in GEOMETRY else 3  # an unknown data set is reported later
-    if static_option is not None:
+    if static_option is not None or method == "static":
         name = f"static_resnet{depth}"
-        model = create_model(name, option=static_option, num_classes=record["num_classes"], in_channels=in_channels)
-        load_backbone_into(model, record, source, name)
+        names = static_option if static_option is not None else config.get("static_options")
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(source, f"config.static_options: expected a list of option names, got {names!r}")
+        try:
+            options, codes = static_model_options(names or (), name)
+        except ValueError as error:
+            raise CheckpointError(source, f"static options: {error}") from None
+        scheme = trained_quantizer if static_option is None else quantizer or DEFAULT_QUANTIZER
+        if scheme not in QUANTIZERS:
+            raise ConfigError("--quantizer", f"unknown quantizer {scheme!r}; valid: {', '.join(QUANTIZERS)}")
+        model = create_model(
+            name,
+            option=codes,
+            options=options,
+            num_classes=record["num_classes"],
+            in_channels=in_channels,
+            quantizer=scheme,
+        )
+        if static_option is None:
+            load_weights_into(model, record, source, name)
+        else:
+            load_backbone_into(model, record, source, name)
         return model, "static"
-    names = record["config"].get("options")
+    names = config.get("options")
     try:
         options = {} if names is None else {"options": parse_options(names)}
     except ValueError as error:
         raise CheckpointError(source, f"config.options: {error}") from None
-    model = create_model(record["model_name"], num_classes=record["num_classes"], in_channels=in_channels, **options)
+    model = create_model(
+        record["model_name"],
+        num_classes=record["num_classes"],
+        in_channels=in_channels,
+        quantizer=trained_quantizer,
+        **options,
+    )
     load_weights_into(model, record, source, record["model_name"])
     if dataset in GEOMETRY:
         apply_cost_basis(model, _cost_basis_of(record, source), GEOMETRY[dataset].size)
@@ -150,14 +197,17 @@ class ExportSource:
     budget: float | None
 
 
-def open_for_export(checkpoint: str | Path, static_option: int | str | None = None) -> ExportSource:
+def open_for_export(
+    checkpoint: str | Path, static_option: int | str | Sequence[str] | None = None, quantizer: str | None = None
+) -> ExportSource:
     """Read ``checkpoint`` and build its model (the static one for ``static_option``), checking everything export
     needs before any data is loaded: a bad file is one ``DfsSimError`` naming it."""
     checkpoint = Path(checkpoint)
-    static = parse_static_option(static_option)
     record, sha256 = load_checkpoint_hashed(checkpoint)
-    model, method = model_from_checkpoint(record, static, source=checkpoint)
-    dataset, data_path, split_seed, budget = _trained_on(record, checkpoint, static is not None)
+    depth = parse_model_name(record["model_name"])[1]
+    static = parse_static_option(static_option, depth)
+    model, method = model_from_checkpoint(record, static, source=checkpoint, quantizer=quantizer)
+    dataset, data_path, split_seed, budget = _trained_on(record, checkpoint, method == "static")
     return ExportSource(record, sha256, model, method, dataset, data_path, split_seed, budget)
 
 
@@ -167,16 +217,19 @@ def export(
     *,
     split: str = "test",
     data_path: str | None = None,
-    static_option: int | str | None = None,
+    static_option: int | str | Sequence[str] | None = None,
+    quantizer: str | None = None,
     batch_size: int = 256,
     device: str = "auto",
     command: str | None = None,
     effective_precision: bool = False,
     precision_positions: int = 1,
+    extra_meta: dict | None = None,
 ) -> ExportResult:
     """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation.
     ``effective_precision``: the trace also records the activation bits each decision needed (format 3), in groups
-    of 16 channels × ``precision_positions`` (1 or 16) positions."""
+    of 16 channels × ``precision_positions`` (1 or 16) positions; ``extra_meta``: more keys for the trace's metadata
+    (e.g. how a mixed-precision assignment was searched)."""
     checkpoint, out = Path(checkpoint), Path(out)
     if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
@@ -189,9 +242,11 @@ def export(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("--batch-size", f"must be an integer >= 1, got {batch_size!r}")
     torch_device = resolve_device(device, "--device")
-    static = parse_static_option(static_option)
-    source = open_for_export(checkpoint, static)
+    if quantizer is not None and static_option is None:
+        raise ConfigError("--quantizer", "applies to --static-option only; a trained checkpoint keeps its quantizer")
+    source = open_for_export(checkpoint, static_option, quantizer)
     record, checkpoint_sha256, model, method = source.record, source.sha256, source.model, source.method
+    static = method == "static"
     config, dataset, split_seed, budget = record["config"], source.dataset, source.split_seed, source.budget
     data_path = data_path if data_path is not None else source.data_path
     data = load_split(dataset, split, data_path, split_seed)
@@ -201,9 +256,14 @@ def export(
     if layers != declared_layer_table(model, input_size=geometry.size):
         raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
     calibration = None
-    if static is not None and not model.options[static].float and not model.options[static].is_skip:
-        train_split = load_split(dataset, "train", data_path, split_seed)
-        calibration = {"split": "train", "images": calibrate_quantizers(model, train_split)}
+    if static_option is not None and any(not o.float for o in model.options):  # post-training: calibrate first
+        fraction = config.get("validation_fraction", 0.1)
+        train_split = split_validation(load_split(dataset, "train", data_path, split_seed), fraction, split_seed)[0]
+        calibration = {
+            "split": "train",
+            "validation_held_out": fraction,
+            "images": calibrate_quantizers(model, train_split),
+        }
     evaluation = evaluate(
         model,
         data,
@@ -221,7 +281,7 @@ def export(
         "accuracy": evaluation.accuracy,
         "computation_pct": evaluation.computation_pct,
     }
-    if static is None:
+    if not static:
         extra.update(cost_basis=model.cost_basis.to_meta(), budget_pct=evaluation.budget_pct)
     if method == "skipnet":
         extra.update(
@@ -235,9 +295,15 @@ def export(
             "steps_per_bit": PRECISION_STEPS,
             "weights": "macs",
         }
-    if static is not None:
-        extra["static_option"] = static
+    extra["quantizer"] = model.quantizer
+    if static:
+        codes = [model.static_option] * model.num_gated if isinstance(model.static_option, int) else model.static_option
+        names = [model.options[code].name for code in codes]
+        extra["static_option"] = names[0] if len(set(names)) == 1 else None
+        extra["static_options"] = names
+        extra["static_training"] = "qat" if static_option is None else "ptq"
         extra["quantizer_calibration"] = calibration
+    extra.update(extra_meta or {})
     meta = make_meta(
         method=method,
         budget=budget,
@@ -275,7 +341,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-path", help="data folder (default: the one in the checkpoint's config, else the data set's default)"
     )
-    parser.add_argument("--static-option", help="static baseline from a backbone: code 0..6 or skip/q8/.../fp")
+    parser.add_argument(
+        "--static-option",
+        help="static baseline from a backbone: one option for every gated block (qN, wNaM or fp, e.g. q4, w8a4; or a "
+        "DFS code 0..6), or a comma-separated list of one per gated block (mixed precision)",
+    )
+    parser.add_argument(
+        "--quantizer",
+        choices=sorted(QUANTIZERS),
+        help=f"with --static-option: how to quantize the backbone (default {DEFAULT_QUANTIZER}); a trained "
+        "checkpoint keeps the quantizer it was trained with",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
         "--effective-precision",
@@ -305,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             split=args.split,
             data_path=args.data_path,
             static_option=args.static_option,
+            quantizer=args.quantizer,
             batch_size=args.batch_size,
             device=args.device,
             command=shlex.join(["python", "-m", "dfs_sim.export", *argv]),

@@ -112,24 +112,34 @@ def evaluate(
 
 @torch.no_grad()
 def calibrate_quantizers(model: GatedResNet, split: Split, batches: int = 8, batch_size: int = 128) -> int:
-    """Set the activation quantizers' running ranges from the first ``batches`` batches of ``split`` (in order),
-    leaving every other state (BatchNorm statistics, weights) untouched; returns the number of images used.
+    """Set the activation quantizers' running ranges (and, for ``standard_mse``, their per-width clips) from the first
+    ``batches`` batches of ``split`` (in order), leaving every other state (BatchNorm statistics, weights) untouched;
+    returns the number of images used.
 
     A backbone trained at full precision has never run its quantized options, so its ranges are unset; a static
-    baseline calibrates them this way before evaluation.
+    baseline calibrates them this way before evaluation, and the standard quantizers calibrate before a joint or
+    quantization-aware stage. A static model runs its own widths; a gated one runs every gated block at its widest
+    quantized option, and the clips are searched for every activation width its options use.
     """
+    widths = sorted({o.a_bits for o in model.options if not o.is_skip and not o.float})
+    if not widths:
+        return 0
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()
     quantizers = [m for m in model.modules() if isinstance(m, ActivationQuantizer)]
+    widest = max((o for o in model.options if not o.is_skip and not o.float), key=lambda o: (o.a_bits, o.w_bits)).code
+    fixed = None if model.static_option is not None else widest
     for quantizer in quantizers:
-        quantizer.initialized.fill_(False)
+        quantizer.begin_calibration()
         quantizer.train()
     used = 0
     try:
         for images, _ in _batches(split, batch_size, limit=batches * batch_size):
-            model.forward_grouped(images.to(device))
+            model.forward_grouped(images.to(device), fixed_code=fixed)
             used += len(images)
     finally:
+        for quantizer in quantizers:
+            quantizer.end_calibration(widths)
         model.train(was_training)
     return used

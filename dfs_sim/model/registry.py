@@ -63,7 +63,12 @@ def _register(method: str, depth: int) -> None:
 
     if method == "static":
 
-        def factory(option: int = DFS_OPTIONS[-1].code, num_classes: int = 10, **kwargs) -> GatedResNet:
+        def factory(
+            option: int | tuple[int, ...] = DFS_OPTIONS[-1].code,
+            num_classes: int = 10,
+            options: tuple = options,
+            **kwargs,
+        ) -> GatedResNet:
             return GatedResNet(depth, num_classes, options, static_option=option, **kwargs)
     else:
 

@@ -36,6 +36,7 @@ from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding, SkipGateController
 from dfs_sim.model.precision import PrecisionMeter
+from dfs_sim.model.quantize import LEGACY_QUANTIZER, QUANTIZERS, fill_quantizer_defaults
 from dfs_sim.options import DFS_OPTIONS, Option, skip_or_run
 
 __all__ = ["GATES", "GatedOutput", "GatedResNet", "declared_layer_table", "mix_candidates", "traced_layer_table"]
@@ -106,19 +107,22 @@ class GatedOutput(NamedTuple):
 
 
 class GatedResNet(nn.Module):
-    """Gated CIFAR ResNet; ``static_option`` fixes every gated block to one code (no gates run); ``gate`` is DFS's
-    ``"softmax"`` gate or SkipNet's ``"sigmoid"`` one (options (skip, full precision) only)."""
+    """Gated CIFAR ResNet; ``static_option`` fixes every gated block to one code, or each to its own (a sequence of
+    one code per gated block: per-layer mixed precision), and no gate runs; ``gate`` is DFS's ``"softmax"`` gate or
+    SkipNet's ``"sigmoid"`` one (options (skip, full precision) only); ``quantizer`` names the quantization scheme
+    (``dfs_sim.model.quantize.QUANTIZERS``)."""
 
     def __init__(
         self,
         depth: int = 38,
         num_classes: int = 10,
         options: Sequence[Option] = DFS_OPTIONS,
-        static_option: int | None = None,
+        static_option: int | Sequence[int] | None = None,
         widths: tuple[int, int, int] = (16, 32, 64),
         embed_dim: int = GATE_EMBED_DIM,
         in_channels: int = 3,
         gate: str = "softmax",
+        quantizer: str = LEGACY_QUANTIZER,
     ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
@@ -131,7 +135,18 @@ class GatedResNet(nn.Module):
         self.fp_code = full[0]
         skips = [option.code for option in self.options if option.is_skip]
         self.skip_code = skips[0] if skips else None
-        if static_option is not None and not 0 <= static_option < len(self.options):
+        if quantizer not in QUANTIZERS:
+            raise ConfigError("GatedResNet", f"unknown quantizer {quantizer!r}; valid: {', '.join(QUANTIZERS)}")
+        self.quantizer = quantizer
+        n = (depth - 2) // 6
+        if static_option is not None and not isinstance(static_option, int):
+            static_option = tuple(static_option)
+            if len(static_option) != 3 * n - 1:
+                raise ConfigError(
+                    "GatedResNet", f"static_option: {len(static_option)} codes for {3 * n - 1} gated blocks"
+                )
+        codes = [static_option] if isinstance(static_option, int) else static_option or []
+        if any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < len(self.options) for c in codes):
             raise ConfigError(
                 "GatedResNet", f"static_option must be in 0..{len(self.options) - 1}, got {static_option}"
             )
@@ -143,7 +158,6 @@ class GatedResNet(nn.Module):
         self.gate = gate
         self.register_buffer("costs", torch.tensor([option.proxy_cost for option in self.options]))
 
-        n = (depth - 2) // 6
         self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.stem_bn = BatchNorm2d(widths[0])
         blocks, names, gate_channels = [], [], []
@@ -153,7 +167,7 @@ class GatedResNet(nn.Module):
                 stride = 2 if group > 0 and index == 0 else 1
                 if blocks:  # every block but the first is gated; its gate reads the previous block's output
                     gate_channels.append(channels)
-                blocks.append(GatedBasicBlock(channels, width, stride))
+                blocks.append(GatedBasicBlock(channels, width, stride, quantizer))
                 names.append(f"group{group + 1}.block{index}")
                 channels = width
         self.first_block = blocks[0]
@@ -206,8 +220,8 @@ class GatedResNet(nn.Module):
         from the model's (a backbone of another depth, width or class count) is returned among ``unexpected`` as
         ``"key (shape [...], model [...])"``, so the caller reports it in one line instead of torch's size-mismatch
         error."""
-        backbone = self.backbone_state_dict_of(state)
         own = {k: v for k, v in self.state_dict().items() if self.is_backbone_key(k)}
+        backbone = fill_quantizer_defaults(self.backbone_state_dict_of(state), own)
         missing = [k for k in own if k not in backbone]
         unexpected = [k for k in backbone if k not in own]
         for k, v in backbone.items():
@@ -387,18 +401,20 @@ class GatedResNet(nn.Module):
         return self._output(x, masks, probs)
 
     def _forward_fixed(
-        self, x: torch.Tensor, code: int, measure_precision: bool = False, precision_positions: int = 1
+        self, x: torch.Tensor, code: int | Sequence[int], measure_precision: bool = False, precision_positions: int = 1
     ) -> GatedOutput:
-        """Every gated block at one option and no gate run (static baselines, backbone training)."""
+        """Every gated block at one option, or each at its own (a code per block), and no gate run (static
+        baselines, backbone training)."""
+        codes = [code] * self.num_gated if isinstance(code, int) else list(code)
         x = self._head(x)
         measured = []
-        for block in self.blocks:
+        for block, block_code in zip(self.blocks, codes, strict=True):
             meter = PrecisionMeter(precision_positions) if measure_precision else None
-            x = block(x, self.options[code], meter)
+            x = block(x, self.options[block_code], meter)
             if meter is not None:
                 bits = meter.block_bits()
                 measured.append(bits if bits is not None else x.new_zeros(x.shape[0], dtype=torch.float64))
-        output = self._output(x, [self._fixed_mask(x, code)] * self.num_gated, [])
+        output = self._output(x, [self._fixed_mask(x, c) for c in codes], [])
         return output._replace(precision=torch.stack(measured, dim=1)) if measure_precision else output
 
     def _output(self, x: torch.Tensor, masks: list, probs: list) -> GatedOutput:

@@ -56,11 +56,19 @@ from dfs_sim.model.checkpoint import (
     plain,
     save_checkpoint,
 )
-from dfs_sim.model.config import STAGES, TrainConfig, config_from_dict, load_train_config, validate_train_config
-from dfs_sim.model.data import DATASETS, GEOMETRY, BatchStream, Split, load_split
+from dfs_sim.model.config import (
+    STAGES,
+    TrainConfig,
+    config_from_dict,
+    load_train_config,
+    static_model_options,
+    validate_train_config,
+)
+from dfs_sim.model.data import DATASETS, GEOMETRY, BatchStream, Split, load_split, split_validation
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.distributed import Distributed, is_multiprocess
-from dfs_sim.model.infer import evaluate
+from dfs_sim.model.infer import calibrate_quantizers, evaluate
+from dfs_sim.model.quantize import LEGACY_QUANTIZER
 from dfs_sim.model.registry import create_model
 from dfs_sim.model.resnet import GatedResNet, declared_layer_table
 from dfs_sim.options import parse_options
@@ -86,8 +94,17 @@ def build_model(config: TrainConfig) -> GatedResNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         geometry = GEOMETRY[config.dataset]
-        options = {} if config.options is None else {"options": parse_options(list(config.options))}
-        model = create_model(config.model, num_classes=geometry.num_classes, in_channels=geometry.channels, **options)
+        options: dict = {} if config.options is None else {"options": parse_options(list(config.options))}
+        if config.static_options is not None:
+            static_options, codes = static_model_options(config.static_options, config.model)
+            options = {"options": static_options, "option": codes}
+        model = create_model(
+            config.model,
+            num_classes=geometry.num_classes,
+            in_channels=geometry.channels,
+            quantizer=config.quantizer,
+            **options,
+        )
     apply_cost_basis(model, config.cost, geometry.size)
     return model
 
@@ -104,7 +121,7 @@ def apply_cost_basis(model: GatedResNet, basis: CostBasis, input_size: int) -> N
 def _set_trainable(model: GatedResNet, stage: str) -> list[torch.nn.Parameter]:
     gates = model.gate_parameters()
     backbone = model.backbone_parameters()
-    train_backbone = stage in ("backbone", "joint", "sp", "hrl")
+    train_backbone = stage in ("backbone", "joint", "sp", "hrl", "qat")
     train_gates = stage in ("gate", "joint", "sp", "hrl")
     for p in backbone:
         p.requires_grad_(train_backbone)
@@ -167,21 +184,14 @@ def _configure_backends(device: torch.device, config: TrainConfig) -> None:
 
 def _validation_split(config: TrainConfig, train_split: Split) -> tuple[Split, Split | None]:
     """``(training part, validation part)``: a seeded ``validation_fraction`` of the training split held out."""
-    count = round(len(train_split) * config.validation_fraction)
-    if count == 0:
-        return train_split, None
-    if count >= len(train_split):
-        raise ConfigError("validation_fraction", f"leaves no training data ({len(train_split)} images)")
-    order = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(config.split_seed))
-    held, kept = order[:count].sort().values, order[count:].sort().values
-    return train_split.subset(kept, "train"), train_split.subset(held, "validation")
+    return split_validation(train_split, config.validation_fraction, config.split_seed)
 
 
 def _score(stage: str, config: TrainConfig, accuracy: float, computation: float) -> tuple[float, float]:
     """What ``keep = "best"`` maximises: accuracy, among evaluations within 2 points of the stage's target when the
     stage has one (gate: ``gate_target``; joint: ``budget``), else the nearest to the target first. SkipNet's phases
     have no target: its authors keep the most accurate evaluation."""
-    if stage in ("backbone", "sp", "hrl"):
+    if stage in ("backbone", "sp", "hrl", "qat"):
         return (0.0, accuracy)
     target = config.gate_target if stage == "gate" else config.budget
     return (-max(abs(computation - target) - 2.0, 0.0), accuracy)
@@ -206,7 +216,8 @@ def train(
         overrides = dict(resume_overrides or {})
         if set(overrides) - {"device", "data_path"}:
             raise ConfigError("resume_overrides", f"only device and data_path may change, got {sorted(overrides)}")
-        config = config_from_dict({**state["config"], **overrides}, source=f"{resume} (config)")
+        saved = {"quantizer": LEGACY_QUANTIZER, **state["config"]}  # runs from before the choice: the authors' one
+        config = config_from_dict({**saved, **overrides}, source=f"{resume} (config)")
     else:
         config = validate_train_config(config)
     check_writable_folder(config.out_dir, "out_dir")
@@ -281,6 +292,10 @@ def _train(
         best = best_state if stage_index == start_stage else None
         if first >= stage.iterations and stage_index == start_stage and state is not None:
             continue  # the resumed checkpoint ended this stage
+        if first == 0 and stage_name in ("joint", "qat") and config.quantizer != LEGACY_QUANTIZER:
+            # the standard quantizers start from ranges (and clips) calibrated on the training data; the authors'
+            # one starts from the first batch's range
+            calibrate_quantizers(model, split)
         params = _set_trainable(model, stage_name)
         optimizer = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
         if resume_optimizer is not None:
