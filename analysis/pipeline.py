@@ -44,6 +44,15 @@ from analysis._output import (
 from analysis.bases import basis_comparison
 from analysis.frames import per_block_frame
 from analysis.matched import matched_comparison
+from analysis.paired import (
+    difficulty_frame,
+    headroom_frame,
+    oracle_front,
+    paired_columns,
+    per_input_costs,
+    seed_group,
+    seed_summary,
+)
 from analysis.pareto import pareto_front
 from analysis.plot_workers import FORMATS as PLOT_FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
 from analysis.streaming import PER_INPUT_FORMS, QUANTILES, RunTotals, replay_run
@@ -84,6 +93,10 @@ class ReplayResult:
     timings: dict = field(default_factory=dict)
     reused_parts: int = 0
     per_input_form: str = "full"
+    seeds: pd.DataFrame = field(default_factory=pd.DataFrame)  # per seed group × preset (analysis.paired)
+    oracle: pd.DataFrame = field(default_factory=pd.DataFrame)  # the oracle front over the static runs
+    headroom: pd.DataFrame = field(default_factory=pd.DataFrame)  # what each adaptive run captures of it
+    difficulty: pd.DataFrame = field(default_factory=pd.DataFrame)  # cost on right and wrong inputs
 
     @property
     def per_input(self) -> pd.DataFrame:
@@ -186,9 +199,15 @@ def _replay_into(
     rows = [row for run in job.runs for row in summaries[run.name].rows]
     per_run, boxes = _per_run_and_boxes(rows)
     per_block = per_block_frame(job.runs, {run.name: summaries[run.name].block_counts for run in job.runs})
+    per_run = per_run.assign(
+        family=per_run["run"].map({run.name: run_family(run) for run in job.runs}),
+        seed_group=per_run["run"].map(seed_group),
+    )
     fronts = _fronts(per_run)
-    matched = matched_comparison(per_run)
+    paired = per_input_costs(job.runs, [p for p in job.presets if not p.dynamic_precision], _tables(job))
+    matched = paired_columns(matched_comparison(per_run), per_run, paired)
     bases = basis_comparison(per_run)
+    oracle = oracle_front(per_run, paired)
     per_input = None
     if job.out is None and job.form != "none":
         tables = [table for run in job.runs for preset in job.presets for table in in_memory[run.name, preset.name]]
@@ -209,6 +228,10 @@ def _replay_into(
         clock.laps,
         reused,
         job.form,
+        seeds=seed_summary(per_run),
+        oracle=oracle,
+        headroom=headroom_frame(per_run, oracle),
+        difficulty=difficulty_frame(per_run, paired),
     )
     if job.out is not None:
         if job.form == "full":
@@ -217,6 +240,25 @@ def _replay_into(
         clock.lap("write_s")
         _write_manifest(result, job.out, fingerprint, command, clock)
     return result
+
+
+def _tables(job: _Job) -> dict[tuple[str, str], CostTable]:
+    """The cost table of every run on every preset (from the on-disk cache the replay filled)."""
+    return {
+        (run.name, preset.name): build_cost_table(run.layers, preset, options=run.options)
+        for run in job.runs
+        for preset in job.presets
+    }
+
+
+def run_family(run) -> str:
+    """What kind of run it is, finer than its method: static runs are post-training ("static"), quantization-aware
+    ("static QAT") or per-layer mixed precision ("mixed precision"); other runs are their method."""
+    if run.method != "static":
+        return run.method
+    if "mixed_precision" in run.meta or len(set(run.meta.get("static_options") or [None])) > 1:
+        return "mixed precision"
+    return "static QAT" if run.meta.get("static_training") == "qat" else "static"
 
 
 def _per_run_and_boxes(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -451,6 +493,8 @@ def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, work
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
     atomic_write_text(out / "bases.csv", result.bases.to_csv(index=False))
+    for name in ("seeds", "oracle", "headroom", "difficulty"):
+        atomic_write_text(out / f"{name}.csv", getattr(result, name).to_csv(index=False))
     if plot_stamp is not None:
         _write_plots(result, out / PLOTS_DIR, plot_stamp, workers)
     keep = {_part_name(run, preset, result.per_input_form) for run in result.runs for preset in result.presets}
