@@ -168,29 +168,31 @@ def _whole(run) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return ids[order], np.ascontiguousarray(codes[order]), correct[order], confidence[order]
 
 
-def paired_columns(matched: pd.DataFrame, per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame:
-    """``matched`` with the paired comparison of each row's run against ``paired_run``: the baseline front's run
-    nearest in cost (log scale) on the row's preset and axis.
+PAIRINGS = ("at_cost", "at_accuracy")
 
-    Columns: ``paired_run``, ``paired_accuracy``, ``mcnemar_p`` (exact, two-sided), ``mcnemar_p_holm`` (Holm over
-    every test in the file), ``cost_difference`` (mean of run − paired run per input) with ``cost_difference_low`` and
-    ``_high`` (95% bootstrap), ``paired_verdict`` ("better", "worse", "trade-off", "no difference": accuracy by the
-    Holm-adjusted test at 5%, cost by whether the interval excludes 0), and ``correction``, which states the family.
+
+def paired_columns(matched: pd.DataFrame, per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame:
+    """``matched`` with two paired comparisons per row, each against one run of the baseline's Pareto front on the
+    row's preset and axis:
+
+    - ``at_cost``: the most accurate baseline run that costs no more than the DFS run (mean cost);
+    - ``at_accuracy``: the cheapest baseline run that is at least as accurate as the DFS run.
+
+    For each pairing ``P``: ``P_run``, ``P_accuracy``, ``P_p`` (exact McNemar, two-sided), ``P_p_holm`` (Holm over
+    every McNemar test in the file), ``P_cost_difference`` (mean of DFS − baseline per input) and its 95% bootstrap
+    interval ``P_cost_low`` / ``P_cost_high``. ``paired_verdict``: "worse" when a baseline run at no more cost is
+    significantly more accurate or one at least as accurate is significantly cheaper; "better" when the DFS run is
+    significantly more accurate than every baseline run at no more cost, or significantly cheaper than every one at
+    least as accurate; "mixed" when both hold; "no difference" otherwise. ``correction`` states the family.
     """
     frame = matched.copy()
-    new = {
-        "paired_run": "",
-        "paired_accuracy": np.nan,
-        "mcnemar_p": np.nan,
-        "cost_difference": np.nan,
-        "cost_difference_low": np.nan,
-        "cost_difference_high": np.nan,
-    }
-    for column, value in new.items():
-        frame[column] = value
+    fields = ("run", "accuracy", "p", "cost_difference", "cost_low", "cost_high")
+    for pairing in PAIRINGS:
+        for name in fields:
+            frame[f"{pairing}_{name}"] = "" if name == "run" else np.nan
     if data.available and not frame.empty:
         fronts: dict[tuple[str, str, str], pd.DataFrame] = {}
-        rows, differences = [], []
+        found, differences = [], []
         for index, row in frame.iterrows():
             key = (row["preset"], row["baseline"], row["axis"])
             if key not in fronts:
@@ -199,21 +201,35 @@ def paired_columns(matched: pd.DataFrame, per_run: pd.DataFrame, data: PerInputC
             front = fronts[key]
             if front.empty or (row["run"], row["preset"]) not in data.costs:
                 continue
-            nearest = front.iloc[int(np.argmin(np.abs(np.log(front[row["axis"]].to_numpy() / row["dfs_cost"]))))]
-            paired = str(nearest["run"])
             column = AXES[row["axis"]]
-            differences.append(
-                data.costs[row["run"], row["preset"]][column].to_numpy()
-                - data.costs[paired, row["preset"]][column].to_numpy()
-            )
-            p_value = mcnemar_exact(data.correct[row["run"]], data.correct[paired])
-            rows.append((index, paired, float(nearest["accuracy"]), p_value, float(differences[-1].mean())))
-        if rows:
+            cheaper = front[front[row["axis"]] <= row["dfs_cost"]]
+            as_accurate = front[front["accuracy"] >= row["dfs_accuracy"]]
+            chosen = {
+                "at_cost": cheaper.iloc[-1] if not cheaper.empty else None,  # the front rises: the last is the best
+                "at_accuracy": as_accurate.iloc[0] if not as_accurate.empty else None,
+            }
+            for pairing, baseline in chosen.items():
+                if baseline is None:
+                    continue
+                name = str(baseline["run"])
+                differences.append(
+                    data.costs[row["run"], row["preset"]][column].to_numpy()
+                    - data.costs[name, row["preset"]][column].to_numpy()
+                )
+                p_value = mcnemar_exact(data.correct[row["run"]], data.correct[name])
+                found.append((index, pairing, name, float(baseline["accuracy"]), p_value))
+        if found:
             lows, highs = bootstrap_mean_intervals(np.stack(differences, axis=1))
-            for (index, paired, accuracy, p_value, mean), low, high in zip(rows, lows, highs, strict=True):
-                frame.loc[index, list(new)] = [paired, accuracy, p_value, mean, low, high]
-    frame["mcnemar_p_holm"] = holm(frame["mcnemar_p"].to_numpy())
-    tested = int(np.isfinite(frame["mcnemar_p"]).sum())
+            for (index, pairing, name, accuracy, p_value), difference, low, high in zip(
+                found, differences, lows, highs, strict=True
+            ):
+                columns = [f"{pairing}_{field}" for field in fields]
+                frame.loc[index, columns] = [name, accuracy, p_value, float(difference.mean()), low, high]
+    p_values = np.concatenate([frame[f"{pairing}_p"].to_numpy(dtype=float) for pairing in PAIRINGS])
+    adjusted = holm(p_values)
+    for position, pairing in enumerate(PAIRINGS):
+        frame[f"{pairing}_p_holm"] = adjusted[position * len(frame) : (position + 1) * len(frame)]
+    tested = int(np.isfinite(p_values).sum())
     frame["correction"] = f"Holm over the {tested} McNemar tests of this file" if tested else ""
     frame["paired_verdict"] = [_verdict(row) for _, row in frame.iterrows()]
     return frame
@@ -226,23 +242,24 @@ def _front(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def _verdict(row: pd.Series) -> str:
-    if not row["paired_run"]:
+    """The verdict of one row from its two pairings (``paired_columns``)."""
+    at_cost, at_accuracy = row["at_cost_run"], row["at_accuracy_run"]
+    if not at_cost and not at_accuracy:
         return ""
-    significant = row["mcnemar_p_holm"] < ALPHA
-    accuracy = 0 if not significant else (1 if row["dfs_accuracy"] > row["paired_accuracy"] else -1)
-    if row["cost_difference_high"] < 0:
-        cost = 1  # cheaper
-    elif row["cost_difference_low"] > 0:
-        cost = -1
-    else:
-        cost = 0
-    if accuracy == 0 and cost == 0:
-        return "no difference"
-    if accuracy >= 0 and cost >= 0:
-        return "better"
-    if accuracy <= 0 and cost <= 0:
+    cost_significant = at_cost and row["at_cost_p_holm"] < ALPHA
+    worse = (cost_significant and row["at_cost_accuracy"] > row["dfs_accuracy"]) or (
+        at_accuracy and row["at_accuracy_cost_low"] > 0
+    )
+    better = (cost_significant and row["dfs_accuracy"] > row["at_cost_accuracy"]) or (
+        at_accuracy and row["at_accuracy_cost_high"] < 0
+    )
+    if worse and better:
+        return "mixed"
+    if worse:
         return "worse"
-    return "trade-off"
+    if better:
+        return "better"
+    return "no difference"
 
 
 def seed_summary(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -308,41 +325,55 @@ def _preset_axes(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return [(preset, axis) for preset in frame["preset"].unique() for axis in AXES if axis in frame.columns]
 
 
+def _accuracy_at(front: pd.DataFrame, axis: str, cost: float) -> float:
+    """A Pareto front's accuracy at ``cost``: interpolated inside its span, its best accuracy past its top (spending
+    more can always buy the best point), NaN below its cheapest point."""
+    if front.empty or cost < front[axis].iloc[0]:
+        return float("nan")
+    if cost >= front[axis].iloc[-1]:
+        return float(front["accuracy"].iloc[-1])
+    return float(np.interp(cost, front[axis].to_numpy(dtype=float), front["accuracy"].to_numpy(dtype=float)))
+
+
 def headroom_frame(per_run: pd.DataFrame, oracle: pd.DataFrame, adaptive: Sequence[str] = ("dfs",)) -> pd.DataFrame:
     """Per adaptive run, preset and axis: the best static front's accuracy and the oracle front's at the run's cost
-    (each interpolated on its Pareto front; NaN outside its span), and ``captured`` = (run − static) / (oracle −
-    static), the fraction of the headroom the run reaches (negative: below the static front)."""
-    from analysis.matched import front_points, interpolate_front
+    (``_accuracy_at``), and ``captured`` = (run − static) / (oracle − static), the fraction of the headroom the run
+    reaches (negative: below the static front)."""
+    from analysis.matched import front_points
 
+    columns = ["run", "method", "preset", "axis", "cost", "accuracy", "static", "oracle", "captured"]
     rows = []
     if oracle.empty:
-        return pd.DataFrame(
-            columns=["run", "method", "preset", "axis", "cost", "accuracy", "static", "oracle", "captured"]
-        )
+        return pd.DataFrame(columns=columns)
     for (preset, axis), points in oracle.groupby(["preset", "axis"], sort=False):
         static_front = front_points(per_run[(per_run["preset"] == preset) & (per_run["method"] == "static")], axis)
         oracle_points = front_points(points.rename(columns={"cost": axis}), axis)
         for _, run in per_run[(per_run["preset"] == preset) & per_run["method"].isin(adaptive)].iterrows():
             cost, accuracy = float(run[axis]), float(run["accuracy"])
-            at_static, _ = interpolate_front(static_front, axis, cost, ["accuracy"])
-            at_oracle, _ = interpolate_front(oracle_points, axis, cost, ["accuracy"])
-            static_accuracy = at_static.get("accuracy", np.nan)
-            oracle_accuracy = at_oracle.get("accuracy", np.nan)
+            static_accuracy = _accuracy_at(static_front, axis, cost)
+            oracle_accuracy = _accuracy_at(oracle_points, axis, cost)
             gap = oracle_accuracy - static_accuracy
+            captured = (accuracy - static_accuracy) / gap if gap > 0 else np.nan
             rows.append(
-                {
-                    "run": run["run"],
-                    "method": run["method"],
-                    "preset": preset,
-                    "axis": axis,
-                    "cost": cost,
-                    "accuracy": accuracy,
-                    "static": static_accuracy,
-                    "oracle": oracle_accuracy,
-                    "captured": (accuracy - static_accuracy) / gap if gap > 0 else np.nan,
-                }
+                dict(
+                    zip(
+                        columns,
+                        [
+                            run["run"],
+                            run["method"],
+                            preset,
+                            axis,
+                            cost,
+                            accuracy,
+                            static_accuracy,
+                            oracle_accuracy,
+                            captured,
+                        ],
+                        strict=True,
+                    )
+                )
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def difficulty_frame(per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame:
@@ -358,7 +389,7 @@ def difficulty_frame(per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame
         right, sure = data.correct[name], data.confidence[name]
         for axis, column in AXES.items():
             cost = data.costs[name, preset][column].to_numpy()
-            varies = cost.std() > 0
+            varies = cost.std() > 0 and sure.std() > 0
             rows.append(
                 {
                     "run": name,

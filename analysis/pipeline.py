@@ -42,6 +42,7 @@ from analysis._output import (
     write_table,
 )
 from analysis.bases import basis_comparison
+from analysis.findings import findings_markdown, frames_from_folder
 from analysis.frames import per_block_frame
 from analysis.matched import matched_comparison
 from analysis.paired import (
@@ -202,6 +203,7 @@ def _replay_into(
     per_run = per_run.assign(
         family=per_run["run"].map({run.name: run_family(run) for run in job.runs}),
         seed_group=per_run["run"].map(seed_group),
+        quantizer=per_run["run"].map({run.name: run_quantizer(run) for run in job.runs}),
     )
     fronts = _fronts(per_run)
     paired = per_input_costs(job.runs, [p for p in job.presets if not p.dynamic_precision], _tables(job))
@@ -259,6 +261,14 @@ def run_family(run) -> str:
     if "mixed_precision" in run.meta or len(set(run.meta.get("static_options") or [None])) > 1:
         return "mixed precision"
     return "static QAT" if run.meta.get("static_training") == "qat" else "static"
+
+
+def run_quantizer(run) -> str:
+    """The quantizer a run's quantized options used ("" when it quantizes nothing; traces from before the choice of
+    quantizer name none and used the authors' one, ``dfs_authors``)."""
+    if all(option.is_skip or option.float for option in run.options):
+        return ""
+    return str(run.meta.get("quantizer", "dfs_authors"))
 
 
 def _per_run_and_boxes(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -495,6 +505,7 @@ def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, work
     atomic_write_text(out / "bases.csv", result.bases.to_csv(index=False))
     for name in ("seeds", "oracle", "headroom", "difficulty"):
         atomic_write_text(out / f"{name}.csv", getattr(result, name).to_csv(index=False))
+    atomic_write_text(out / "findings.md", findings_markdown(frames_from_folder(out)))
     if plot_stamp is not None:
         _write_plots(result, out / PLOTS_DIR, plot_stamp, workers)
     keep = {_part_name(run, preset, result.per_input_form) for run in result.runs for preset in result.presets}

@@ -12,6 +12,7 @@ from analysis.paired import (
     holm,
     mcnemar_exact,
     oracle_front,
+    paired_columns,
     seed_group,
     seed_summary,
 )
@@ -96,5 +97,54 @@ def test_the_oracle_takes_the_cheapest_right_run_per_input_and_bounds_the_adapti
     # with both runs: input 0 at q4 (1), input 1 at q8 (2), input 2 wrong at the cheapest (1)
     assert energy["cost"].tolist() == pytest.approx([1.0, 4 / 3])
     room = headroom_frame(per_run, oracle).set_index("axis").loc["energy_pj_mean"]
-    # at cost 1.5: static front 1/3 + 0.5 · 1/3 = 0.5; oracle front (1, 1/3) .. (4/3, 2/3): past its span
-    assert room["static"] == pytest.approx(0.5) and np.isnan(room["oracle"]) and np.isnan(room["captured"])
+    # at cost 1.5: static front 1/3 + 0.5 · 1/3 = 0.5; the oracle front (1, 1/3) .. (4/3, 2/3) is past its top: 2/3
+    assert room["static"] == pytest.approx(0.5) and room["oracle"] == pytest.approx(2 / 3)
+    assert room["captured"] == pytest.approx((0.6 - 0.5) / (2 / 3 - 0.5))
+
+
+def _matched_row(run: str, cost: float, accuracy: float) -> dict:
+    return {
+        "run": run,
+        "preset": "p",
+        "baseline": "static",
+        "axis": "energy_pj_mean",
+        "dfs_cost": cost,
+        "dfs_accuracy": accuracy,
+    }
+
+
+def test_paired_verdicts_pair_at_matched_cost_and_at_matched_accuracy():
+    n = 2000
+    rng = np.random.default_rng(0)
+    right = {
+        name: rng.random(n) < accuracy
+        for name, accuracy in {"q4": 0.80, "q8": 0.95, "cheap_good": 0.95, "dear_bad": 0.80, "same": 0.80}.items()
+    }
+    right["same"], right["cheap_good"] = right["q4"].copy(), right["q8"].copy()
+    flat = {("q4", "p"): 1.0, ("q8", "p"): 2.0, ("cheap_good", "p"): 1.5, ("dear_bad", "p"): 2.5, ("same", "p"): 1.0}
+    costs = {
+        key: pd.DataFrame({"energy_pj": np.full(n, value), "latency_us": np.full(n, value)})
+        for key, value in flat.items()
+    }
+    data = PerInputCosts(right, {k: np.ones(n) for k in right}, costs)
+    per_run = pd.DataFrame(
+        {
+            "run": ["q4", "q8", "cheap_good", "dear_bad", "same"],
+            "method": ["static", "static", "dfs", "dfs", "dfs"],
+            "preset": "p",
+            "accuracy": [right[k].mean() for k in ("q4", "q8", "cheap_good", "dear_bad", "same")],
+            "energy_pj_mean": [1.0, 2.0, 1.5, 2.5, 1.0],
+            "latency_us_mean": [1.0, 2.0, 1.5, 2.5, 1.0],
+        }
+    )
+    matched = pd.DataFrame(
+        [_matched_row(r.run, r.energy_pj_mean, r.accuracy) for r in per_run[per_run["method"] == "dfs"].itertuples()]
+    )
+    out = paired_columns(matched, per_run, data).set_index("run")
+    # as accurate as q8 at less cost: q8 is the cheapest static run at least as accurate, and dearer
+    assert out.loc["cheap_good", "at_accuracy_run"] == "q8" and out.loc["cheap_good", "paired_verdict"] == "better"
+    # costlier than q8 and less accurate: q8 is the best static run at no more cost, significantly more accurate
+    assert out.loc["dear_bad", "at_cost_run"] == "q8" and out.loc["dear_bad", "paired_verdict"] == "worse"
+    # the same inputs right at the same cost as q4: nothing to tell them apart
+    assert out.loc["same", "at_cost_p"] == 1.0 and out.loc["same", "paired_verdict"] == "no difference"
+    assert out["correction"].iloc[0].startswith("Holm over the")
