@@ -43,10 +43,13 @@ def frames_from_folder(folder: str | Path) -> dict[str, pd.DataFrame]:
             raise ConfigError(path, "missing: give the output folder of python -m dfs_sim.replay")
         try:
             frames[name] = pd.read_csv(path, keep_default_na=True)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        except pd.errors.EmptyDataError:  # a frame with nothing in it (e.g. runs on different inputs: no pairs)
+            frames[name] = pd.DataFrame()
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
             raise ConfigError(path, f"not a replay's CSV ({str(error).splitlines()[0]})") from None
     for column in ("at_cost_run", "at_accuracy_run", "paired_verdict"):
-        frames["matched"][column] = frames["matched"][column].fillna("").astype(str)
+        if column in frames["matched"].columns:
+            frames["matched"][column] = frames["matched"][column].astype(object).fillna("").astype(str)
     return frames
 
 

@@ -389,7 +389,7 @@ def difficulty_frame(per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame
         right, sure = data.correct[name], data.confidence[name]
         for axis, column in AXES.items():
             cost = data.costs[name, preset][column].to_numpy()
-            varies = cost.std() > 0 and sure.std() > 0
+            varies = np.ptp(cost) > 0 and np.ptp(sure) > 0
             rows.append(
                 {
                     "run": name,

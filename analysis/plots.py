@@ -33,6 +33,13 @@ METHOD_STYLE = {
     "dfs_binary": {"color": "tab:purple", "marker": "D", "label": "DFS skip/fp only"},
     "static": {"color": "tab:green", "marker": "^", "label": "static"},
 }
+# static runs by how they were made (per_run's ``family``); each family's front is drawn apart
+FAMILY_STYLE = {
+    **METHOD_STYLE,
+    "static": {"color": "tab:green", "marker": "^", "label": "static, post-training"},
+    "static QAT": {"color": "tab:olive", "marker": "v", "label": "static, quantization-aware"},
+    "mixed precision": {"color": "tab:cyan", "marker": "P", "label": "mixed precision"},
+}
 PART_STYLE = {
     "e_compute_pj": ("compute", "tab:blue"),
     "e_sram_pj": ("on-chip SRAM", "tab:orange"),
@@ -76,15 +83,17 @@ def _interval_bars(rows: pd.DataFrame) -> list[pd.Series]:
 
 
 def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.Figure:
-    """Accuracy against mean cost per input, one panel per preset, one series per method with its front drawn and
-    each run's 95% Wilson interval as an error bar."""
+    """Accuracy against mean cost per input, one panel per preset, one series per family (method; static runs by how
+    they were made) with its front drawn and each run's 95% Wilson interval as an error bar. Where several seeds of
+    one configuration were run, their mean is drawn as a hollow marker with bars of ± one standard deviation."""
     label, scale = AXIS_LABEL[cost]
     presets = list(dict.fromkeys(per_run["preset"]))
     figure, axes = _grid(len(presets))
-    on_front = pareto_front(per_run, {cost: "min", "accuracy": "max"}, by=["preset", "method"])
+    family = per_run["family"] if "family" in per_run.columns else per_run["method"]
+    on_front = pareto_front(per_run.assign(family=family), {cost: "min", "accuracy": "max"}, by=["preset", "family"])
     for axis, preset in zip(axes, presets, strict=False):
-        for method, style in METHOD_STYLE.items():
-            rows = per_run[(per_run["preset"] == preset) & (per_run["method"] == method)]
+        for name, style in FAMILY_STYLE.items():
+            rows = per_run[(per_run["preset"] == preset) & (family == name)]
             if rows.empty:
                 continue
             axis.scatter(
@@ -93,6 +102,7 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
                 color=style["color"],
                 marker=style["marker"],
                 label=style["label"],
+                s=16,
                 zorder=3,
             )
             if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
@@ -102,20 +112,47 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
                     yerr=_interval_bars(rows),
                     fmt="none",
                     ecolor=style["color"],
-                    elinewidth=0.8,
-                    capsize=2,
+                    elinewidth=0.6,
+                    capsize=1.5,
+                    alpha=0.6,
                     zorder=2,
                 )
+            _seed_spread(axis, rows, cost, scale, style["color"])
             front = rows[on_front.loc[rows.index]].sort_values(cost)
             axis.plot(front[cost] * scale, front["accuracy"] * 100, color=style["color"], linewidth=1.2, zorder=2)
         axis.set_title(preset)
         axis.set_xlabel(label)
         axis.set_ylabel("Top-1 accuracy (%)")
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower right", fontsize=8)
+        axis.legend(loc="lower right", fontsize=7)
     what = "energy" if cost.startswith("energy") else "latency"
-    figure.suptitle(f"Accuracy against {what} per input (bars: 95% intervals); lines join each method's Pareto front")
+    figure.suptitle(
+        f"Accuracy against {what} per input (bars: 95% intervals; hollow: mean ± s.d. over seeds); "
+        "lines join each family's Pareto front"
+    )
     return figure
+
+
+def _seed_spread(axis, rows: pd.DataFrame, cost: str, scale: float, color: str) -> None:
+    """Each seed group of ``rows`` with more than one run: its mean, with ± one standard deviation both ways."""
+    if "seed_group" not in rows.columns:
+        return
+    for _, group in rows.groupby("seed_group"):
+        if len(group) < 2:
+            continue
+        axis.errorbar(
+            group[cost].mean() * scale,
+            group["accuracy"].mean() * 100,
+            xerr=group[cost].std(ddof=1) * scale,
+            yerr=group["accuracy"].std(ddof=1) * 100,
+            fmt="o",
+            mfc="none",
+            mec=color,
+            ecolor=color,
+            markersize=7,
+            capsize=3,
+            zorder=4,
+        )
 
 
 BASIS_COLORS = ("tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
