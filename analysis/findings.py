@@ -47,9 +47,10 @@ def frames_from_folder(folder: str | Path) -> dict[str, pd.DataFrame]:
             frames[name] = pd.DataFrame()
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
             raise ConfigError(path, f"not a replay's CSV ({str(error).splitlines()[0]})") from None
-    for column in ("at_cost_run", "at_accuracy_run", "paired_verdict"):
-        if column in frames["matched"].columns:
-            frames["matched"][column] = frames["matched"][column].astype(object).fillna("").astype(str)
+    for name in ("matched", "bases"):
+        for column in ("at_cost_run", "at_accuracy_run", "paired_verdict"):
+            if column in frames[name].columns:
+                frames[name][column] = frames[name][column].astype(object).fillna("").astype(str)
     return frames
 
 
@@ -220,8 +221,11 @@ def _bases(bases: pd.DataFrame, per_run: pd.DataFrame) -> list[str]:
     lines = [
         intro,
         "",
-        "| run | quantizer | accuracy | proxy front at the same cost | cost the proxy front needs for this accuracy |",
-        "|---|---|---|---|---|",
+        (
+            "| run | quantizer | accuracy | proxy front at the same cost | cost the proxy front needs for this "
+            "accuracy | paired test against the proxy runs |"
+        ),
+        "|---|---|---|---|---|---|",
     ]
     quantizer = per_run.drop_duplicates("run").set_index("run")["quantizer"].fillna("")
     own = own.assign(quantizer=own["run"].map(quantizer))
@@ -235,7 +239,8 @@ def _bases(bases: pd.DataFrame, per_run: pd.DataFrame) -> list[str]:
         ratio = f"{row.cost_ratio:.2f}×" if np.isfinite(row.cost_ratio) else row.status_at_accuracy
         lines.append(
             f"| `{row.run}` | {row.quantizer} | {_pct(row.accuracy)} "
-            f"[{row.accuracy_ci_low * 100:.2f}, {row.accuracy_ci_high * 100:.2f}] | {front} | {ratio} |"
+            f"[{row.accuracy_ci_low * 100:.2f}, {row.accuracy_ci_high * 100:.2f}] | {front} | {ratio} "
+            f"| {row.paired_verdict or 'not paired'} |"
         )
     counts = own["verdict"].value_counts()
     lines.append("")

@@ -171,9 +171,20 @@ def _whole(run) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 PAIRINGS = ("at_cost", "at_accuracy")
 
 
-def paired_columns(matched: pd.DataFrame, per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame:
+def paired_columns(
+    matched: pd.DataFrame,
+    per_run: pd.DataFrame,
+    data: PerInputCosts,
+    *,
+    reference: str = "baseline",
+    by: str = "method",
+    cost: str = "dfs_cost",
+    accuracy: str = "dfs_accuracy",
+) -> pd.DataFrame:
     """``matched`` with two paired comparisons per row, each against one run of the baseline's Pareto front on the
-    row's preset and axis:
+    row's preset and axis (the baseline: the rows of ``per_run`` whose ``by`` column equals the row's ``reference``;
+    ``bases.csv`` pairs with the runs trained on another cost basis, ``by="cost_basis"``,
+    ``reference="reference_basis"``; ``cost`` and ``accuracy`` name the row's own columns):
 
     - ``at_cost``: the most accurate baseline run that costs no more than the DFS run (mean cost);
     - ``at_accuracy``: the cheapest baseline run that is at least as accurate as the DFS run.
@@ -194,16 +205,16 @@ def paired_columns(matched: pd.DataFrame, per_run: pd.DataFrame, data: PerInputC
         fronts: dict[tuple[str, str, str], pd.DataFrame] = {}
         found, differences = [], []
         for index, row in frame.iterrows():
-            key = (row["preset"], row["baseline"], row["axis"])
+            key = (row["preset"], row[reference], row["axis"])
             if key not in fronts:
-                candidates = per_run[(per_run["preset"] == row["preset"]) & (per_run["method"] == row["baseline"])]
+                candidates = per_run[(per_run["preset"] == row["preset"]) & (per_run[by] == row[reference])]
                 fronts[key] = _front(candidates, row["axis"])
             front = fronts[key]
             if front.empty or (row["run"], row["preset"]) not in data.costs:
                 continue
             column = AXES[row["axis"]]
-            cheaper = front[front[row["axis"]] <= row["dfs_cost"]]
-            as_accurate = front[front["accuracy"] >= row["dfs_accuracy"]]
+            cheaper = front[front[row["axis"]] <= row[cost]]
+            as_accurate = front[front["accuracy"] >= row[accuracy]]
             chosen = {
                 "at_cost": cheaper.iloc[-1] if not cheaper.empty else None,  # the front rises: the last is the best
                 "at_accuracy": as_accurate.iloc[0] if not as_accurate.empty else None,
@@ -220,18 +231,18 @@ def paired_columns(matched: pd.DataFrame, per_run: pd.DataFrame, data: PerInputC
                 found.append((index, pairing, name, float(baseline["accuracy"]), p_value))
         if found:
             lows, highs = bootstrap_mean_intervals(np.stack(differences, axis=1))
-            for (index, pairing, name, accuracy, p_value), difference, low, high in zip(
+            for (index, pairing, name, paired_accuracy, p_value), difference, low, high in zip(
                 found, differences, lows, highs, strict=True
             ):
                 columns = [f"{pairing}_{field}" for field in fields]
-                frame.loc[index, columns] = [name, accuracy, p_value, float(difference.mean()), low, high]
+                frame.loc[index, columns] = [name, paired_accuracy, p_value, float(difference.mean()), low, high]
     p_values = np.concatenate([frame[f"{pairing}_p"].to_numpy(dtype=float) for pairing in PAIRINGS])
     adjusted = holm(p_values)
     for position, pairing in enumerate(PAIRINGS):
         frame[f"{pairing}_p_holm"] = adjusted[position * len(frame) : (position + 1) * len(frame)]
     tested = int(np.isfinite(p_values).sum())
     frame["correction"] = f"Holm over the {tested} McNemar tests of this file" if tested else ""
-    frame["paired_verdict"] = [_verdict(row) for _, row in frame.iterrows()]
+    frame["paired_verdict"] = [_verdict(row, accuracy) for _, row in frame.iterrows()]
     return frame
 
 
@@ -241,16 +252,16 @@ def _front(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
     return front_points(runs, axis, extra=["run"]) if not runs.empty else runs
 
 
-def _verdict(row: pd.Series) -> str:
+def _verdict(row: pd.Series, accuracy: str = "dfs_accuracy") -> str:
     """The verdict of one row from its two pairings (``paired_columns``)."""
     at_cost, at_accuracy = row["at_cost_run"], row["at_accuracy_run"]
     if not at_cost and not at_accuracy:
         return ""
     cost_significant = at_cost and row["at_cost_p_holm"] < ALPHA
-    worse = (cost_significant and row["at_cost_accuracy"] > row["dfs_accuracy"]) or (
+    worse = (cost_significant and row["at_cost_accuracy"] > row[accuracy]) or (
         at_accuracy and row["at_accuracy_cost_low"] > 0
     )
-    better = (cost_significant and row["dfs_accuracy"] > row["at_cost_accuracy"]) or (
+    better = (cost_significant and row[accuracy] > row["at_cost_accuracy"]) or (
         at_accuracy and row["at_accuracy_cost_high"] < 0
     )
     if worse and better:

@@ -208,7 +208,16 @@ def _replay_into(
     fronts = _fronts(per_run)
     paired = per_input_costs(job.runs, [p for p in job.presets if not p.dynamic_precision], _tables(job))
     matched = paired_columns(matched_comparison(per_run), per_run, paired)
-    bases = basis_comparison(per_run)
+    dfs = per_run[per_run["method"] == "dfs"]
+    bases = paired_columns(
+        basis_comparison(per_run),
+        dfs,
+        paired,
+        reference="reference_basis",
+        by="cost_basis",
+        cost="cost",
+        accuracy="accuracy",
+    )
     oracle = oracle_front(per_run, paired)
     per_input = None
     if job.out is None and job.form != "none":
