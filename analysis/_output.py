@@ -18,6 +18,7 @@ from dfs_sim.provenance import git_commit, utc_now, versions
 __all__ = [
     "MANIFEST",
     "claim_output_folder",
+    "mark_failed",
     "read_table_or_none",
     "release_output_folder",
     "write_manifest",
@@ -91,6 +92,19 @@ def write_manifest(out: Path, manifest: dict) -> None:
         "created": utc_now(),
         "status": "complete",
     }
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def mark_failed(out: Path, reason: str) -> None:
+    """Record in the manifest that the run writing ``out`` stopped, with its one-line ``reason`` (status "failed");
+    the finished parts stay, so a rerun resumes from them."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    if not isinstance(manifest, dict) or manifest.get("status") == "complete":
+        return
+    manifest.update(status="failed", error=reason.splitlines()[0] if reason else "", stopped=utc_now())
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from analysis._output import (
     MANIFEST,
     claim_output_folder,
+    mark_failed,
     release_output_folder,
     write_manifest,
     write_table,
@@ -175,6 +176,10 @@ def replay(
         with drawing as started:
             job = _Job(runs, loaded, out_dir, per_input, chunk_inputs, progress, workers, scheduler)
             return _replay_into(job, fingerprint, stamp, started, command, clock)
+    except BaseException as error:  # bad data found mid-stream, an interrupt, a crash: the manifest says so
+        if out_dir is not None:
+            mark_failed(out_dir, str(error) or type(error).__name__)
+        raise
     finally:
         if out_dir is not None:
             release_output_folder(out_dir)

@@ -111,12 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         print(_summary_table(result.per_run))
         print()
         print(_matched_table(result.matched))
+        print(f"\nwrote {_shorter_path(result.out)}/")
         print(
-            f"\nwrote {result.out}/ ({len(result.runs)} runs x {len(result.presets)} presets, "
-            f"{result.per_input_rows:,} per-input rows, {result.reused_parts} parts reused, "
-            f"{result.timings.get('total_s', 0):.1f} s)"
+            f"  {len(result.runs)} runs x {len(result.presets)} presets, {result.per_input_rows:,} per-input rows, "
+            f"{result.reused_parts} parts reused, {result.timings.get('total_s', 0):.1f} s; whole tables in the "
+            "CSV files"
         )
     return 0
+
+
+def _shorter_path(path) -> str:
+    """``path`` relative to the working folder when that is shorter."""
+    relative = os.path.relpath(path)
+    return relative if len(relative) < len(str(path)) else str(path)
 
 
 def _early_plot_workers(plots: bool):
@@ -130,35 +137,77 @@ def _early_plot_workers(plots: bool):
     return PlotWorkers(2)
 
 
+WIDTH = 120  # the terminal output fits this many columns, whatever the number of runs and presets
+NAME_WIDTH = 40
+PRESET_WIDTH = 8
+VERDICT_LETTERS = {"better": "b", "worse": "w", "mixed": "m", "no difference": "="}
+
+
+def _short(name: str, width: int = NAME_WIDTH) -> str:
+    """``name`` cut in the middle to ``width`` characters (the full names are in the files)."""
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2) :]
+
+
+def _wrapped(words: list[str], indent: str = "  ") -> list[str]:
+    """``words`` joined by spaces into lines of at most ``WIDTH`` characters."""
+    lines, line = [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > WIDTH:
+            lines.append(line)
+            line = indent + word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line] if line else lines
+
+
 def _summary_table(per_run) -> str:
-    """Runs as rows; accuracy, the paper's proxy, and mean energy per input (µJ) on each preset as columns."""
+    """One row per run, by family and cost: accuracy (%), the paper's proxy (%), and the mean energy per input (µJ) on
+    as many presets as fit in ``WIDTH`` columns (numbered, with a legend); the rest are named at the end."""
+    presets = list(dict.fromkeys(per_run["preset"]))
+    fixed = NAME_WIDTH + 1 + 15 + 7 + 8
+    shown = presets[: max(1, (WIDTH - fixed) // (PRESET_WIDTH + 1))]
     energy = per_run.pivot_table(index="run", columns="preset", values="energy_pj_mean", sort=False) * 1e-6
     first = per_run.drop_duplicates("run").set_index("run")
-    table = first[["method", "accuracy", "computation_pct"]].join(energy.add_prefix("uJ "))
-    table["accuracy"] *= 100
-    return "Per run (accuracy %, computation %, mean energy per input in µJ):\n" + table.to_string(
-        float_format=lambda value: f"{value:.3g}"
+    family = first["family"] if "family" in first.columns else first["method"]
+    order = first.assign(family=family, cost=energy[shown[0]]).sort_values(["family", "cost"]).index
+    legend = ["Runs: accuracy, the paper's proxy, and mean energy per input (µJ) on"]
+    legend += [f"[{number}] {preset}" for number, preset in enumerate(shown, start=1)]
+    header = f"{'run':<{NAME_WIDTH}} {'family':<15} {'acc %':>6} {'proxy %':>7}" + "".join(
+        f" {f'µJ [{number}]':>{PRESET_WIDTH}}" for number in range(1, len(shown) + 1)
     )
+    lines = [*_wrapped(legend), header]
+    for run in order:
+        row = first.loc[run]
+        cells = "".join(f" {energy.loc[run, p]:>{PRESET_WIDTH}.1f}" for p in shown)
+        lines.append(
+            f"{_short(run):<{NAME_WIDTH}} {_short(str(family[run]), 15):<15} {row['accuracy'] * 100:>6.2f} "
+            f"{row['computation_pct']:>7.2f}{cells}"
+        )
+    if len(shown) < len(presets):
+        lines.append(f"(energy on {len(presets) - len(shown)} more presets in per_run.csv)")
+    return "\n".join(lines)
 
 
 def _matched_table(matched) -> str:
-    """For each DFS run and baseline: energy the baseline needs for DFS's accuracy, as a ratio, on each preset."""
-    energy = matched[matched["axis"] == "energy_pj_mean"]
-    if energy.empty:
-        return "Matched comparison: no DFS runs."
-    cells = energy.assign(
-        cell=[
-            f"{ratio:.2f}x" if status == "ok" else f"dominated by {dominated}" if dominated else status
-            for ratio, status, dominated in zip(
-                energy["cost_ratio"], energy["status_at_accuracy"], energy["dominated_by"], strict=True
-            )
-        ]
-    )
-    table = cells.pivot_table(index=["run", "baseline"], columns="preset", values="cell", aggfunc="first", sort=False)
-    return (
-        "Energy the baseline needs for the DFS run's accuracy, relative to DFS (above 1x: DFS saves energy):\n"
-        + table.to_string()
-    )
+    """Per preset and cost axis, how the DFS runs fare against each baseline by the paired tests (matched.csv)."""
+    judged = matched[matched.get("paired_verdict", "") != ""] if "paired_verdict" in matched else matched.iloc[:0]
+    if judged.empty:
+        return "Paired comparison: no DFS run could be paired with a baseline run."
+    baselines = list(dict.fromkeys(judged["baseline"]))
+    shown = baselines[: max(1, (WIDTH - 33) // 17)]
+    header = f"{'preset':<24} {'axis':<8}" + "".join(f" {_short(b, 16):>16}" for b in shown)
+    lines = [
+        "DFS runs against each baseline, paired tests (b better, w worse, m mixed, = no difference; matched.csv):",
+        header,
+    ]
+    for (preset, axis), rows in judged.groupby(["preset", "axis"], sort=False):
+        cells = []
+        for baseline in shown:
+            counts = rows[rows["baseline"] == baseline]["paired_verdict"].value_counts()
+            text = " ".join(f"{counts[v]}{letter}" for v, letter in VERDICT_LETTERS.items() if v in counts)
+            cells.append(f" {text or '-':>16}")
+        lines.append(f"{_short(preset, 24):<24} {axis.split('_')[0]:<8}" + "".join(cells))
+    return "\n".join(lines)
 
 
 def _exit_on_terminate(signum, frame):

@@ -61,7 +61,7 @@ def test_cli_writes_summary_without_importing_torch(tmp_path):
     assert {"per_input.parquet", "per_run.parquet", "per_block.parquet", "fronts.csv", "matched.csv"} <= {
         path.name for path in out.iterdir()
     }
-    assert "Per run" in done.stdout and "relative to DFS" in done.stdout
+    assert "Runs: accuracy" in done.stdout and "paired tests" in done.stdout
 
 
 def test_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
@@ -106,3 +106,39 @@ def test_a_scheduler_nobody_answers_at_is_one_line_exit_2(tmp_path, capsys):
     assert code == 2 and captured.err.count("\n") == 1 and "tcp://127.0.0.1:9" in captured.err
     assert main([str(folder), "--out", str(tmp_path / "out2"), "--workers", "-1", "--quiet"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_a_run_stopped_by_bad_data_mid_stream_is_marked_failed(tmp_path, capsys):
+    """A trace whose values do not match its content hash is found out only once it has been read: the replay then
+    stops with one line, and the manifest says failed, with that line, instead of "running"."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    traces = _traces(tmp_path / "traces")
+    path = traces / "static_r8.parquet"
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"dfs_sim"])
+    meta["content_hash"] = "0" * len(meta["content_hash"])
+    pq.write_table(table.replace_schema_metadata({b"dfs_sim": json.dumps(meta).encode()}), path)
+    out = tmp_path / "out"
+    assert main([str(traces), "--out", str(out), "--presets", "bitparallel16", "--no-plots"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "static_r8.parquet" in error
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "static_r8.parquet" in manifest["error"]
+
+
+def test_terminal_output_fits_120_columns_at_any_number_of_runs(tmp_path, capsys):
+    runs = {
+        f"dfs_r8_b{index}-a-rather-long-name-that-a-user-might-choose-{index}.parquet": make_run(
+            "dfs", n=10, seed=index
+        )
+        for index in range(40)
+    }
+    runs["static_r8.parquet"] = make_run("static", n=10, seed=99, static_code=1)
+    folder = write_runs(tmp_path / "traces", runs)
+    assert main([str(folder), "--out", str(tmp_path / "out"), "--no-plots", "--per-input", "none"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote ")]  # a user's path
+    assert len(lines) > 40 and max(len(line) for line in lines) <= 120, [line for line in lines if len(line) > 120]
+    assert any("…" in line for line in lines)  # long names are cut in the middle; the files keep them whole
