@@ -35,7 +35,7 @@ from cost_models import METRICS, CostTable, build_cost_table
 from cost_models.cost_table import MODEL_VERSION
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
 from dfs_sim._toml import read_toml
-from dfs_sim.errors import ConfigError
+from dfs_sim.errors import ConfigError, did_you_mean
 from dfs_sim.traces import TraceRun, read_traces
 
 __all__ = ["SweepSpec", "SweepResult", "load_sweep_spec", "run_sweep", "evaluate_points"]
@@ -113,7 +113,8 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     data = read_toml(path)
     unknown = sorted(set(data) - set(SPEC_KEYS))
     if unknown:
-        raise ConfigError(path, f"unknown key {unknown[0]!r}; valid: {', '.join(SPEC_KEYS)}")
+        hint = did_you_mean(unknown[0], SPEC_KEYS)
+        raise ConfigError(path, f"unknown key {unknown[0]!r}{hint}; valid: {', '.join(SPEC_KEYS)}")
     for key in ("schema_version", "base", "axes"):
         if key not in data:
             raise ConfigError(path, f"missing key {key!r}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dfs_sim._toml import read_toml
-from dfs_sim.errors import ConfigError
+from dfs_sim.errors import ConfigError, did_you_mean
 
 __all__ = [
     "Preset",
@@ -252,8 +252,9 @@ def load_preset(name_or_path: str | Path | Preset) -> Preset:
         if not path.is_file():
             path = REFERENCE_DIR / f"{text}.toml"
         if not path.is_file():
-            valid = ", ".join(list_presets(reference=True))
-            raise ConfigError(text, f"unknown preset; valid: {valid} (or a path to a .toml file)")
+            names = list_presets(reference=True)
+            hint = did_you_mean(text, names)
+            raise ConfigError(text, f"unknown preset{hint}; valid: {', '.join(names)} (or a path to a .toml file)")
     return _load_cached(str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
 
 
@@ -275,9 +276,9 @@ def preset_from_dict(data: dict, source: object = "preset") -> Preset:
     """Validate a parsed TOML document and build the ``Preset``."""
     unknown = sorted(set(data) - set(_TOP_KEYS) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(
-            source, f"unknown key {unknown[0]!r}; valid top-level keys: {', '.join(_TOP_KEYS + tuple(_SECTIONS))}"
-        )
+        valid = _TOP_KEYS + tuple(_SECTIONS)
+        hint = did_you_mean(unknown[0], valid)
+        raise ConfigError(source, f"unknown key {unknown[0]!r}{hint}; valid top-level keys: {', '.join(valid)}")
     for key in _TOP_KEYS + tuple(_SECTIONS):
         if key not in data:
             raise ConfigError(source, f"missing key {key!r}")
@@ -324,7 +325,8 @@ def _check_keys(
 ) -> None:
     unknown = sorted(set(values) - set(expected))
     if unknown:
-        raise ConfigError(source, f"unknown key '{section}.{unknown[0]}'; valid: {', '.join(expected)}")
+        hint = did_you_mean(unknown[0], expected)
+        raise ConfigError(source, f"unknown key '{section}.{unknown[0]}'{hint}; valid: {', '.join(expected)}")
     for key in expected:
         if key not in values and key not in optional:
             raise ConfigError(source, f"missing key '{section}.{key}'")

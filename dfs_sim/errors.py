@@ -6,7 +6,16 @@ Every message names the file (or object) and the problem, so a user can fix it w
 
 from __future__ import annotations
 
-__all__ = ["DfsSimError", "TraceFormatError", "LayerTableError", "ConfigError", "OutputError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["DfsSimError", "TraceFormatError", "LayerTableError", "ConfigError", "OutputError", "did_you_mean"]
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or "" when none is close."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class DfsSimError(Exception):

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dfs_sim.errors import did_you_mean
+
 __all__ = [
     "Option",
     "DFS_OPTIONS",
@@ -114,7 +116,8 @@ def parse_options(names: Sequence[str]) -> tuple[Option, ...]:
             continue
         match = _NAME.fullmatch(name)
         if match is None:
-            raise ValueError(f"unknown option {name!r}; use skip, fp, qN or wNaM (e.g. q8, w4a8)")
+            hint = did_you_mean(name, ["skip", "fp", *(f"q{bits}" for bits in range(1, MAX_QUANTIZED_BITS + 1))])
+            raise ValueError(f"unknown option {name!r}{hint}; use skip, fp, qN or wNaM (e.g. q8, w4a8)")
         w_bits, a_bits = (int(match[1]), int(match[1])) if match[1] else (int(match[2]), int(match[3]))
         if not (1 <= w_bits <= MAX_QUANTIZED_BITS and 1 <= a_bits <= MAX_QUANTIZED_BITS):
             raise ValueError(f"option {name!r}: bits must be in 1..{MAX_QUANTIZED_BITS}")

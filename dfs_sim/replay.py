@@ -19,6 +19,17 @@ from dfs_sim.errors import DfsSimError
 EXIT_BAD_INPUT = 2
 
 
+def _preset_names(pattern: str) -> list[str]:
+    """The shipped presets' names, read off the files (``cost_models.list_presets`` would import Numba, and
+    ``--help`` stays instant)."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("cost_models")
+    folders = spec.submodule_search_locations if spec is not None else None
+    return sorted(path.stem for path in Path(next(iter(folders or ["."])), "presets").glob(pattern))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dfs_sim.replay",
@@ -31,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--presets",
         nargs="+",
         metavar="PRESET",
-        help="shipped preset names or paths to preset TOML files (default: every shipped preset)",
+        help="preset names or paths to preset TOML files (default: every shipped preset: "
+        f"{', '.join(_preset_names('*.toml'))}; also by name: {', '.join(_preset_names('reference/*.toml'))})",
     )
     parser.add_argument(
         "--force", action="store_true", help="write into an output folder that holds results of other inputs"

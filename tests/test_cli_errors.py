@@ -394,7 +394,7 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys):
     torch.save([1, 2], tmp_path / "list.pt")
     fails(export_main, [tmp_path / "list.pt", "--out", out], capsys, "list.pt", "holds a list", absent=out)
     (tmp_path / "text.pt").write_text("hello")
-    fails(export_main, [tmp_path / "text.pt", "--out", out], capsys, "text.pt", "not a readable checkpoint", absent=out)
+    fails(export_main, [tmp_path / "text.pt", "--out", out], capsys, "text.pt", "not a checkpoint", absent=out)
     run = tmp_path / "run"
     fails(
         train_main,
@@ -452,3 +452,67 @@ def test_resume_with_a_damaged_stream_or_optimizer_state_is_one_line(tmp_path, c
         train_main, ["--resume", tmp_path / "damaged.pt"], capsys, "damaged.pt", damage, absent=out / "joint.pt"
     )
     assert "Traceback" not in err
+
+
+# --- errors that help: the flag named, did you mean, --help that lists -----------------------------------------------
+def test_a_bad_flag_value_is_blamed_on_the_flag_not_the_config_file(tmp_path, capsys):
+    config = ROOT / "examples" / "fashion_mnist_r38.toml"
+    out = tmp_path / "run"
+    base = ["--config", config, "--out-dir", out, "--device", "cpu"]
+    err = fails(
+        train_main,
+        [*base, "--budget", "150", "--stages", "gate,joint", "--init-from", "x.pt"],
+        capsys,
+        "--budget",
+        "0..100",
+        absent=out,
+    )
+    assert "fashion_mnist_r38.toml" not in err
+    err = fails(train_main, [*base, "--model", "dfs_resnet37"], capsys, "--model", "did you mean", absent=out)
+    fails(train_main, [*base, "--set", "joint.iterations=-3"], capsys, "--set joint.iterations", ">= 0", absent=out)
+    # a bad value in the file itself is still the file's
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "dfs_resnet38"\nbudgett = 5\n')
+    fails(
+        train_main,
+        ["--config", bad, "--out-dir", out],
+        capsys,
+        "bad.toml",
+        "budgett",
+        "did you mean 'budget'",
+        absent=out,
+    )
+
+
+def test_unknown_names_get_a_did_you_mean():
+    from cost_models import load_preset
+    from dfs_sim.options import parse_options
+
+    with pytest.raises(ConfigError, match="did you mean 'bitfusion_eyeriss'"):
+        load_preset("bitfusion_eyeris")
+    with pytest.raises(ValueError, match="did you mean 'q8'"):
+        parse_options(["skip", "q8x", "fp"])
+    with pytest.raises(ConfigError, match="did you mean 'dfs_resnet38'"):
+        create_model("dfs_resnet_38")
+
+
+def test_help_lists_the_models_and_presets(capsys):
+    from dfs_sim.replay import main as replay_main
+
+    for main, names in (
+        (train_main, ("dfs_resnet38", "skipnet_resnet74", "static_resnet38")),
+        (replay_main, ("bitfusion_eyeriss", "stripes", "loom_paper")),
+    ):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(name in text for name in names), names
+
+
+def test_export_of_a_file_that_is_no_checkpoint_is_its_own_line(tmp_path, capsys):
+    out = tmp_path / "trace.parquet"
+    (tmp_path / "notes.pt").write_text("not a checkpoint at all")
+    err = fails(
+        export_main, [tmp_path / "notes.pt", "--out", out], capsys, "notes.pt", "python -m dfs_sim.train", absent=out
+    )
+    assert "weights_only" not in err and "PyTorch" not in err

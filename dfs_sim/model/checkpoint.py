@@ -100,11 +100,15 @@ def _load(path: str | Path, map_location: str | torch.device) -> tuple[dict, byt
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file does not exist")
+    raw = b""
     try:
         raw = path.read_bytes()
         record = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as error:  # torch.load raises many unrelated types for a corrupt or foreign file
-        raise CheckpointError(path, f"not a readable checkpoint ({type(error).__name__}: {_one_line(error)})") from None
+        kind = "a truncated or damaged checkpoint" if raw[:4] == b"PK\x03\x04" else "not a checkpoint"
+        raise CheckpointError(
+            path, f"{kind}: expected a file written by python -m dfs_sim.train ({type(error).__name__})"
+        ) from None
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
         what = (
             "a bare state dict"

@@ -37,7 +37,7 @@ from typing import Any
 
 from cost_models.budget import CostBasis
 from dfs_sim._toml import read_toml
-from dfs_sim.errors import ConfigError
+from dfs_sim.errors import ConfigError, did_you_mean
 from dfs_sim.model.quantize import DEFAULT_QUANTIZER, QUANTIZERS
 from dfs_sim.options import Option, parse_options
 
@@ -160,7 +160,8 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
     _check_types(config, source)
 
     if config.model not in list_models():
-        raise bad("model", f"unknown model {config.model!r}; valid: {', '.join(list_models())}")
+        hint = did_you_mean(config.model, list_models())
+        raise bad("model", f"unknown model {config.model!r}{hint}; valid: {', '.join(list_models())}")
     static = config.model.startswith("static_")
     if static and config.static_options is None:
         raise bad(
@@ -379,7 +380,10 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             stage_updates = {}
             for stage_key, stage_value in value.items():
                 if stage_key not in _STAGE_TYPES:
-                    raise ConfigError(source, f"{key}.{_key(stage_key)}: unknown key; valid: {', '.join(_STAGE_TYPES)}")
+                    hint = did_you_mean(stage_key, _STAGE_TYPES)
+                    raise ConfigError(
+                        source, f"{key}.{_key(stage_key)}: unknown key{hint}; valid: {', '.join(_STAGE_TYPES)}"
+                    )
                 stage_value = _typed(source, f"{key}.{stage_key}", stage_value, _STAGE_TYPES[stage_key])
                 if stage_key == "milestones":
                     stage_value = tuple(_typed(source, f"{key}.milestones", m, int) for m in stage_value)
@@ -399,7 +403,8 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
                 value = float(value)
             updates[key] = value
         else:
-            raise ConfigError(source, f"{_key(key)}: unknown key; valid: {', '.join([*_TYPES, 'cost', *STAGES])}")
+            valid = [*_TYPES, "cost", *STAGES]
+            raise ConfigError(source, f"{_key(key)}: unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
     return validate_train_config(dataclasses.replace(base, **updates), source)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dfs_sim.errors import ConfigError
+from dfs_sim.errors import ConfigError, did_you_mean
 from dfs_sim.model.resnet import GatedResNet
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 
@@ -43,7 +43,8 @@ def create_model(name: str, **overrides) -> GatedResNet:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ConfigError("create_model", f"unknown model {name!r}; valid: {', '.join(list_models())}") from None
+        hint = did_you_mean(name, list_models())
+        raise ConfigError("create_model", f"unknown model {name!r}{hint}; valid: {', '.join(list_models())}") from None
     try:
         return factory(**overrides)
     except TypeError as error:

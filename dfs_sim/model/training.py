@@ -69,7 +69,7 @@ from dfs_sim.model.device import resolve_device
 from dfs_sim.model.distributed import Distributed, is_multiprocess
 from dfs_sim.model.infer import calibrate_quantizers, evaluate
 from dfs_sim.model.quantize import LEGACY_QUANTIZER
-from dfs_sim.model.registry import create_model
+from dfs_sim.model.registry import create_model, list_models
 from dfs_sim.model.resnet import GatedResNet, declared_layer_table
 from dfs_sim.options import parse_options
 
@@ -520,7 +520,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dfs_sim.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="TOML training config (defaults: the reference hyper-parameters)")
-    parser.add_argument("--model", help="registered model, e.g. dfs_resnet38, skipnet_resnet38")
+    parser.add_argument("--model", help=f"a registered model: {', '.join(list_models())}")
     parser.add_argument("--dataset", choices=DATASETS)
     parser.add_argument(
         "--data-path",
@@ -572,6 +572,20 @@ _RESUME_FIXED = (
 )
 
 
+def _blame_the_flag(error: ConfigError, flags: set[str], settings: set[str]) -> ConfigError:
+    """``error`` about a key whose value came from a command-line flag, named by that flag (``--budget``,
+    ``--set joint.iterations``) rather than by the config file that did not set it."""
+    key, separator, problem = error.problem.partition(": ")
+    top = key.split(".")[0]
+    if not separator:
+        return error
+    if top in flags:
+        return ConfigError(f"--{top.replace('_', '-')}", problem)
+    if top in settings:
+        return ConfigError(f"--set {key}", problem)
+    return error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -603,10 +617,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     overrides[key].update(value)
                 else:
                     overrides[key] = value
-            if args.config:
-                config = load_train_config(args.config, overrides)
-            else:
-                config = config_from_dict(overrides, source="command line")
+            flags = {key for key in overrides if key not in _parse_set(args.set)}
+            try:
+                if args.config:
+                    config = load_train_config(args.config, overrides)
+                else:
+                    config = config_from_dict(overrides, source="command line")
+            except ConfigError as error:
+                raise _blame_the_flag(error, flags, set(_parse_set(args.set))) from None
         else:
             fixed = [f"--{key.replace('_', '-')}" for key in _RESUME_FIXED if getattr(args, key) not in (None, [])]
             if fixed:
