@@ -66,8 +66,10 @@ def _span(values: Sequence[float], form: str = "{:.2f}") -> str:
     values = [v for v in values if np.isfinite(v)]
     if not values:
         return "n/a"
-    low, high = min(values), max(values)
-    return form.format(low) if form.format(low) == form.format(high) else f"{form.format(low)}–{form.format(high)}"
+    low, high = (form.format(value).replace("-", "−") for value in (min(values), max(values)))
+    if low == high:
+        return low
+    return f"{low} to {high}" if low.startswith("−") or high.startswith("−") else f"{low}–{high}"
 
 
 def _verdict_counts(rows: pd.DataFrame) -> str:

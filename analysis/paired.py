@@ -390,9 +390,8 @@ def headroom_frame(per_run: pd.DataFrame, oracle: pd.DataFrame, adaptive: Sequen
 def difficulty_frame(per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame:
     """Per run, preset and axis: mean cost on the inputs the run gets right and on those it gets wrong, their ratio,
     the coefficient of variation of the per-input cost, and Spearman's rank correlation of cost with confidence."""
+    columns = ["run", "method", "preset", "axis", "cost_correct", "cost_wrong", "cost_cv", "spearman_cost_confidence"]
     rows = []
-    if not data.available:
-        return pd.DataFrame()
     for _, run in per_run.iterrows():
         name, preset = run["run"], run["preset"]
         if (name, preset) not in data.costs:
@@ -413,6 +412,6 @@ def difficulty_frame(per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame
                     "spearman_cost_confidence": float(stats.spearmanr(cost, sure).statistic) if varies else np.nan,
                 }
             )
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=columns)
     frame["wrong_over_correct"] = frame["cost_wrong"] / frame["cost_correct"]
     return frame

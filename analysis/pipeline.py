@@ -57,6 +57,7 @@ from analysis.paired import (
 )
 from analysis.pareto import pareto_front
 from analysis.plot_workers import FORMATS as PLOT_FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
+from analysis.report import write_report
 from analysis.streaming import PER_INPUT_FORMS, QUANTILES, RunTotals, replay_run
 from cost_models import CostTable, build_cost_table, list_presets, load_preset
 from cost_models.cost_table import MODEL_VERSION
@@ -253,6 +254,9 @@ def _replay_into(
         if job.form == "full":
             _write_per_input_file(job, job.out / "per_input.parquet")
         _write_outputs(result, job.out, plot_stamp, workers)
+        plots = job.out / PLOTS_DIR
+        current = _plots_current(plots, _plots_stamp(fingerprint, job.presets))
+        write_report(job.out, job.presets, command, plots if current else None)
         clock.lap("write_s")
         _write_manifest(result, job.out, fingerprint, command, clock)
     return result
