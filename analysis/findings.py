@@ -130,7 +130,7 @@ def _against(matched: pd.DataFrame, baseline: str, title: str, listed: int = 8) 
         lines.append(f"- No DFS run is better than {baseline} on any preset or axis.")
     elif len(better) <= listed:
         lines += [
-            f"- Better on {row.preset} ({AXIS_NAMES[row.axis]}): {_better_reason(row, baseline)}."
+            f"- Better on {row.preset} ({AXIS_NAMES[str(row.axis)]}): {_better_reason(row, baseline)}."
             for row in better.itertuples()
         ]
     else:
@@ -192,19 +192,19 @@ def _static_families(per_run: pd.DataFrame) -> list[str]:
     ptq = static[static["family"] == "static"].set_index("run")["accuracy"]
     qat = static[static["family"] == "static QAT"]
     if not ptq.empty:
-        listed = ", ".join(f"{name.split('_r')[-1].split('_', 1)[-1]} {_pct(acc)}" for name, acc in ptq.items())
+        listed = ", ".join(f"{str(name).split('_r')[-1].split('_', 1)[-1]} {_pct(acc)}" for name, acc in ptq.items())
         lines.append(f"- Post-training: {listed}.")
     if not qat.empty:
         groups = qat.assign(group=qat["seed_group"]).groupby("group")["accuracy"]
         listed = ", ".join(
-            f"{group.split('_', 2)[-1]} {_pct(values.mean())}"
+            f"{str(group).split('_', 2)[-1]} {_pct(values.mean())}"
             + (f" (± {values.std(ddof=1) * 100:.2f}, {len(values)} seeds)" if len(values) > 1 else "")
             for group, values in groups
         )
         lines.append(f"- Quantization-aware fine-tuning: {listed}.")
     mixed = per_run[per_run["family"] == "mixed precision"]
     if not mixed.empty:
-        parts = [f"`{row.run}` {_pct(row.accuracy)}" for row in mixed.drop_duplicates("run").itertuples()]
+        parts = [f"`{row['run']}` {_pct(row['accuracy'])}" for row in mixed.drop_duplicates("run").to_dict("records")]
         lines.append(f"- Per-layer mixed precision (searched on the preset's cost): {', '.join(parts)}.")
     lines.append("")
     return lines
@@ -231,18 +231,18 @@ def _bases(bases: pd.DataFrame, per_run: pd.DataFrame) -> list[str]:
     ]
     quantizer = per_run.drop_duplicates("run").set_index("run")["quantizer"].fillna("")
     own = own.assign(quantizer=own["run"].map(quantizer))
-    for row in own.sort_values(["cost_basis", "budget"]).itertuples():
-        interval = f"[{row.reference_ci_low * 100:.2f}, {row.reference_ci_high * 100:.2f}]"
+    for row in own.sort_values(["cost_basis", "budget"]).to_dict("records"):
+        interval = f"[{row['reference_ci_low'] * 100:.2f}, {row['reference_ci_high'] * 100:.2f}]"
         front = (
-            f"{_pct(row.reference_accuracy_at_cost)} {interval}"
-            if np.isfinite(row.reference_accuracy_at_cost)
-            else row.status_at_cost
+            f"{_pct(row['reference_accuracy_at_cost'])} {interval}"
+            if np.isfinite(row["reference_accuracy_at_cost"])
+            else row["status_at_cost"]
         )
-        ratio = f"{row.cost_ratio:.2f}×" if np.isfinite(row.cost_ratio) else row.status_at_accuracy
+        ratio = f"{row['cost_ratio']:.2f}×" if np.isfinite(row["cost_ratio"]) else row["status_at_accuracy"]
         lines.append(
-            f"| `{row.run}` | {row.quantizer} | {_pct(row.accuracy)} "
-            f"[{row.accuracy_ci_low * 100:.2f}, {row.accuracy_ci_high * 100:.2f}] | {front} | {ratio} "
-            f"| {row.paired_verdict or 'not paired'} |"
+            f"| `{row['run']}` | {row['quantizer']} | {_pct(row['accuracy'])} "
+            f"[{row['accuracy_ci_low'] * 100:.2f}, {row['accuracy_ci_high'] * 100:.2f}] | {front} | {ratio} "
+            f"| {row['paired_verdict'] or 'not paired'} |"
         )
     counts = own["verdict"].value_counts()
     lines.append("")
@@ -279,7 +279,8 @@ def _headroom(headroom: pd.DataFrame, oracle: pd.DataFrame, per_run: pd.DataFram
         points = oracle[(oracle["preset"] == preset) & (oracle["axis"] == "energy_pj_mean")]
         static = per_run[(per_run["preset"] == preset) & (per_run["method"] == "static")]
         if not points.empty and not static.empty:
-            top, best = points.iloc[-1], static.loc[static["accuracy"].idxmax()]
+            top = points.iloc[-1].to_dict()
+            best = static.iloc[int(np.argmax(static["accuracy"].to_numpy()))].to_dict()
             lines.append(
                 f"- {preset}: the oracle over all {len(static)} static runs reaches {_pct(top['accuracy'])} at "
                 f"{_cost(top['cost'], 'energy_pj_mean')} per input; the most accurate static run, `{best['run']}`, "

@@ -73,7 +73,7 @@ def mcnemar_exact(first_correct: np.ndarray, second_correct: np.ndarray) -> floa
     return float(stats.binomtest(only_first, discordant, 0.5).pvalue)
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm's step-down adjustment of ``p_values`` (NaN stays NaN and is not counted in the family)."""
     p = np.asarray(p_values, dtype=float)
     adjusted = np.full_like(p, np.nan)
@@ -356,7 +356,8 @@ def headroom_frame(per_run: pd.DataFrame, oracle: pd.DataFrame, adaptive: Sequen
     rows = []
     if oracle.empty:
         return pd.DataFrame(columns=columns)
-    for (preset, axis), points in oracle.groupby(["preset", "axis"], sort=False):
+    for key, points in oracle.groupby(["preset", "axis"], sort=False):
+        preset, axis = str(key[0]), str(key[1])
         static_front = front_points(per_run[(per_run["preset"] == preset) & (per_run["method"] == "static")], axis)
         oracle_points = front_points(points.rename(columns={"cost": axis}), axis)
         for _, run in per_run[(per_run["preset"] == preset) & per_run["method"].isin(adaptive)].iterrows():
