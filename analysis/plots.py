@@ -4,6 +4,7 @@ energy parts at matched accuracy. Each function takes tidy frames and returns a 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -77,6 +78,31 @@ def _grid(count: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.4)):
     return figure, axes.ravel()
 
 
+def _suptitle(figure: plt.Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width (about 11 characters per inch at the title's size), so that a
+    narrow figure (one preset, one run) does not clip it."""
+    width = max(20, int(figure.get_size_inches()[0] * 11))
+    figure.suptitle(textwrap.fill(text, width))
+
+
+def _row_panels(rows: int, panels: int, width: float = 3.2, label_inches: float = 3.0):
+    """One panel per preset side by side, sharing a y axis of ``rows`` labelled rows (the labels on the first panel
+    only), tall enough that a label never meets the next: the figure grows with the rows instead of crowding them."""
+    height = max(3.0, 0.17 * rows + 1.6)
+    figure, axes = plt.subplots(
+        1, panels, figsize=(label_inches + width * panels, height), sharey=True, squeeze=False, layout="constrained"
+    )
+    return figure, axes.ravel()
+
+
+def _order_runs(frame: pd.DataFrame, cost: str = "energy_pj_mean") -> list[str]:
+    """Runs sorted by method (DFS, SkipNet, the ablation, static), then by their mean cost on the first preset."""
+    first = frame[frame["preset"] == frame["preset"].iloc[0]]
+    rank = {method: position for position, method in enumerate(METHOD_STYLE)}
+    ordered = first.assign(rank=first["method"].map(rank).fillna(len(rank))).sort_values(["rank", cost, "run"])
+    return list(dict.fromkeys(ordered["run"]))
+
+
 def _interval_bars(rows: pd.DataFrame) -> list[pd.Series]:
     """Error-bar lengths below and above each run's accuracy (%) to its Wilson 95% interval."""
     return [(rows["accuracy"] - rows["accuracy_ci_low"]) * 100, (rows["accuracy_ci_high"] - rows["accuracy"]) * 100]
@@ -126,9 +152,10 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
         axis.grid(alpha=0.3)
         axis.legend(loc="lower right", fontsize=7)
     what = "energy" if cost.startswith("energy") else "latency"
-    figure.suptitle(
+    _suptitle(
+        figure,
         f"Accuracy against {what} per input (bars: 95% intervals; hollow: mean ± s.d. over seeds); "
-        "lines join each family's Pareto front"
+        "lines join each family's Pareto front",
     )
     return figure
 
@@ -197,14 +224,15 @@ def cost_basis_figure(per_run: pd.DataFrame) -> plt.Figure:
             axis.plot(front[cost] * scale, front["accuracy"] * 100, color=colors[basis], linewidth=1.0, zorder=2)
         static = per_run[(per_run["preset"] == preset) & (per_run["method"] == "static")]
         style = METHOD_STYLE["static"]
-        axis.scatter(
-            static[cost] * scale,
-            static["accuracy"] * 100,
-            color=style["color"],
-            marker=style["marker"],
-            label="static",
-            zorder=3,
-        )
+        if not static.empty:  # a legend names only what the panel shows
+            axis.scatter(
+                static[cost] * scale,
+                static["accuracy"] * 100,
+                color=style["color"],
+                marker=style["marker"],
+                label="static",
+                zorder=3,
+            )
         low = at_preset["accuracy_ci_low"].min() * 100 if not at_preset.empty else 0.0
         axis.set_ylim(
             low - 0.5, max(per_run.loc[per_run["preset"] == preset, "accuracy_ci_high"].max() * 100, low) + 0.3
@@ -217,7 +245,7 @@ def cost_basis_figure(per_run: pd.DataFrame) -> plt.Figure:
         axis.set_ylabel("Top-1 accuracy (%)")
         axis.grid(alpha=0.3)
         axis.legend(loc="lower right", fontsize=7)
-    figure.suptitle("DFS trained on the paper's proxy and on the hardware's own cost (bars: 95% intervals)")
+    _suptitle(figure, "DFS trained on the paper's proxy and on the hardware's own cost (bars: 95% intervals)")
     return figure
 
 
@@ -240,19 +268,20 @@ def decision_map_figure(per_block: pd.DataFrame) -> plt.Figure:
         axis.set_title(run, fontsize=9)
     if image is not None:
         figure.colorbar(image, ax=list(axes), label="Fraction of inputs", shrink=0.6)
-    figure.suptitle("Decision maps: which option each gated block takes")
+    _suptitle(figure, "Decision maps: which option each gated block takes")
     return figure
 
 
 def energy_distribution_figure(boxes: pd.DataFrame) -> plt.Figure:
-    """The distribution of per-input energy of every run, one panel per preset (box: quartiles, whiskers 1–99%).
+    """The distribution of per-input energy of every run (box: quartiles, whiskers 1–99%, marker: mean), one panel per
+    preset side by side, one row per run sorted by method and cost; the figure grows with the runs.
 
     Drawn from ``boxes`` (one row per run × preset: ``energy_pj_p1``, ``_p25``, ``_p50``, ``_p75``, ``_p99`` and
     ``_mean``, exact percentiles of every input's energy), so it needs no per-input rows."""
     presets = list(dict.fromkeys(boxes["preset"]))
-    runs = list(dict.fromkeys(boxes["run"]))
-    figure, axes = _grid(len(presets), columns=2, size=(max(5.0, 0.45 * len(runs) + 2), 3.6))
-    for axis, preset in zip(axes, presets, strict=False):
+    runs = _order_runs(boxes)[::-1]  # the first run at the top
+    figure, axes = _row_panels(len(runs), len(presets))
+    for axis, preset in zip(axes, presets, strict=True):
         at_preset = boxes[boxes["preset"] == preset].set_index("run").loc[runs]
         stats = [
             {
@@ -264,62 +293,77 @@ def energy_distribution_figure(boxes: pd.DataFrame) -> plt.Figure:
             }
             for row in at_preset.itertuples()
         ]
-        drawn = axis.bxp(stats, showfliers=False, patch_artist=True, medianprops={"color": "black"})
+        drawn = axis.bxp(
+            stats,
+            showfliers=False,
+            patch_artist=True,
+            medianprops={"color": "black"},
+            orientation="horizontal",
+            widths=0.6,
+        )
         for position, (box, row) in enumerate(zip(drawn["boxes"], at_preset.itertuples(), strict=True), start=1):
-            style = METHOD_STYLE[row.method]
+            style = METHOD_STYLE.get(row.method, METHOD_STYLE["dfs"])
             box.set_facecolor(style["color"])
             box.set_alpha(0.6)
             # the mean as a marker, so that runs with no spread (static) stay visible
             axis.scatter(
-                [position], [row.energy_pj_mean * 1e-6], color=style["color"], marker=style["marker"], zorder=3, s=18
+                [row.energy_pj_mean * 1e-6], [position], color=style["color"], marker=style["marker"], zorder=3, s=14
             )
-        axis.set_xticks(range(1, len(runs) + 1), runs, rotation=60, ha="right", fontsize=7)
-        axis.set_ylabel("Energy per input (µJ)")
+        axis.set_yticks(range(1, len(runs) + 1), runs, fontsize=7)
+        axis.set_xlabel("Energy per input (µJ)")
         axis.set_title(preset)
-        axis.grid(alpha=0.3, axis="y")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=style["color"], alpha=0.6) for style in METHOD_STYLE.values()]
-    figure.legend(handles, [style["label"] for style in METHOD_STYLE.values()], loc="upper right")
-    figure.suptitle("Per-input energy of each run (box: quartiles, whiskers: 1st–99th percentile, marker: mean)")
+        axis.grid(alpha=0.3, axis="x")
+    methods = [method for method in METHOD_STYLE if (boxes["method"] == method).any()]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=METHOD_STYLE[m]["color"], alpha=0.6) for m in methods]
+    figure.legend(handles, [METHOD_STYLE[m]["label"] for m in methods], loc="outside lower center", ncols=len(methods))
+    _suptitle(figure, "Per-input energy of each run (box: quartiles, whiskers: 1st–99th percentile, marker: mean)")
     return figure
 
 
 def energy_parts_figure(per_run: pd.DataFrame) -> plt.Figure:
-    """Energy split into compute, SRAM and DRAM for each DFS run and for each baseline with runs at the same accuracy
-    (interpolated along their fronts; a missing bar means the baseline's front does not reach that accuracy)."""
+    """Energy split into compute, SRAM and DRAM for each DFS run, and below it each baseline at the same accuracy
+    (interpolated along its front; "out of range" where the front does not reach that accuracy): one panel per preset
+    side by side, one row per bar, the DFS runs by accuracy; the figure grows with the runs."""
     presets = list(dict.fromkeys(per_run["preset"]))
-    figure, axes = _grid(len(presets), columns=2, size=(6.0, 3.6))
     parts = [f"{part}_mean" for part in PART_STYLE]
-    for axis, preset in zip(axes, presets, strict=False):
+    first = per_run[per_run["preset"] == presets[0]]
+    dfs_runs = first[first["method"] == "dfs"].sort_values("accuracy")["run"].tolist()
+    baselines = [method for method in BASELINES if (per_run["method"] == method).any()]
+    labels = []
+    for run in dfs_runs:
+        accuracy = float(first.loc[first["run"] == run, "accuracy"].iloc[0])
+        labels.append(run)
+        labels += [f"{METHOD_STYLE[m]['label']} at {accuracy * 100:.1f}%" for m in baselines]
+    figure, axes = _row_panels(max(1, len(labels)), len(presets))
+    positions = np.arange(len(labels))[::-1]  # the first row at the top
+    for axis, preset in zip(axes, presets, strict=True):
         at_preset = per_run[per_run["preset"] == preset]
-        dfs_runs = at_preset[at_preset["method"] == "dfs"].sort_values("accuracy")
-        fronts = {
-            method: front_points(at_preset[at_preset["method"] == method], "energy_pj_mean", parts)
-            for method in BASELINES
-            if (at_preset["method"] == method).any()
-        }
-        labels, stacks = [], []
-        for _, dfs in dfs_runs.iterrows():
-            labels.append(f"{dfs['run']}\nDFS")
-            stacks.append([dfs[part] for part in parts])
-            for method, front in fronts.items():
-                values, _ = interpolate_front(front, "accuracy", dfs["accuracy"], parts)
-                labels.append(f"{METHOD_STYLE[method]['label']}\n@{dfs['accuracy'] * 100:.1f}%")
+        fronts = {m: front_points(at_preset[at_preset["method"] == m], "energy_pj_mean", parts) for m in baselines}
+        stacks = []
+        for run in dfs_runs:
+            dfs = at_preset[at_preset["run"] == run].iloc[0]
+            stacks.append([float(dfs[part]) for part in parts])
+            for method in baselines:
+                values, _ = interpolate_front(fronts[method], "accuracy", float(dfs["accuracy"]), parts)
                 stacks.append([values.get(part, np.nan) for part in parts])
-        positions = np.arange(len(labels))
-        bottom = np.zeros(len(labels))
+        left = np.zeros(len(stacks))
         for index, (name, color) in enumerate(PART_STYLE.values()):
-            heights = np.nan_to_num(np.array([stack[index] for stack in stacks], dtype=float)) * 1e-6
-            axis.bar(positions, heights, bottom=bottom, color=color, label=name, width=0.7)
-            bottom += heights
+            widths = np.nan_to_num(np.array([stack[index] for stack in stacks], dtype=float)) * 1e-6
+            axis.barh(positions, widths, left=left, color=color, label=name, height=0.7)
+            left += widths
         for position, stack in zip(positions, stacks, strict=True):
             if np.isnan(stack[0]):
-                axis.text(position, 0, "out of\nrange", ha="center", va="bottom", fontsize=6, color="grey")
-        axis.set_xticks(positions, labels, fontsize=6, rotation=90)
-        axis.set_ylabel("Mean energy per input (µJ)")
+                axis.text(0, position, " out of range", ha="left", va="center", fontsize=6, color="grey")
+        axis.set_yticks(positions, labels, fontsize=7)
+        axis.set_xlabel("Mean energy per input (µJ)")
         axis.set_title(preset)
-        axis.legend(fontsize=7)
-        axis.grid(alpha=0.3, axis="y")
-    figure.suptitle("Energy parts: each DFS run beside its baselines at the same accuracy")
+        axis.grid(alpha=0.3, axis="x")
+    if not dfs_runs:
+        axes[0].text(0.5, 0.5, "no DFS run", ha="center", va="center", transform=axes[0].transAxes)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=color) for _, color in PART_STYLE.values()]
+    names = [name for name, _ in PART_STYLE.values()]
+    figure.legend(handles, names, loc="outside lower center", ncols=len(names))
+    _suptitle(figure, "Energy parts: each DFS run above its baselines at the same accuracy")
     return figure
 
 
