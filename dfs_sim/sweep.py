@@ -66,13 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         frame = result.frame
         dfs = frame[frame["method"] == "dfs"]
-        summary = dfs.groupby("point")[[f"energy_ratio_vs_{baseline}" for baseline in BASELINES]].mean()
+        axes = [column for column in frame.columns if column.startswith("axis:")]
+        ratios = dfs.groupby("point")[[f"energy_ratio_vs_{baseline}" for baseline in BASELINES]].mean()
+        ratios = ratios.dropna(axis=1, how="all")  # a baseline no DFS run can be matched with says nothing
+        ratios.columns = [column.replace("energy_ratio_", "") for column in ratios.columns]
+        values = frame.groupby("point")[axes].first().rename(columns=lambda column: column.removeprefix("axis:"))
+        summary = values.join(ratios)
         print(
             f"{len(frame['point'].unique())} points x {frame['run'].nunique()} runs; "
             f"{result.reused_partitions} of {result.partitions} partitions reused"
         )
-        print("Mean energy ratio (baseline / DFS at matched accuracy) per point:")
-        print(summary.to_string(float_format=lambda value: f"{value:.3f}"))
+        absent = [b for b in BASELINES if f"vs_{b}" not in ratios.columns]
+        print(
+            "Mean energy ratio, baseline / DFS at matched accuracy, per design point"
+            + (f" (no DFS run matched against {', '.join(absent)})" if absent else "")
+            + ":"
+        )
+        print(summary.to_string(float_format=lambda value: f"{value:.2f}", max_colwidth=24))
         print(f"wrote {result.out}/sweep.parquet and plots/")
     return 0
 
