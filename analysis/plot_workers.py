@@ -28,8 +28,10 @@ REPLAY_PLOTS = {
     "energy_parts_matched": ("energy_parts_figure", "per_run", ()),
     "energy_per_input": ("energy_distribution_figure", "boxes", ()),
     "energy_accuracy": ("frontier_figure", "per_run", ("energy_pj_mean",)),
+    "energy_accuracy_zoom": ("frontier_figure", "per_run", ("energy_pj_mean", True)),
     "cost_bases": ("cost_basis_figure", "per_run", ()),
     "latency_accuracy": ("frontier_figure", "per_run", ("latency_us_mean",)),
+    "latency_accuracy_zoom": ("frontier_figure", "per_run", ("latency_us_mean", True)),
 }
 FORMATS = (".png", ".svg")
 

@@ -108,10 +108,15 @@ def _interval_bars(rows: pd.DataFrame) -> list[pd.Series]:
     return [(rows["accuracy"] - rows["accuracy_ci_low"]) * 100, (rows["accuracy_ci_high"] - rows["accuracy"]) * 100]
 
 
-def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.Figure:
+ZOOM_POINTS = 3.0  # the zoomed fronts show accuracies within this many points of the best run
+
+
+def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean", zoom: bool = False) -> plt.Figure:
     """Accuracy against mean cost per input, one panel per preset, one series per family (method; static runs by how
     they were made) with its front drawn and each run's 95% Wilson interval as an error bar. Where several seeds of
-    one configuration were run, their mean is drawn as a hollow marker with bars of ± one standard deviation."""
+    one configuration were run, their mean is drawn as a hollow marker with bars of ± one standard deviation.
+    ``zoom``: each panel shows only the dense region, the runs within ``ZOOM_POINTS`` of the best accuracy, up to
+    one and a half times their median cost."""
     label, scale = AXIS_LABEL[cost]
     presets = list(dict.fromkeys(per_run["preset"]))
     figure, axes = _grid(len(presets))
@@ -146,18 +151,32 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean") -> plt.
             _seed_spread(axis, rows, cost, scale, style["color"])
             front = rows[on_front.loc[rows.index]].sort_values(cost)
             axis.plot(front[cost] * scale, front["accuracy"] * 100, color=style["color"], linewidth=1.2, zorder=2)
+        if zoom:
+            _zoom(axis, per_run[per_run["preset"] == preset], cost, scale)
         axis.set_title(preset)
         axis.set_xlabel(label)
         axis.set_ylabel("Top-1 accuracy (%)")
         axis.grid(alpha=0.3)
         axis.legend(loc="lower right", fontsize=7)
     what = "energy" if cost.startswith("energy") else "latency"
+    scope = f", within {ZOOM_POINTS:g} points of the best run" if zoom else ""
     _suptitle(
         figure,
-        f"Accuracy against {what} per input (bars: 95% intervals; hollow: mean ± s.d. over seeds); "
+        f"Accuracy against {what} per input{scope} (bars: 95% intervals; hollow: mean ± s.d. over seeds); "
         "lines join each family's Pareto front",
     )
     return figure
+
+
+def _zoom(axis, rows: pd.DataFrame, cost: str, scale: float) -> None:
+    """Limit ``axis`` to the dense region of ``rows`` (``frontier_figure``'s ``zoom``)."""
+    best = rows["accuracy"].max() * 100
+    near = rows[rows["accuracy"] * 100 >= best - ZOOM_POINTS]
+    if near.empty:
+        return
+    low, middle = near[cost].min() * scale, near[cost].median() * scale
+    axis.set_xlim(low * 0.95, max(middle * 1.5, low * 1.1))
+    axis.set_ylim(best - ZOOM_POINTS, best + 0.6)
 
 
 def _seed_spread(axis, rows: pd.DataFrame, cost: str, scale: float, color: str) -> None:

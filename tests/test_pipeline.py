@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.pipeline import replay
+from analysis.plot_workers import REPLAY_PLOTS
 from cost_models import METRICS, build_cost_table, load_preset
 from dfs_sim.errors import ConfigError, OutputError
 from dfs_sim.traces import read_trace, write_trace
@@ -138,7 +139,10 @@ def test_plots_drawn_by_workers_equal_those_of_this_process_and_a_missing_one_is
     plots = replayed.out / "plots"
     workers = replay(traces, presets=PRESETS, out=tmp_path / "workers", progress=False, plot_workers=2)
     drawn = sorted(path.name for path in plots.iterdir())
-    assert drawn == sorted(path.name for path in (workers.out / "plots").iterdir()) and len(drawn) == 13
+    assert (
+        drawn == sorted(path.name for path in (workers.out / "plots").iterdir())
+        and len(drawn) == 2 * len(REPLAY_PLOTS) + 1
+    )  # PNG and SVG each, and the stamp
     assert all((plots / name).read_bytes() == (workers.out / "plots" / name).read_bytes() for name in drawn)
     (workers.out / "plots" / "decision_maps.svg").unlink()
     replay(traces, presets=PRESETS, out=workers.out, progress=False, plot_workers=2)
