@@ -72,7 +72,7 @@ PLOTS_DIR = "plots"
 PER_INPUT_DIR = "per_input"  # the compact per-input form: one file per run × preset
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 2
-PLOT_VERSION = 8  # bump when a plot changes, so that stored plots are drawn again
+PLOT_VERSION = 9  # bump when a plot changes, so that stored plots are drawn again
 ROW_GROUP = 1024 * 1024  # rows per Parquet row group in per_input.parquet: pyarrow's write_table default
 # quantiles that per_run reports; the others only draw the per-input energy boxes (the ``boxes`` frame)
 PER_RUN_QUANTILES = (50, 99)

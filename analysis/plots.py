@@ -48,7 +48,7 @@ PART_STYLE = {
 }
 AXIS_LABEL = {
     "energy_pj_mean": ("Mean energy per input (µJ)", 1e-6),
-    "latency_us_mean": ("Mean latency per input (ms)", 1e-3),
+    "latency_us_mean": ("Mean latency per input (µs)", 1.0),  # the unit of per_run.csv and the terminal
 }
 
 # Text stays text in SVG (smaller, searchable, faster to write); fixed hash salt so reruns are byte-identical.

@@ -96,12 +96,12 @@ def hardware_front_figure(frame: pd.DataFrame) -> plt.Figure:
         rows = frame[frame["method"] == method].groupby("point")[["energy_pj_mean", "latency_us_mean"]].mean()
         if rows.empty:
             continue
-        energy, latency = rows["energy_pj_mean"].to_numpy() * 1e-6, rows["latency_us_mean"].to_numpy() * 1e-3
+        energy, latency = rows["energy_pj_mean"].to_numpy() * 1e-6, rows["latency_us_mean"].to_numpy()
         panel.scatter(latency, energy, color=style["color"], marker=style["marker"], alpha=0.5, label=style["label"])
         front = pareto_mask(np.column_stack([latency, energy]))
         order = np.argsort(latency[front])
         panel.plot(latency[front][order], energy[front][order], color=style["color"])
-    panel.set_xlabel("Mean latency per input (ms)")
+    panel.set_xlabel("Mean latency per input (µs)")
     panel.set_ylabel("Mean energy per input (µJ)")
     panel.grid(alpha=0.3)
     panel.legend()
