@@ -101,3 +101,26 @@ def test_channels_last_gives_the_same_full_precision_values():
     last = copy.deepcopy(base).to(memory_format=torch.channels_last)
     out = last(x.contiguous(memory_format=torch.channels_last), fixed_code=base.fp_code)
     assert torch.allclose(plain.logits, out.logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("quantizer", ["standard", "standard_mse"])
+def test_fast_training_forward_equals_the_reference_under_the_standard_quantizers(quantizer):
+    """Each width quantizes with the running range as it stands after its own observation, on both paths."""
+    torch.manual_seed(1)
+    base = create_model("dfs_resnet8", quantizer=quantizer).train()
+    with torch.no_grad():
+        base.forward_candidates_reference(torch.randn(16, 3, 32, 32), naive=True)
+        for embedding in base.gate_embeddings:
+            embedding.conv.weight.mul_(30)
+        base.controller.fc.weight.normal_(0, 30, generator=torch.Generator().manual_seed(1))
+        for module in base.modules():  # distinct clips per width, as a calibration would leave them
+            if hasattr(module, "clip"):
+                module.clip.copy_(torch.linspace(0.5, 1.0, module.clip.numel()))
+    x = torch.randn(12, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    y = torch.randint(0, 10, (12,), generator=torch.Generator().manual_seed(5))
+    reference = _step(copy.deepcopy(base), lambda m, x: m.forward_candidates_reference(x, naive=True), x, y)
+    fast = _step(copy.deepcopy(base), lambda m, x: m.forward_candidates(x), x, y)
+    assert len(torch.unique(reference[0].codes)) >= 2 and torch.equal(reference[0].codes, fast[0].codes)
+    assert torch.allclose(reference[0].logits, fast[0].logits, atol=2e-5, rtol=1e-4)
+    _assert_close_maps(reference[2], fast[2], "buffer")
+    _assert_close_maps(reference[1], fast[1], "gradient of")

@@ -111,9 +111,9 @@ class GatedBasicBlock(nn.Module):
         with nullcontext() if grad_any else torch.no_grad():
             if widths:  # the reference observes the same block input once per width; so does this, in one place
                 ranges = self.conv1.input_quantizer.ranges(x, widths)
-                if self.conv1.quantizer != "standard_mse":
+                if self.conv1.quantizer == LEGACY_QUANTIZER:
                     quantized = iter(quantize_levels(x, widths, *ranges[0]))  # one range: the clamp is shared
-                else:  # a clip per width (standard_mse)
+                else:  # a range per width (the running range moves with each observation; a clip per width)
                     pairs = zip(widths, ranges, strict=True)
                     quantized = iter([quantize_uniform(x, w, low, high) for w, (low, high) in pairs])
         outputs = []

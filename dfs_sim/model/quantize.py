@@ -236,16 +236,21 @@ class ActivationQuantizer(nn.Module):
         return self.running_min + self.clip[bits - 1] * (self.running_max - self.running_min)
 
     def ranges(self, x: torch.Tensor, widths: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``(low, high)`` of each width: training observes ``x`` once per width (the reference's order) and returns
-        the batch's range (``dfs_authors``) or the updated running range; evaluation returns the running range."""
-        if self.training:
-            low, high = self.batch_range(x)
-            for _ in widths:
-                self.observe(low, high)
-            self._keep_sample(x)
-            if self.scheme == LEGACY_QUANTIZER:
-                return [(low, high)] * len(widths)
-        return [(self.running_min, self._top(bits)) for bits in widths]
+        """``(low, high)`` of each width. Training observes ``x`` once per width, in order, as the reference path does
+        (each candidate's convolution observes its input): ``dfs_authors`` returns the batch's range for every width,
+        the standard schemes the running range as it stands after that width's observation. Evaluation returns the
+        running range."""
+        if not self.training:
+            return [(self.running_min, self._top(bits)) for bits in widths]
+        low, high = self.batch_range(x)
+        self._keep_sample(x)
+        found = []
+        for bits in widths:
+            self.observe(low, high)
+            found.append(
+                (low, high) if self.scheme == LEGACY_QUANTIZER else (self.running_min.clone(), self._top(bits))
+            )
+        return found
 
     def range(self, x: torch.Tensor, bits: int = MAX_BITS) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: the range ``forward`` uses for ``x`` (the running range updated once); evaluation: the running
