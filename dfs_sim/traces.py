@@ -205,6 +205,15 @@ class TraceRun(_RunMeta):
         return cached
 
 
+def _budget_problem(budget: object) -> str:
+    """What is wrong with a trace's ``budget`` ("" when nothing is): a percentage in 0..100, or null."""
+    if budget is None:
+        return ""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget <= 100:
+        return f"'budget' must be a percentage in 0..100 or null, got {budget!r}"
+    return ""
+
+
 def make_meta(
     *,
     method: str,
@@ -219,7 +228,11 @@ def make_meta(
     """Metadata for a new trace, with versions, git commit, command and time filled in.
 
     ``content_hash`` is added by ``write_trace``; ``extra`` keys (e.g. the checkpoint, the split) are kept as given.
+    A ``budget`` outside 0..100 is a ``TraceFormatError`` naming the parameter.
     """
+    problem = _budget_problem(budget)
+    if problem:
+        raise TraceFormatError("make_meta", problem.replace("'budget'", "budget"))
     meta = {
         "format_version": FORMAT_VERSION,
         "method": method,
@@ -500,9 +513,9 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
         )
     if meta["method"] not in METHODS:
         raise TraceFormatError(source, f"metadata 'method' is {meta['method']!r}; expected one of {METHODS}")
-    budget = meta["budget"]
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
-        raise TraceFormatError(source, f"metadata 'budget' must be a number or null, got {budget!r}")
+    problem = _budget_problem(meta["budget"])
+    if problem:
+        raise TraceFormatError(source, f"metadata {problem}")
     basis = meta.get("cost_basis", "proxy")
     if basis != "proxy" and not (
         isinstance(basis, dict)

@@ -154,5 +154,7 @@ def test_cli_on_corrupted_traces(tmp_path_factory, mutation, capsys):
     assert (out / "keep.txt").read_text() == "precious"
     assert not [path for path in out.rglob("*") if path.name.endswith(".tmp") or path.suffix == ".csv"]
     assert not (out / "per_input.parquet").exists()
-    manifest = out / "manifest.json"  # if the folder was claimed, it stays marked as a replay that did not finish
-    assert not manifest.exists() or json.loads(manifest.read_text())["status"] == "running"
+    manifest = out / "manifest.json"  # if the folder was claimed, it says the replay failed, and why, in one line
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text())
+        assert recorded["status"] == "failed" and bad.name in recorded["error"] and "\n" not in recorded["error"]

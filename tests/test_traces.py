@@ -209,3 +209,24 @@ def test_chunked_transpose_equals_numpy_transpose():
     for chunk in (1, 7, 30, 64):
         codes = _transpose(by_block, chunk=chunk)
         assert codes.flags.c_contiguous and np.array_equal(codes, by_block.T)
+
+
+def test_a_budget_outside_0_to_100_is_refused_on_write_and_on_read(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from dfs_sim.errors import TraceFormatError
+    from dfs_sim.traces import make_meta
+    from tests.factories import make_run
+
+    run = make_run("dfs", n=10)
+    kept = {key: run.meta[key] for key in ("method", "model", "seed")}
+    with pytest.raises(TraceFormatError, match=r"budget must be a percentage in 0\.\.100"):
+        make_meta(**kept, budget=-5, options=run.options, layers=run.layers)
+    path = write_trace(tmp_path / "bad.parquet", run)
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"dfs_sim"])
+    pq.write_table(table.replace_schema_metadata({b"dfs_sim": json.dumps({**meta, "budget": 150.0}).encode()}), path)
+    with pytest.raises(TraceFormatError, match=r"'budget' must be a percentage in 0\.\.100"):
+        read_trace(path)
