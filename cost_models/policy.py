@@ -39,7 +39,7 @@ from cost_models.rows import cost_row
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import LayerTable
-from dfs_sim.options import Option, options_to_meta, parse_options
+from dfs_sim.options import Option, canonical_name, options_to_meta, parse_options
 from dfs_sim.traces import TraceRun
 
 __all__ = ["PrecisionPolicy", "load_policy", "policy_frame", "policy_run"]
@@ -62,13 +62,17 @@ class PrecisionPolicy:
             raise ConfigError(self.source, "'skip' is not a precision; a policy names fp, qN or wNaM")
 
     def options(self) -> tuple[Option, ...]:
-        """Every option the policy names, once each, full precision included (codes in order of appearance)."""
-        names = list(dict.fromkeys([*(option for _, option in self.rules), self.default, "fp"]))
-        return parse_options(names)
+        """Every option the policy names, once each (one width named in two spellings, ``q8`` and ``w8a8``, is one
+        option), full precision included (codes in order of appearance)."""
+        first: dict[str, str] = {}  # the widths' one spelling -> the spelling the policy used first
+        for name in [*(option for _, option in self.rules), self.default, "fp"]:
+            first.setdefault(canonical_name(name), name)
+        return parse_options(list(first.values()))
 
     def assign(self, layers: LayerTable) -> list[Option]:
         """The option of every layer of ``layers``, in order; ``ConfigError`` for a rule that matches no layer."""
-        by_name = {option.name: option for option in self.options()}
+        canonical = {canonical_name(option.name): option for option in self.options()}
+        by_name = {name: canonical[canonical_name(name)] for name in [*(o for _, o in self.rules), self.default]}
         names = [layer.name for layer in layers]
         for pattern, _ in self.rules:
             if not any(fnmatchcase(name, pattern) for name in names):

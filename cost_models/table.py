@@ -1,6 +1,7 @@
 """``python -m cost_models.table``: per-layer costs for every option as CSV, for people who want the table itself.
 
     python -m cost_models.table --preset bitfusion_eyeriss --arch resnet38 [--options dfs|skipnet]
+    python -m cost_models.table --preset bitfusion_eyeriss stripes --options q4,w8a4,q8   # several presets, any widths
     python -m cost_models.table --preset stripes --topology net.csv          # a SCALE-Sim topology
     python -m cost_models.table --preset loom --arch resnet20 --haq-out t.npy --haq-metric cycles --max-bits 16
     python -m cost_models.table --preset stripes --module torchvision.models:resnet18 --input-shape 3,224,224
@@ -18,6 +19,7 @@ Bad input prints one line on stderr and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -31,7 +33,7 @@ from cost_models.rows import cost_row
 from dfs_sim.errors import ConfigError, DfsSimError, OutputError
 from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
 from dfs_sim.onnx_import import layer_table_from_onnx
-from dfs_sim.options import options_for_method
+from dfs_sim.options import options_for_method, parse_options
 from dfs_sim.traces import read_trace, write_trace
 
 __all__ = ["main", "layer_frame"]
@@ -96,7 +98,9 @@ def _write_policy_trace(path: str, run) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cost_models.table", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, help="shipped preset name or path to a preset .toml")
+    parser.add_argument(
+        "--preset", required=True, nargs="+", help="preset names or paths to preset .toml files (one or more)"
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--arch", default=None, help="resnetN, the gated CIFAR ResNet (default resnet38)")
     source.add_argument("--topology", default=None, help="SCALE-Sim topology CSV instead of --arch")
@@ -116,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         help="with --module, --onnx or --topology: regex naming the gateable units, e.g. 'layer\\d\\.\\d+'",
     )
     parser.add_argument(
-        "--options", default="dfs", help="option list of a method: dfs, dfs_binary or skipnet (default dfs)"
+        "--options",
+        default="dfs",
+        help="a method's option list (dfs, dfs_binary, skipnet; default dfs) or option names, comma-separated "
+        "(skip, fp, qN, wNaM, e.g. q4,w8a4,q8; fp is added when missing, for the layers that always run)",
     )
     parser.add_argument("--policy", default=None, help="per-layer widths (TOML or CSV, cost_models/policy.py)")
     parser.add_argument(
@@ -136,11 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-bits", type=int, default=8, help="HAQ table bits 1..max-bits (default 8)")
     args = parser.parse_args(argv)
     try:
-        preset = load_preset(args.preset)
-        try:
-            options = options_for_method(args.options)
-        except KeyError as error:
-            raise DfsSimError("--options", str(error.args[0])) from None
+        presets = [load_preset(name) for name in args.preset]
+        preset = presets[0]
+        options = _options(args.options)
         if args.onnx:
             layers = layer_table_from_onnx(args.onnx, gated=args.gated)
         elif args.module:
@@ -151,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             reference = read_trace(args.reference)
             layers = reference.layers
         else:
-            layers = _arch(args.arch or "resnet38", args.options, options)
+            layers = _arch(args.arch or "resnet38", args.options if "," not in args.options else "dfs", options)
         if args.max_bits < 1 or args.max_bits > 32:
             raise DfsSimError("--max-bits", f"must be in 1..32, got {args.max_bits}")
+        if len(presets) > 1 and (args.policy_trace or args.haq_out):
+            raise ConfigError("--preset", "--policy-trace and --haq-out take one preset")
         if args.effective_bits is not None:
-            if not preset.dynamic_precision:
+            if not all(p.dynamic_precision for p in presets):
                 raise ConfigError("--effective-bits", f"preset {preset.name!r} has no array.dynamic_precision")
             if args.effective_bits < 1 or args.policy:
                 raise ConfigError("--effective-bits", "must be 1 or more, and is not combined with --policy")
@@ -163,18 +170,49 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--policy-trace", "needs --policy and --reference (the trace whose inputs it reuses)")
         if args.policy:
             policy = load_policy(args.policy)
-            frame = _with_total(policy_frame(layers, preset, policy))
+            frame = pd.concat([_with_total(policy_frame(layers, p, policy)) for p in presets], ignore_index=True)
             if args.policy_trace:
                 _write_policy_trace(args.policy_trace, policy_run(reference, policy))
         else:
-            frame = layer_frame(layers, preset, options, args.effective_bits)
+            frame = pd.concat(
+                [layer_frame(layers, p, options, args.effective_bits) for p in presets], ignore_index=True
+            )
         if args.haq_out:
             write_haq_table(args.haq_out, layers, preset, args.haq_metric, args.max_bits)
     except (DfsSimError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    frame.to_csv(sys.stdout, index=False)
+    try:
+        _integers(frame).to_csv(sys.stdout, index=False)
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter closes it at exit
     return 0
+
+
+def _options(text: str):
+    """A method's option list, or option names separated by commas (fp added when missing)."""
+    if "," not in text and not re.fullmatch(r"skip|fp|q\d+|w\d+a\d+", text):
+        try:
+            return options_for_method(text)
+        except KeyError as error:
+            raise DfsSimError("--options", str(error.args[0])) from None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if "fp" not in names:
+        names.append("fp")
+    try:
+        return parse_options(names)
+    except ValueError as error:
+        raise DfsSimError("--options", str(error)) from None
+
+
+def _integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose every value is a whole number printed as integers (a missing block stays empty)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values) and values.dropna().eq(values.dropna().round()).all():
+            frame[column] = values.astype("Int64")
+    return frame
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "DFS_OPTIONS",
     "SKIPNET_OPTIONS",
     "FULL_PRECISION_BITS",
+    "canonical_name",
     "options_for_method",
     "options_from_meta",
     "options_to_meta",
@@ -131,6 +132,20 @@ def parse_options(names: Sequence[str]) -> tuple[Option, ...]:
     if names.count("fp") != 1:
         raise ValueError("the list needs exactly one full-precision option, fp")
     return tuple(options)
+
+
+def canonical_name(name: str) -> str:
+    """The one spelling of an option name: ``w8a8`` is ``q8`` (the same widths); others unchanged. Raises
+    ``ValueError`` for a name the grammar does not know."""
+    match = _NAME.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        if name in ("skip", "fp"):
+            return name
+        parse_options([name, "fp"] if name != "fp" else [name])  # raises the grammar's own error
+        return name
+    if match[2] and match[2] == match[3]:
+        return f"q{match[2]}"
+    return name
 
 
 def options_to_meta(options: tuple[Option, ...]) -> list[dict]:

@@ -90,3 +90,26 @@ def test_arch_tables_follow_the_methods_options_and_gate(capsys):
     assert set(frame.loc[frame["block"] == -1, "fixed_option"]) == {1}  # full precision is code 1 of (skip, fp)
     gate_fc = frame[frame["layer"] == "gate0.fc"].iloc[0]
     assert gate_fc["macs"] == 10  # SkipNet's gate ends in Linear(10, 1)
+
+
+def test_option_names_several_presets_and_integer_columns(capsys):
+    """For architects: any widths by name (fp added), several presets in one table, whole numbers printed whole."""
+    assert main(["--preset", "bitfusion_eyeriss", "stripes", "--arch", "resnet8", "--options", "q4,w8a4"]) == 0
+    text = capsys.readouterr().out
+    frame = pd.read_csv(io.StringIO(text))
+    assert set(frame["preset"]) == {"bitfusion_eyeriss", "stripes"}
+    assert set(frame["option_name"]) == {"q4", "w8a4", "fp"}
+    header, first = text.splitlines()[:2]
+    row = dict(zip(header.split(","), first.split(","), strict=True))
+    assert row["cycles"].isdigit() and row["macs"].isdigit() and row["block"] == "-1"
+    assert main(["--preset", "stripes", "--options", "q4,q17"]) == 2
+    assert "--options" in capsys.readouterr().err
+
+
+def test_a_policy_may_name_one_width_in_two_spellings(tmp_path, capsys):
+    policy = tmp_path / "widths.toml"
+    policy.write_text('default = "w8a8"\n[[rule]]\nlayers = "group1.*"\noption = "q8"\n')
+    assert main(["--preset", "stripes", "--arch", "resnet8", "--policy", str(policy)]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    gated = frame[frame["block"] >= 0]
+    assert set(gated["option_name"]) == {"q8"}  # w8a8 and q8 are the same option, spelled as the rules first name it
