@@ -202,12 +202,30 @@ def _static_families(per_run: pd.DataFrame) -> list[str]:
             for group, values in groups
         )
         lines.append(f"- Quantization-aware fine-tuning: {listed}.")
-    mixed = per_run[per_run["family"] == "mixed precision"]
-    if not mixed.empty:
-        parts = [f"`{row['run']}` {_pct(row['accuracy'])}" for row in mixed.drop_duplicates("run").to_dict("records")]
-        lines.append(f"- Per-layer mixed precision (searched on the preset's cost): {', '.join(parts)}.")
+    lines += _mixed_against_uniform(per_run)
     lines.append("")
     return lines
+
+
+def _mixed_against_uniform(per_run: pd.DataFrame) -> list[str]:
+    """Each mixed-precision run on the preset and axis its widths were searched on, against the uniform post-training
+    front at the same cost there."""
+    from analysis.matched import front_points, interpolate_front
+
+    mixed = per_run[(per_run["family"] == "mixed precision") & (per_run["search_basis"].fillna("") != "")]
+    parts = []
+    for row in mixed.to_dict("records"):
+        preset, _, metric = str(row["search_basis"]).rpartition(" ")
+        if row["preset"] != preset:
+            continue
+        axis = "energy_pj_mean" if metric == "energy" else "latency_us_mean"
+        uniform = per_run[(per_run["preset"] == preset) & (per_run["family"] == "static")]
+        at_cost, status = interpolate_front(front_points(uniform, axis), axis, float(row[axis]), ["accuracy"])
+        versus = f"uniform {_pct(at_cost['accuracy'])}" if at_cost else status.replace("baseline run", "uniform run")
+        parts.append(f"`{row['run']}` {_pct(row['accuracy'])} at {_cost(row[axis], axis)} ({versus})")
+    if not parts:
+        return []
+    return [f"- Per-layer mixed precision, each on the preset and axis it was searched on: {'; '.join(parts)}."]
 
 
 def _bases(bases: pd.DataFrame, per_run: pd.DataFrame) -> list[str]:

@@ -210,6 +210,7 @@ def _replay_into(
         family=per_run["run"].map({run.name: run_family(run) for run in job.runs}),
         seed_group=per_run["run"].map(seed_group),
         quantizer=per_run["run"].map({run.name: run_quantizer(run) for run in job.runs}),
+        search_basis=per_run["run"].map({run.name: run_search_basis(run) for run in job.runs}),
     )
     fronts = _fronts(per_run)
     paired = per_input_costs(job.runs, [p for p in job.presets if not p.dynamic_precision], _tables(job))
@@ -279,6 +280,15 @@ def run_family(run) -> str:
     if "mixed_precision" in run.meta or len(set(run.meta.get("static_options") or [None])) > 1:
         return "mixed precision"
     return "static QAT" if run.meta.get("static_training") == "qat" else "static"
+
+
+def run_search_basis(run) -> str:
+    """What a mixed-precision run's widths were searched on ("bitfusion_eyeriss energy"), "" for other runs."""
+    searched = run.meta.get("mixed_precision")
+    basis = searched.get("cost_basis") if isinstance(searched, dict) else None
+    if isinstance(basis, dict) and {"preset", "metric"} <= set(basis):
+        return f"{basis['preset']} {basis['metric']}"
+    return ""
 
 
 def run_quantizer(run) -> str:

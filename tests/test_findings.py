@@ -53,3 +53,29 @@ def test_the_findings_command(bundled, tmp_path, capsys):
     (tmp_path / "plain.md").write_text("no markers\n")
     assert main([str(bundled), "--readme", str(tmp_path / "plain.md")]) == 2
     assert "findings block" in capsys.readouterr().err
+
+
+def test_a_mixed_run_is_set_against_the_uniform_front_where_it_was_searched():
+    from analysis.findings import _mixed_against_uniform
+
+    rows = [
+        ("static_q4", "static", "", 0.90, 100.0),
+        ("static_q8", "static", "", 0.94, 200.0),
+        ("mixed_a", "mixed precision", "p energy", 0.93, 150.0),
+    ]
+    per_run = pd.DataFrame(
+        [
+            {
+                "run": run,
+                "family": family,
+                "search_basis": basis,
+                "preset": "p",
+                "accuracy": accuracy,
+                "energy_pj_mean": energy * 1e6,
+                "latency_us_mean": 1.0,
+            }
+            for run, family, basis, accuracy, energy in rows
+        ]
+    )
+    (line,) = _mixed_against_uniform(per_run)
+    assert "`mixed_a` 93.00% at 150 µJ (uniform 92.00%)" in line  # the front halfway between q4 and q8
