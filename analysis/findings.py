@@ -212,7 +212,7 @@ def _mixed_against_uniform(per_run: pd.DataFrame) -> list[str]:
     front at the same cost there."""
     from analysis.matched import front_points, interpolate_front
 
-    mixed = per_run[(per_run["family"] == "mixed precision") & (per_run["search_basis"].fillna("") != "")]
+    mixed = per_run[(per_run["family"] == "mixed precision") & per_run["search_basis"].notna()]
     parts = []
     for row in mixed.to_dict("records"):
         preset, _, metric = str(row["search_basis"]).rpartition(" ")
