@@ -187,7 +187,8 @@ EXAMPLES = {
         ),
         native_budgets=((15, "bitfusion_eyeriss", "energy"),),
         static=("q2", "q3", "q4", "q5", "q6", "q8", "q10", "q12", "q16", "fp", "w8a4", "w4a8", "w6a4", "w4a6"),
-        qat=("q3", "q4", "w4a4", "w8a4"),
+        # w4a4 is q4 (the same widths, one option): the fourth width is Bit Fusion's native w4a8
+        qat=("q3", "q4", "w4a8", "w8a4"),
         qat_seeds=(0, 1, 2),
         # targets at the cost of uniform q3, q4 and q5 on each preset, so mixed and uniform meet at matched cost
         mixed=(
