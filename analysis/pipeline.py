@@ -8,10 +8,12 @@ per-run summary (JSON) and, as asked, its per-input rows. A rerun over the same 
 interrupted replay resumes. The final frames are assembled from the parts and written atomically; ``manifest.json``
 is written last.
 
-Per-input rows (``per_input=``): "full" (the default) writes every column to ``per_input.parquet``; "compact" writes
-only the costs (run, preset, input_id, cycles, latency, energy and its parts, DRAM bits; the trace holds the rest,
-joined on ``input_id``) as one Parquet file per run × preset under ``per_input/``, written once, never copied;
-"none" writes none. Every aggregate, front, comparison and plot is the same in all three.
+Per-input rows (``per_input=``) go to one Parquet file per run × preset under ``per_input/``, streamed as the replay
+goes (a writer thread encodes each chunk while the next is replayed), written once and never copied or gathered
+into one frame: "full" (the default) with every column, "compact" with only the costs (run, preset, input_id,
+cycles, latency, energy and its parts, DRAM bits; the trace holds the rest, joined on ``input_id``); "none" writes
+none. ``pd.read_parquet("OUT/per_input")`` reads the files as one frame. Every aggregate, front, comparison and plot
+is the same in all three.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from analysis.report import write_report
 from analysis.streaming import PER_INPUT_FORMS, QUANTILES, RunTotals, replay_run
 from cost_models import CostTable, build_cost_table, list_presets, load_preset
 from cost_models.cost_table import MODEL_VERSION
-from dfs_sim._atomic import atomic_path, atomic_write_text
+from dfs_sim._atomic import atomic_write_text
 from dfs_sim.errors import ConfigError
 from dfs_sim.traces import CHUNK_INPUTS, TraceFile, TraceRun, open_traces
 
@@ -69,11 +71,10 @@ __all__ = ["ReplayResult", "replay", "PARTS_DIR", "MANIFEST"]
 
 PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
-PER_INPUT_DIR = "per_input"  # the compact per-input form: one file per run × preset
+PER_INPUT_DIR = "per_input"  # the per-input rows: one file per run × preset
 # Bump when the per-input frame's columns or meaning change, so that old parts are not reused.
 FRAME_VERSION = 2
 PLOT_VERSION = 9  # bump when a plot changes, so that stored plots are drawn again
-ROW_GROUP = 1024 * 1024  # rows per Parquet row group in per_input.parquet: pyarrow's write_table default
 # quantiles that per_run reports; the others only draw the per-input energy boxes (the ``boxes`` frame)
 PER_RUN_QUANTILES = (50, 99)
 PLOTS_STAMP = ".frames.sha256"
@@ -108,8 +109,6 @@ class ReplayResult:
             return self.per_input_in_memory
         if self.out is None or self.per_input_form == "none":
             raise ValueError("this replay kept no per-input rows (per_input='none')")
-        if self.per_input_form == "full":
-            return pd.read_parquet(self.out / "per_input.parquet")
         files = sorted((self.out / PER_INPUT_DIR).glob("*.parquet"))
         return pa.concat_tables([pq.read_table(path) for path in files]).to_pandas()
 
@@ -252,8 +251,6 @@ def _replay_into(
         difficulty=difficulty_frame(per_run, paired),
     )
     if job.out is not None:
-        if job.form == "full":
-            _write_per_input_file(job, job.out / "per_input.parquet")
         _write_outputs(result, job.out, plot_stamp, workers)
         plots = job.out / PLOTS_DIR
         current = _plots_current(plots, _plots_stamp(fingerprint, job.presets))
@@ -469,7 +466,7 @@ class _PartWriters:
 
 def _part_path(job: _Job, run, preset, suffix: str) -> Path:
     assert job.out is not None
-    folder = job.out / (PER_INPUT_DIR if job.form == "compact" and suffix == ".parquet" else PARTS_DIR)
+    folder = job.out / (PER_INPUT_DIR if suffix == ".parquet" else PARTS_DIR)
     return folder / (_part_name(run, preset, job.form) + suffix)
 
 
@@ -486,29 +483,6 @@ def _read_part(job: _Job, run, preset) -> dict | None:
     except (OSError, ValueError):
         return None
     return part if isinstance(part, dict) and {"row", "block_counts"} <= set(part) else None
-
-
-def _write_per_input_file(job: _Job, path: Path) -> None:
-    """``per_input.parquet`` from the full parts, in run × preset order, in row groups of ``ROW_GROUP`` rows as one
-    ``pq.write_table`` of the whole frame would cut them, a part at a time."""
-    assert job.out is not None
-    with atomic_path(path) as temporary:
-        writer, pending, pending_rows = None, [], 0
-        for run in job.runs:
-            for preset in job.presets:
-                table = pq.read_table(_part_path(job, run, preset, ".parquet"))
-                if writer is None:
-                    writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
-                pending.append(table)
-                pending_rows += table.num_rows
-                while pending_rows >= ROW_GROUP:
-                    joined = pa.concat_tables(pending)
-                    writer.write_table(joined.slice(0, ROW_GROUP), row_group_size=ROW_GROUP)
-                    pending, pending_rows = [joined.slice(ROW_GROUP)], joined.num_rows - ROW_GROUP
-        assert writer is not None
-        if pending_rows:
-            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
-        writer.close()
 
 
 def _fronts(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -541,8 +515,7 @@ def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, work
         for stale in (out / folder).glob("*.*"):
             if stale.name.rpartition(".")[0] not in keep:
                 stale.unlink()
-    if result.per_input_form != "full":
-        (out / "per_input.parquet").unlink(missing_ok=True)  # of an earlier replay in another form
+    (out / "per_input.parquet").unlink(missing_ok=True)  # the one-file form of dfs-sim before per_input/
 
 
 def _plots_stamp(fingerprint: str, presets) -> str:

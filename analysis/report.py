@@ -19,7 +19,7 @@ import markdown
 import pandas as pd
 
 from dfs_sim._atomic import atomic_write_text
-from dfs_sim.provenance import git_commit, utc_now, versions
+from dfs_sim.provenance import git_commit, versions
 
 __all__ = ["REPORT", "report_html", "write_report"]
 
@@ -115,7 +115,8 @@ def report_html(out: Path, presets: Sequence, command: str = "", plots: Path | N
         f"<td>{html.escape(str(preset.source))}</td><td><code>{preset.content_hash()[:16]}</code></td></tr>"
         for preset in presets
     )
-    provenance = {"command": command, "created": utc_now(), "git_commit": git_commit(), "versions": versions()}
+    # no time of day: a rerun over the same inputs writes the same page (the manifest records when)
+    provenance = {"command": command, "git_commit": git_commit(), "versions": versions()}
     sections = [
         "<h1>dfs-sim replay report</h1>",
         (

@@ -116,8 +116,9 @@ def bench_replay(inputs: int, blocks: int = 35) -> dict:
 def bench_end_to_end(inputs: int) -> dict:
     """The whole replay job on a big ResNet-38 trace, each command in its own process: the plain numpy script
     (``benchmarks.plain_replay``), ``python -m dfs_sim.replay`` writing the compact per-input frame and, where the
-    command has ``--per-input``, the same replay with no per-input frame. Wall seconds and peak resident memory (MB)
-    of each; ``e2e_replay_vs_plain`` above 1 means the pipeline is faster than the plain script. Cost tables are
+    command has ``--per-input``, the default (``full``: every column) and no per-input frame. Wall seconds and peak
+    resident memory (MB) of each; ``e2e_replay_vs_plain`` and ``e2e_full_vs_plain`` above 1 mean the pipeline is
+    faster than the plain script. Cost tables are
     built beforehand, and ``main`` runs this after the replay section has filled Numba's cache, so that neither
     command pays a one-off build or compilation that a warm job would not."""
     with tempfile.TemporaryDirectory() as folder:
@@ -139,6 +140,11 @@ def bench_end_to_end(inputs: int) -> dict:
             if per_input
             else {"wall_s": math.nan, "peak_mb": math.nan}
         )
+        full = (
+            measured_child([*replay, "--out", str(work / "full"), "--per-input", "full"], env)
+            if per_input
+            else {"wall_s": math.nan, "peak_mb": math.nan}
+        )
     return {
         "e2e_inputs": inputs,
         "e2e_plain_s": plain["wall_s"],
@@ -148,6 +154,9 @@ def bench_end_to_end(inputs: int) -> dict:
         "e2e_replay_vs_plain": plain["wall_s"] / compact["wall_s"],
         "e2e_none_s": none["wall_s"],
         "e2e_none_peak_mb": none["peak_mb"],
+        "e2e_full_s": full["wall_s"],
+        "e2e_full_peak_mb": full["peak_mb"],
+        "e2e_full_vs_plain": plain["wall_s"] / full["wall_s"],
     }
 
 
@@ -445,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         "e2e_replay_vs_plain",
         "e2e_replay_s",
         "e2e_replay_peak_mb",
+        "e2e_full_vs_plain",
+        "e2e_full_s",
+        "e2e_full_peak_mb",
         "read_mdecisions_per_s",
         "tables_s",
         "search_speedup",

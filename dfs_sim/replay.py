@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-input",
         choices=("full", "compact", "none"),
         default="full",
-        help="per-input rows: 'full' (default) every column in per_input.parquet; 'compact' only the costs, one file "
-        "per run x preset under per_input/ (join the trace on input_id for the rest); 'none' no per-input rows. "
-        "Every aggregate, front, comparison and plot is made in all three",
+        help="per-input rows, one Parquet file per run x preset under per_input/, streamed as the replay goes: "
+        "'full' (default) every column; 'compact' only the costs (join the trace on input_id for the rest); 'none' "
+        "no per-input rows. Every aggregate, front, comparison and plot is made in all three",
     )
     parser.add_argument(
         "--chunk-inputs",

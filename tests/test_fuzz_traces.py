@@ -153,7 +153,7 @@ def test_cli_on_corrupted_traces(tmp_path_factory, mutation, capsys):
     assert captured.err.count("\n") == 1 and bad.name in captured.err and "Traceback" not in captured.err
     assert (out / "keep.txt").read_text() == "precious"
     assert not [path for path in out.rglob("*") if path.name.endswith(".tmp") or path.suffix == ".csv"]
-    assert not (out / "per_input.parquet").exists()
+    # per_input/ may hold the rows of the runs finished before the bad one: they are parts a rerun resumes from
     manifest = out / "manifest.json"  # if the folder was claimed, it says the replay failed, and why, in one line
     if manifest.exists():
         recorded = json.loads(manifest.read_text())

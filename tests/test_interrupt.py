@@ -141,7 +141,7 @@ def test_sigterm_unwinds_the_command(traces, tmp_path):
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None and not list((out / "parts").glob("*.parquet")):
+    while time.monotonic() < deadline and process.poll() is None and not list((out / "per_input").glob("*.parquet")):
         time.sleep(0.005)
     children = _children(process.pid)
     process.send_signal(signal.SIGTERM)

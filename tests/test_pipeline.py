@@ -86,7 +86,6 @@ def test_per_block_fractions(replayed):
 def test_files_plots_and_manifest(replayed, traces):
     out = replayed.out
     for name in (
-        "per_input.parquet",
         "per_run.csv",
         "per_run.parquet",
         "per_block.parquet",
@@ -110,8 +109,14 @@ def test_files_plots_and_manifest(replayed, traces):
     assert [preset["name"] for preset in manifest["presets"]] == PRESETS
     assert all(len(preset["hash"]) >= 8 for preset in manifest["presets"])
     assert len(manifest["inputs"]) == 5 and all(len(entry["sha256"]) == 64 for entry in manifest["inputs"])
-    frame = pd.read_parquet(out / "per_input.parquet")
-    pd.testing.assert_frame_equal(frame, replayed.per_input, check_dtype=False)
+    # the per-input rows: one file per run x preset, streamed as the replay went; read as one frame, they are the
+    # rows an in-memory replay keeps
+    assert len(list((out / "per_input").glob("*.parquet"))) == len(manifest["inputs"]) * len(PRESETS)
+    assert not (out / "per_input.parquet").exists()
+    frame = pd.read_parquet(out / "per_input").sort_values(["run", "preset", "input_id"], ignore_index=True)
+    in_memory = replay(traces, presets=PRESETS, out=None, progress=False).per_input
+    in_memory = in_memory.sort_values(["run", "preset", "input_id"], ignore_index=True)
+    pd.testing.assert_frame_equal(frame, in_memory, check_dtype=False, check_categorical=False)
     assert not list(out.rglob("*.tmp"))
 
 
@@ -188,8 +193,12 @@ def test_parts_of_another_cost_model_version_are_not_reused(replayed, traces, mo
 def test_a_replay_on_dask_writes_the_same_outputs(replayed, traces, tmp_path):
     """Each run on a Dask worker, its parts written there: every output byte-identical to the in-process replay."""
     on_dask = replay(traces, presets=PRESETS, out=tmp_path / "dask", progress=False, plots=False, workers=2)
-    for name in ("per_run.csv", "matched.csv", "bases.csv", "fronts.csv", "per_input.parquet", "per_block.parquet"):
-        assert (on_dask.out / name).read_bytes() == (replayed.out / name).read_bytes(), name
+    local = replay(traces, presets=PRESETS, out=tmp_path / "local", progress=False, plots=False)  # the same form
+    names = ["per_run.csv", "matched.csv", "bases.csv", "fronts.csv", "per_block.parquet"]
+    rows = sorted(f"per_input/{path.name}" for path in (local.out / "per_input").glob("*.parquet"))
+    assert rows == sorted(f"per_input/{path.name}" for path in (on_dask.out / "per_input").glob("*.parquet"))
+    for name in [*names, *rows]:
+        assert (on_dask.out / name).read_bytes() == (local.out / name).read_bytes(), name
     again = replay(traces, presets=PRESETS, out=tmp_path / "dask", progress=False, plots=False, workers=2)
     assert again.reused_parts == len(replayed.runs) * len(PRESETS)
     with pytest.raises(ConfigError, match="output folder"):

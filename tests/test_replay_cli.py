@@ -58,7 +58,7 @@ def test_cli_writes_summary_without_importing_torch(tmp_path):
     assert list(frame["run"]) == ["dfs_r8", "skipnet_r8", "static_r8"]
     assert frame.loc[2, "computation_pct"] == pytest.approx(100 / 16)
     assert (out / "manifest.json").is_file()
-    assert {"per_input.parquet", "per_run.parquet", "per_block.parquet", "fronts.csv", "matched.csv"} <= {
+    assert {"per_input", "per_run.parquet", "per_block.parquet", "fronts.csv", "matched.csv"} <= {
         path.name for path in out.iterdir()
     }
     assert "Runs: accuracy" in done.stdout and "paired tests" in done.stdout

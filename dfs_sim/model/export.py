@@ -258,6 +258,10 @@ def export(
     calibration = None
     if static_option is not None and any(not o.float for o in model.options):  # post-training: calibrate first
         fraction = config.get("validation_fraction", 0.1)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+            raise CheckpointError(
+                checkpoint, f"config.validation_fraction: expected a number in [0, 1), got {fraction!r}"
+            )
         train_split = split_validation(load_split(dataset, "train", data_path, split_seed), fraction, split_seed)[0]
         calibration = {
             "split": "train",

@@ -1,4 +1,4 @@
-"""Uniform quantization with a straight-through gradient, in two schemes (docs/design.md §1, docs/departures.md).
+"""Uniform quantization with a straight-through gradient, in three schemes (docs/design.md §1, docs/departures.md).
 
 ``dfs_authors``, the quantizer of the DFS reference code: weights per tensor from the tensor's own min/max
 (asymmetric); activations from a running min/max of per-sample extremes averaged over the batch, where a training
