@@ -160,9 +160,10 @@ def bench_end_to_end(inputs: int) -> dict:
     }
 
 
-def bench_large(inputs: int) -> dict:
-    """``python -m dfs_sim.replay --per-input none`` on one trace of ``inputs`` inputs (the issue's 100 M): seconds
-    and peak memory, which streaming keeps near the chunk's and the kept quantile columns' (1 GiB at most) size."""
+def bench_large(inputs: int, forms: tuple[str, ...] = ("none", "full")) -> dict:
+    """``python -m dfs_sim.replay --per-input FORM`` on one trace of ``inputs`` inputs (100 M, say), for each of
+    ``forms`` (``none`` and the default ``full``): seconds and peak memory, which streaming keeps near the chunk's,
+    the writer's queue and the kept quantile columns' (1 GiB at most) size, whatever the trace's length."""
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         run = resampled_run(inputs)
@@ -171,8 +172,11 @@ def bench_large(inputs: int) -> dict:
         del run
         env = dict(os.environ, PYTHONPATH=str(ROOT), DFS_SIM_CACHE=str(work / "tables"))
         command = [sys.executable, "-m", "dfs_sim.replay", str(trace.parent), "--no-plots", "--quiet"]
-        none = measured_child([*command, "--out", str(work / "none"), "--per-input", "none"], env)
-    return {"large_inputs": inputs, "large_none_s": none["wall_s"], "large_none_peak_mb": none["peak_mb"]}
+        figures: dict = {"large_inputs": inputs}
+        for form in forms:
+            measured = measured_child([*command, "--out", str(work / form), "--per-input", form], env)
+            figures[f"large_{form}_s"], figures[f"large_{form}_peak_mb"] = measured["wall_s"], measured["peak_mb"]
+    return figures
 
 
 def resampled_run(inputs: int, seed: int = 0) -> TraceRun:
@@ -414,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         "--large",
         type=int,
         metavar="N",
-        help="only the large replay: one trace of N inputs (e.g. 100000000) with --per-input none, time and peak "
-        "memory (minutes, and about 8 GB to make the trace)",
+        help="only the large replay: one trace of N inputs (e.g. 100000000) with --per-input none and full, time "
+        "and peak memory (minutes, about 8 GB to make the trace, and the full rows' disk)",
     )
     args = parser.parse_args(argv)
     if args.large:
