@@ -160,7 +160,7 @@ def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
     make_traces.make_run(example, "dfs_b2.5-lowbit", "dfs", 2.5, backbone, [])
     train, _ = make_traces.commands
     assert 'options=["skip", "q3", "q4", "q5", "q6", "q8", "fp"]' in train and "--seed" not in train
-    assert train[train.index("--beta") + 1] == "0.04"
+    assert train[train.index("--beta") + 1] == "0.01"
 
     # mixed precision: the search command with the sensitivity cache beside the backbone
     make_traces.commands.clear()
