@@ -95,13 +95,18 @@ def findings_markdown(frames: dict[str, pd.DataFrame]) -> str:
         "significantly more accurate than the first or cheaper than the second; **worse**: the first is "
         "significantly more accurate or the second significantly cheaper; **no difference** otherwise."
     )
-    quantizers = per_run[per_run["method"] == "dfs"].drop_duplicates("run")["quantizer"].value_counts()
-    if len(quantizers) > 1:
+    runs = per_run.drop_duplicates("run")
+    quantizing = runs[runs["quantizer"].fillna("") != ""]
+    if quantizing["quantizer"].nunique() > 1:
+        by_method = quantizing.groupby(["method", "quantizer"]).size().reset_index(name="runs")
         lines.append("")
         lines.append(
-            "Not every DFS run uses the same quantizer yet: "
-            + ", ".join(f"{count} use `{name}`" for name, count in quantizers.items())
-            + " (`per_run.csv`, column `quantizer`)."
+            "**Not every run uses the same quantizer yet**, so a comparison between methods also compares "
+            "quantizers: "
+            + "; ".join(
+                f"{row['runs']} {row['method']} runs use `{row['quantizer']}`" for row in by_method.to_dict("records")
+            )
+            + " (`per_run.csv`, column `quantizer`; `python examples/make_traces.py` retrains the rest)."
         )
     lines.append("")
     lines += _against(matched, "static", "the best static baseline (post-training, quantization-aware and mixed)")
@@ -313,7 +318,7 @@ def _headroom(headroom: pd.DataFrame, oracle: pd.DataFrame, per_run: pd.DataFram
             f"{_span((defined['static'] * 100).tolist())}% and the oracle "
             f"{_span((defined['oracle'] * 100).tolist())}%; the DFS runs capture "
             f"{_span((defined['captured'] * 100).tolist(), '{:.0f}')}% of that gap (best `{best['run']}`, "
-            f"{best['captured'] * 100:.0f}%; below 0: under the static front)."
+            f"{_span([best['captured'] * 100], '{:.0f}')}%; below 0: under the static front)."
         )
     lines.append("")
     return lines

@@ -291,7 +291,11 @@ def run_search_basis(run) -> str:
 def run_quantizer(run) -> str:
     """The quantizer a run's quantized options used ("" when it quantizes nothing; traces from before the choice of
     quantizer name none and used the authors' one, ``dfs_authors``)."""
-    if all(option.is_skip or option.float for option in run.options):
+    used = run.options
+    static = run.meta.get("static_option") if run.method == "static" else None
+    if isinstance(static, int) and not isinstance(static, bool) and 0 <= static < len(run.options):
+        used = (run.options[static],)  # a static trace from before the choice lists every DFS option, runs one
+    if all(option.is_skip or option.float for option in used):
         return ""
     return str(run.meta.get("quantizer", "dfs_authors"))
 
