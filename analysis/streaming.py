@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, per_input_frame, run_labels, wilson_interval
+from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, run_labels, wilson_interval
 from analysis.replay_kernel import precision_deltas, replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
@@ -66,9 +66,31 @@ def compact_table(chunk, preset_name: str, costs: np.ndarray, us_per_cycle: floa
 
 
 def full_table(chunk, preset_name: str, costs: np.ndarray, us_per_cycle: float) -> pa.Table:
-    """Every per-input column (``analysis.frames.per_input_frame``)."""
-    frame = per_input_frame(chunk, preset_name, costs, us_per_cycle=us_per_cycle, proxy=proxy_per_input(chunk))
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    """Every per-input column (``analysis.frames.per_input_frame``'s), built as Arrow arrays straight from the
+    chunk's numpy arrays: no pandas frame per chunk and preset; the run, method and preset dictionary-encoded (one
+    value each)."""
+    if costs.shape != (chunk.num_inputs, len(COST_METRICS)):
+        raise ValueError(f"costs have shape {costs.shape}, expected ({chunk.num_inputs}, {len(COST_METRICS)})")
+    indices = np.zeros(chunk.num_inputs, np.int32)
+    budget = np.float64(np.nan if chunk.budget is None else chunk.budget)
+    columns = {
+        "run": pa.DictionaryArray.from_arrays(indices, pa.array([chunk.name])),
+        "method": pa.DictionaryArray.from_arrays(indices, pa.array([chunk.method])),
+        "budget": pa.array(np.full(chunk.num_inputs, budget)),
+        "preset": pa.DictionaryArray.from_arrays(indices, pa.array([preset_name])),
+        "input_id": pa.array(chunk.input_id),
+        "label": pa.array(chunk.label),
+        "pred": pa.array(chunk.pred),
+        "correct": pa.array(chunk.label == chunk.pred),
+        "confidence": pa.array(chunk.confidence),
+        "cycles": pa.array(costs[:, _CYCLES]),
+        **{name: pa.array(_derived(costs, us_per_cycle, name)) for name in _QUANTILE_COLUMNS},
+        **{name: pa.array(costs[:, COST_METRICS.index(name)]) for name in (*ENERGY_PARTS, "dram_bits")},
+        "proxy_cost": pa.array(proxy_per_input(chunk)),
+    }
+    order = ["run", "method", "budget", "preset", "input_id", "label", "pred", "correct", "confidence", "cycles"]
+    order += ["latency_us", "energy_pj", *ENERGY_PARTS, "dram_bits", "proxy_cost"]
+    return pa.table({name: columns[name] for name in order})
 
 
 PER_INPUT_TABLES = {"full": full_table, "compact": compact_table}
