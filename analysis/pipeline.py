@@ -261,12 +261,17 @@ def _replay_into(
 
 
 def _tables(job: _Job) -> dict[tuple[str, str], CostTable]:
-    """The cost table of every run on every preset (from the on-disk cache the replay filled)."""
-    return {
-        (run.name, preset.name): build_cost_table(run.layers, preset, options=run.options)
-        for run in job.runs
-        for preset in job.presets
-    }
+    """The cost table of every run on every preset (from the on-disk cache the replay filled), each distinct table
+    loaded once: runs of one network and option list share it."""
+    loaded: dict[tuple, CostTable] = {}
+    tables = {}
+    for run in job.runs:
+        for preset in job.presets:
+            key = (run.layers.content_hash(), run.options, preset.content_hash())
+            if key not in loaded:
+                loaded[key] = build_cost_table(run.layers, preset, options=run.options)
+            tables[run.name, preset.name] = loaded[key]
+    return tables
 
 
 def run_family(run) -> str:
