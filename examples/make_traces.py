@@ -80,6 +80,7 @@ class Example:
     lowbit_seeds: dict[float, tuple[int, ...]]  # further seeds of some proxy low-bit budgets
     beta: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
+    run_settings: dict[str, tuple[str, ...]]  # per run (all its seeds), --set overrides after joint_settings
     joint_settings: tuple[str, ...]  # --set overrides of the gate and joint runs
     skipnet_settings: tuple[str, ...]  # --set overrides of SkipNet's two phases
     backbone: str  # the committed backbone checkpoint
@@ -149,9 +150,24 @@ class Example:
         from dfs_sim.traces import open_trace
 
         try:
-            return open_trace(path).meta.get("quantizer", "dfs_authors") == self.quantizer
+            meta = open_trace(path).meta
         except DfsSimError:  # an unreadable trace is made again
             return False
+        return meta.get("quantizer", "dfs_authors") == self.quantizer and self._settings_match(name, meta)
+
+    def _settings_match(self, name: str, meta: dict) -> bool:
+        """Whether a trace was trained with the run's own ``run_settings`` (a setting added later remakes it)."""
+        import tomllib
+
+        from dfs_sim.model.config import TrainConfig
+
+        trained = meta.get("train_config") or {}
+        for setting in self.run_settings.get(split_seed_suffix(name)[0], ()):
+            key, value = setting.split("=", 1)
+            wanted = tomllib.loads(f"v = {value}")["v"]
+            if trained.get(key, getattr(TrainConfig(), key)) != wanted:
+                return False
+        return True
 
     def work_folder(self, name: str, method: str) -> Path:
         """Where a trained run's checkpoints go: under the quantizer's name when the run quantizes, so that a run
@@ -220,6 +236,8 @@ EXAMPLES = {
             **{f"dfs_b{b:g}-lowbit": 0.01 for b in (1, 1.5, 2.5, 4)},
             **{hardware_run_name(b, "bitfusion_eyeriss", "energy") + "-lowbit": 0.01 for b in (8, 11)},
         },
+        # 2 points either side of a 1 or 1.5% budget spans 0-3.5%: both runs kept the same 2.3% evaluation
+        run_settings={f"dfs_b{b:g}-lowbit": ("keep_within=0.5",) for b in (1, 1.5)},
         joint_settings=("keep=best", "eval_every=25", "checkpoint_every=50"),
         # SkipNet keeps its last iterate: its trade-off is set by alpha, not by a budget to select against
         skipnet_settings=("eval_every=50", "checkpoint_every=50"),
@@ -246,6 +264,7 @@ EXAMPLES = {
         lowbit_seeds={},
         beta={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
+        run_settings={},
         joint_settings=(),
         skipnet_settings=(),
         backbone="runs/digits_r38/backbone/backbone.pt",  # seconds to train: not committed
@@ -308,7 +327,10 @@ def make_run(example: Example, name: str, method: str, value: float | None, back
         print(f"{name}: {trace.relative_to(ROOT)} exists, skipped", flush=True)
         return
     if trace.is_file():
-        print(f"{name}: {trace.relative_to(ROOT)} was made with another quantizer; making it again", flush=True)
+        print(
+            f"{name}: {trace.relative_to(ROOT)} was made with another quantizer or settings; making it again",
+            flush=True,
+        )
     quantizer = ["--quantizer", example.quantizer]
     if method == "static":
         option = name.split("_", 1)[1]
@@ -326,7 +348,8 @@ def make_run(example: Example, name: str, method: str, value: float | None, back
         return
     stem, seed = split_seed_suffix(name)
     folder = example.work_folder(name, method)
-    settings = [item for setting in example.joint_settings for item in ("--set", setting)]
+    own_settings = (*example.joint_settings, *example.run_settings.get(stem, ()))
+    settings = [item for setting in own_settings for item in ("--set", setting)]
     seed_option = ["--seed", str(seed)] if seed else []
     if method == "qat":
         final = folder / "qat.pt"
@@ -389,7 +412,13 @@ def main() -> int:
         print(f"backbone: {backbone_state} ({example.backbone})")
         for name, method, _ in runs:
             made = example.trace(name).is_file()
-            state = "done" if example.current(name, method) else "stale (another quantizer)" if made else "to do"
+            state = (
+                "done"
+                if example.current(name, method)
+                else "stale (another quantizer or settings)"
+                if made
+                else "to do"
+            )
             print(f"{name}: {state} ({example.trace(name).relative_to(ROOT)})")
         return 0
     (ROOT / example.out).mkdir(parents=True, exist_ok=True)

@@ -218,3 +218,21 @@ def test_the_command_line(make_traces, capsys, monkeypatch):
     assert len(runs) >= 6 + 4 + 5  # DFS budgets, SkipNet alphas, static options
     assert "skipnet_a1: to do (examples/traces/skipnet_r38_a1.parquet)" in listed
     assert "dfs_b3: to do (examples/traces/dfs_r38_b3.parquet)" in listed
+
+
+def test_a_trace_trained_without_its_run_settings_is_made_again_with_them(make_traces, tmp_path):
+    from dfs_sim.traces import read_trace, write_trace
+
+    example = dataclasses.replace(_example(make_traces), run_settings={"dfs_b2.5-lowbit": ("keep_within=0.5",)})
+    (tmp_path / example.out).mkdir(parents=True)
+    bundled = read_trace(ROOT / "examples/traces/static_r38_q8.parquet")
+    for name, keep_within in (("dfs_b2.5-lowbit", None), ("dfs_b2.5-lowbit-s1", 0.5)):
+        config = {**(bundled.meta.get("train_config") or {}), "keep_within": keep_within}
+        config = {k: v for k, v in config.items() if v is not None}  # None: a trace from before the setting existed
+        meta = {**bundled.meta, "quantizer": example.quantizer, "train_config": config}
+        write_trace(example.trace(name), dataclasses.replace(bundled, meta=meta))
+    assert not example.current("dfs_b2.5-lowbit", "dfs")  # trained at the default 2 points
+    assert example.current("dfs_b2.5-lowbit-s1", "dfs")  # a seed of the same run shares its settings
+    make_traces.make_run(example, "dfs_b2.5-lowbit", "dfs", 2.5, tmp_path / example.backbone, [])
+    trained = make_traces.commands[0]
+    assert trained[trained.index("keep_within=0.5") - 1] == "--set"

@@ -195,3 +195,18 @@ def test_a_block_the_whole_batch_skips_still_gets_weight_decay(tmp_path, monkeyp
 def test_a_config_built_in_python_is_type_checked(tmp_path, changes, key):
     with pytest.raises(ConfigError, match=rf"config: {key}: expected"):
         train(dataclasses.replace(_tiny(tmp_path), **changes), progress=False)
+
+
+def test_keep_best_picks_the_most_accurate_evaluation_within_keep_within_of_the_budget():
+    from dfs_sim.model.training import _score
+
+    evaluations = {"at 2.3%": (93.1, 2.3), "at 1.2%": (92.0, 1.2), "at 6%": (94.0, 6.0)}
+
+    def kept(config):
+        return max(evaluations, key=lambda k: _score("joint", config, *evaluations[k]))
+
+    assert kept(TrainConfig(budget=1.0)) == "at 2.3%"  # the default 2 points let 2.3% count as on budget
+    assert kept(TrainConfig(budget=1.0, keep_within=0.5)) == "at 1.2%"
+    assert kept(TrainConfig(budget=1.0, keep_within=0)) == "at 1.2%"  # none in range: the nearest
+    with pytest.raises(ConfigError, match="keep_within"):
+        config_from_dict({"keep_within": -1})

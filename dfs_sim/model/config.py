@@ -111,7 +111,9 @@ class TrainConfig:
     # Evaluation on a seeded part of the training data, never the test split; the weights a stage ends with
     validation_fraction: float = 0.1
     eval_every: int = 1000
-    keep: str = "last"  # "last" iterate or "best" evaluation (joint: best accuracy within 2 points of the budget)
+    keep: str = "last"  # "last" iterate or "best" evaluation (joint: best accuracy within keep_within of the budget)
+    # how far (points of computation) a "best" evaluation may miss the stage's target; low budgets need a tighter one
+    keep_within: float = 2.0
     # "full_precision": the reference's gate stage; "gated": the all-candidates forward (this project's earlier one)
     gate_stage_forward: str = "full_precision"
     # "auto": bf16 autocast for the full-precision backbone stage on a GPU only; "fp32"; "bf16": autocast everywhere
@@ -213,6 +215,8 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("validation_fraction", f"must be in [0, 1), got {config.validation_fraction}")
     if config.eval_every < 1:
         raise bad("eval_every", "must be >= 1")
+    if not 0 <= config.keep_within <= 100:
+        raise bad("keep_within", f"must be in 0..100 points, got {config.keep_within}")
     for key, valid in (
         ("keep", ("last", "best")),
         ("gate_stage_forward", ("full_precision", "gated")),
@@ -322,6 +326,7 @@ _TYPES = {
     "validation_fraction": (int, float),
     "eval_every": int,
     "keep": str,
+    "keep_within": (int, float),
     "gate_stage_forward": str,
     "precision": str,
     "deterministic": bool,

@@ -188,13 +188,13 @@ def _validation_split(config: TrainConfig, train_split: Split) -> tuple[Split, S
 
 
 def _score(stage: str, config: TrainConfig, accuracy: float, computation: float) -> tuple[float, float]:
-    """What ``keep = "best"`` maximises: accuracy, among evaluations within 2 points of the stage's target when the
-    stage has one (gate: ``gate_target``; joint: ``budget``), else the nearest to the target first. SkipNet's phases
-    have no target: its authors keep the most accurate evaluation."""
+    """What ``keep = "best"`` maximises: accuracy, among evaluations within ``keep_within`` points of the stage's
+    target when the stage has one (gate: ``gate_target``; joint: ``budget``), else the nearest to the target first.
+    SkipNet's phases have no target: its authors keep the most accurate evaluation."""
     if stage in ("backbone", "sp", "hrl", "qat"):
         return (0.0, accuracy)
     target = config.gate_target if stage == "gate" else config.budget
-    return (-max(abs(computation - target) - 2.0, 0.0), accuracy)
+    return (-max(abs(computation - target) - config.keep_within, 0.0), accuracy)
 
 
 def train(
