@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -41,6 +42,23 @@ FAMILY_STYLE = {
     "static QAT": {"color": "tab:olive", "marker": "v", "label": "static, quantization-aware"},
     "mixed precision": {"color": "tab:cyan", "marker": "P", "label": "mixed precision"},
 }
+# methods the project does not know (any name a trace may carry) get these, in sorted order, after the known ones
+OTHER_COLORS = ("tab:red", "tab:brown", "tab:pink", "tab:gray", "black", "gold", "navy", "teal")
+OTHER_MARKERS = ("X", "*", "h", "p", "<", ">", "d", "8")
+
+
+def family_styles(names: Iterable[str], known: dict[str, dict] = FAMILY_STYLE) -> dict[str, dict]:
+    """A style for every family (or, with ``known=METHOD_STYLE``, method) in ``names``: the known ones first, in
+    ``known``'s order, then any other, sorted, each with its own colour and marker (which cycle only beyond eight
+    other families)."""
+    present = set(names)
+    styles = {name: style for name, style in known.items() if name in present}
+    for index, name in enumerate(sorted(present - set(known))):
+        color, marker = OTHER_COLORS[index % len(OTHER_COLORS)], OTHER_MARKERS[index % len(OTHER_MARKERS)]
+        styles[name] = {"color": color, "marker": marker, "label": name}
+    return styles
+
+
 PART_STYLE = {
     "e_compute_pj": ("compute", "tab:blue"),
     "e_sram_pj": ("on-chip SRAM", "tab:orange"),
@@ -123,7 +141,7 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean", zoom: b
     family = per_run["family"] if "family" in per_run.columns else per_run["method"]
     on_front = pareto_front(per_run.assign(family=family), {cost: "min", "accuracy": "max"}, by=["preset", "family"])
     for axis, preset in zip(axes, presets, strict=False):
-        for name, style in FAMILY_STYLE.items():
+        for name, style in family_styles(family).items():
             rows = per_run[(per_run["preset"] == preset) & (family == name)]
             if rows.empty:
                 continue
@@ -299,6 +317,7 @@ def energy_distribution_figure(boxes: pd.DataFrame) -> plt.Figure:
     ``_mean``, exact percentiles of every input's energy), so it needs no per-input rows."""
     presets = list(dict.fromkeys(boxes["preset"]))
     runs = _order_runs(boxes)[::-1]  # the first run at the top
+    styles = family_styles(boxes["method"], known=METHOD_STYLE)
     figure, axes = _row_panels(len(runs), len(presets))
     for axis, preset in zip(axes, presets, strict=True):
         at_preset = boxes[boxes["preset"] == preset].set_index("run").loc[runs]
@@ -321,7 +340,7 @@ def energy_distribution_figure(boxes: pd.DataFrame) -> plt.Figure:
             widths=0.6,
         )
         for position, (box, row) in enumerate(zip(drawn["boxes"], at_preset.itertuples(), strict=True), start=1):
-            style = METHOD_STYLE.get(row.method, METHOD_STYLE["dfs"])
+            style = styles[row.method]
             box.set_facecolor(style["color"])
             box.set_alpha(0.6)
             # the mean as a marker, so that runs with no spread (static) stay visible
@@ -332,9 +351,9 @@ def energy_distribution_figure(boxes: pd.DataFrame) -> plt.Figure:
         axis.set_xlabel("Energy per input (µJ)")
         axis.set_title(preset)
         axis.grid(alpha=0.3, axis="x")
-    methods = [method for method in METHOD_STYLE if (boxes["method"] == method).any()]
-    handles = [plt.Rectangle((0, 0), 1, 1, color=METHOD_STYLE[m]["color"], alpha=0.6) for m in methods]
-    figure.legend(handles, [METHOD_STYLE[m]["label"] for m in methods], loc="outside lower center", ncols=len(methods))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=style["color"], alpha=0.6) for style in styles.values()]
+    labels = [style["label"] for style in styles.values()]
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(styles), 6))
     _suptitle(figure, "Per-input energy of each run (box: quartiles, whiskers: 1st–99th percentile, marker: mean)")
     return figure
 

@@ -56,7 +56,7 @@ def run_summary(runs: Iterable[TraceRun]) -> pd.DataFrame:
             "run": run.name,
             "method": run.method,
             "budget": run.budget,
-            "depth": run.meta["model"]["depth"],
+            "depth": run.meta["model"].get("depth"),
             "dataset": run.meta["model"]["dataset"],
             "n": run.num_inputs,
             "accuracy": run.accuracy,

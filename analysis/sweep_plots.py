@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.pareto import pareto_mask
-from analysis.plots import METHOD_STYLE, plt, save_figure
+from analysis.plots import METHOD_STYLE, family_styles, plt, save_figure
 
 __all__ = ["gain_by_axis_figure", "gain_heatmap_figure", "hardware_front_figure", "write_sweep_plots"]
 
@@ -92,7 +92,7 @@ def gain_heatmap_figure(frame: pd.DataFrame, x: str, y: str) -> plt.Figure:
 def hardware_front_figure(frame: pd.DataFrame) -> plt.Figure:
     """Each method's hardware points (its runs' mean energy and latency at each point) and their Pareto front."""
     figure, panel = plt.subplots(figsize=(6.0, 4.4), layout="constrained")
-    for method, style in METHOD_STYLE.items():
+    for method, style in family_styles(frame["method"], known=METHOD_STYLE).items():
         rows = frame[frame["method"] == method].groupby("point")[["energy_pj_mean", "latency_us_mean"]].mean()
         if rows.empty:
             continue

@@ -21,7 +21,7 @@ from cost_models.model import METRICS
 from cost_models.preset import load_preset
 from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import LayerTable
-from dfs_sim.options import Option, proxy_costs
+from dfs_sim.options import Option, full_precision_code, proxy_costs
 from dfs_sim.traces import COST_BASIS_METRICS
 
 __all__ = ["BUDGET_METRICS", "CostBasis", "budget_costs", "budget_pct"]
@@ -77,10 +77,11 @@ def budget_costs(layers: LayerTable, options: Sequence[Option], basis: CostBasis
         return np.tile(np.asarray(proxy_costs(options), dtype=np.float64), (blocks, 1))
     table = build_cost_table(layers, basis.preset, options)
     raw = table.block[:, :, _ENERGY].sum(axis=2) if basis.metric == "energy" else table.block[:, :, _CYCLES]
-    full = [option.code for option in options if option.float]
-    if len(full) != 1:
-        raise ConfigError("options", "a cost basis needs exactly one full-precision option")
-    total = raw[:, full[0]].sum()
+    try:
+        full = full_precision_code(options)
+    except ValueError as error:
+        raise ConfigError("options", str(error)) from None
+    total = raw[:, full].sum()
     if not total > 0:
         raise ConfigError(basis.label, "every gated block at full precision costs nothing on this basis")
     return raw / total * blocks

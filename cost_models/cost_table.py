@@ -2,6 +2,7 @@
 
 ``CostTable.block[b, k, m]`` is gated block ``b`` at option ``k`` for metric ``METRICS[m]``, *including* the block's
 projection layer (role ``projection``), which runs at its ``fixed_option`` even when the block is skipped.
+An option with a ``width`` below 1 prices the block's main layers narrowed (``dfs_sim.layer_table.narrowed``).
 ``CostTable.fixed[m]`` sums every always-run layer (stem, first block, fc, gates) at its ``fixed_option``. A block's
 cost depends only on its own option's (w_bits, a_bits, float, skip), so replay is a gather-sum. On a preset with
 ``array.dynamic_precision``, ``CostTable.effective[b, k, e, m]`` is block ``b`` at option ``k`` when its activations
@@ -33,15 +34,14 @@ import pandas as pd
 from cost_models.model import METRICS, LayerCost, effective_cost, option_cost, skip_cost, trims
 from cost_models.preset import Preset, load_preset
 from dfs_sim._atomic import atomic_write_bytes
-from dfs_sim.layer_table import ConvLayer, LayerTable
+from dfs_sim.layer_table import ConvLayer, LayerTable, narrowed
 from dfs_sim.options import DFS_OPTIONS, Option, options_to_meta
 from dfs_sim.traces import PRECISION_STEPS
 
 __all__ = ["CostTable", "build_cost_table", "default_cache_dir", "MODEL_VERSION"]
 
 # Bump when a formula changes: old cache files then stop matching.
-MODEL_VERSION = "cost-models-4"  # 2: active/idle compute energy, search objective, FC rule; 3: unit-cycle metrics;
-# 4: grouped convolutions packed block-diagonally
+MODEL_VERSION = "cost-models-4"  # bumped on every formula change (the history is in git)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,14 +169,15 @@ def _build(
             if option.is_skip:
                 cost = projection if has_projection else skip_cost(main[0], preset)
             else:
-                cost = sum((option_cost(layer, preset, option) for layer in main), projection)
+                cost = sum((option_cost(layer, preset, option) for layer in narrowed(main, option.width)), projection)
             block[index, code] = cost.metrics()
             if effective is None:
                 continue
             effective[index, code] = block[index, code]  # static wherever the data's bits change nothing
             if trims(option, preset):
                 for bits in range(1, option.a_bits):
-                    trimmed = sum((effective_cost(layer, preset, option, bits) for layer in main), projection)
+                    run = narrowed(main, option.width)
+                    trimmed = sum((effective_cost(layer, preset, option, bits) for layer in run), projection)
                     effective[index, code, bits] = trimmed.metrics()
     fixed_cost = sum(
         (option_cost(layer, preset, _fixed_option(layer, options)) for layer in layer_table.fixed_layers()), LayerCost()

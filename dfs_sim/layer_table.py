@@ -11,15 +11,17 @@ Nothing here imports torch: hardware people build tables without a model.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import overload
 
 from dfs_sim.errors import LayerTableError
-from dfs_sim.options import DFS_OPTIONS, Option
+from dfs_sim.options import DFS_OPTIONS, Option, full_precision_code
 
 __all__ = [
     "CIFAR_DEPTHS",
@@ -29,6 +31,8 @@ __all__ = [
     "LayerTable",
     "cifar_resnet_layers",
     "gated_unit_finder",
+    "narrowed",
+    "narrowed_channels",
 ]
 
 KINDS = ("conv", "linear", "gate")
@@ -258,10 +262,10 @@ def cifar_resnet_layers(
         raise LayerTableError(
             f"cifar_resnet_layers(depth={depth})", "depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, 110, ...)"
         )
-    full_precision = [option.code for option in options if option.float]
-    if len(full_precision) != 1:
-        raise LayerTableError("cifar_resnet_layers", "the option list must contain exactly one full-precision option")
-    fp = full_precision[0]
+    try:
+        fp = full_precision_code(options)
+    except ValueError as error:
+        raise LayerTableError("cifar_resnet_layers", str(error)) from None
     blocks_per_group = (depth - 2) // 6
     layers: list[ConvLayer] = [
         ConvLayer(in_channels, widths[0], input_size, input_size, 3, 1, 1, name="stem", fixed_option=fp)
@@ -317,6 +321,42 @@ def _gate_layers(block: int, in_channels: int, outputs: int, fp: int) -> list[Co
         ConvLayer(2 * embed, 4 * embed, 1, 1, 1, name=f"gate{block}.lstm", kind="gate", fixed_option=fp),
         ConvLayer(embed, outputs, 1, 1, 1, name=f"gate{block}.fc", kind="gate", fixed_option=fp),
     ]
+
+
+def narrowed_channels(channels: int, width: float, groups: int = 1) -> int:
+    """``width`` of ``channels``, rounded up to a whole multiple of ``groups`` (at least one group) [our assumption:
+    a slimmable layer keeps whole groups; slimmable networks round their widths up likewise]."""
+    return max(groups, math.ceil(channels * width / groups - 1e-9) * groups)
+
+
+def narrowed(main: Sequence[ConvLayer], width: float) -> tuple[ConvLayer, ...]:
+    """A gated unit's main layers (in table order, a chain) run at ``width`` of their internal channels.
+
+    The internal channels are the outputs of every main layer but the last; each is also the input of the next
+    layer, so both shrink together, while the unit's input and output keep their width (the residual sum and the
+    next unit see the full tensor). A unit of one main layer computes ``width`` of its outputs (channel gating of a
+    single convolution). A depthwise layer (``groups == in_ch == out_ch``) keeps one group per channel; other grouped
+    layers keep their groups and round to whole groups (``narrowed_channels``). [Our assumption, after slimmable
+    networks (Yu et al., ICLR 2019) and channel gating (Hua et al., NeurIPS 2019).]"""
+    if width == 1.0:
+        return tuple(main)
+    last = len(main) - 1
+    layers = []
+    in_ch = main[0].in_ch
+    for index, layer in enumerate(main):
+        depthwise = layer.groups == layer.in_ch == layer.out_ch and layer.groups > 1
+        groups = in_ch if depthwise else layer.groups
+        out_ch = layer.out_ch
+        if depthwise:
+            out_ch = in_ch
+        elif index < last or last == 0:
+            following = main[index + 1] if index < last else None
+            # whole groups of this layer and of the next (a depthwise next layer takes any count)
+            next_groups = 1 if following is None or following.groups == following.in_ch else following.groups
+            out_ch = narrowed_channels(layer.out_ch, width, math.lcm(groups, next_groups))
+        layers.append(dataclasses.replace(layer, in_ch=in_ch, out_ch=out_ch, groups=groups))
+        in_ch = out_ch
+    return tuple(layers)
 
 
 # A convolution of a gated unit whose name, after the unit, contains one of these is the unit's shortcut.

@@ -18,7 +18,7 @@ from typing import Any
 
 from dfs_sim.errors import LayerTableError
 from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable, gated_unit_finder
-from dfs_sim.options import DFS_OPTIONS, Option
+from dfs_sim.options import DFS_OPTIONS, Option, full_precision_code
 
 __all__ = ["COST_FREE_OPS", "layer_table_from_onnx"]
 
@@ -99,10 +99,10 @@ def layer_table_from_onnx(
         import onnx.shape_inference
     except ImportError:
         raise LayerTableError(source, "reading ONNX needs the onnx package: pip install 'dfs-sim[onnx]'") from None
-    full_precision = [option.code for option in options if option.float]
-    if len(full_precision) != 1:
-        raise LayerTableError(source, "the option list must contain exactly one full-precision option")
-    fp = full_precision[0]
+    try:
+        fp = full_precision_code(options)
+    except ValueError as error:
+        raise LayerTableError(source, str(error)) from None
 
     model = _load(onnx, source)
     graph = model.graph

@@ -9,6 +9,11 @@ holding the activation precision the block's inputs actually needed at the chose
 mean over groups of 16 activations of the bits left after trimming leading zeros; ``dfs_sim.model.precision``);
 0 where nothing was measured (skip, full precision). Version 2 files (no such columns) read unchanged.
 
+Format 4 opens the contract to any dynamic network: ``method`` is any name (the known ones, ``METHODS``, keep
+their special handling in the analysis; others are a family of their own), ``model`` needs only ``dataset`` and
+``num_classes`` (``arch``, ``depth`` and ``input_size`` are free-form and optional), and options may run a unit at a
+fraction of its width (``dfs_sim.options``). Versions 2 and 3 read unchanged: their contract is a special case.
+
 Integrity: pages are written with checksums that are verified on read, and a hash of the table's contents (and of the
 metadata) is stored in the metadata and checked, so a flipped byte is an error rather than silently different data.
 Every check that fails raises ``TraceFormatError`` with a one-line message naming the file and the problem.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import InitVar, dataclass, field
@@ -31,8 +37,8 @@ import pyarrow.parquet as pq
 
 from dfs_sim._atomic import atomic_path
 from dfs_sim.errors import LayerTableError, TraceFormatError
-from dfs_sim.layer_table import LayerTable
-from dfs_sim.options import Option, options_from_meta, options_to_meta
+from dfs_sim.layer_table import ConvLayer, LayerTable
+from dfs_sim.options import Option, options_from_meta, options_to_meta, parse_options
 from dfs_sim.provenance import command_line, git_commit, utc_now, versions
 
 __all__ = [
@@ -48,6 +54,7 @@ __all__ = [
     "block_column",
     "precision_column",
     "make_meta",
+    "new_trace",
     "open_trace",
     "open_traces",
     "read_trace",
@@ -56,10 +63,11 @@ __all__ = [
     "write_trace",
 ]
 
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 METADATA_KEY = b"dfs_sim"
-METHODS = ("dfs", "dfs_binary", "skipnet", "static")
+METHODS = ("dfs", "dfs_binary", "skipnet", "static")  # the methods the analysis knows; any other name is allowed
+METHOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 CHUNK_INPUTS = 1 << 18  # inputs per chunk when a trace is streamed: smaller measured slower, larger no faster
 COST_BASIS_METRICS = ("energy", "latency")  # what a budget on a preset is measured in (cost_models.budget)
 BLOCK_PREFIX = "block_"
@@ -86,7 +94,7 @@ REQUIRED_META = (
     "created",
     "content_hash",
 )
-REQUIRED_MODEL = ("arch", "depth", "dataset", "num_classes", "input_size")
+REQUIRED_MODEL = ("dataset", "num_classes")  # arch, depth, input_size: optional, free-form
 
 
 def block_column(block: int) -> str:
@@ -214,6 +222,17 @@ def _budget_problem(budget: object) -> str:
     return ""
 
 
+def _method_problem(method: object) -> str:
+    """What is wrong with a trace's ``method`` ("" when nothing is): a name of letters, digits, ``_``, ``.`` or ``-``
+    starting with a letter, at most 64 characters."""
+    if isinstance(method, str) and METHOD_NAME.fullmatch(method):
+        return ""
+    return (
+        f"'method' must be a name of letters, digits, '_', '.' or '-' starting with a letter (e.g. dfs, static, "
+        f"early_exit), got {method!r}"
+    )
+
+
 def make_meta(
     *,
     method: str,
@@ -230,9 +249,9 @@ def make_meta(
     ``content_hash`` is added by ``write_trace``; ``extra`` keys (e.g. the checkpoint, the split) are kept as given.
     A ``budget`` outside 0..100 is a ``TraceFormatError`` naming the parameter.
     """
-    problem = _budget_problem(budget)
-    if problem:
-        raise TraceFormatError("make_meta", problem.replace("'budget'", "budget"))
+    for problem in (_budget_problem(budget), _method_problem(method)):
+        if problem:
+            raise TraceFormatError("make_meta", problem.replace("'budget'", "budget").replace("'method'", "method"))
     meta = {
         "format_version": FORMAT_VERSION,
         "method": method,
@@ -249,6 +268,106 @@ def make_meta(
     }
     meta["content_hash"] = ""
     return meta
+
+
+def new_trace(
+    *,
+    name: str,
+    method: str,
+    layers: LayerTable | Sequence[ConvLayer],
+    options: Sequence[str] | Sequence[Option],
+    codes: Any,
+    labels: Any,
+    predictions: Any,
+    confidences: Any,
+    dataset: str,
+    num_classes: int,
+    budget: float | None = None,
+    seed: int = 0,
+    input_ids: Any = None,
+    precision: Any = None,
+    model: dict | None = None,
+    **extra: Any,
+) -> TraceRun:
+    """A run of any dynamic network from plain arrays, its provenance (versions, git commit, command, time) filled in;
+    write it with ``write_trace`` or replay it in memory (``analysis.replay``). docs/python.md shows it in use.
+
+    ``layers``: the network's layer table (``ConvLayer`` rows; the gated units are the blocks it marks); ``options``:
+    option names (``["skip", "q4", "fp@0.5", "fp"]``) or ``Option`` objects; ``codes``: (inputs × gated units)
+    integers, the option each input chose in each unit; ``labels``, ``predictions``: class indices in
+    0..``num_classes``-1; ``confidences``: the top softmax probability, in [0, 1]; ``input_ids``: defaults to
+    0..N-1; ``precision``: optional effective precisions (inputs × units, eighths of a bit). ``model`` adds free-form
+    description (``arch``, ``depth``, ...); ``extra`` keys go into the metadata as given. Every bad argument is a
+    ``TraceFormatError`` naming the parameter.
+    """
+    source = "new_trace"
+
+    def bad(parameter: str, problem: str) -> TraceFormatError:
+        return TraceFormatError(source, f"{parameter}: {problem}")
+
+    if not isinstance(name, str) or not name:
+        raise bad("name", f"must be a non-empty string, got {name!r}")
+    if isinstance(options, str):
+        raise bad("options", f"must be a list of option names, got the string {options!r}")
+    try:
+        given = [o for o in options if isinstance(o, Option)]
+        if len(given) == len(options):
+            parsed = options_from_meta(options_to_meta(tuple(given)))  # codes in order, consistent bits
+        else:
+            parsed = parse_options([str(name) if isinstance(name, Option) else name for name in options])
+    except ValueError as error:
+        raise bad("options", str(error)) from None
+    try:
+        table = layers if isinstance(layers, LayerTable) else LayerTable(layers, source="layers")
+        table.check_options(len(parsed))
+    except (LayerTableError, TypeError) as error:
+        raise bad("layers", getattr(error, "problem", str(error))) from None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise bad("num_classes", f"must be a positive integer, got {num_classes!r}")
+    code_array = np.asarray(codes)
+    if code_array.ndim != 2 or code_array.shape[1] != table.num_blocks:
+        raise bad("codes", f"must be (inputs x {table.num_blocks} gated units), got shape {code_array.shape}")
+    count = code_array.shape[0]
+    arrays = {"codes": code_array}
+    for parameter, values in (("labels", labels), ("predictions", predictions), ("confidences", confidences)):
+        arrays[parameter] = np.asarray(values)
+        if arrays[parameter].shape != (count,):
+            raise bad(parameter, f"must have one value per input ({count}), got shape {arrays[parameter].shape}")
+    for parameter, high in (("codes", len(parsed)), ("labels", num_classes), ("predictions", num_classes)):
+        values = arrays[parameter]
+        if count and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= high):
+            raise bad(parameter, f"must be integers in 0..{high - 1}")
+    confidence = arrays["confidences"]
+    if count and (confidence.dtype.kind not in "fiu" or not np.all((confidence >= 0) & (confidence <= 1))):
+        raise bad("confidences", "must be numbers in [0, 1] (the top softmax probability)")
+    ids = np.arange(count) if input_ids is None else np.asarray(input_ids)
+    if ids.shape != (count,) or (count and ids.dtype.kind not in "iu") or len(np.unique(ids)) != count:
+        raise bad("input_ids", f"must be {count} distinct integers")
+    described = {key: value for key, value in (model or {}).items() if key not in ("dataset", "num_classes")}
+    try:
+        meta = make_meta(
+            method=method,
+            budget=budget,
+            model={**described, "dataset": dataset, "num_classes": num_classes},
+            options=parsed,
+            layers=table,
+            seed=seed,
+            name=name,
+            **extra,
+        )
+        return TraceRun(
+            meta=meta,
+            codes=code_array.astype(CODE_DTYPE),
+            input_id=ids.astype(np.int64),
+            label=arrays["labels"].astype(np.int16),
+            pred=arrays["predictions"].astype(np.int16),
+            confidence=np.asarray(arrays["confidences"], dtype=np.float32),
+            precision=None if precision is None else np.asarray(precision),
+        )
+    except TraceFormatError as error:
+        # name the parameter: the checks of make_meta and the trace's own speak of metadata and columns
+        problem = error.problem.replace("metadata ", "")
+        raise TraceFormatError(source, problem) from None
 
 
 def write_trace(path: str | os.PathLike, run: TraceRun) -> Path:
@@ -511,8 +630,9 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
             f"unknown format_version {meta['format_version']!r}; this dfs_sim reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}",
         )
-    if meta["method"] not in METHODS:
-        raise TraceFormatError(source, f"metadata 'method' is {meta['method']!r}; expected one of {METHODS}")
+    problem = _method_problem(meta["method"])
+    if problem:
+        raise TraceFormatError(source, f"metadata {problem}")
     problem = _budget_problem(meta["budget"])
     if problem:
         raise TraceFormatError(source, f"metadata {problem}")
@@ -534,9 +654,11 @@ def _parse_meta(meta: dict, source: object) -> tuple[LayerTable, tuple[Option, .
     model = meta["model"]
     if not isinstance(model, dict) or any(key not in model for key in REQUIRED_MODEL):
         raise TraceFormatError(source, f"metadata 'model' must be an object with keys {list(REQUIRED_MODEL)}")
+    if not isinstance(model["dataset"], str) or not model["dataset"]:
+        raise TraceFormatError(source, f"metadata 'model.dataset' must be a non-empty string, got {model['dataset']!r}")
     for name, value in (
         ("model.num_classes", model["num_classes"]),
-        ("model.depth", model["depth"]),
+        *((("model.depth", model["depth"]),) if model.get("depth") is not None else ()),
         ("seed", meta["seed"]),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):

@@ -30,7 +30,8 @@ def make_run(
 
     ``static_code`` gives every input and every gated block that one option code (``n`` inputs), as a static
     baseline does; ``codes`` gives the code matrix itself. Neither draws from the generator."""
-    options = options_for_method(method)
+    known = method in ("dfs", "dfs_binary", "skipnet", "static")
+    options = options_for_method(method if known else "dfs")  # a method the project does not know: DFS's options
     gate_outputs = 1 if method == "skipnet" else None  # SkipNet's sigmoid gate has one output
     layers = cifar_resnet_layers(depth, num_classes=num_classes, options=options, gate_outputs=gate_outputs)
     rng = np.random.default_rng(seed)

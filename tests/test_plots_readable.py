@@ -16,7 +16,7 @@ from analysis.pipeline import replay
 from analysis.plot_workers import REPLAY_PLOTS
 from tests.factories import make_run, write_runs
 
-METHODS = ("dfs", "skipnet", "static", "dfs_binary")
+METHODS = ("dfs", "skipnet", "static", "dfs_binary", "early_exit")  # early_exit: a method the project does not know
 SLACK = 1.0  # pixels: touching is not overlapping
 
 

@@ -175,7 +175,7 @@ def test_metadata_problems(tmp_path):
     _expect(write_raw(tmp_path / "version.parquet", columns, dict(meta, format_version=99)), "format_version 99")
     lacking = {key: value for key, value in meta.items() if key != "seed"}
     _expect(write_raw(tmp_path / "lacking.parquet", columns, lacking), "lacks \\['seed'\\]")
-    _expect(write_raw(tmp_path / "method.parquet", columns, dict(meta, method="magic")), "'method'")
+    _expect(write_raw(tmp_path / "method.parquet", columns, dict(meta, method="two words")), "'method'")
     _expect(write_raw(tmp_path / "options.parquet", columns, dict(meta, options=[])), "'options'")
     text_classes = dict(meta, model=dict(meta["model"], num_classes="10"))
     _expect(write_raw(tmp_path / "classes.parquet", columns, text_classes), "'model.num_classes' must be a positive")
@@ -230,3 +230,63 @@ def test_a_budget_outside_0_to_100_is_refused_on_write_and_on_read(tmp_path):
     pq.write_table(table.replace_schema_metadata({b"dfs_sim": json.dumps({**meta, "budget": 150.0}).encode()}), path)
     with pytest.raises(TraceFormatError, match=r"'budget' must be a percentage in 0\.\.100"):
         read_trace(path)
+
+
+def _toy_arguments(**changes):
+    from dfs_sim.layer_table import ConvLayer
+
+    rng = np.random.default_rng(0)
+    arguments = {
+        "name": "toy",
+        "method": "early_exit",
+        "layers": [
+            ConvLayer(1, 8, 8, 8, 3, 1, 1, name="stem", fixed_option=2),
+            ConvLayer(8, 8, 8, 8, 3, 1, 1, name="unit0", block=0),
+            ConvLayer(8, 10, 1, 1, 1, name="head", kind="linear", fixed_option=2),
+        ],
+        "options": ["skip", "q4", "fp"],
+        "codes": rng.integers(0, 3, (20, 1)),
+        "labels": rng.integers(0, 10, 20),
+        "predictions": rng.integers(0, 10, 20),
+        "confidences": rng.random(20),
+        "dataset": "fashion-mnist",
+        "num_classes": 10,
+    }
+    return {**arguments, **changes}
+
+
+def test_new_trace_fills_the_provenance_and_any_method_or_model_reads_back(tmp_path):
+    from dfs_sim.traces import FORMAT_VERSION, new_trace
+
+    run = new_trace(**_toy_arguments(model={"arch": "tiny-cnn"}, budget=None, seed=3))
+    path = write_trace(tmp_path / "toy.parquet", run)
+    again = read_trace(path)
+    assert again.method == "early_exit" and again.meta["format_version"] == FORMAT_VERSION == 4
+    assert again.meta["model"] == {"arch": "tiny-cnn", "dataset": "fashion-mnist", "num_classes": 10}
+    assert {"versions", "git_commit", "command", "created"} <= set(again.meta) and again.meta["seed"] == 3
+    np.testing.assert_array_equal(again.codes, run.codes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"codes": np.full((20, 1), 3)}, "codes: must be integers in 0..2"),
+        ({"codes": np.zeros((20, 2), dtype=int)}, r"codes: must be \(inputs x 1 gated units\)"),
+        ({"labels": np.zeros(19, dtype=int)}, r"labels: must have one value per input \(20\)"),
+        ({"predictions": np.full(20, 10)}, "predictions: must be integers in 0..9"),
+        ({"confidences": np.full(20, 1.5)}, r"confidences: must be numbers in \[0, 1\]"),
+        ({"input_ids": np.zeros(20, dtype=int)}, "input_ids: must be 20 distinct integers"),
+        ({"options": ["skip", "q4"]}, "options: the list needs exactly one full-precision"),
+        ({"options": "skip,fp"}, "options: must be a list"),
+        ({"budget": -5}, "budget must be a percentage in 0..100"),
+        ({"method": "two words"}, "method must be a name"),
+        ({"num_classes": 0}, "num_classes: must be a positive integer"),
+        ({"layers": []}, "layers: the layer table is empty"),
+    ],
+)
+def test_new_trace_names_the_bad_parameter(changes, needle):
+    from dfs_sim.traces import new_trace
+
+    with pytest.raises(TraceFormatError, match=needle) as caught:
+        new_trace(**_toy_arguments(**changes))
+    assert str(caught.value).startswith("new_trace: ") and "\n" not in str(caught.value)

@@ -235,6 +235,13 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
             raise bad("options", str(error)) from None
         if not config.model.startswith("dfs_"):
             raise bad("options", f"{config.model} has a fixed option list; options are for dfs_* and dfs_binary_*")
+        narrowed = [name for name in config.options if "@" in name]
+        if narrowed:
+            raise bad(
+                "options",
+                f"{narrowed[0]}: the gated ResNets run every option at full width; dynamic width is priced from "
+                "traces written with dfs_sim.traces.new_trace",
+            )
     try:
         config.cost.check()
     except ConfigError as error:

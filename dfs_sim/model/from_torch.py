@@ -18,7 +18,7 @@ from torch import nn
 
 from dfs_sim.errors import ConfigError, LayerTableError
 from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable
-from dfs_sim.options import DFS_OPTIONS, Option
+from dfs_sim.options import DFS_OPTIONS, Option, full_precision_code
 
 __all__ = ["layer_table_from_factory", "layer_table_from_module"]
 
@@ -50,9 +50,10 @@ def layer_table_from_module(
     ``ConvLayer`` cannot describe (dilation, non-square kernel, stride or padding, string padding).
     """
     source = f"layer_table_from_module({type(module).__name__}, input_shape={tuple(input_shape)})"
-    full_precision = [option.code for option in options if option.float]
-    if len(full_precision) != 1:
-        raise LayerTableError(source, "the option list must contain exactly one full-precision option")
+    try:
+        fp = full_precision_code(options)
+    except ValueError as error:
+        raise LayerTableError(source, str(error)) from None
     is_unit = _unit_matcher(gated)
     names = {id(m): name for name, m in module.named_modules()}  # a module registered twice keeps its first name
     units = [name for name in names.values() if name and is_unit(name)]
@@ -84,7 +85,6 @@ def layer_table_from_module(
         for m, training in modes.items():
             m.train(training)
 
-    fp = full_precision[0]
     block_of_unit: dict[str, int] = {}
     rows = []
     for name, layer, in_shape, out_shape in calls:
