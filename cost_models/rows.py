@@ -1,13 +1,46 @@
-"""One tidy row per layer and option, shared by the cost-table command and the policy frame."""
+"""One tidy row per layer and option (``cost_row``), and a whole layer table's per-layer frame (``layer_costs``),
+shared by the cost-table command, the policy frame and notebooks."""
 
 from __future__ import annotations
 
-from cost_models.model import effective_cost, option_cost, trims
-from cost_models.preset import Preset
-from dfs_sim.layer_table import ConvLayer
-from dfs_sim.options import Option
+from collections.abc import Sequence
 
-__all__ = ["breakdown", "cost_row"]
+import pandas as pd
+
+from cost_models.model import effective_cost, option_cost, trims
+from cost_models.preset import Preset, load_preset
+from dfs_sim.layer_table import ConvLayer, LayerTable, narrowed
+from dfs_sim.options import DFS_OPTIONS, Option
+
+__all__ = ["breakdown", "cost_row", "layer_costs"]
+
+
+def layer_costs(
+    layer_table: LayerTable,
+    preset: Preset | str,
+    options: Sequence[Option] = DFS_OPTIONS,
+    effective_bits: int | None = None,
+) -> pd.DataFrame:
+    """One row per (layer, option): the layer's own cost at that option (always-run layers and projections at every
+    option too: they cost the same), with its ``breakdown``; a main layer of a gated unit at an option with a width
+    below 1 is priced narrowed (``dfs_sim.layer_table.narrowed``: ``in_ch``/``out_ch`` say the shape run).
+    ``effective_bits``: on a dynamic-precision preset, as if the activations needed only that many bits. Summing a
+    block's rows at one option gives ``build_cost_table``'s entry for it (skip aside, which runs no main layer)."""
+    preset = load_preset(preset)
+    run_as: dict[tuple[str, int], ConvLayer] = {}
+    for block in range(layer_table.num_blocks):
+        main = [layer for layer in layer_table.block_layers(block) if layer.role == "main"]
+        for option in options:
+            for layer, shape in zip(main, narrowed(main, option.width), strict=True):
+                run_as[layer.name, option.code] = shape
+    rows = []
+    for layer in layer_table:
+        for option in options:
+            shape = run_as.get((layer.name, option.code), layer)
+            rows.append(
+                {**cost_row(shape, option, preset, effective_bits), "in_ch": shape.in_ch, "out_ch": shape.out_ch}
+            )
+    return pd.DataFrame(rows)
 
 
 def cost_row(layer: ConvLayer, option: Option, preset: Preset, effective_bits: int | None = None) -> dict:

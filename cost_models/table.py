@@ -29,23 +29,14 @@ import pandas as pd
 from cost_models.interop import HAQ_METRICS, read_scalesim_topology, write_haq_table
 from cost_models.policy import load_policy, policy_frame, policy_run
 from cost_models.preset import load_preset
-from cost_models.rows import cost_row
+from cost_models.rows import layer_costs
 from dfs_sim.errors import ConfigError, DfsSimError, OutputError
 from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
 from dfs_sim.onnx_import import layer_table_from_onnx
 from dfs_sim.options import options_for_method, parse_options
 from dfs_sim.traces import read_trace, write_trace
 
-__all__ = ["main", "layer_frame"]
-
-
-def layer_frame(layer_table: LayerTable, preset, options, effective_bits: int | None = None) -> pd.DataFrame:
-    """One row per (layer, option): the layer's own cost at that option (always-run layers at every option too),
-    with its ``breakdown``; ``effective_bits``: on a dynamic-precision preset, as if the activations needed only
-    that many bits."""
-    preset = load_preset(preset)
-    rows = [cost_row(layer, option, preset, effective_bits) for layer in layer_table for option in options]
-    return pd.DataFrame(rows)
+__all__ = ["main"]
 
 
 def _arch(text: str, method: str, options) -> LayerTable:
@@ -175,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 _write_policy_trace(args.policy_trace, policy_run(reference, policy))
         else:
             frame = pd.concat(
-                [layer_frame(layers, p, options, args.effective_bits) for p in presets], ignore_index=True
+                [layer_costs(layers, p, options, args.effective_bits) for p in presets], ignore_index=True
             )
         if args.haq_out:
             write_haq_table(args.haq_out, layers, preset, args.haq_metric, args.max_bits)

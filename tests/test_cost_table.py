@@ -218,7 +218,7 @@ def test_scalesim_rows_get_the_simulators_own_output_sizes(tmp_path):
 
 
 def test_the_table_breaks_down_cycles_utilisation_and_buffer_energy():
-    from cost_models.table import layer_frame
+    from cost_models import layer_costs as layer_frame
 
     layers = LayerTable([ConvLayer(16, 16, 8, 8, 3, 1, 1, name="small", fixed_option=6)])
     frame = layer_frame(layers, "bitfusion_eyeriss", DFS_OPTIONS).set_index("option_name")

@@ -90,7 +90,8 @@ def test_every_shipped_preset_prices_a_narrowed_unit_as_its_narrowed_layers(pres
     for code, hand, option in ((2, half, options[1]), (3, quarter, options[4])):
         expected = sum((option_cost(layer, loaded, option) for layer in hand[1:]), option_cost(hand[0], loaded, option))
         np.testing.assert_allclose(table.block[0, code], expected.metrics(), rtol=1e-12)
-    assert table.block[0, 2, 0] < table.block[0, 1, 0]  # half the width: less energy than the whole unit at q8
+    energy = table.block[0, :, 1:4].sum(axis=1)  # compute, SRAM and DRAM energy
+    assert energy[2] < energy[1] and table.block[0, 2, 0] <= table.block[0, 1, 0]  # half the width: less energy
 
 
 def test_a_trace_with_width_options_is_written_read_and_replayed(tmp_path):
@@ -120,3 +121,17 @@ def test_a_trace_with_width_options_is_written_read_and_replayed(tmp_path):
     per_input = replay([again], presets=["bitparallel16"], out=None).per_input
     energy = per_input.groupby(again.codes[:, 0])["energy_pj"].mean().to_numpy()
     assert np.all(np.diff(energy) > 0)  # skip < a quarter < a half < the whole width
+
+
+def test_the_per_layer_frame_shows_the_narrowed_shapes_and_sums_to_the_cost_table():
+    from cost_models import layer_costs
+
+    stem = ConvLayer(3, 32, 16, 16, 3, 1, 1, name="stem", fixed_option=2)
+    layers = LayerTable([stem, *_basic_block(0)])
+    options = parse_options(["skip", "q8@0.5", "fp"])
+    frame = layer_costs(layers, "stripes", options)
+    half = frame[(frame["block"] == 0) & (frame["option_name"] == "q8@0.5")]
+    assert half[["in_ch", "out_ch"]].values.tolist() == [[32, 16], [16, 32]]
+    table = build_cost_table(layers, "stripes", options, use_cache=False)
+    assert half["cycles"].sum() == table.block[0, 1, 0]
+    assert half["energy_pj"].sum() == pytest.approx(table.block[0, 1, 1:4].sum(), rel=1e-12)
