@@ -28,6 +28,14 @@ and ``w`` for Loom (bit-serial weights; so the twin's cycles × w/16 for w ≤ 1
 layers. The SIP work (active SIP-cycles) is the same in both dataflows: ``serial_cycles`` per (filter, window) per
 ``lanes`` chunk.
 
+DNNsim's schedules (reference presets ``dnnsim_*``, isakedo/DNNsim @4748a60; docs/hardware.md "DNNsim reference"):
+with ``array.fc_dataflow = "columns"`` a fully connected layer runs as DNNsim's ``process_linear`` instead of on the
+twin: its steps (one chunk of ``lanes`` inputs × the tiles' ``filters·tiles`` filters) start one a cycle on
+``windows`` rotating columns (``column_pipeline_cycles``). With ``array.trim_group = "step"`` a dynamic-precision
+preset trims each step to its widest activation (and with ``dynamic_weights`` its widest weight), as DNNsim's
+ShapeShifter and Loom do; ``stepwise_cost`` prices a layer from those per-step widths
+(``cost_models.step_widths`` computes them from the data).
+
 Compute energy (docs/hardware.md §5.3: E = cycles · #SIPs_active · e_SIP_cycle): the ``tiles·filters·windows`` SIPs
 are the units; a SIP is active for ``serial_cycles`` cycles per step in which it holds a real (filter, window) pair and
 a chunk of up to ``lanes`` input channels; the other SIP-cycles of the compute cycles are idle and cost
@@ -38,11 +46,30 @@ than the 16-bit bit-parallel baseline on those layers (``tests/test_cost_models.
 
 from __future__ import annotations
 
-from cost_models._tiling import Mapping
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cost_models._tiling import Mapping, Search
 from cost_models.preset import ParallelArray, Preset, SerialArray
+from cost_models.step_widths import pipelined_cycles
 from dfs_sim.errors import ConfigError
 
-__all__ = ["serial_cycles", "array_mapping", "parallel_twin", "twin_filters"]
+if TYPE_CHECKING:
+    from cost_models.model import LayerCost
+    from dfs_sim.layer_table import ConvLayer
+
+__all__ = [
+    "serial_cycles",
+    "array_mapping",
+    "parallel_twin",
+    "twin_filters",
+    "column_pipeline_cycles",
+    "settle_fc_columns",
+    "stepwise_compute",
+    "stepwise_cost",
+]
 
 
 def serial_cycles(array: SerialArray, a_bits: int, w_bits: int) -> int:
@@ -92,7 +119,11 @@ def array_mapping(
     sips = array.tiles * array.filters * array.windows
     work = serial_cycles(array, serial_a, w_bits)
     twin = twin_filters(array)
-    if layer_windows == 1 and twin is not None:
+    if layer_windows == 1 and array.fc_dataflow == "columns":
+        # DNNsim process_linear: the search sees the columns' throughput, ceil(steps · work / windows);
+        # settle_fc_columns then puts in the exact pipeline
+        cols, windows, temporal, temporal_div = array.filters * array.tiles, 1, work, array.windows
+    elif layer_windows == 1 and twin is not None:
         pe = array.pe_width
         stored_w = w_bits if array.variant == "loom" else -(-w_bits // pe) * pe
         cols, windows, temporal, temporal_div = twin * array.tiles, 1, -(-serial_a // pe) * stored_w, pe
@@ -137,3 +168,158 @@ def parallel_twin(preset: Preset, name: str | None = None) -> Preset:
         im2col_max_in_ch=array.im2col_max_in_ch,
     )
     return preset.replace(name=name or f"{preset.name}_parallel_twin", kind="bitparallel", array=twin_array)
+
+
+def column_pipeline_cycles(steps: int, step_cycles: int, columns: int) -> int:
+    """Compute cycles of ``steps`` equal steps of ``step_cycles`` cycles on DNNsim's rotating columns
+    (``Stripes::process_tiles`` and ``Loom::process_linear`` / ``ShapeShifter::process_linear`` with ``linear``;
+    ``getCycles`` takes the last column's finish): step ``i`` goes to column ``i % columns`` and starts one cycle
+    after step ``i − 1`` or when its column is free, whichever is later, so it starts at
+    ``(i // columns) · max(step_cycles, columns) + i % columns``; the layer ends when the last step does.
+    ``cost_models.step_widths.pipelined_cycles`` is the same schedule for unequal steps."""
+    if steps < 1:
+        return 0
+    last = steps - 1
+    return (last // columns) * max(step_cycles, columns) + last % columns + step_cycles
+
+
+def _fc_columns(preset: Preset, layer_windows: int) -> bool:
+    array = preset.array
+    return isinstance(array, SerialArray) and array.fc_dataflow == "columns" and layer_windows == 1
+
+
+def settle_fc_columns(
+    preset: Preset, found: Search, mapping: Mapping, in_ch: int, out_ch: int, layer_windows: int
+) -> Search:
+    """``found`` with DNNsim's pipelined compute cycles for a fully connected layer on a preset with
+    ``fc_dataflow = "columns"`` (``column_pipeline_cycles``: ``ceil(in_ch/lanes) · ceil(out_ch/(filters·tiles))``
+    steps of ``mapping.unit_temporal`` cycles, filter sets outer as in DNNsim's ``WindowFirstOutS``
+    ``still_on_chip_data_linear_layer``); stalls and cycles follow the new compute (roofline, as ``_tiling``), the
+    extra unit-cycles are idle. Any other layer or preset: ``found`` unchanged."""
+    if not _fc_columns(preset, layer_windows):
+        return found
+    array: SerialArray = preset.array
+    steps = -(-in_ch // array.lanes) * -(-out_ch // (array.filters * array.tiles))
+    compute = column_pipeline_cycles(steps, mapping.unit_temporal, array.windows)
+    stalls = max(0, found.mem_cycles - compute) + found.fill_drain_cycles
+    extra_idle = (compute - found.compute_cycles) * mapping.units
+    return dataclasses.replace(
+        found,
+        compute_cycles=compute,
+        stall_cycles=stalls,
+        cycles=compute + stalls,
+        energy_pj=found.energy_pj + extra_idle * preset.energy.idle_unit_cycle_pj,
+    )
+
+
+def _real_per_set(total: int, per_set: int) -> np.ndarray:
+    """How many of ``total`` items each set of ``per_set`` holds (the last set may be partial)."""
+    sets = -(-total // per_set)
+    real = np.full(sets, per_set, dtype=np.int64)
+    real[-1] = total - per_set * (sets - 1)
+    return real
+
+
+def stepwise_compute(
+    layer: ConvLayer,
+    preset: Preset,
+    w_bits: int,
+    a_bits: int,
+    act_widths: np.ndarray,
+    wgt_widths: np.ndarray | None = None,
+) -> tuple[int, int]:
+    """(compute cycles, active SIP-cycles) of ``layer`` on a ``trim_group = "step"`` preset whose steps stream the
+    given widths, DNNsim's ShapeShifter and Loom schedules (isakedo/DNNsim @4748a60):
+
+    * a step's cycles: ``ceil(width / act_bits_per_cycle)`` activation passes (``ShapeShifter::process_mmul``: the
+      widest activation, ``slowest_column``; ``Loom::process_mmul``: ``ceil(width / pe_serial_bits)``) times, for
+      Stripes, the ``ceil(w/pe_width)`` weight passes (one for w ≤ 16, as DNNsim), for Loom ``w`` weight bits, or,
+      with ``dynamic_weights``, the step's widest weight (``Loom::process_mmul`` with ``DYNAMIC_WEIGHTS``);
+    * a convolution: ``act_widths`` (window sets, ``ceil(C/lanes)·k²`` steps) as
+      ``cost_models.step_widths.conv_act_step_widths`` gives them, ``wgt_widths`` (filter sets of
+      ``filters·tiles``, steps) as ``conv_wgt_step_widths``; every (window set, step) runs once per filter set and
+      the compute cycles are the sum (all tiles step together: ``process_mmul`` takes the slowest tile);
+    * a fully connected layer (``fc_dataflow = "columns"`` only): ``act_widths`` and ``wgt_widths`` one per step in
+      execution order (``fc_act_step_widths``, ``fc_wgt_step_widths``), pipelined on the rotating columns
+      (``cost_models.step_widths.pipelined_cycles``, ``Loom::process_linear``).
+
+    Active SIP-cycles: every real (filter, window) pair of a step keeps its SIP busy for the step's cycles."""
+    array: SerialArray = preset.array
+    if not (preset.kind == "bitserial" and array.dynamic_precision and array.trim_group == "step"):
+        raise ValueError(f'preset {preset.name!r} does not trim per step (array.trim_group = "step")')
+    if a_bits > array.pe_width:
+        raise ValueError(f"per-step widths need a_bits <= pe_width ({array.pe_width}), got {a_bits}")
+    act = np.asarray(act_widths, dtype=np.int64)
+    if act.size and (act.min() < 1 or act.max() > a_bits):
+        raise ValueError(f"activation step widths must lie in 1..a_bits = {a_bits}")
+    if array.dynamic_weights:
+        if wgt_widths is None:
+            raise ValueError(f"preset {preset.name!r} trims weights too (array.dynamic_weights): give wgt_widths")
+        wgt = np.asarray(wgt_widths, dtype=np.int64)
+        if wgt.size and (wgt.min() < 1 or wgt.max() > w_bits):
+            raise ValueError(f"weight step widths must lie in 1..w_bits = {w_bits}")
+    passes = -(-act // array.act_bits_per_cycle)
+    per_pass = -(-w_bits // array.pe_width) if array.variant == "stripes" else w_bits
+    filters = _real_per_set(layer.out_ch, array.filters * array.tiles)
+    chunks = -(-layer.in_ch // array.lanes)
+    positions = layer.batch * layer.out_h * layer.out_w
+    if positions == 1:
+        if layer.kernel != 1 or not _fc_columns(preset, positions):
+            raise ValueError(
+                f'preset {preset.name!r}: per-step widths of an FC layer need kernel 1 and fc_dataflow = "columns"'
+            )
+        if act.shape != (filters.size * chunks,):
+            raise ValueError(f"FC step widths: expected {filters.size * chunks} steps, got shape {act.shape}")
+        step = passes * (wgt if array.dynamic_weights else per_pass)
+        busy = np.repeat(filters, chunks)
+        return pipelined_cycles(step, array.windows), int((busy * step).sum())
+    if layer.groups != 1:
+        raise ValueError("per-step widths: grouped convolutions are not modelled")
+    windows = _real_per_set(positions, array.windows)
+    steps = chunks * layer.kernel * layer.kernel
+    if act.shape != (windows.size, steps):
+        raise ValueError(f"conv step widths: expected shape {(windows.size, steps)}, got {act.shape}")
+    if not array.dynamic_weights:
+        compute = int(passes.sum()) * per_pass * filters.size
+        active = int(windows @ passes.sum(axis=1)) * per_pass * int(filters.sum())
+        return compute, active
+    if wgt.shape != (filters.size, steps):
+        raise ValueError(f"conv weight step widths: expected shape {(filters.size, steps)}, got {wgt.shape}")
+    compute = int(passes.sum(axis=0) @ wgt.sum(axis=0))
+    active = int((windows @ passes) @ (filters @ wgt))
+    return compute, active
+
+
+def stepwise_cost(
+    layer: ConvLayer,
+    preset: Preset | str,
+    w_bits: int,
+    a_bits: int,
+    act_widths: np.ndarray,
+    wgt_widths: np.ndarray | None = None,
+) -> LayerCost:
+    """Cost of ``layer`` at (w_bits, a_bits) when its steps stream the given per-step widths (``stepwise_compute``):
+    the static mapping and traffic of ``layer_cost`` (storage stays at the option's bits; a compiler maps before it
+    sees the data), with the compute cycles, the active and idle SIP-cycles and the roofline stalls of the trimmed
+    steps. A static preset (no per-step trimming: DaDianNao, Stripes) ignores the widths: ``layer_cost``."""
+    from cost_models import _energy
+    from cost_models.model import layer_cost
+    from cost_models.preset import load_preset
+
+    preset = load_preset(preset)
+    static = layer_cost(layer, preset, w_bits, a_bits)
+    if not preset.dynamic_precision:
+        return static
+    compute, active = stepwise_compute(layer, preset, w_bits, a_bits, act_widths, wgt_widths)
+    array: SerialArray = preset.array
+    unit_cycles = compute * array.tiles * array.filters * array.windows
+    stalls = max(0, static.mem_cycles - compute) + static.fill_drain_cycles
+    return dataclasses.replace(
+        static,
+        cycles=compute + stalls,
+        compute_cycles=compute,
+        stall_cycles=stalls,
+        unit_cycles=unit_cycles,
+        active_unit_cycles=active,
+        e_compute_pj=_energy.price_compute(active, unit_cycles - active, preset),
+    )

@@ -47,7 +47,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from cost_models import _energy, _tiling
+from cost_models import _energy, _tiling, bitserial
 from cost_models._registry import array_mapping_for
 from cost_models.preset import Preset, load_preset
 from dfs_sim.layer_table import ConvLayer
@@ -259,6 +259,8 @@ def _search_cost(
         raise ValueError(
             f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}"
         ) from None
+    # DNNsim's pipelined FC columns (array.fc_dataflow = "columns"); any other preset or layer: unchanged
+    found = bitserial.settle_fc_columns(preset, found, mapping, group_in, group_out, batch * out_h * out_w)
     sram = {name: getattr(found, name) for name in _SRAM_FIELDS}
     unit_cycles = found.compute_cycles * mapping.units
     active = found.active_unit_cycles

@@ -61,6 +61,20 @@ class SerialArray:
     ``variant`` is ``"stripes"`` (activations serial, weights ``pe_width`` bits parallel) or ``"loom"`` (both serial,
     ``act_bits_per_cycle`` activation bits and one weight bit per cycle). ``dynamic_precision`` (optional, default
     false): the serial activation bits are the ones each input's data needs (``cost_models.model.effective_cost``).
+
+    Optional keys for DNNsim's schedules (isakedo/DNNsim @4748a60; their defaults are the behaviour of the presets
+    that do not name them, and they are left out of ``Preset.content_hash`` when at their defaults):
+
+    * ``fc_dataflow``: ``"twin"`` (default): fully connected layers run on the equal-peak bit-parallel twin
+      (``cost_models.bitserial``); ``"columns"``: DNNsim's ``process_linear``: each step (one chunk of ``lanes``
+      inputs × the tiles' filters) holds one of ``windows`` rotating columns, and a step starts every cycle on the
+      next column once it is free (``cost_models.bitserial.column_pipeline_cycles``).
+    * ``trim_group``: what one trimmed width covers under ``dynamic_precision``: ``"position"`` (default): ``lanes``
+      channels at one output position, averaged per input by the export (``dfs_sim.model.precision``); ``"step"``:
+      DNNsim's ShapeShifter and Loom, the widest activation of a whole step (``windows`` windows × ``lanes``
+      channels), priced from per-step widths by ``cost_models.bitserial.stepwise_cost``.
+    * ``dynamic_weights`` (Loom only): weights are trimmed per step too, to the widest weight of the step's
+      ``filters·tiles`` filters × ``lanes`` channels (DNNsim Loom ``dynamic_weights``).
     """
 
     variant: str
@@ -74,6 +88,9 @@ class SerialArray:
     # charge each input the activation precision its data needs (Dynamic Stripes / Loom runtime trimming, from the
     # trace's effective precisions); false: the option's static precision
     dynamic_precision: bool = False
+    fc_dataflow: str = "twin"
+    trim_group: str = "position"
+    dynamic_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,12 +178,16 @@ _CHOICES = {
     ("policy", "skip"): ("alias", "copy"),
     ("policy", "fp_bits"): ("int32", "fp_unit"),
     ("array", "variant"): ("stripes", "loom"),
+    ("array", "fc_dataflow"): ("twin", "columns"),
+    ("array", "trim_group"): ("position", "step"),
     ("energy", "sram_scaling"): ("fixed", "sqrt"),
 }
 # Keys that may be zero (sizes, widths and rates must be > 0; energies may be 0, e.g. in a hand-checkable toy).
 _MAY_BE_ZERO = {("array", "im2col_max_in_ch"), ("dram", "pj_per_bit"), ("policy", "fp_mac_pj")} | {
     ("energy", f.name) for f in fields(Energy)
 }
+# optional keys dropped from ``Preset.to_dict`` (and so from ``content_hash``) while at their defaults
+_HASH_OMITS_DEFAULTS = (("array", "fc_dataflow"), ("array", "trim_group"), ("array", "dynamic_weights"))
 _TOP_KEYS = ("schema_version", "name", "kind", "description")
 _SECTIONS = {"clock": None, "array": None, "buffers": Buffers, "dram": Dram, "energy": Energy, "policy": Policy}
 
@@ -201,8 +222,17 @@ class Preset:
         return cycles / self.freq_mhz
 
     def to_dict(self) -> dict:
+        """Every value but the source path; optional keys added after a preset's hash was first published are left
+        out while at their defaults (``_HASH_OMITS_DEFAULTS``), so adding them changed no existing preset's hash."""
         data = asdict(self)
         data.pop("source")
+        for section, key in _HASH_OMITS_DEFAULTS:
+            values = data.get(section)
+            if isinstance(values, dict) and key in values:
+                cls = type(getattr(self, section))
+                default = next(f.default for f in fields(cls) if f.name == key)
+                if values[key] == default:
+                    del values[key]
         return data
 
     def content_hash(self) -> str:
@@ -390,3 +420,7 @@ def _check_consistency(preset: Preset, source: object) -> None:
         )
     if isinstance(array, SerialArray) and array.act_bits_per_cycle > array.pe_width:
         raise ConfigError(source, f"key 'array.act_bits_per_cycle': {array.act_bits_per_cycle} exceeds array.pe_width")
+    if isinstance(array, SerialArray) and array.dynamic_weights and array.variant != "loom":
+        raise ConfigError(source, "key 'array.dynamic_weights': needs variant = \"loom\" (bit-serial weights)")
+    if isinstance(array, SerialArray) and array.dynamic_weights and not array.dynamic_precision:
+        raise ConfigError(source, "key 'array.dynamic_weights': needs dynamic_precision = true")

@@ -4,8 +4,10 @@ DNNsim's dynamic-precision machines (ShapeShifter, Loom) do not charge a layer `
 each step lasts as long as the widest activation the step holds. This module computes, from integer activations (and
 weights) and the geometry, the width of every step exactly as DNNsim does, and from the widths the compute cycles
 DNNsim reports; ``tests/test_dnnsim_reference.py`` checks every row of ``tests/data/dnnsim_reference.csv`` (DNNsim's
-own runs, ``validation/dnnsim/``) against them. It is a reference, numpy only, and not wired into the cost models
-(docs/hardware.md "DNNsim reference" gives the gaps it explains).
+own runs, ``validation/dnnsim/``) against them. It is numpy only. The cost models take the widths it computes:
+``cost_models.bitserial.stepwise_cost`` prices a layer on a ``trim_group = "step"`` preset (the ``dnnsim_*``
+reference presets) from them, and ``pipelined_cycles`` is its FC column schedule (docs/hardware.md "DNNsim
+reference").
 
 DNNsim's conventions, file by file [repo]:
 

@@ -5,6 +5,8 @@ synthetic and 7 ResNet-38 layers at several widths (``validation/dnnsim/README.m
 reference"). Where a preset is meant to match DNNsim the test asserts equality; where it is not (dynamic precision,
 fully connected layers) it asserts the measured gap, so that changing a model shows here. No DNNsim is needed: the
 integer data are regenerated from seeds (synthetic) or read from ``validation/dnnsim/r38_levels.npz`` (ResNet-38).
+The ``dnnsim_*`` reference presets (DNNsim's example configurations) are the anchor: exact on every row, the static
+ones from the layer alone, the dynamic ones at the per-step widths (``cost_models.bitserial.stepwise_cost``).
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cost_models import layer_cost
+from cost_models import Preset, layer_cost, list_presets, load_preset
+from cost_models.bitserial import column_pipeline_cycles, stepwise_cost
 from cost_models.model import effective_cost
+from cost_models.preset import REFERENCE_DIR
 from cost_models.step_widths import (
     conv_act_step_widths,
+    conv_wgt_step_widths,
     dnnsim_compute_cycles,
     fc_act_step_widths,
+    fc_wgt_step_widths,
     pipelined_cycles,
     value_widths,
 )
+from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import ConvLayer, cifar_resnet_layers
 from dfs_sim.options import Option
 
@@ -278,3 +285,136 @@ def test_measured_gap(key):
     low, mean, high = MEASURED[key]
     geometric = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     assert (min(ratios), geometric, max(ratios)) == pytest.approx((low, mean, high), abs=5e-4)
+
+
+# --- the dnnsim_* reference presets (issue #29 item 2): DNNsim's example configurations as presets
+
+DNNSIM_PRESETS = {
+    "DaDianNao": "dnnsim_dadiannao",
+    "Stripes": "dnnsim_stripes",
+    "ShapeShifter": "dnnsim_shapeshifter",
+    "Loom": "dnnsim_loom",
+    "Loom_psb2": "dnnsim_loom",  # at 2 activation bits per cycle (array.act_bits_per_cycle), DNNsim pe_serial_bits 2
+    "DynLoom": "dnnsim_dynloom",
+}
+STATIC_PRESETS = ("dnnsim_dadiannao", "dnnsim_stripes")
+
+
+def dnnsim_preset(arch: str) -> Preset:
+    preset = load_preset(DNNSIM_PRESETS[arch])
+    if arch == "Loom_psb2":
+        return preset.replace(name="dnnsim_loom_psb2", array__act_bits_per_cycle=2)
+    return preset
+
+
+def step_widths(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(activation, weight) widths of every step of ``row``'s layer and sample, DNNsim's conventions
+    (cost_models.step_widths; signedness from the data, as DNNsim)."""
+    acts, wgts = _levels(row["source"], row["layer"], row["a_bits"], row["w_bits"])
+    act = acts[row["sample"]]
+    signed_act, signed_wgt = bool((act < 0).any()), bool((wgts < 0).any())
+    if row["kind"] == "fc":
+        return (
+            fc_act_step_widths(act, row["out_ch"], signed=signed_act),
+            fc_wgt_step_widths(wgts, signed=signed_wgt),
+        )
+    layer = LAYERS[(row["source"], row["layer"])]
+    return (
+        conv_act_step_widths(act, layer.kernel, layer.stride, layer.padding, signed=signed_act),
+        conv_wgt_step_widths(wgts, signed=signed_wgt),
+    )
+
+
+def test_dnnsim_presets_are_reference_presets():
+    names = set(DNNSIM_PRESETS.values())
+    assert names <= set(list_presets(reference=True)) and not names & set(list_presets())
+    for name in STATIC_PRESETS:
+        assert not load_preset(name).dynamic_precision
+    for name in names - set(STATIC_PRESETS):
+        array = load_preset(name).array
+        assert array.dynamic_precision and array.trim_group == "step" and array.fc_dataflow == "columns"
+    assert load_preset("dnnsim_dynloom").array.dynamic_weights and not load_preset("dnnsim_loom").array.dynamic_weights
+
+
+@pytest.mark.parametrize("arch", list(DNNSIM_PRESETS))
+def test_dnnsim_preset_matches_every_row_exactly(arch):
+    """The anchor: every row of the committed DNNsim table, conv and FC. Static presets (DaDianNao, Stripes):
+    ``layer_cost``'s compute cycles, no data. Dynamic presets (ShapeShifter, Loom, Loom at 2 bits per cycle,
+    DynLoom): ``stepwise_cost`` at the row's per-step widths. Every preset's static cost (the option's full widths)
+    bounds DNNsim's from above."""
+    preset = dnnsim_preset(arch)
+    misses = []
+    for row in _by_arch(arch):
+        static = layer_cost(_layer(row), preset, row["w_bits"], row["a_bits"])
+        act, wgt = step_widths(row)
+        ours = stepwise_cost(_layer(row), preset, row["w_bits"], row["a_bits"], act, wgt)
+        if preset.name in STATIC_PRESETS:
+            assert ours == static  # the data does not matter
+        if ours.compute_cycles != row["compute_cycles"] or static.compute_cycles < row["compute_cycles"]:
+            misses.append((row["layer"], row["sample"], row["a_bits"], row["w_bits"], ours.compute_cycles, row))
+    assert not misses
+    assert len(_by_arch(arch)) == 119
+
+
+@pytest.mark.parametrize("arch", ["ShapeShifter", "Loom_psb2", "DynLoom"])
+def test_stepwise_cost_at_full_widths_is_the_static_cost(arch):
+    """Steps that all need the option's bits cost what ``layer_cost`` charges, field by field (compute, SIP-cycles,
+    energy, traffic); fewer bits only take compute cycles and SIP-cycles away."""
+    preset = dnnsim_preset(arch)
+    for row in _by_arch(arch):
+        if row["sample"] or row["a_bits"] != row["w_bits"]:
+            continue
+        act, wgt = step_widths(row)
+        full = stepwise_cost(
+            _layer(row),
+            preset,
+            row["w_bits"],
+            row["a_bits"],
+            np.full(act.shape, row["a_bits"]),
+            np.full(wgt.shape, row["w_bits"]),
+        )
+        assert full == layer_cost(_layer(row), preset, row["w_bits"], row["a_bits"]), row
+        trimmed = stepwise_cost(_layer(row), preset, row["w_bits"], row["a_bits"], act, wgt)
+        assert trimmed.active_unit_cycles <= full.active_unit_cycles <= full.unit_cycles
+        assert trimmed.e_sram_pj == full.e_sram_pj and trimmed.dram_bits == full.dram_bits
+
+
+def test_column_pipeline_closed_form_is_the_step_by_step_schedule():
+    for steps in (1, 2, 15, 16, 17, 40, 63):
+        for cycles in (1, 3, 15, 16, 17, 64, 256):
+            assert column_pipeline_cycles(steps, cycles, 16) == pipelined_cycles(np.full(steps, cycles), 16)
+
+
+def test_dnnsim_keys_leave_every_other_preset_as_it_was():
+    """The new array keys default to today's behaviour and stay out of the content hash at their defaults (so cost
+    tables cached before them stay valid); a non-default value is hashed."""
+    for name in list_presets(reference=True):
+        preset = load_preset(name)
+        if preset.kind != "bitserial" or name.startswith("dnnsim_"):
+            continue
+        array = preset.array
+        assert (array.fc_dataflow, array.trim_group, array.dynamic_weights) == ("twin", "position", False)
+        assert not {"fc_dataflow", "trim_group", "dynamic_weights"} & set(preset.to_dict()["array"])
+        assert preset.replace(array__fc_dataflow="columns").content_hash() != preset.content_hash()
+    with pytest.raises(ValueError, match="trim_group"):
+        stepwise_cost(ConvLayer(16, 16, 8, 8, 3, 1, 1), "stripes_dynamic", 8, 8, np.ones((4, 9), dtype=int))
+
+
+def test_bad_dnnsim_keys_raise(tmp_path):
+    text = (REFERENCE_DIR / "dnnsim_stripes.toml").read_text()
+    for old, new, key in (
+        ('fc_dataflow = "columns"', 'fc_dataflow = "rows"', "fc_dataflow"),
+        ('fc_dataflow = "columns"', 'fc_dataflow = "columns"\ndynamic_weights = true', "dynamic_weights"),
+    ):
+        path = tmp_path / "bad.toml"
+        path.write_text(text.replace(old, new, 1))
+        with pytest.raises(ConfigError, match=key):
+            load_preset(path)
+    row = next(r for r in _by_arch("Loom") if r["kind"] == "conv")
+    act, _ = step_widths(row)
+    with pytest.raises(ValueError, match=r"1\.\.a_bits"):
+        stepwise_cost(_layer(row), "dnnsim_loom", row["w_bits"], row["a_bits"], act + row["a_bits"])
+    with pytest.raises(ValueError, match="shape"):
+        stepwise_cost(_layer(row), "dnnsim_loom", row["w_bits"], row["a_bits"], act[:, :-1])
+    with pytest.raises(ValueError, match="wgt_widths"):
+        stepwise_cost(_layer(row), "dnnsim_dynloom", row["w_bits"], row["a_bits"], act)
