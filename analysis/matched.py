@@ -78,9 +78,13 @@ def dominating_run(runs: pd.DataFrame, cost: str, at_cost: float, accuracy: floa
 
 
 def matched_comparison(
-    per_run: pd.DataFrame, baselines: Sequence[str] = BASELINES, axes: Sequence[str] = COST_AXES
+    per_run: pd.DataFrame,
+    baselines: Sequence[str] = BASELINES,
+    axes: Sequence[str] = COST_AXES,
+    adaptive: Sequence[str] = ("dfs",),
 ) -> pd.DataFrame:
-    """One row per DFS run × preset × baseline × cost axis.
+    """One row per DFS run × preset × baseline × cost axis (``adaptive``: the methods whose runs are compared, DFS by
+    default; their columns keep the ``dfs_`` names, and ``method`` says which).
 
     Columns: ``dfs_cost`` and ``dfs_accuracy`` of the DFS run; ``baseline_accuracy_at_cost`` (the baseline's
     accuracy at the same cost) and ``accuracy_gain`` = DFS − baseline; ``baseline_cost_at_accuracy`` (the cost the
@@ -93,7 +97,7 @@ def matched_comparison(
     for preset, at_preset in per_run.groupby("preset", sort=False):
         for axis in axes:
             fronts = {name: front_points(at_preset[at_preset["method"] == name], axis) for name in baselines}
-            for _, dfs in at_preset[at_preset["method"] == "dfs"].iterrows():
+            for _, dfs in at_preset[at_preset["method"].isin(adaptive)].iterrows():
                 cost, accuracy = float(dfs[axis]), float(dfs["accuracy"])
                 for name, front in fronts.items():
                     dominated_by = dominating_run(at_preset[at_preset["method"] == name], axis, cost, accuracy)
@@ -104,6 +108,7 @@ def matched_comparison(
                     rows.append(
                         {
                             "run": dfs["run"],
+                            "method": dfs["method"],
                             "budget": dfs.get("budget"),
                             "preset": preset,
                             "baseline": name,
@@ -121,6 +126,7 @@ def matched_comparison(
                     )
     columns = [
         "run",
+        "method",
         "budget",
         "preset",
         "baseline",

@@ -47,7 +47,7 @@ from analysis._output import (
 from analysis.bases import basis_comparison
 from analysis.findings import findings_markdown, frames_from_folder
 from analysis.frames import per_block_frame
-from analysis.matched import matched_comparison
+from analysis.matched import BASELINES, matched_comparison
 from analysis.paired import (
     difficulty_frame,
     headroom_frame,
@@ -101,6 +101,7 @@ class ReplayResult:
     oracle: pd.DataFrame = field(default_factory=pd.DataFrame)  # the oracle front over the static runs
     headroom: pd.DataFrame = field(default_factory=pd.DataFrame)  # what each adaptive run captures of it
     difficulty: pd.DataFrame = field(default_factory=pd.DataFrame)  # cost on right and wrong inputs
+    others: pd.DataFrame = field(default_factory=pd.DataFrame)  # matched.csv's columns for methods not known here
 
     @property
     def per_input(self) -> pd.DataFrame:
@@ -214,6 +215,11 @@ def _replay_into(
     fronts = _fronts(per_run)
     paired = per_input_costs(job.runs, [p for p in job.presets if not p.dynamic_precision], _tables(job))
     matched = paired_columns(matched_comparison(per_run), per_run, paired)
+    # methods the project does not know (early exits, channel gating, ...) against static and DFS, a test family apart
+    other_methods = sorted(set(per_run["method"]) - {*BASELINES, "dfs"})
+    others = paired_columns(
+        matched_comparison(per_run, baselines=("static", "dfs"), adaptive=other_methods), per_run, paired
+    )
     dfs = per_run[per_run["method"] == "dfs"]
     bases = paired_columns(
         basis_comparison(per_run),
@@ -248,6 +254,7 @@ def _replay_into(
         seeds=seed_summary(per_run),
         oracle=oracle,
         headroom=headroom_frame(per_run, oracle),
+        others=others,
         difficulty=difficulty_frame(per_run, paired),
     )
     if job.out is not None:
@@ -514,7 +521,7 @@ def _write_outputs(result: ReplayResult, out: Path, plot_stamp: str | None, work
     atomic_write_text(out / "fronts.csv", result.fronts.to_csv(index=False))
     atomic_write_text(out / "matched.csv", result.matched.to_csv(index=False))
     atomic_write_text(out / "bases.csv", result.bases.to_csv(index=False))
-    for name in ("seeds", "oracle", "headroom", "difficulty"):
+    for name in ("seeds", "oracle", "headroom", "difficulty", "others"):
         atomic_write_text(out / f"{name}.csv", getattr(result, name).to_csv(index=False))
     atomic_write_text(out / "findings.md", findings_markdown(frames_from_folder(out)))
     if plot_stamp is not None:

@@ -381,7 +381,12 @@ def _peak_16bit_macs(preset) -> float:
 
 
 def test_every_bit_serial_preset_has_a_named_twin_of_equal_peak_and_memory():
-    serial = sorted(name for name in list_presets(reference=True) if load_preset(name).kind == "bitserial")
+    # the dnnsim_* references are DNNsim's example configurations, checked cycle for cycle in test_dnnsim_reference.py
+    serial = sorted(
+        name
+        for name in list_presets(reference=True)
+        if load_preset(name).kind == "bitserial" and not name.startswith("dnnsim_")
+    )
     assert serial == sorted(TWINS)
     for serial_name, twin_name in TWINS.items():
         serial, twin = load_preset(serial_name), load_preset(twin_name)

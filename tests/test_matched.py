@@ -75,3 +75,21 @@ def test_missing_baseline_says_no_runs():
     table = matched_comparison(frame).query("baseline == 'skipnet'")
     assert set(table["status_at_cost"]) == {"no runs"}
     assert len(table) == 3 * 2  # three DFS runs × two axes
+
+
+def test_another_method_is_compared_with_static_and_dfs_in_its_own_frame_and_findings(tmp_path):
+    from analysis import replay
+    from analysis.findings import findings_markdown, frames_from_folder
+    from tests.factories import make_run
+
+    runs = [make_run("early_exit", n=300, seed=1, name="early_exit_t0.9")]
+    runs += [make_run("static", n=300, seed=2, static_code=code, name=f"static_c{code}") for code in (1, 3, 6)]
+    runs += [make_run("dfs", n=300, seed=3, name="dfs_b50")]
+    result = replay(runs, presets=["stripes"], out=tmp_path / "out", plots=False, progress=False, per_input="none")
+    others = result.others
+    assert set(others["run"]) == {"early_exit_t0.9"} and set(others["method"]) == {"early_exit"}
+    assert set(others["baseline"]) == {"static", "dfs"}
+    assert set(result.matched["method"]) == {"dfs"}  # DFS's own file and its Holm family are unchanged
+    text = findings_markdown(frames_from_folder(tmp_path / "out"))
+    assert "**`early_exit` against the best static baseline** (1 `early_exit` runs" in text
+    assert "**`early_exit` against DFS**" in text
