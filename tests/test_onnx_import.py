@@ -273,3 +273,22 @@ def test_missing_onnx_package_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(LayerTableError, match=re.escape("pip install 'dfs-sim[onnx]'")) as error:
         layer_table_from_onnx(tmp_path / "model.onnx")
     assert "\n" not in str(error.value)
+
+
+def test_the_documented_export_path_works_with_the_onnx_extra(tmp_path):
+    """docs/python.md says ``torch.onnx.export(model, (x,), path)``: today's exporter needs onnxscript, which the onnx
+    extra installs; the table it reads matches the one traced from the module."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    from dfs_sim.model.from_torch import layer_table_from_module
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 28 * 28, 10)
+    ).eval()
+    path = tmp_path / "small.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 28, 28),), str(path))
+    read = layer_table_from_onnx(path)
+    traced = layer_table_from_module(model, (1, 28, 28))
+    assert [layer.macs for layer in read] == [layer.macs for layer in traced]
