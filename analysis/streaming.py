@@ -5,9 +5,11 @@ per-run aggregates accumulate (correct predictions, sums of every metric, the de
 the chunk's per-input rows, if the caller wants them, go to one writer per preset. Every aggregate is exact:
 - means are sums over the inputs divided by their number (for a run of one chunk, the very numbers a whole-run
   numpy mean gives; over many chunks, sums of chunk sums, which differ from a one-pass sum only in rounding);
-- quantiles (p1, p25, p50, p75, p99 of energy and latency; ``np.percentile``, linear) come from the whole column:
-  the energy and latency of every input are kept while they fit in ``keep_bytes``; beyond that, the trace is read
-  again for the columns that did not fit, as many at a time as fit (at least one).
+- quantiles (p1, p25, p50, p75, p99 of energy and latency; ``np.percentile``, linear, to the bit) come from the
+  whole column: the energy and latency of every input are kept while they fit in ``keep_bytes``; the columns beyond
+  that are counted into bins of their values' leading bits on the way, and one more pass over the trace gathers
+  just the values of the bins that hold the order statistics the quantiles need (``BinnedQuantiles``), so memory
+  stays bounded at any length.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ __all__ = ["KEEP_BYTES", "PER_INPUT_FORMS", "QUANTILES", "RunTotals", "replay_ru
 
 PER_INPUT_FORMS = ("full", "compact", "none")
 QUANTILES = (1, 25, 50, 75, 99)  # p50 and p99 go to per_run; all five draw the per-input energy boxes
-KEEP_BYTES = 1 << 30  # energy and latency columns kept for exact quantiles in one pass, at most
+KEEP_BYTES = 1 << 30  # energy and latency columns kept whole for exact quantiles, at most; the rest go to bins
+ORDER_BITS = 20  # bins of BinnedQuantiles: a float64's sign, exponent and 8 leading mantissa bits (8 MB of counts)
 _METRICS = len(COST_METRICS)
 _CYCLES, _DRAM_BITS = COST_METRICS.index("cycles"), COST_METRICS.index("dram_bits")
 _PARTS = [COST_METRICS.index(name) for name in ENERGY_PARTS]
@@ -117,9 +120,9 @@ def replay_run(
     fixed = np.concatenate([table.fixed[COST_LANES] for table in tables])
     us_per_cycle = np.array([float(preset.cycles_to_us(1.0)) for preset in presets])
     count = len(presets)
-    columns_kept = max(1, keep_bytes // (8 * run.num_inputs))
+    columns_kept = keep_bytes // (8 * run.num_inputs)
     keys = [(p, name) for p in range(count) for name in _QUANTILE_COLUMNS]
-    first_pass, later = keys[:columns_kept], keys[columns_kept:]
+    first_pass, binned = keys[:columns_kept], BinnedQuantiles(keys[columns_kept:], run.num_inputs)
 
     sums = np.zeros((count, _METRICS + 2))  # the metrics, then energy and latency
     kept = {key: np.empty(run.num_inputs) for key in first_pass}
@@ -143,6 +146,8 @@ def replay_run(
                 sums[p, _METRICS + index] += values[p, :size].sum()
                 if (p, name) in kept:
                     kept[p, name][start:stop] = values[p, :size]
+                elif (p, name) in binned.keys:
+                    binned.count((p, name), values[p, :size])
             if write is not None:
                 own = np.ascontiguousarray(costs[:, p * _METRICS : (p + 1) * _METRICS])
                 write(p, PER_INPUT_TABLES[form](chunk, presets[p].name, own, us_per_cycle[p]))
@@ -152,9 +157,8 @@ def replay_run(
 
     quantiles = _all_quantiles(kept)
     del kept
-    while later:
-        batch, later = later[:columns_kept], later[columns_kept:]
-        quantiles.update(_quantiles_by_pass(run, batch, lanes, fixed, us_per_cycle, chunk_inputs, progress, trimming))
+    if binned.keys:
+        quantiles.update(_quantiles_by_pass(run, binned, lanes, fixed, us_per_cycle, chunk_inputs, progress, trimming))
 
     totals = RunTotals(decisions.block_counts)
     low, high = wilson_interval(correct, run.num_inputs)
@@ -244,23 +248,89 @@ def _columns_size(columns: dict) -> int:
     return sum(column.size for column in columns.values())
 
 
-def _quantiles_by_pass(run, keys, lanes, fixed, us_per_cycle, chunk_inputs, progress, trimming) -> dict:
-    """Another pass over ``run`` that keeps only the columns ``keys`` ((preset index, column) pairs) whole."""
-    kept = {key: np.empty(run.num_inputs) for key in keys}
-    start, buffer = 0, None
+def _quantiles_by_pass(run, binned, lanes, fixed, us_per_cycle, chunk_inputs, progress, trimming) -> dict:
+    """Another pass over ``run`` that gathers, for the columns ``binned`` counted, the values their quantiles need."""
+    binned.plan()
+    buffer = None
     for chunk in _chunks(run, chunk_inputs, verify=False):  # the first pass verified the file
         costs = replay_presets(chunk.codes, lanes, fixed, out=buffer, check_codes=False)
         buffer = costs.base
         trimming.apply(chunk, costs)
-        stop = start + chunk.num_inputs
-        for p, name in keys:
-            _derived(
-                costs[:, p * _METRICS : (p + 1) * _METRICS], float(us_per_cycle[p]), name, kept[p, name][start:stop]
-            )
-        start = stop
+        for p, name in binned.keys:
+            own = costs[:, p * _METRICS : (p + 1) * _METRICS]
+            binned.gather((p, name), _derived(own, float(us_per_cycle[p]), name))
         if progress is not None:
             progress(chunk.num_inputs)
-    return _all_quantiles(kept)
+    return {key: binned.quantiles(key) for key in binned.keys}
+
+
+def order_keys(values: np.ndarray, bits: int = ORDER_BITS) -> np.ndarray:
+    """Each float64's bin among ``2**bits``, in the values' numeric order: the leading ``bits`` of its IEEE-754
+    pattern with a negative number's bits flipped and a positive number's sign bit set (so that unsigned order is
+    numeric order; Herf, "Radix tricks", 2001)."""
+    pattern = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    negative = (pattern >> np.uint64(63)).astype(bool)
+    ordered = np.where(negative, ~pattern, pattern | np.uint64(1 << 63))
+    return (ordered >> np.uint64(64 - bits)).astype(np.intp)
+
+
+class BinnedQuantiles:
+    """``np.percentile`` (linear) at ``QUANTILES`` of columns seen a chunk at a time, to the bit, in memory set by the
+    bins rather than by the columns' length: the first pass counts each column's values into ``2**ORDER_BITS`` bins
+    in numeric order (``count``); ``plan`` finds the bins that hold the order statistics the quantiles interpolate
+    between; a second pass keeps the distinct values of those bins only, with their counts (``gather``); and
+    ``quantiles`` interpolates as numpy does (``numpy.lib._function_base_impl._quantile``, "linear":
+    virtual index (n - 1)·q, its floor and the next, numpy's ``_lerp``)."""
+
+    def __init__(self, keys: Sequence, inputs: int) -> None:
+        self.keys = list(keys)
+        self.inputs = inputs
+        self.counts = {key: np.zeros(1 << ORDER_BITS, np.int64) for key in self.keys}
+        self.found: dict = {key: ([], []) for key in self.keys}
+        self.wanted: dict = {}
+
+    def count(self, key, values: np.ndarray) -> None:
+        self.counts[key] += np.bincount(order_keys(values), minlength=1 << ORDER_BITS)
+
+    def _positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """numpy's order statistics (before and after) and weight for every ``QUANTILES``, over ``inputs`` values."""
+        virtual = (self.inputs - 1) * np.true_divide(QUANTILES, 100)
+        before = np.floor(virtual)
+        after = before + 1
+        last = virtual >= self.inputs - 1
+        before[last] = after[last] = self.inputs - 1
+        gamma = virtual - np.where(last, -1, before)  # numpy's: its index there is -1 (both neighbours are the last)
+        return before.astype(np.int64), after.astype(np.int64), gamma
+
+    def plan(self) -> None:
+        before, after, _ = self._positions()
+        ranks = np.unique(np.concatenate([before, after]))
+        for key, counts in self.counts.items():
+            self.wanted[key] = np.unique(np.searchsorted(np.cumsum(counts), ranks, side="right"))
+
+    def gather(self, key, values: np.ndarray) -> None:
+        inside = values[np.isin(order_keys(values), self.wanted[key])]
+        distinct, counts = np.unique(inside, return_counts=True)
+        self.found[key][0].append(distinct)
+        self.found[key][1].append(counts)
+
+    def quantiles(self, key) -> list[float]:
+        values, counts = (np.concatenate(parts) for parts in self.found[key])
+        distinct, inverse = np.unique(values, return_inverse=True)
+        counts = np.bincount(inverse, weights=counts).astype(np.int64)
+        # the rank of each distinct value's first copy: the inputs in lower bins, then those before it in its bin
+        bins = order_keys(distinct)
+        below = np.cumsum(self.counts[key]) - self.counts[key]
+        within = np.cumsum(counts) - counts
+        first_of_bin = np.searchsorted(bins, bins, side="left")
+        starts = below[bins] + within - within[first_of_bin]
+        before, after, gamma = self._positions()
+        low = distinct[np.searchsorted(starts, before, side="right") - 1]
+        high = distinct[np.searchsorted(starts, after, side="right") - 1]
+        difference = high - low
+        result = low + difference * gamma
+        np.subtract(high, difference * (1 - gamma), out=result, where=gamma >= 0.5)
+        return [float(value) for value in result]
 
 
 class _Trimming:

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analysis.pipeline import replay
 from analysis.plot_workers import REPLAY_PLOTS
@@ -217,7 +218,8 @@ def test_utilisation_is_active_over_all_unit_cycles_of_the_run(replayed):
 
 
 def test_quantiles_from_further_passes_equal_those_of_kept_columns(replayed):
-    """When the kept columns would not fit, each is computed in another (unverified) pass: the same rows."""
+    """When the columns would not fit, they are binned and their quantiles' values gathered in one more (unverified)
+    pass: the same rows, to the bit, whether none or some of them were kept whole."""
     from analysis.streaming import replay_run
 
     run = replayed.runs[0]
@@ -226,3 +228,28 @@ def test_quantiles_from_further_passes_equal_those_of_kept_columns(replayed):
     kept = replay_run(run, presets, tables, chunk_inputs=7)
     passes = replay_run(run, presets, tables, chunk_inputs=7, keep_bytes=1)
     assert passes.rows == kept.rows
+    some = replay_run(run, presets, tables, chunk_inputs=7, keep_bytes=3 * 8 * run.num_inputs)
+    assert some.rows == kept.rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(-1e12, 1e12, allow_nan=False), st.sampled_from([0.0, 1.5, 1.5000001, 2.0**40])),
+        min_size=1,
+        max_size=400,
+    ),
+    counted=st.integers(1, 50),
+    gathered=st.integers(1, 50),
+)
+def test_binned_quantiles_are_numpys_to_the_bit(values, counted, gathered):
+    from analysis.streaming import QUANTILES, BinnedQuantiles
+
+    column = np.array(values)
+    binned = BinnedQuantiles(["column"], column.size)
+    for start in range(0, column.size, counted):
+        binned.count("column", column[start : start + counted])
+    binned.plan()
+    for start in range(0, column.size, gathered):
+        binned.gather("column", column[start : start + gathered])
+    assert binned.quantiles("column") == [float(value) for value in np.percentile(column, QUANTILES)]
