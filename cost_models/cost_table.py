@@ -6,7 +6,8 @@ An option with a ``width`` below 1 prices the block's main layers narrowed (``df
 ``CostTable.fixed[m]`` sums every always-run layer (stem, first block, fc, gates) at its ``fixed_option``. A block's
 cost depends only on its own option's (w_bits, a_bits, float, skip), so replay is a gather-sum. On a preset with
 ``array.dynamic_precision``, ``CostTable.effective[b, k, e, m]`` is block ``b`` at option ``k`` when its activations
-need only ``e`` bits (``cost_models.model.effective_cost`` for its main layers; the projection stays static).
+stream on average ``e`` bits per step (``cost_models.model.effective_cost`` for its main layers; the projection stays
+static).
 
 Skip under ``skip = "copy"``: a skipped block without a projection copies its input once (its first main layer's
 input); a block with a projection does not copy, its projection writes the block output [our assumption].
@@ -41,7 +42,7 @@ from dfs_sim.traces import PRECISION_STEPS
 __all__ = ["CostTable", "build_cost_table", "default_cache_dir", "MODEL_VERSION"]
 
 # Bump when a formula changes: old cache files then stop matching.
-MODEL_VERSION = "cost-models-4"  # bumped on every formula change (the history is in git)
+MODEL_VERSION = "cost-models-5"  # bumped on every formula change (the history is in git)
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,8 +67,13 @@ class CostTable:
         """What each effective precision changes, for replay: (blocks, options, 256, metrics), where ``[b, k, e]``
         is block ``b`` at option ``k`` with activations that need ``e / PRECISION_STEPS`` bits, minus its static cost
         (``e = 0``: not measured, no change; any uint8 ``e`` indexes it). Between whole bits the cost is interpolated
-        linearly, which is exact for the compute cycles (linear in the streamed bits) [our assumption for the
-        stalls]. Computed once per table."""
+        linearly. That is exact for the compute cycles, unit-cycles and compute energy: ``effective`` holds
+        ``cost_models.model.effective_cost`` at whole bits, which is linear in the mean streamed passes
+        ``e / act_bits_per_cycle`` between multiples of ``act_bits_per_cycle`` (for 1 bit per cycle: between any two
+        whole bits), and every whole bit is such a point or lies on such a segment. The cycles (compute + roofline
+        stalls, summed over the block's layers) are exact too except on the one-bit interval where a layer turns
+        memory-bound, where the interpolation charges at most the stalls that ``effective_cost`` recomputes at the
+        fractional mean [our assumption]. Computed once per table."""
         if self.effective is None:
             raise ValueError(f"preset {self.preset.name!r} has no dynamic precision")
         widest = self.effective.shape[2] - 1
@@ -175,7 +181,9 @@ def _build(
                 continue
             effective[index, code] = block[index, code]  # static wherever the data's bits change nothing
             if trims(option, preset):
-                for bits in range(1, option.a_bits):
+                # up to the bits the static cost streams (ceil(a/b) passes of b bits; a for 1 bit per cycle)
+                b = preset.array.act_bits_per_cycle
+                for bits in range(1, min(b * -(-option.a_bits // b), effective.shape[2])):
                     run = narrowed(main, option.width)
                     trimmed = sum((effective_cost(layer, preset, option, bits) for layer in run), projection)
                     effective[index, code, bits] = trimmed.metrics()

@@ -149,27 +149,78 @@ def option_cost(layer: ConvLayer, preset: Preset | str, option: Option) -> Layer
     return base
 
 
-def effective_cost(layer: ConvLayer, preset: Preset | str, option: Option, effective_bits: int) -> LayerCost:
-    """Cost of ``layer`` at ``option`` on a dynamic-precision bit-serial preset when the input's activations need
-    only ``effective_bits`` bits: the static mapping of ``option_cost`` (a compiler maps before it sees the data),
-    with each step streaming ``min(effective_bits, a)`` activation bits instead of ``a``; storage, traffic and
-    buffer accesses stay at the option's ``a`` bits.
+def effective_cost(layer: ConvLayer, preset: Preset | str, option: Option, effective_bits: float) -> LayerCost:
+    """Cost of ``layer`` at ``option`` on a dynamic-precision bit-serial preset when each step of the input streams,
+    on average, ``effective_bits`` activation bits (a whole or fractional number, the trace's mean in eighths): the
+    static mapping of ``option_cost`` (a compiler maps before it sees the data), with the steps streaming the
+    measured bits instead of ``a``; storage, traffic and buffer accesses stay at the option's ``a`` bits.
 
     Sources: Dynamic Stripes (arXiv 1706.00504) and Loom (DAC 2018) detect at run time the precision a group of
-    activations needs (leading zeros trimmed) and stream only those bits [paper abstracts, docs/hardware.md §2.3].
-    ``effective_bits`` is the mean over the groups of 16 activations the export records (``dfs_sim.model.precision``):
-    cycles are linear in the streamed bits, so the mean charges the sum over groups exactly when every step
-    streams one group [our assumption: the windows of a step do not wait for the slowest one]. Options that
-    cannot trim (``trims``) cost ``option_cost``.
+    activations needs (leading zeros trimmed) and stream only those bits [paper abstracts, docs/hardware.md §2.3];
+    DNNsim's ShapeShifter and Loom take each step's widest activation (``cost_models.step_widths``).
+
+    How a mean is charged, exactly: a step streaming ``x`` bits at ``b = act_bits_per_cycle`` bits a cycle takes
+    ``ceil(x/b)`` passes, and on the window dataflow a layer's compute cycles are (steps × filter sets) × passes ×
+    the weight passes or bits (``cost_models.bitserial.stepwise_compute``), linear in the passes. The export's step
+    measurement (``dfs_sim.model.precision``, ``--precision-measure step``) records the mean over steps of
+    ``b·ceil(x/b)``, each convolution weighted by its steps × filter sets, so ``effective_bits / b`` is the mean
+    number of passes. This function therefore prices ``effective_bits`` as ``effective_bits / b`` passes: at a
+    multiple of ``b`` by the search with that many bits streamed (for ``b = 1`` every whole bit), elsewhere the
+    compute cycles, unit-cycles, active unit-cycles and compute energy linearly between the two neighbouring
+    multiples of ``b`` (exact, being linear in the passes), and the cycles as compute + ``max(0, mem − compute)`` +
+    fill/drain from those compute cycles (the roofline of ``cost_models._tiling``, exact). So the compute cycles
+    equal DNNsim's sum over steps whenever the preset's steps are DNNsim's (the ``dnnsim_*`` presets;
+    ``tests/test_step_precision.py``). Below ``b`` bits a step still takes one pass. A ``"position"``-measured trace
+    (the mean group bit length, not rounded up to ``b``) is charged the same way, which on a ``b > 1`` preset
+    undercounts the passes its rounding would add [our assumption; docs/hardware.md "DNNsim reference"]. Weights
+    stay at ``w`` bits even on a ``dynamic_weights`` preset (the trace records activations only; per-step weight
+    widths are priced by ``cost_models.bitserial.stepwise_cost``). Options that cannot trim (``trims``) cost
+    ``option_cost``.
     """
     preset = load_preset(preset)
     if not preset.dynamic_precision:
         raise ValueError(f"preset {preset.name!r} does not model dynamic precision (array.dynamic_precision)")
-    if isinstance(effective_bits, bool) or not isinstance(effective_bits, int) or effective_bits < 1:
-        raise ValueError(f"effective_bits must be a positive integer, got {effective_bits!r}")
-    if not trims(option, preset) or effective_bits >= option.a_bits:
+    if (
+        isinstance(effective_bits, bool)
+        or not isinstance(effective_bits, (int, float))
+        or not math.isfinite(effective_bits)
+        or effective_bits < 1
+    ):
+        raise ValueError(f"effective_bits must be a number >= 1, got {effective_bits!r}")
+    if not trims(option, preset):
         return option_cost(layer, preset, option)
-    return _effective(_shape(layer), preset, option.w_bits, option.a_bits, effective_bits)
+    b = preset.array.act_bits_per_cycle
+    full = b * -(-option.a_bits // b)  # the static cost streams ceil(a/b) passes
+    if effective_bits >= full:
+        return option_cost(layer, preset, option)
+    low = max(b * math.floor(effective_bits / b), b)
+    if low >= effective_bits:
+        return _streamed(layer, preset, option, low)
+    return _between(
+        _streamed(layer, preset, option, low), _streamed(layer, preset, option, low + b), (effective_bits - low) / b
+    )
+
+
+def _streamed(layer: ConvLayer, preset: Preset, option: Option, bits: int) -> LayerCost:
+    """``layer`` at ``option`` with ``bits`` (a multiple of ``b``, at least ``b``) activation bits streamed per step."""
+    if bits >= option.a_bits:
+        return option_cost(layer, preset, option)
+    return _effective(_shape(layer), preset, option.w_bits, option.a_bits, bits)
+
+
+_LINEAR_FIELDS = ("compute_cycles", "e_compute_pj", "unit_cycles", "active_unit_cycles")
+
+
+def _between(low: LayerCost, high: LayerCost, fraction: float) -> LayerCost:
+    """``low`` with the fields linear in the streamed passes (``_LINEAR_FIELDS``) a ``fraction`` of the way to
+    ``high``, and the roofline cycles from those compute cycles (``effective_cost``); the rest (traffic, SRAM,
+    DRAM, memory cycles) is the same at both ends (one mapping, storage at the option's bits)."""
+    moved = {
+        name: getattr(low, name) + fraction * (getattr(high, name) - getattr(low, name)) for name in _LINEAR_FIELDS
+    }
+    compute = moved["compute_cycles"]
+    stalls = max(0.0, low.mem_cycles - compute) + low.fill_drain_cycles
+    return dataclasses.replace(low, cycles=compute + stalls, stall_cycles=stalls, **moved)
 
 
 def trims(option: Option, preset: Preset) -> bool:

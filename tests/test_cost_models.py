@@ -369,6 +369,8 @@ TWINS = {
     "stripes_small": "bitparallel16_small",
     "loom": "loom_twin",
     "loom_paper": "loom_paper_twin",
+    "loom_dynamic": "loom_twin",
+    "loom_paper_dynamic": "loom_paper_twin",
 }
 
 

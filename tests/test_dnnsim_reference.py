@@ -12,6 +12,7 @@ ones from the layer alone, the dynamic ones at the per-step widths (``cost_model
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import math
 import sys
@@ -387,17 +388,31 @@ def test_column_pipeline_closed_form_is_the_step_by_step_schedule():
 
 def test_dnnsim_keys_leave_every_other_preset_as_it_was():
     """The new array keys default to today's behaviour and stay out of the content hash at their defaults (so cost
-    tables cached before them stay valid); a non-default value is hashed."""
+    tables cached before them stay valid); a non-default value is hashed. The dynamic references trim per step
+    (issue #29 item 4) and are otherwise their static preset, value for value."""
+    per_step = {"stripes_dynamic": "stripes", "loom_dynamic": "loom", "loom_paper_dynamic": "loom_paper"}
     for name in list_presets(reference=True):
         preset = load_preset(name)
         if preset.kind != "bitserial" or name.startswith("dnnsim_"):
             continue
         array = preset.array
+        if name in per_step:
+            base = load_preset(per_step[name])
+            assert array == dataclasses.replace(base.array, dynamic_precision=True, trim_group="step")
+            assert (preset.buffers, preset.dram, preset.energy, preset.policy, preset.freq_mhz) == (
+                base.buffers,
+                base.dram,
+                base.energy,
+                base.policy,
+                base.freq_mhz,
+            )
+            continue
         assert (array.fc_dataflow, array.trim_group, array.dynamic_weights) == ("twin", "position", False)
         assert not {"fc_dataflow", "trim_group", "dynamic_weights"} & set(preset.to_dict()["array"])
         assert preset.replace(array__fc_dataflow="columns").content_hash() != preset.content_hash()
+    position = load_preset("stripes").replace(array__dynamic_precision=True)
     with pytest.raises(ValueError, match="trim_group"):
-        stepwise_cost(ConvLayer(16, 16, 8, 8, 3, 1, 1), "stripes_dynamic", 8, 8, np.ones((4, 9), dtype=int))
+        stepwise_cost(ConvLayer(16, 16, 8, 8, 3, 1, 1), position, 8, 8, np.ones((4, 9), dtype=int))
 
 
 def test_bad_dnnsim_keys_raise(tmp_path):

@@ -11,6 +11,7 @@ checkpoint (stage ``qat``) exports as a static baseline at its own widths.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -25,7 +26,7 @@ from dfs_sim.model.config import static_model_options
 from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of, split_validation
 from dfs_sim.model.device import resolve_device
 from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
-from dfs_sim.model.precision import GROUP, POSITIONS
+from dfs_sim.model.precision import GROUP, MEASUREMENTS, POSITIONS, StepGeometry, step_measurement
 from dfs_sim.model.quantize import DEFAULT_QUANTIZER, LEGACY_QUANTIZER, QUANTIZERS
 from dfs_sim.model.registry import create_model, parse_model_name
 from dfs_sim.model.resnet import declared_layer_table, traced_layer_table
@@ -224,12 +225,17 @@ def export(
     command: str | None = None,
     effective_precision: bool = False,
     precision_positions: int = 1,
+    precision_measure: str = "position",
+    precision_preset: str = "stripes_dynamic",
     extra_meta: dict | None = None,
 ) -> ExportResult:
     """Evaluate ``checkpoint`` on ``split`` and write the trace to ``out``; returns the path and the evaluation.
     ``effective_precision``: the trace also records the activation bits each decision needed (format 3), in groups
-    of 16 channels × ``precision_positions`` (1 or 16) positions; ``extra_meta``: more keys for the trace's metadata
-    (e.g. how a mixed-precision assignment was searched)."""
+    of 16 channels × ``precision_positions`` (1 or 16) positions (``precision_measure = "position"``, the default and
+    the meaning of older traces), or DNNsim's per-step widths for the geometry of the bit-serial preset
+    ``precision_preset`` (``"step"``: its windows, lanes, filters·tiles and activation bits per cycle;
+    ``dfs_sim.model.precision``); the metadata's ``effective_precision.measurement`` names which; ``extra_meta``:
+    more keys for the trace's metadata (e.g. how a mixed-precision assignment was searched)."""
     checkpoint, out = Path(checkpoint), Path(out)
     if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
         raise ConfigError(out, "the output path is a folder; give a .parquet file name")
@@ -239,6 +245,9 @@ def export(
         raise ConfigError(out, "output folder is not writable")
     if precision_positions not in POSITIONS:
         raise ConfigError("--precision-positions", f"must be one of {POSITIONS}, got {precision_positions!r}")
+    if precision_measure not in MEASUREMENTS:
+        raise ConfigError("--precision-measure", f"must be one of {MEASUREMENTS}, got {precision_measure!r}")
+    step_geometry = _step_geometry(precision_preset) if effective_precision and precision_measure == "step" else None
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("--batch-size", f"must be an integer >= 1, got {batch_size!r}")
     torch_device = resolve_device(device, "--device")
@@ -268,13 +277,14 @@ def export(
             "validation_held_out": fraction,
             "images": calibrate_quantizers(model, train_split),
         }
-    evaluation = evaluate(
-        model,
-        data,
-        batch_size=batch_size,
-        measure_precision=effective_precision,
-        precision_positions=precision_positions,
-    )
+    with step_measurement(model, step_geometry) if step_geometry is not None else contextlib.nullcontext():
+        evaluation = evaluate(
+            model,
+            data,
+            batch_size=batch_size,
+            measure_precision=effective_precision,
+            precision_positions=precision_positions,
+        )
     extra = {
         "checkpoint": checkpoint.name,
         "checkpoint_sha256": checkpoint_sha256[:16],
@@ -292,12 +302,21 @@ def export(
             alpha=config.get("alpha"),
             skipnet_computation_pct=skipnet_computation_pct(evaluation.codes, model.skip_code),
         )
-    if effective_precision:
+    if effective_precision and step_geometry is None:
         extra["effective_precision"] = {
+            "measurement": "position",
             "group_channels": GROUP,
             "group_positions": precision_positions,
             "steps_per_bit": PRECISION_STEPS,
             "weights": "macs",
+        }
+    elif step_geometry is not None:
+        extra["effective_precision"] = {
+            "measurement": "step",
+            "preset": precision_preset,
+            **step_geometry.to_meta(),
+            "steps_per_bit": PRECISION_STEPS,
+            "weights": "steps",
         }
     extra["quantizer"] = model.quantizer
     if static:
@@ -337,6 +356,21 @@ def export(
     return ExportResult(path, evaluation, meta)
 
 
+def _step_geometry(preset_name: str) -> StepGeometry:
+    """The step geometry of a bit-serial preset (``--precision-preset``): windows, lanes, filters·tiles, activation
+    bits per cycle."""
+    from cost_models.preset import SerialArray, load_preset
+
+    try:
+        preset = load_preset(preset_name)
+    except DfsSimError as error:
+        raise ConfigError("--precision-preset", str(error)) from None
+    array = preset.array
+    if not isinstance(array, SerialArray):
+        raise ConfigError("--precision-preset", f"{preset_name!r} is not a bit-serial preset")
+    return StepGeometry(array.windows, array.lanes, array.filters * array.tiles, array.act_bits_per_cycle)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dfs_sim.export", description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="a checkpoint written by python -m dfs_sim.train")
@@ -371,6 +405,20 @@ def _parser() -> argparse.ArgumentParser:
         help="with --effective-precision: positions per group of 16 channels; 1 (default) or 16, the windows a "
         "Stripes tile steps together (its slowest group sets the step)",
     )
+    parser.add_argument(
+        "--precision-measure",
+        default="position",
+        choices=MEASUREMENTS,
+        help="with --effective-precision: 'position' (default): mean bit length of groups of 16 channels at "
+        "--precision-positions positions; 'step': DNNsim's mean per-step width (widest activation of a step's "
+        "windows x lanes, zero = 1 bit) for the geometry of --precision-preset",
+    )
+    parser.add_argument(
+        "--precision-preset",
+        default="stripes_dynamic",
+        help="with --precision-measure step: the bit-serial preset whose windows, lanes, filters and activation bits "
+        "per cycle define a step (default stripes_dynamic; loom_dynamic rounds each step up to 2 bits)",
+    )
     parser.add_argument("--device", default="auto")
     return parser
 
@@ -391,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=shlex.join(["python", "-m", "dfs_sim.export", *argv]),
             effective_precision=args.effective_precision,
             precision_positions=args.precision_positions,
+            precision_measure=args.precision_measure,
+            precision_preset=args.precision_preset,
         )
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
