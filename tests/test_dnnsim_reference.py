@@ -433,3 +433,35 @@ def test_bad_dnnsim_keys_raise(tmp_path):
         stepwise_cost(_layer(row), "dnnsim_loom", row["w_bits"], row["a_bits"], act[:, :-1])
     with pytest.raises(ValueError, match="wgt_widths"):
         stepwise_cost(_layer(row), "dnnsim_dynloom", row["w_bits"], row["a_bits"], act)
+
+
+# ours / DNNsim total cycles (roofline memory vs DRAMSim2), (min, geometric mean, max) per source and kind
+TOTALS = {
+    ("resnet38", "conv"): (0.0630, 0.5320, 1.1506),
+    ("resnet38", "fc"): (0.0270, 0.0940, 0.4490),
+    ("synthetic", "conv"): (0.0790, 0.3980, 0.9990),
+    ("synthetic", "fc"): (0.0290, 0.0650, 0.1310),
+}
+
+
+def test_total_cycles_gap():
+    """Issue #29 item 5 (docs/hardware.md "DNNsim reference", Totals): the dnnsim_* presets' total cycles (exact
+    compute + a roofline over DDR4-3200's peak) against DNNsim's (compute + DRAMSim2), every row; DNNsim's memory
+    time does not depend on the precision (16-bit words)."""
+    ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in ROWS:
+        preset = dnnsim_preset(row["arch"])
+        if preset.dynamic_precision:
+            act, wgt = step_widths(row)
+            cost = stepwise_cost(
+                _layer(row), preset, row["w_bits"], row["a_bits"], act, wgt if preset.array.dynamic_weights else None
+            )
+        else:
+            cost = layer_cost(_layer(row), preset, row["w_bits"], row["a_bits"])
+        assert cost.compute_cycles == row["compute_cycles"]
+        ratios[(row["source"], row["kind"])].append(cost.cycles / row["cycles"])
+    for key, values in ratios.items():
+        geometric = math.exp(sum(math.log(r) for r in values) / len(values))
+        assert (min(values), geometric, max(values)) == pytest.approx(TOTALS[key], abs=1e-3)
+    dadiannao = {r["cycles"] for r in ROWS if r["arch"] == "DaDianNao" and r["layer"] == "s_conv3_c64_k64_16"}
+    assert dadiannao == {38832}
