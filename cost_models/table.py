@@ -26,13 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from cost_models.interop import HAQ_METRICS, read_scalesim_topology, write_haq_table
+from cost_models.haq import HAQ_METRICS, write_haq_table
 from cost_models.policy import load_policy, policy_frame, policy_run
 from cost_models.preset import load_preset
 from cost_models.rows import layer_costs
 from dfs_sim.errors import ConfigError, DfsSimError, OutputError
+from dfs_sim.importers import layer_table_from_onnx, layer_table_from_scalesim
 from dfs_sim.layer_table import LayerTable, cifar_resnet_layers
-from dfs_sim.onnx_import import layer_table_from_onnx
 from dfs_sim.options import options_for_method, parse_options
 from dfs_sim.traces import read_trace, write_trace
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.module:
             layers = _module_table(args.module, _input_shape(args.input_shape), args.gated)
         elif args.topology:
-            layers = read_scalesim_topology(args.topology, gated=args.gated)
+            layers = layer_table_from_scalesim(args.topology, gated=args.gated)
         elif args.reference:
             reference = read_trace(args.reference)
             layers = reference.layers

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import overload
+from typing import Any, overload
 
 from dfs_sim.errors import LayerTableError
 from dfs_sim.options import DFS_OPTIONS, Option, full_precision_code
@@ -29,6 +29,7 @@ __all__ = [
     "PROJECTION_NAMES",
     "ConvLayer",
     "LayerTable",
+    "UnitNumbering",
     "cifar_resnet_layers",
     "gated_unit_finder",
     "narrowed",
@@ -365,13 +366,14 @@ PROJECTION_NAMES = re.compile(r"downsample|shortcut|projection")
 
 def gated_unit_finder(
     gated: str | re.Pattern | Callable[[str], bool] | None,
+    separator: str = "/",
 ) -> Callable[[str], tuple[str, str] | None]:
     """A function of a layer's name giving ``(unit, rest of the name after the unit)``, or None outside every unit.
 
     ``gated`` is a regular expression searched in the name, whose matched text is the unit, or a callable asked about
-    each ``/``-separated prefix of the name, shortest first, the first it accepts being the unit (ONNX node names).
-    Importers give every row of a unit the unit's gated block; a convolution whose rest of the name matches
-    ``PROJECTION_NAMES`` is the unit's projection."""
+    each ``separator``-separated prefix of the name, shortest first, the first it accepts being the unit (ONNX node
+    names; torch's qualified module names with ``separator="."``, where the outermost marked module is the unit).
+    Importers number the units with ``UnitNumbering``."""
     if gated is None:
         return lambda _name: None
     if isinstance(gated, str | re.Pattern):
@@ -386,11 +388,35 @@ def gated_unit_finder(
         return by_pattern
 
     def by_callable(name: str) -> tuple[str, str] | None:
-        parts = name.split("/")
+        parts = name.split(separator)
         for end in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:end])
-            if prefix and prefix != "/" and gated(prefix):
+            prefix = separator.join(parts[:end])
+            if prefix and prefix != separator and gated(prefix):
                 return prefix, name[len(prefix) :]
         return None
 
     return by_callable
+
+
+class UnitNumbering:
+    """Where an imported row goes: every importer (ONNX, SCALE-Sim, torch, the ResNet tracer) places its rows with
+    one of these, so that the same network gets the same table whichever way it came in.
+
+    Units get gated blocks 0, 1, 2, ... in the order their first rows arrive; every row of a unit belongs to its
+    block and runs at the block's option, except a convolution whose rest of the name (after the unit) matches
+    ``PROJECTION_NAMES``: the unit's shortcut, which runs at ``fixed_option`` even when the unit is skipped. A row
+    outside every unit always runs at ``fixed_option``."""
+
+    def __init__(self, fixed_option: int) -> None:
+        self.fixed_option = fixed_option
+        self.blocks: dict[str, int] = {}
+
+    def place(self, unit: tuple[str, str] | None, convolution: bool = True) -> dict[str, Any]:
+        """``block``, ``fixed_option`` and ``role`` of a row in ``unit`` (``(unit, rest of the row's name)``, as
+        ``gated_unit_finder`` gives it; None: outside every unit)."""
+        if unit is None:
+            return {"block": None, "fixed_option": self.fixed_option, "role": "main"}
+        block = self.blocks.setdefault(unit[0], len(self.blocks))
+        if convolution and PROJECTION_NAMES.search(unit[1]):
+            return {"block": block, "fixed_option": self.fixed_option, "role": "projection"}
+        return {"block": block, "fixed_option": None, "role": "main"}

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from dfs_sim.errors import DfsSimError  # noqa: E402
+from dfs_sim.importers import layer_table_from_module  # noqa: E402
 from dfs_sim.model.data import load_split, split_validation  # noqa: E402
-from dfs_sim.model.from_torch import layer_table_from_module  # noqa: E402
 from dfs_sim.options import parse_options  # noqa: E402
 from dfs_sim.traces import new_trace, write_trace  # noqa: E402
 

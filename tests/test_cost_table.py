@@ -10,10 +10,11 @@ import pytest
 
 import cost_models.cost_table as cost_table_module
 from cost_models import METRICS, CostTable, LayerCost, build_cost_table, list_presets, load_preset, option_cost
-from cost_models.interop import haq_table, read_scalesim_topology
+from cost_models.haq import haq_table
 from cost_models.model import layer_cost
 from cost_models.table import main
 from dfs_sim.errors import LayerTableError
+from dfs_sim.importers import layer_table_from_scalesim as read_scalesim_topology
 from dfs_sim.layer_table import ConvLayer, LayerTable, cifar_resnet_layers
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS
 

@@ -17,8 +17,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from dfs_sim.errors import LayerTableError  # noqa: E402
+from dfs_sim.importers import layer_table_from_onnx  # noqa: E402
 from dfs_sim.layer_table import cifar_resnet_layers  # noqa: E402
-from dfs_sim.onnx_import import layer_table_from_onnx  # noqa: E402
 from dfs_sim.options import DFS_OPTIONS  # noqa: E402
 
 FP = DFS_OPTIONS[-1].code

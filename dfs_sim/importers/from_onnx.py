@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dfs_sim.errors import LayerTableError
-from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable, gated_unit_finder
+from dfs_sim.layer_table import ConvLayer, LayerTable, UnitNumbering, gated_unit_finder
 from dfs_sim.options import DFS_OPTIONS, Option, full_precision_code
 
 __all__ = ["COST_FREE_OPS", "layer_table_from_onnx"]
@@ -110,11 +110,11 @@ def layer_table_from_onnx(
     shapes = _static_shapes(onnx, model, source)
     constant = _constant_tensors(graph, initializers)
     unit_of = gated_unit_finder(gated)
+    numbering = UnitNumbering(fp)
 
     rows: list[ConvLayer] = []
     left_out: Counter[str] = Counter()
     names: Counter[str] = Counter()
-    block_of_unit: dict[str, int] = {}
     for index, node in enumerate(graph.node):
         op = node.op_type
         if node.domain not in _DEFAULT_DOMAINS:
@@ -137,18 +137,10 @@ def layer_table_from_onnx(
         if isinstance(shape, str):  # a compute node that no row describes
             left_out[shape] += 1
             continue
-        unit = unit_of(node.name)
-        block: int | None = None
-        fixed: int | None = fp
-        role = "main"
-        if unit is not None:
-            key, below = unit
-            block = block_of_unit.setdefault(key, len(block_of_unit))
-            projection = op == "Conv" and PROJECTION_NAMES.search(below)
-            fixed, role = (fp, "projection") if projection else (None, "main")
+        placed = numbering.place(unit_of(node.name), convolution=op == "Conv")
         row_name = name if names[name] == 1 else f"{name}#{names[name]}"
         try:
-            rows.append(ConvLayer(**shape, name=row_name, kind=kind, block=block, fixed_option=fixed, role=role))
+            rows.append(ConvLayer(**{**shape, **placed}, name=row_name, kind=kind))
         except LayerTableError as error:
             raise LayerTableError(source, f"node {node_ref.name!r} ({op}): {error.problem}") from None
 

@@ -17,13 +17,10 @@ import torch
 from torch import nn
 
 from dfs_sim.errors import ConfigError, LayerTableError
-from dfs_sim.layer_table import PROJECTION_NAMES, ConvLayer, LayerTable
+from dfs_sim.layer_table import ConvLayer, LayerTable, UnitNumbering, gated_unit_finder
 from dfs_sim.options import DFS_OPTIONS, Option, full_precision_code
 
 __all__ = ["layer_table_from_factory", "layer_table_from_module"]
-
-# A conv of a gated unit whose name (below the unit) contains one of these is its shortcut: it runs at full precision
-# even when the gate skips the unit, as ``cifar_resnet_layers`` lists its projections.
 
 
 def layer_table_from_module(
@@ -54,9 +51,9 @@ def layer_table_from_module(
         fp = full_precision_code(options)
     except ValueError as error:
         raise LayerTableError(source, str(error)) from None
-    is_unit = _unit_matcher(gated)
+    unit_of = gated_unit_finder(_prefix_test(gated), separator=".")  # the outermost marked module is the unit
+    numbering = UnitNumbering(fp)
     names = {id(m): name for name, m in module.named_modules()}  # a module registered twice keeps its first name
-    units = [name for name in names.values() if name and is_unit(name)]
 
     calls: list[tuple[str, nn.Module, torch.Size, torch.Size]] = []  # (row name, module, input shape, output shape)
     counts: dict[int, int] = {}
@@ -85,18 +82,10 @@ def layer_table_from_module(
         for m, training in modes.items():
             m.train(training)
 
-    block_of_unit: dict[str, int] = {}
     rows = []
     for name, layer, in_shape, out_shape in calls:
-        qualified = names[id(layer)]
-        unit = next((u for u in units if qualified == u or qualified.startswith(u + ".")), None)  # outermost first
-        block, fixed, role = None, fp, "main"
-        if unit is not None:
-            block = block_of_unit.setdefault(unit, len(block_of_unit))
-            below = qualified[len(unit) :]
-            projection = isinstance(layer, nn.Conv2d) and PROJECTION_NAMES.search(below)
-            fixed, role = (fp, "projection") if projection else (None, "main")
-        common = {"name": name, "block": block, "fixed_option": fixed, "role": role}
+        placed = numbering.place(unit_of(names[id(layer)]), convolution=isinstance(layer, nn.Conv2d))
+        common = {"name": name, **placed}
         if isinstance(layer, nn.Conv2d):
             rows.append(_conv_row(layer, in_shape, out_shape, common))
         else:
@@ -133,9 +122,8 @@ def layer_table_from_factory(
     return layer_table_from_module(module, input_shape, gated=gated, options=options)
 
 
-def _unit_matcher(gated: str | re.Pattern | Callable[[str], bool] | None) -> Callable[[str], bool]:
-    if gated is None:
-        return lambda _name: False
+def _prefix_test(gated: str | re.Pattern | Callable[[str], bool] | None) -> Callable[[str], bool] | None:
+    """``gated`` as a test of module names (a regular expression is searched in them), for ``gated_unit_finder``."""
     if isinstance(gated, str | re.Pattern):
         pattern = re.compile(gated)
         return lambda name: pattern.search(name) is not None

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dfs_sim.errors import ConfigError
-from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable, cifar_resnet_layers
+from dfs_sim.layer_table import GATE_EMBED_DIM, ConvLayer, LayerTable, UnitNumbering, cifar_resnet_layers
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.distributed import BatchNorm2d
 from dfs_sim.model.gate import GateController, GateEmbedding, SkipGateController
@@ -425,29 +425,26 @@ class GatedResNet(nn.Module):
 
 # --------------------------------------------------------------------------------------------------------------------
 def _compute_layers(model: GatedResNet):
-    """(name, module, call index, kind, block, role, fixed_option) of every compute layer, in layer-table order.
+    """(name, module, call index, kind, unit) of every compute layer, in layer-table order; ``unit`` is
+    ``(block name, rest of the row's name)`` for a row of a gated block (``UnitNumbering`` places it), else None.
 
     A static model runs no gate, so its gates are not compute layers."""
-    fp = model.fp_code
-    rows = [("stem", model.stem, 0, "conv", None, "main", fp)]
+    rows: list[tuple[str, nn.Module, int, str, tuple[str, str] | None]] = [("stem", model.stem, 0, "conv", None)]
     all_blocks = [model.first_block, *model.blocks]
     for position, (name, block) in enumerate(zip(model.block_names, all_blocks, strict=True)):
         gated = position > 0
-        b = position - 1 if gated else None
+        b = position - 1
         if gated and model.static_option is None:
             rows += [
-                (f"gate{b}.conv", model.gate_embeddings[b].conv, 0, "gate", None, "main", fp),
-                (f"gate{b}.lstm", model.controller.lstm, b, "gate", None, "main", fp),
-                (f"gate{b}.fc", model.controller.fc, b, "gate", None, "main", fp),
+                (f"gate{b}.conv", model.gate_embeddings[b].conv, 0, "gate", None),
+                (f"gate{b}.lstm", model.controller.lstm, b, "gate", None),
+                (f"gate{b}.fc", model.controller.fc, b, "gate", None),
             ]
-        fixed = None if gated else fp
-        rows += [
-            (f"{name}.conv1", block.conv1, 0, "conv", b, "main", fixed),
-            (f"{name}.conv2", block.conv2, 0, "conv", b, "main", fixed),
-        ]
+        parts = [("conv1", block.conv1), ("conv2", block.conv2)]
         if block.projection is not None:
-            rows.append((f"{name}.projection", block.projection[0], 0, "conv", b, "projection", fp))
-    rows.append(("fc", model.fc, 0, "linear", None, "main", fp))
+            parts.append(("projection", block.projection[0]))
+        rows += [(f"{name}.{part}", module, 0, "conv", (name, f".{part}") if gated else None) for part, module in parts]
+    rows.append(("fc", model.fc, 0, "linear", None))
     return rows
 
 
@@ -487,7 +484,9 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
         for handle in handles:
             handle.remove()
     layers = []
-    for name, module, call, kind, block, role, fixed in rows:
+    numbering = UnitNumbering(model.fp_code)
+    for name, module, call, kind, unit in rows:
+        placed = numbering.place(unit)
         shape = seen[id(module)][call]
         if isinstance(module, nn.Conv2d):
             _, in_ch, in_h, in_w = shape
@@ -502,15 +501,13 @@ def traced_layer_table(model: GatedResNet, input_size: int = 32) -> LayerTable:
                 module.groups,
                 name=name,
                 kind=kind,
-                block=block,
-                fixed_option=fixed,
-                role=role,
+                **placed,
             )
         else:
             if isinstance(module, nn.LSTM):  # one step: the four gates over [input, hidden] → a 2E → 4E linear layer
                 in_ch, out_ch = shape[-1] + module.hidden_size, 4 * module.hidden_size
             else:
                 in_ch, out_ch = shape[-1], module.out_features
-            layer = ConvLayer(in_ch, out_ch, 1, 1, 1, name=name, kind=kind, block=block, fixed_option=fixed, role=role)
+            layer = ConvLayer(in_ch, out_ch, 1, 1, 1, name=name, kind=kind, **placed)
         layers.append(layer)
     return LayerTable(layers, source=f"traced {type(model).__name__}(depth={model.depth})")
