@@ -307,6 +307,7 @@ def oracle_front(per_run: pd.DataFrame, data: PerInputCosts) -> pd.DataFrame:
     static = per_run[per_run["method"] == "static"]
     for (preset, axis), runs in ((key, static[static["preset"] == key[0]]) for key in _preset_axes(static)):
         runs = runs[runs["run"].isin(data.correct)].sort_values(axis)
+        runs = runs[[(name, preset) in data.costs for name in runs["run"]]]  # dynamic presets are not paired
         if runs.empty:
             continue
         names = runs["run"].tolist()

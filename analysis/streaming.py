@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, run_labels, wilson_interval
+from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, QUANTILES, run_labels, wilson_interval
 from analysis.replay_kernel import precision_deltas, replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
@@ -32,7 +32,6 @@ from dfs_sim.traces import CHUNK_INPUTS, TraceRun
 __all__ = ["KEEP_BYTES", "PER_INPUT_FORMS", "QUANTILES", "RunTotals", "replay_run"]
 
 PER_INPUT_FORMS = ("full", "compact", "none")
-QUANTILES = (1, 25, 50, 75, 99)  # p50 and p99 go to per_run; all five draw the per-input energy boxes
 KEEP_BYTES = 1 << 30  # energy and latency columns kept whole for exact quantiles, at most; the rest go to bins
 ORDER_BITS = 20  # bins of BinnedQuantiles: a float64's sign, exponent and 8 leading mantissa bits (8 MB of counts)
 _METRICS = len(COST_METRICS)

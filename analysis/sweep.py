@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis._output import claim_output_folder, read_table_or_none, release_output_folder, write_manifest, write_table
+from analysis.executor import run_tasks
 from analysis.matched import BASELINES, matched_comparison
 from analysis.replay_kernel import precision_deltas, replay_costs
 from analysis.summary import block_fractions
@@ -329,37 +330,20 @@ def _execute(todo, runs, target: Path | None, workers: int, scheduler: str | Non
         total=len(todo), desc="sweep partitions", unit="part", disable=None if progress is None else not progress
     )
     results = {}
-    if workers == 0 and scheduler is None:
-        for chunk, name in todo:
-            results[name] = _evaluate_partition(chunk, runs, None if target is None else str(target / name))
-            bar.update()
-        bar.close()
-        return results
-    from dask.distributed import Client, LocalCluster, as_completed
 
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    def done(name: str, frame: pd.DataFrame) -> None:
+        results[name] = frame
+        bar.update()
+
+    tasks = [(name, (chunk, None if target is None else str(target / name))) for chunk, name in todo]
     try:
-        with Client(scheduler if scheduler is not None else cluster) as client:
-            shared_runs = client.scatter(runs, broadcast=True)
-            futures = {
-                client.submit(
-                    _evaluate_partition, chunk, shared_runs, None if target is None else str(target / name), pure=False
-                ): name
-                for chunk, name in todo
-            }
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update()
+        run_tasks(_evaluate_partition, tasks, done, workers=workers, scheduler=scheduler, shared={"runs": runs})
     finally:
         bar.close()
-        if cluster is not None:
-            cluster.close()
     return results
 
 
-def _evaluate_partition(chunk, runs, path: str | None) -> pd.DataFrame:
+def _evaluate_partition(chunk, path: str | None, runs) -> pd.DataFrame:
     frame = evaluate_points(chunk, runs)
     if path is not None:
         write_table(frame, Path(path))

@@ -313,3 +313,16 @@ def test_the_table_command_prices_a_needed_width(capsys):
         assert main([*extra, "--effective-bits", "5"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--effective-bits" in err
+
+
+def test_a_replay_beside_a_dynamic_preset_pairs_only_the_static_presets():
+    """The README's dynamic-precision replay: the paired statistics (oracle included) leave the dynamic preset out,
+    whose per-input costs depend on each input's recorded widths, instead of failing on it."""
+    from pathlib import Path
+
+    from analysis import replay
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "traces_dynamic"
+    result = replay(folder, presets=["stripes", "stripes_dynamic"], out=None, plots=False, per_input="none")
+    assert set(result.per_run["preset"]) == {"stripes", "stripes_dynamic"}
+    assert set(result.oracle["preset"]) == {"stripes"}

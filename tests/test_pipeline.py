@@ -184,9 +184,9 @@ def test_wilson_interval_against_scipy():
 
 
 def test_parts_of_another_cost_model_version_are_not_reused(replayed, traces, monkeypatch):
-    import analysis.pipeline
+    import analysis.parts
 
-    monkeypatch.setattr(analysis.pipeline, "MODEL_VERSION", "a-later-cost-model")
+    monkeypatch.setattr(analysis.parts, "MODEL_VERSION", "a-later-cost-model")
     again = replay(traces, presets=PRESETS, out=replayed.out, command="test", progress=False, plots=False)
     assert again.reused_parts == 0
 
