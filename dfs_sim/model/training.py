@@ -257,163 +257,249 @@ def _train(
     stop_after: int | None,
     progress: bool,
 ) -> TrainResult:
-    from tqdm.auto import tqdm
-
+    """Every configured stage in turn, from where ``state`` (a checkpoint) left off."""
     _configure_backends(device, config)
     split, validation = _validation_split(
         config, load_split(config.dataset, "train", config.data_path, config.split_seed)
     )
     stream = BatchStream(split, config.batch_size, config.seed, config.augment)
-    out_dir = Path(config.out_dir)
-    start_stage, start_iteration, optimizer_state = 0, 0, None
-    best_state = None
-    if state is not None:
-        try:
-            stream.load_state_dict(state.get("stream"))
-        except (ValueError, AttributeError) as error:
-            raise CheckpointError(state_source, f"stream: {error} (was the data changed?)") from None
-        start_stage = STAGES.index(state["stage"])
-        start_iteration, optimizer_state = int(state["iteration"]), state.get("optimizer")
-        best_state = state.get("best")
+    resume = _resume_point(state, stream, state_source)
     # channels_last convolutions are 1.2-1.5x faster here, but a channels_last run of train() drifted from the
     # contiguous one by ~2% of an update after one step, although one forward/backward and one SGD step agree to
     # 1e-7 in isolation: an opt-in until that is understood (not under torchrun: kept exact there)
     layout = torch.channels_last if config.channels_last and not dist.active else torch.contiguous_format
     model.to(device=device, memory_format=layout)
     result = TrainResult(config, model)
-    budget_left = stop_after
+    context = _Context(config, model, split, validation, stream, dist, device, layout, progress)
+    iterations_left = stop_after  # of this call (a time-limited job), over every stage
     for stage_name in config.stages:
         stage_index = STAGES.index(stage_name)
-        if stage_index < start_stage:
+        if stage_index < resume.stage:
             continue
-        stage = config.stage(stage_name)
-        first = start_iteration if stage_index == start_stage else 0
-        resume_optimizer = optimizer_state if stage_index == start_stage else None
-        best = best_state if stage_index == start_stage else None
-        if first >= stage.iterations and stage_index == start_stage and state is not None:
+        here = resume if stage_index == resume.stage else _Resume(stage_index)
+        if state is not None and stage_index == resume.stage and here.iteration >= config.stage(stage_name).iterations:
             continue  # the resumed checkpoint ended this stage
-        if first == 0 and stage_name in ("joint", "qat") and config.quantizer != LEGACY_QUANTIZER:
+        stage = _Stage(context, stage_name, here, state_source)
+        iterations_left = stage.run(result, iterations_left)
+        if result.stopped_early:
+            return result
+        stage.finish(result)
+    return result
+
+
+@dataclass
+class _Resume:
+    """Where training starts: the stage (its index in ``STAGES``), the iteration in it, its optimizer state and the
+    best evaluation kept so far (a fresh start: stage 0, nothing)."""
+
+    stage: int = 0
+    iteration: int = 0
+    optimizer: dict | None = None
+    best: dict | None = None
+
+
+def _resume_point(state: dict | None, stream: BatchStream, source: str | Path | None) -> _Resume:
+    """The resume point of a checkpoint's ``state`` (None: a fresh start); the batch stream continues where it was."""
+    if state is None:
+        return _Resume()
+    try:
+        stream.load_state_dict(state.get("stream"))
+    except (ValueError, AttributeError) as error:
+        raise CheckpointError(source, f"stream: {error} (was the data changed?)") from None
+    return _Resume(STAGES.index(state["stage"]), int(state["iteration"]), state.get("optimizer"), state.get("best"))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every stage of one training run shares."""
+
+    config: TrainConfig
+    model: GatedResNet
+    split: Split
+    validation: Split | None
+    stream: BatchStream
+    dist: Distributed
+    device: torch.device
+    layout: torch.memory_format
+    progress: bool
+
+
+class _Stage:
+    """One stage of training: its optimizer, its loop of SGD steps, and what it logs, evaluates, keeps and saves."""
+
+    def __init__(self, context: _Context, name: str, resume: _Resume, source: str | Path | None) -> None:
+        config, model = context.config, context.model
+        self.context, self.name = context, name
+        self.stage = config.stage(name)
+        self.first, self.best = resume.iteration, resume.best
+        self.out_dir = Path(config.out_dir)
+        if self.first == 0 and name in ("joint", "qat") and config.quantizer != LEGACY_QUANTIZER:
             # the standard quantizers start from ranges (and clips) calibrated on the training data; the authors'
             # one starts from the first batch's range
-            calibrate_quantizers(model, split)
-        params = _set_trainable(model, stage_name)
-        optimizer = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
-        if resume_optimizer is not None:
+            calibrate_quantizers(model, context.split)
+        self.params = _set_trainable(model, name)
+        stage = self.stage
+        self.optimizer = torch.optim.SGD(
+            self.params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay
+        )
+        if resume.optimizer is not None:
             try:
-                optimizer.load_state_dict(resume_optimizer)
+                self.optimizer.load_state_dict(resume.optimizer)
             except (KeyError, TypeError, ValueError) as error:
-                raise CheckpointError(state_source, f"optimizer: not this stage's optimizer state ({error})") from None
-        runner = dist.wrap(model)
-        target = config.gate_target if stage_name == "gate" else config.budget
-        model.train()
-        totals = torch.zeros(3, device=device)  # loss, correct fraction, computation; summed until shown
-        window_start = first  # the first iteration summed in totals
-        shown: dict[str, float] = {}
-        scores: dict[str, float] = {}
+                raise CheckpointError(source, f"optimizer: not this stage's optimizer state ({error})") from None
+        self.runner = context.dist.wrap(model)
+        self.target = config.gate_target if name == "gate" else config.budget
+        self.totals = torch.zeros(3, device=context.device)  # loss, correct fraction, computation; summed until shown
+        self.window_start = self.first  # the first iteration summed in totals
+        self.shown: dict[str, float] = {}
+        self.scores: dict[str, float] = {}
 
+    def run(self, result: TrainResult, iterations_left: int | None) -> int | None:
+        """The stage's iterations from its first; stops early (``result.stopped_early``, a checkpoint written) when
+        ``iterations_left`` runs out. Returns what is left of it."""
+        from tqdm.auto import tqdm
+
+        context, stage = self.context, self.stage
+        context.model.train()
         bar = tqdm(
             total=stage.iterations,
-            initial=first,
-            desc=f"{config.model} {stage_name}",
-            disable=not progress,
+            initial=self.first,
+            desc=f"{context.config.model} {self.name}",
+            disable=not context.progress,
             dynamic_ncols=True,
             leave=True,
         )
-        for iteration in range(first, stage.iterations):
-            if budget_left is not None and budget_left <= 0:
-                result.last_checkpoint = _save(
-                    out_dir / "last.pt", config, model, optimizer, stream, stage_name, iteration, shown, best, dist
-                )
+        for iteration in range(self.first, stage.iterations):
+            if iterations_left is not None and iterations_left <= 0:
+                result.last_checkpoint = self._save_last(iteration)
                 result.stopped_early = True
                 bar.close()
-                return result
-            for group in optimizer.param_groups:
-                group["lr"] = stage.lr_at(iteration)
-            images, labels = stream.next()
-            images, labels = dist.share(images), dist.share(labels)
-            if device.type == "cuda":
-                images, labels = images.pin_memory(), labels.pin_memory()
-            images = images.to(device, non_blocking=True).contiguous(memory_format=layout)
-            labels = labels.to(device, non_blocking=True)
-            with _autocast(device, config, stage_name):
-                output = runner(images, **_forward_options(stage_name, config, model, device))
-                per_input = F.cross_entropy(output.logits.float(), labels, reduction="none")
-                loss = per_input.mean()
-            masks = output.masks
-            computation = dist.mean(model.computation_pct(masks.detach()))
-            if stage_name == "hrl":
-                # summed over this process's share of the batch; DDP averages gradients, hence × processes
-                loss = loss + config.rl_weight * dist.world_size * skipnet_reinforce_loss(
-                    masks, output.probs, per_input, config.alpha, skip_code=model.skip_code
-                )
-            elif stage_name in ("gate", "joint"):
-                # sign·β without reading the percentage back to the host; DDP averages gradients over processes,
-                # so the summed cost of this process's share is scaled to the global batch's
-                scale = torch.where(computation > target, config.beta, -config.beta) * dist.world_size
-                loss = loss + scale * model.computation_cost(masks.float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for parameter in params:
-                # a block every input of the batch skipped ran under no_grad on this path: give its weights the zero
-                # gradient the all-candidates reference gives them, so weight decay and momentum still apply
-                if parameter.grad is None:
-                    parameter.grad = torch.zeros_like(parameter)
-            optimizer.step()
-            correct = (output.logits.detach().argmax(1) == labels).float().mean()
-            totals += torch.stack([loss.detach().float(), correct, computation.float()])
-            if budget_left is not None:
-                budget_left -= 1
+                return iterations_left
+            self._step(iteration)
+            if iterations_left is not None:
+                iterations_left -= 1
             bar.update(1)
-            done = iteration + 1
-            if done % _LOG_EVERY == 0 or done == stage.iterations:
-                mean = (totals / (done - window_start)).tolist()
-                totals.zero_()
-                window_start = done
-                shown.update(loss=mean[0], accuracy=mean[1] * 100, computation_pct=mean[2])
-                bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
-            if validation is not None and (done % config.eval_every == 0 or done == stage.iterations):
-                scores = _evaluate(model, validation, stage_name, config)
-                shown.update(val_accuracy=scores["accuracy"], val_computation_pct=scores["computation_pct"])
-                bar.set_postfix(_postfix(shown, stage.lr_at(iteration)))
-                score = _score(stage_name, config, scores["accuracy"], scores["computation_pct"])
-                if best is None or score > tuple(best["score"]):
-                    best = {
-                        "score": list(score),
-                        "iteration": done,
-                        "metrics": scores,
-                        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-                    }
-            evaluated = validation is not None and (done % config.eval_every == 0 or done == stage.iterations)
-            if done % config.checkpoint_every == 0 and done < stage.iterations:
-                result.last_checkpoint = _save(
-                    out_dir / "last.pt", config, model, optimizer, stream, stage_name, done, shown, best, dist
-                )
-            if not progress and dist.is_main and (evaluated or done % config.checkpoint_every == 0):
-                # without the bar (a log file), one line per evaluation or checkpoint shows the run is alive
-                line = " ".join(f"{k} {v}" for k, v in _postfix(shown, stage.lr_at(iteration)).items())
-                print(f"{config.model} {stage_name} {done}/{stage.iterations}: {line}", flush=True)
+            self._after_step(iteration + 1, stage.lr_at(iteration), bar, result)
         bar.close()
-        metrics = {"training_" + k: v for k, v in shown.items() if not k.startswith("val_")}
-        if config.keep == "best" and best is not None:
-            model.load_state_dict(best["model"])
-            metrics.update(best["metrics"], kept_iteration=best["iteration"])
-        elif validation is not None:  # the loop evaluated the last iterate
-            metrics.update(scores, kept_iteration=stage.iterations)
-        result.checkpoints[stage_name] = _save(
-            out_dir / f"{stage_name}.pt",
-            config,
-            model,
-            optimizer,
-            stream,
-            stage_name,
-            stage.iterations,
+        return iterations_left
+
+    def _step(self, iteration: int) -> None:
+        """One SGD step on the next batch; its loss, accuracy and computation are added to the running totals."""
+        context, config, model = self.context, self.context.config, self.context.model
+        dist, device = context.dist, context.device
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.stage.lr_at(iteration)
+        images, labels = context.stream.next()
+        images, labels = dist.share(images), dist.share(labels)
+        if device.type == "cuda":
+            images, labels = images.pin_memory(), labels.pin_memory()
+        images = images.to(device, non_blocking=True).contiguous(memory_format=context.layout)
+        labels = labels.to(device, non_blocking=True)
+        with _autocast(device, config, self.name):
+            output = self.runner(images, **_forward_options(self.name, config, model, device))
+            per_input = F.cross_entropy(output.logits.float(), labels, reduction="none")
+            loss = per_input.mean()
+        masks = output.masks
+        computation = dist.mean(model.computation_pct(masks.detach()))
+        if self.name == "hrl":
+            # summed over this process's share of the batch; DDP averages gradients, hence × processes
+            loss = loss + config.rl_weight * dist.world_size * skipnet_reinforce_loss(
+                masks, output.probs, per_input, config.alpha, skip_code=model.skip_code
+            )
+        elif self.name in ("gate", "joint"):
+            # sign·β without reading the percentage back to the host; DDP averages gradients over processes,
+            # so the summed cost of this process's share is scaled to the global batch's
+            scale = torch.where(computation > self.target, config.beta, -config.beta) * dist.world_size
+            loss = loss + scale * model.computation_cost(masks.float())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for parameter in self.params:
+            # a block every input of the batch skipped ran under no_grad on this path: give its weights the zero
+            # gradient the all-candidates reference gives them, so weight decay and momentum still apply
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        self.optimizer.step()
+        correct = (output.logits.detach().argmax(1) == labels).float().mean()
+        self.totals += torch.stack([loss.detach().float(), correct, computation.float()])
+
+    def _after_step(self, done: int, lr: float, bar, result: TrainResult) -> None:
+        """What follows step ``done``: the running means shown, an evaluation (and the best one kept), a checkpoint,
+        and without a bar one log line per evaluation or checkpoint."""
+        config, stage = self.context.config, self.stage
+        if done % _LOG_EVERY == 0 or done == stage.iterations:
+            mean = (self.totals / (done - self.window_start)).tolist()
+            self.totals.zero_()
+            self.window_start = done
+            self.shown.update(loss=mean[0], accuracy=mean[1] * 100, computation_pct=mean[2])
+            bar.set_postfix(_postfix(self.shown, lr))
+        evaluated = self.context.validation is not None and (done % config.eval_every == 0 or done == stage.iterations)
+        if evaluated:
+            self._evaluate(done)
+            bar.set_postfix(_postfix(self.shown, lr))
+        if done % config.checkpoint_every == 0 and done < stage.iterations:
+            result.last_checkpoint = self._save_last(done)
+        if (
+            not self.context.progress
+            and self.context.dist.is_main
+            and (evaluated or done % config.checkpoint_every == 0)
+        ):
+            # without the bar (a log file), one line per evaluation or checkpoint shows the run is alive
+            line = " ".join(f"{k} {v}" for k, v in _postfix(self.shown, lr).items())
+            print(f"{config.model} {self.name} {done}/{stage.iterations}: {line}", flush=True)
+
+    def _evaluate(self, done: int) -> None:
+        """Evaluate on the validation split; keep the weights when the evaluation scores best (``_score``)."""
+        context = self.context
+        assert context.validation is not None
+        self.scores = _evaluate(context.model, context.validation, self.name, context.config)
+        self.shown.update(val_accuracy=self.scores["accuracy"], val_computation_pct=self.scores["computation_pct"])
+        score = _score(self.name, context.config, self.scores["accuracy"], self.scores["computation_pct"])
+        if self.best is None or score > tuple(self.best["score"]):
+            self.best = {
+                "score": list(score),
+                "iteration": done,
+                "metrics": self.scores,
+                "model": {k: v.detach().to("cpu", copy=True) for k, v in context.model.state_dict().items()},
+            }
+
+    def _save_last(self, iteration: int) -> Path:
+        context = self.context
+        return _save(
+            self.out_dir / "last.pt",
+            context.config,
+            context.model,
+            self.optimizer,
+            context.stream,
+            self.name,
+            iteration,
+            self.shown,
+            self.best,
+            context.dist,
+        )
+
+    def finish(self, result: TrainResult) -> None:
+        """The weights the stage ends with (``keep``), its metrics, and its checkpoint ``<stage>.pt``."""
+        context = self.context
+        metrics = {"training_" + k: v for k, v in self.shown.items() if not k.startswith("val_")}
+        if context.config.keep == "best" and self.best is not None:
+            context.model.load_state_dict(self.best["model"])
+            metrics.update(self.best["metrics"], kept_iteration=self.best["iteration"])
+        elif context.validation is not None:  # the loop evaluated the last iterate
+            metrics.update(self.scores, kept_iteration=self.stage.iterations)
+        result.checkpoints[self.name] = _save(
+            self.out_dir / f"{self.name}.pt",
+            context.config,
+            context.model,
+            self.optimizer,
+            context.stream,
+            self.name,
+            self.stage.iterations,
             metrics,
             None,
-            dist,
+            context.dist,
         )
-        result.last_checkpoint = result.checkpoints[stage_name]
-        result.metrics[stage_name] = metrics
-    return result
+        result.last_checkpoint = result.checkpoints[self.name]
+        result.metrics[self.name] = metrics
 
 
 def _forward_options(stage: str, config: TrainConfig, model: GatedResNet, device: torch.device) -> dict:
