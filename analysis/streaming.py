@@ -6,10 +6,10 @@ the chunk's per-input rows, if the caller wants them, go to one writer per prese
 - means are sums over the inputs divided by their number (for a run of one chunk, the very numbers a whole-run
   numpy mean gives; over many chunks, sums of chunk sums, which differ from a one-pass sum only in rounding);
 - quantiles (p1, p25, p50, p75, p99 of energy and latency; ``np.percentile``, linear, to the bit) come from the
-  whole column: the energy and latency of every input are kept while they fit in ``keep_bytes``; the columns beyond
-  that are counted into bins of their values' leading bits on the way, and one more pass over the trace gathers
-  just the values of the bins that hold the order statistics the quantiles need (``BinnedQuantiles``), so memory
-  stays bounded at any length.
+  whole columns when the energy and latency of every input on every preset fit in ``keep_bytes``; otherwise every
+  column is counted into bins of its values' leading bits on the way, and one more pass over the trace gathers just
+  the values of the bins that hold the order statistics the quantiles need (``BinnedQuantiles``), so memory stays
+  bounded at any length.
 """
 
 from __future__ import annotations
@@ -119,8 +119,9 @@ def replay_run(
     fixed = np.concatenate([table.fixed[COST_LANES] for table in tables])
     us_per_cycle = np.array([float(preset.cycles_to_us(1.0)) for preset in presets])
     count = len(presets)
-    columns_kept = keep_bytes // (8 * run.num_inputs)
     keys = [(p, name) for p in range(count) for name in _QUANTILE_COLUMNS]
+    # all columns whole when they all fit; else none (one column that does not fit already costs the second pass)
+    columns_kept = len(keys) if len(keys) * 8 * run.num_inputs <= keep_bytes else 0
     first_pass, binned = keys[:columns_kept], BinnedQuantiles(keys[columns_kept:], run.num_inputs)
 
     sums = np.zeros((count, _METRICS + 2))  # the metrics, then energy and latency
