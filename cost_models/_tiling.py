@@ -1,66 +1,22 @@
-"""Shared tiling and memory model: loop-order × power-of-two tile search, buffer fills, DRAM traffic and stalls.
+"""The tiling search every array kind shares: loop order × power-of-two tiles, buffer fills, DRAM traffic and stalls.
 
-Every accelerator model reduces a layer to a ``Mapping`` (how its array consumes the loops) and calls ``search``.
-The dataflow is the public Bit Fusion simulator's optimizer (hsharma35/bitfusion @04ec1c8, ``optimizer.py``; described
-in docs/hardware.md §1.3), re-expressed here for any array:
+An array kind reduces one layer (one group of it) to a ``Mapping``, the numbers its array consumes the loops by, and
+calls ``search``, which returns the best ``Search`` by the mapping's ``objective`` (``CYCLES``, ``ENERGY`` or
+``EDP``) under its ``output_policy`` (``ACC`` or ``ACT``) and ``fill_rule`` (``PROMOTED`` or ``TILE``);
+``search(..., fixed=found)`` re-evaluates one found mapping (order, tiles, stationarity) at other bits and raises
+``ValueError`` when no tile fits. The dataflow is the public Bit Fusion simulator's, re-expressed for any array;
+the design, the formulas and their sources are in docs/hardware.md §5.8.
 
-* Loops B, OW, OH, IC, OC are tiled with power-of-two tiles (OC in multiples of the array's columns unless im2col);
-  the kernel window is never tiled. All 5! loop orders are tried. [repo]
-* A tile must fit ``fit_fraction`` (½, double buffering) of each buffer. [repo]
-* Each buffer's fill is promoted outward through the loop nest while the loop indexes that tensor and the enlarged
-  fill still fits; loops that do not index the tensor leave the fill in place; once promotion stops every outer
-  loop multiplies the traffic. DRAM reads are the sums of the fills. [repo]
-* SRAM accesses inside a tile follow the cheapest of input-, output- and weight-stationary by a bit-count proxy. [repo]
-* Stalls: ``max(0, ceil(middle_dram_bits / bw) - compute) + ceil(first_fill / bw) + ceil(last_drain / bw)``: a
-  roofline with perfect overlap except for the first fill and the last drain. [repo]
-  ``fill_rule`` says what the first fill and the last drain are. ``PROMOTED`` (0): the public simulator's choice,
-  each buffer's whole promoted block is loaded before compute starts [repo]. ``TILE`` (1, default, our assumption):
-  compute starts once the first tile of each operand is in (double buffering hides the rest) and only the last
-  output tile drains after compute. Reason: with ``PROMOTED`` a wider operand can stop promotion earlier, shrink
-  the first fill and so make a layer *faster* at more bits (the public simulator's own table shows it, e.g.
-  3×3 64→64 at a=3: 114,732 cycles at w=7 but 114,156 at w=8); with ``TILE`` every term of a tiling's cycles grows
-  with the bits and the feasible tilings shrink, so more bits never cost fewer cycles.
-* The pick follows ``objective`` (the preset's ``policy.search_objective``). ``CYCLES`` (0): the fewest total
-  cycles, then the least energy (same energy formula as the simulator) [repo]; the public-simulator anchors need it.
-  ``ENERGY`` (1): the least energy, then the fewest cycles. ``EDP`` (2): the least energy × cycles, then the fewest
-  cycles, then the least energy [our assumption, see the presets]. Reason for the last two: with cycles first, tiny
-  tiles that shave a few first-fill cycles win at the price of many DRAM refetches (e.g. 3.6× the compulsory DRAM
-  bits for a 32→32 3×3 conv on 16×16 that fits on chip, for 8% fewer cycles).
-* Energy of a tiling: compute = active unit-cycles × ``unit_cycle_pj`` + idle unit-cycles × ``idle_unit_cycle_pj``,
-  plus the SRAM and DRAM bits × their prices. ``units`` is the number of physical compute units (Fusion Units, SIPs,
-  multipliers); every compute cycle holds ``units`` unit-cycles. Active unit-cycles count the work actually mapped
-  (docs/hardware.md §5.3: E = cycles · #SIPs_active · e; §5.2: #FU_active): every real (output position, output
-  channel) pair keeps one unit busy for ``unit_temporal`` cycles per reduction chunk of ``unit_reduction`` channels
-  (``ceil(chunk / unit_reduction)`` chunks per input-channel tile, the last tile holding only the real remainder;
-  with im2col the chunk is K²·channels); the rest of the ``compute × units`` unit-cycles are idle (unmapped filter
-  or window slots, unused lanes or rows, padding of the last tile).
-
-Outputs (``output_policy``):
-
-* ``ACC`` (0): the public simulator's policy: outputs move as ``acc_bits`` partial sums, each output tile is loaded
-  from DRAM before it is accumulated (also the first time) and written back after. [repo]
-* ``ACT`` (1, default, our assumption): outputs start at zero in the OBUF (no first load); when the IC loop is
-  outside the output tile's fill, partial sums spill to DRAM and are read back at ``acc_bits``; the final outputs
-  are written once at ``out_bits`` (the layer's activation width), counting real (unpadded) outputs.
-
-Compute cycles per tile (docs/hardware.md §1.3 and §2): ``b · ceil(oc/cols) · ceil(oh·ow/windows) · K² ·
-ceil(ic/(rows·pack)) · temporal``; with im2col ``ceil(b·oh·ow/windows) · ceil(oc/cols) · ceil(K²·ic/(rows·pack)) ·
-temporal``. Bit Fusion has ``windows = 1``; bit-serial arrays put ``windows`` output positions side by side and
-``temporal`` is the serial cycle count per step.
-
-``search`` runs a Numba kernel (``_search_kernel``): tilings outermost, and per tiling only one order of each class
-that nests its repeated loops the same way (a loop run once changes nothing); ties go to the lowest (order, tiling)
-index. ``search_reference`` is the plain exhaustive twin (every order × every tiling, in Python) that the tests
-compare it with field by field; on the 3×3 64→64 56×56 layer the kernel is ~1000× faster (~60 µs vs ~90 ms).
-``search(..., fixed=found)`` re-evaluates one mapping (order, tiles, stationarity) at other bits.
+``search`` runs the Numba kernel ``_search_kernel``; ``search_reference`` is its plain exhaustive twin (every order ×
+every tiling, in Python) that the tests compare with it field by field.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -83,6 +39,8 @@ __all__ = [
 ]
 
 LOOPS = ("B", "OW", "OH", "IC", "OC")
+# The tensors a buffer holds, in the order of _DEPS's columns and of the (act, wgt, out) triples below
+_ACT, _WGT, _OUT = 0, 1, 2
 # Which tensor each loop indexes: columns act, wgt, out (public simulator tile_deps) [repo].
 _DEPS = np.array([[1, 0, 1], [1, 0, 1], [1, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=np.int64)
 ORDERS = np.array(list(itertools.permutations(range(5))), dtype=np.int64)  # outermost first
@@ -110,7 +68,7 @@ ACC, ACT = 0, 1
 PROMOTED, TILE = 0, 1
 CYCLES, ENERGY, EDP = 0, 1, 2
 OBJECTIVES = {"cycles": CYCLES, "energy": ENERGY, "edp": EDP}
-_NRESULT = 22
+INPUT_STATIONARY, OUTPUT_STATIONARY, WEIGHT_STATIONARY = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -169,6 +127,82 @@ class Search:
     active_unit_cycles: int = 0  # unit-cycles doing mapped work; the rest of compute_cycles × units are idle
 
 
+class _Problem(NamedTuple):
+    """The kernel's integer inputs: the layer (one group of it) and its ``Mapping``, booleans as 0 or 1."""
+
+    batch: int
+    out_h: int
+    out_w: int
+    in_ch: int
+    out_ch: int
+    kernel: int
+    stride: int
+    im2col: int
+    rows: int
+    cols: int
+    windows: int
+    pack: int
+    temporal: int
+    a_bits: int
+    w_bits: int
+    acc_bits: int
+    out_bits: int
+    output_policy: int
+    cap_act_bits: int
+    cap_wgt_bits: int
+    cap_out_bits: int
+    dram_bits_per_cycle: int
+    pad_outputs: int
+    fill_rule: int
+    forced_style: int  # the stationarity of a ``fixed`` mapping, or -1: the cheapest
+    units: int
+    unit_reduction: int
+    unit_temporal: int
+    temporal_div: int
+    objective: int
+
+
+class _Prices(NamedTuple):
+    """``Mapping.prices`` by name (pJ per unit-cycle or per bit)."""
+
+    active_unit_cycle: float
+    idle_unit_cycle: float
+    act_read: float
+    act_write: float
+    wgt_read: float
+    wgt_write: float
+    out_read: float
+    out_write: float
+    dram: float
+
+
+class _Best(NamedTuple):
+    """The kernel's result: ``Search``'s counters, then the tiling that gives them (``cycles`` -1: no tile fits the
+    buffers)."""
+
+    cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    mem_cycles: int
+    fill_drain_cycles: int
+    dram_read_bits: int
+    dram_write_bits: int
+    ibuf_read_bits: int
+    ibuf_write_bits: int
+    wbuf_read_bits: int
+    wbuf_write_bits: int
+    obuf_read_bits: int
+    obuf_write_bits: int
+    order_index: int  # row of the ``orders`` given to the kernel
+    b_tile: int
+    o_tile: int  # before clipping to out_h / out_w
+    ic_tile: int
+    oc_tile: int
+    style: int
+    active_unit_cycles: int
+    energy_pj: float
+
+
 def _tile_sizes(total: int, step: int = 1) -> np.ndarray:
     """Power-of-two multiples of ``step`` up to the first that covers ``total`` (each clipped to ``total``)."""
     sizes = []
@@ -205,75 +239,57 @@ def search(
     With ``fixed`` (a ``Search`` found for other bits), only that loop order, tiling and stationarity are evaluated.
     """
     b_tiles, o_tiles, ic_tiles, oc_tiles = _dims(batch, out_h, out_w, in_ch, out_ch, mapping)
-    orders, style, order_offset = ORDERS, None, 0
+    orders, forced_style, order_offset = ORDERS, -1, 0
     if fixed is not None:
         b, _, _, ic, oc = fixed.tiles
         b_tiles, o_tiles = np.array([b], np.int64), np.array([fixed.o_tile], np.int64)
         ic_tiles, oc_tiles = np.array([ic], np.int64), np.array([oc], np.int64)
         order_offset = LOOPS_INDEX[fixed.order]
-        orders, style = ORDERS[order_offset : order_offset + 1], fixed.style
-    ints = np.array(
-        [
-            batch,
-            out_h,
-            out_w,
-            in_ch,
-            out_ch,
-            kernel,
-            stride,
-            int(mapping.im2col),
-            mapping.rows,
-            mapping.cols,
-            mapping.windows,
-            mapping.pack,
-            mapping.temporal,
-            mapping.a_bits,
-            mapping.w_bits,
-            mapping.acc_bits,
-            mapping.out_bits,
-            mapping.output_policy,
-            mapping.cap_act_bits,
-            mapping.cap_wgt_bits,
-            mapping.cap_out_bits,
-            mapping.dram_bits_per_cycle,
-            int(mapping.pad_outputs),
-            mapping.fill_rule,
-            -1 if style is None else style,
-            mapping.units,
-            mapping.unit_reduction,
-            mapping.unit_temporal,
-            mapping.temporal_div,
-            mapping.objective,
-        ],
-        dtype=np.int64,
-    )
-    prices = np.array(mapping.prices, dtype=np.float64)
-    reps = _REPRESENTATIVES if fixed is None else _representative_orders(orders)
-    result = _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, reps, _DEPS)
-    result[13] += order_offset
-    return _to_search(result, out_h, out_w)
+        orders, forced_style = ORDERS[order_offset : order_offset + 1], fixed.style
+    m = mapping
+    problem = _Problem(
+        batch, out_h, out_w, in_ch, out_ch, kernel, stride, int(m.im2col), m.rows, m.cols, m.windows, m.pack,
+        m.temporal, m.a_bits, m.w_bits, m.acc_bits, m.out_bits, m.output_policy, m.cap_act_bits, m.cap_wgt_bits,
+        m.cap_out_bits, m.dram_bits_per_cycle, int(m.pad_outputs), m.fill_rule, forced_style, m.units,
+        m.unit_reduction, m.unit_temporal, m.temporal_div, m.objective,
+    )  # fmt: skip
+    prices = _Prices._make(map(float, m.prices))
+    representatives = _REPRESENTATIVES if fixed is None else _representative_orders(orders)
+    best = _search_kernel(problem, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, representatives, _DEPS)
+    return _to_search(best, out_h, out_w, order_offset)
 
 
-# The kernel's result slots 0..12 are Search's first 13 fields, in order (13: order index, 14..17: tiles, 18: style,
-# 19: active unit-cycles, 21: energy)
-_RESULT_COUNTERS = tuple(field.name for field in dataclasses.fields(Search))[:13]
-
-
-def _to_search(result: np.ndarray, out_h: int, out_w: int) -> Search:
-    if result[0] < 0:
+def _to_search(best: _Best, out_h: int, out_w: int, order_offset: int = 0) -> Search:
+    """``best`` as a ``Search``; ``order_offset``: the ``ORDERS`` row of the kernel's first order."""
+    if best.cycles < 0:
         raise ValueError("no tiling fits the buffers")
-    values = [int(v) for v in result[: _NRESULT - 1]]
-    order = tuple(LOOPS[i] for i in ORDERS[values[13]])
-    b, o, ic, oc = values[14:18]
+    o = best.o_tile
     return Search(
-        **dict(zip(_RESULT_COUNTERS, values[: len(_RESULT_COUNTERS)], strict=True)),
-        order=order,
-        tiles=(b, min(o, out_w), min(o, out_h), ic, oc),
-        energy_pj=float(result[_NRESULT - 1]),
-        style=values[18],
+        cycles=best.cycles,
+        compute_cycles=best.compute_cycles,
+        stall_cycles=best.stall_cycles,
+        mem_cycles=best.mem_cycles,
+        fill_drain_cycles=best.fill_drain_cycles,
+        dram_read_bits=best.dram_read_bits,
+        dram_write_bits=best.dram_write_bits,
+        ibuf_read_bits=best.ibuf_read_bits,
+        ibuf_write_bits=best.ibuf_write_bits,
+        wbuf_read_bits=best.wbuf_read_bits,
+        wbuf_write_bits=best.wbuf_write_bits,
+        obuf_read_bits=best.obuf_read_bits,
+        obuf_write_bits=best.obuf_write_bits,
+        order=tuple(LOOPS[i] for i in ORDERS[best.order_index + order_offset]),
+        tiles=(best.b_tile, min(o, out_w), min(o, out_h), best.ic_tile, best.oc_tile),
+        energy_pj=float(best.energy_pj),
+        style=best.style,
         o_tile=o,
-        active_unit_cycles=values[19],
+        active_unit_cycles=best.active_unit_cycles,
     )
+
+
+# The kernel's steps, inlined into it by Numba (called as functions, taking the problem record by value, they make
+# the search about 1.7× slower)
+_helper = numba.njit(cache=True, inline="always")
 
 
 @numba.njit(cache=True)
@@ -281,188 +297,207 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
+@_helper
+def _tile_bits(p, reduction_width, b, ow, oh, ic, oc):  # pragma: no cover
+    """Bits of one tile of activations (the input window), weights (rows padded to the reduction width) and outputs
+    (partial sums, whole column banks when ``pad_outputs``)."""
+    k = p.kernel
+    if p.im2col:
+        act = ow * oh * k * k * ic * b * p.a_bits
+    else:
+        act = (k + (ow - 1) * p.stride) * (k + (oh - 1) * p.stride) * ic * b * p.a_bits
+    wgt = _cdiv(k * k * ic, reduction_width) * reduction_width * oc * p.w_bits
+    out_slots = _cdiv(oc, p.cols) * p.cols if p.pad_outputs else oc
+    return act, wgt, ow * oh * out_slots * b * p.acc_bits
+
+
+@_helper
+def _loop_counts(p, b, ow, oh, ic, oc):  # pragma: no cover
+    """How many tiles each loop B, OW, OH, IC, OC runs."""
+    return _cdiv(p.batch, b), _cdiv(p.out_w, ow), _cdiv(p.out_h, oh), _cdiv(p.in_ch, ic), _cdiv(p.out_ch, oc)
+
+
+@_helper
+def _stationarity(p, reduction_width, b, ow, oh, ic, oc):  # pragma: no cover
+    """The inner loop's stationarity: the forced one, else the cheapest by the public simulator's bit-count proxy
+    (ties: input, then output stationary) [repo]."""
+    if p.forced_style >= 0:
+        return p.forced_style
+    k2 = p.kernel * p.kernel
+    is_loop = _cdiv(oc, p.cols) * p.cols
+    if p.im2col:
+        os_loop = _cdiv(ic * k2, reduction_width) * reduction_width
+    else:
+        os_loop = _cdiv(ic, reduction_width) * reduction_width * k2
+    ws_loop = b * oh * ow
+    input_proxy = (os_loop * ws_loop) * (p.a_bits + is_loop * (p.w_bits + p.acc_bits))
+    output_proxy = (is_loop * ws_loop) * (p.acc_bits + os_loop * (p.a_bits + p.w_bits))
+    weight_proxy = (os_loop * is_loop) * (p.w_bits + ws_loop * (p.a_bits + p.acc_bits))
+    cheapest = min(input_proxy, output_proxy, weight_proxy)
+    if input_proxy == cheapest:
+        return INPUT_STATIONARY
+    return OUTPUT_STATIONARY if output_proxy == cheapest else WEIGHT_STATIONARY
+
+
+@_helper
+def _buffer_reads(p, style, b, ow, oh, ic, oc, tile_count):  # pragma: no cover
+    """Bits read over the layer inside the tiles: (activations, weights, output partial sums, which are written as
+    often as read); the stationary operand is read once per tile."""
+    window_reads = p.kernel * p.kernel * ic * oh * ow * b
+    macs = window_reads * oc
+    act = window_reads * p.a_bits if style == INPUT_STATIONARY else macs * p.a_bits
+    out = oc * oh * ow * b * p.acc_bits if style == OUTPUT_STATIONARY else macs * p.acc_bits
+    wgt = p.kernel * p.kernel * ic * oc * p.w_bits if style == WEIGHT_STATIONARY else macs * p.w_bits
+    return act * tile_count, wgt * tile_count, out * tile_count
+
+
+@_helper
+def _compute(p, reduction_width, b, ow, oh, ic, oc, tile_count):  # pragma: no cover
+    """(compute cycles, active unit-cycles) of the layer: every real (output position, output channel) pair keeps
+    one unit busy ``unit_temporal`` cycles per chunk of ``unit_reduction`` channels of each input-channel tile (the
+    last tile holds only the real remainder)."""
+    k2 = p.kernel * p.kernel
+    full_tiles, rest = p.in_ch // ic, p.in_ch % ic
+    if p.im2col:
+        per_tile = _cdiv(b * oh * ow, p.windows) * _cdiv(oc, p.cols) * _cdiv(k2 * ic, reduction_width)
+        chunks_per_pair = full_tiles * _cdiv(k2 * ic, p.unit_reduction) + _cdiv(k2 * rest, p.unit_reduction)
+    else:
+        per_tile = b * _cdiv(oc, p.cols) * _cdiv(oh * ow, p.windows) * k2 * _cdiv(ic, reduction_width)
+        chunks_per_pair = k2 * (full_tiles * _cdiv(ic, p.unit_reduction) + _cdiv(rest, p.unit_reduction))
+    compute = _cdiv(tile_count * per_tile * p.temporal, p.temporal_div)
+    pairs = p.batch * p.out_h * p.out_w * p.out_ch
+    return compute, pairs * chunks_per_pair * p.unit_temporal
+
+
+@_helper
+def _promote(tile_bits, capacity, tensor, orders, oi, counts, deps):  # pragma: no cover
+    """(DRAM fill, peak block) of one tensor's buffer under loop order ``orders[oi]``. From the innermost loop
+    outward, the block grows by each loop that indexes the tensor while it fits ``capacity`` (``peak``: the largest
+    block that fits); loops that do not index it leave it in place; once it stops, every outer loop refetches it
+    [repo]."""
+    fill = peak = tile_bits
+    promoting = True
+    for position in range(4, -1, -1):
+        loop = orders[oi, position]
+        if not promoting:
+            fill *= counts[loop]
+        elif deps[loop, tensor]:
+            fill *= counts[loop]
+            if fill > capacity:
+                promoting = False
+            else:
+                peak = fill
+    return fill, peak
+
+
+@_helper
+def _dram_traffic(p, fills, peaks, out_tile, distinct_out, real_out_tile):  # pragma: no cover
+    """(DRAM reads, DRAM writes, first fill, last drain, output-buffer writes from DRAM) under the output policy:
+    ``ACC`` loads every output tile before accumulating and writes it back at ``acc_bits`` [repo]; ``ACT`` starts
+    outputs at zero, spills partial sums only when the IC loop is outside the output block, and writes the real
+    outputs once at ``out_bits``."""
+    act_fill, wgt_fill, out_fill = fills
+    act_peak, wgt_peak, out_peak = peaks
+    if p.output_policy == ACC:
+        first = act_peak + wgt_peak + out_peak
+        return act_fill + wgt_fill + out_fill, out_fill, first, out_peak, out_fill
+    spill = out_fill - distinct_out
+    written = p.batch * p.out_h * p.out_w * p.out_ch * p.out_bits
+    last = (out_peak // out_tile) * real_out_tile * p.out_bits
+    return act_fill + wgt_fill + spill, spill + written, act_peak + wgt_peak, last, spill
+
+
+@_helper
+def _objective_key(objective, cycles, energy):  # pragma: no cover
+    """What the search minimises, compared field by field: (cycles, energy), (energy, cycles) or
+    (energy × cycles, cycles, energy)."""
+    if objective == CYCLES:
+        return float(cycles), energy, 0.0
+    if objective == ENERGY:
+        return energy, float(cycles), 0.0
+    return cycles * energy, float(cycles), energy
+
+
+@_helper
+def _loses(key, order_index, tiling, best_key, best_order_index, best_tiling):  # pragma: no cover
+    """Whether a candidate loses to the best so far: the first key field that differs decides (the greater loses);
+    on equal keys the later (order index, tiling index) loses, the order in which ``search_reference`` meets them."""
+    for field in range(3):
+        if key[field] != best_key[field]:
+            return key[field] > best_key[field]
+    return order_index > best_order_index or (order_index == best_order_index and tiling > best_tiling)
+
+
 @numba.njit(cache=True)
-def _search_kernel(ints, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, reps, deps):  # pragma: no cover
+def _search_kernel(p, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, representatives, deps):  # pragma: no cover
     """Tilings outermost (their order-independent terms once), loop orders inside, only the representative orders
-    of the tiling's set of repeated loops (``reps``); ties go to the lowest (order index, tiling index), the order in
-    which ``search_reference`` meets them, so the result equals the exhaustive search exactly."""
-    B, OH, OW, IC, OC, K, S = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6]
-    im2col, rows, cols, windows, pack, temporal = ints[7], ints[8], ints[9], ints[10], ints[11], ints[12]
-    a_bits, w_bits, acc_bits, out_bits, policy = ints[13], ints[14], ints[15], ints[16], ints[17]
-    cap = np.empty(3, np.int64)
-    cap[0], cap[1], cap[2] = ints[18], ints[19], ints[20]
-    bw, pad_out, fill_rule, forced_style = ints[21], ints[22], ints[23], ints[24]
-    units, unit_red, unit_temporal, temporal_div, objective = ints[25], ints[26], ints[27], ints[28], ints[29]
-    red = rows * pack
-    pairs = B * OH * OW * OC
-    best = np.full(_NRESULT, -1.0)
-    best_key0, best_key1, best_key2, best_oi, best_ti = 0.0, 0.0, 0.0, 0, 0
+    of the tiling's set of repeated loops (``representatives``); ties go to the lowest (order index, tiling index),
+    the order in which ``search_reference`` meets them, so the result equals the exhaustive search exactly."""
+    reduction_width = p.rows * p.pack
+    counts = np.empty(5, np.int64)  # an array: the loop order indexes it
+    capacity = (p.cap_act_bits, p.cap_wgt_bits, p.cap_out_bits)
+    best = _Best(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1.0)
+    best_key, best_tiling = (0.0, 0.0, 0.0), 0
     found = False
-    tile = np.empty(3, np.int64)
-    fill = np.empty(3, np.int64)
-    peak = np.empty(3, np.int64)
-    promote = np.empty(3, np.int64)
-    counts = np.empty(5, np.int64)
-    ti = -1
+    tiling = -1
     for b in b_tiles:
         for o in o_tiles:
-            ow = min(o, OW)
-            oh = min(o, OH)
+            ow, oh = min(o, p.out_w), min(o, p.out_h)
             for ic in ic_tiles:
                 for oc in oc_tiles:
-                    ti += 1
-                    counts[0] = _cdiv(B, b)
-                    counts[1] = _cdiv(OW, ow)
-                    counts[2] = _cdiv(OH, oh)
-                    counts[3] = _cdiv(IC, ic)
-                    counts[4] = _cdiv(OC, oc)
-                    oc_slots = _cdiv(oc, cols) * cols if pad_out else oc
-                    tile[1] = _cdiv(K * K * ic, red) * red * oc * w_bits
-                    if im2col:
-                        tile[0] = ow * oh * K * K * ic * b * a_bits
-                    else:
-                        tile[0] = (K + (ow - 1) * S) * (K + (oh - 1) * S) * ic * b * a_bits
-                    tile[2] = ow * oh * oc_slots * b * acc_bits
-                    if tile[0] > cap[0] or tile[1] > cap[1] or tile[2] > cap[2]:
+                    tiling += 1
+                    counts[0], counts[1], counts[2], counts[3], counts[4] = _loop_counts(p, b, ow, oh, ic, oc)
+                    tile = _tile_bits(p, reduction_width, b, ow, oh, ic, oc)
+                    if tile[_ACT] > capacity[_ACT] or tile[_WGT] > capacity[_WGT] or tile[_OUT] > capacity[_OUT]:
                         continue
-                    ntiles = counts[0] * counts[1] * counts[2] * counts[3] * counts[4]
-                    # inner-loop SRAM traffic by the cheapest stationarity (bit-count proxy) [repo]
-                    is_loop = _cdiv(oc, cols) * cols
-                    os_loop = _cdiv(ic * K * K, red) * red if im2col else _cdiv(ic, red) * red * K * K
-                    ws_loop = b * oh * ow
-                    if forced_style >= 0:
-                        style = forced_style
-                    else:
-                        e_is = (os_loop * ws_loop) * (a_bits + is_loop * (w_bits + acc_bits))
-                        e_os = (is_loop * ws_loop) * (acc_bits + os_loop * (a_bits + w_bits))
-                        e_ws = (os_loop * is_loop) * (w_bits + ws_loop * (a_bits + acc_bits))
-                        e_min = min(e_is, e_os, e_ws)
-                        style = 0 if e_is == e_min else (1 if e_os == e_min else 2)
-                    reduce_in = K * K * ic * oh * ow * b
-                    macs = reduce_in * oc
-                    if style == 0:
-                        act_r = reduce_in * a_bits
-                        out_rw = macs * acc_bits
-                        wgt_r = macs * w_bits
-                    elif style == 1:
-                        act_r = macs * a_bits
-                        out_rw = oc * oh * ow * b * acc_bits
-                        wgt_r = macs * w_bits
-                    else:
-                        act_r = macs * a_bits
-                        out_rw = macs * acc_bits
-                        wgt_r = K * K * ic * oc * w_bits
-                    act_r *= ntiles
-                    out_rw *= ntiles
-                    wgt_r *= ntiles
-                    if im2col:
-                        per_tile = _cdiv(b * oh * ow, windows) * _cdiv(oc, cols) * _cdiv(K * K * ic, red)
-                        spp = (IC // ic) * _cdiv(K * K * ic, unit_red) + _cdiv(K * K * (IC % ic), unit_red)
-                    else:
-                        per_tile = b * _cdiv(oc, cols) * _cdiv(oh * ow, windows) * K * K * _cdiv(ic, red)
-                        spp = K * K * ((IC // ic) * _cdiv(ic, unit_red) + _cdiv(IC % ic, unit_red))
-                    compute = _cdiv(ntiles * per_tile * temporal, temporal_div)
-                    active = pairs * spp * unit_temporal
-                    e_compute = active * prices[0] + (compute * units - active) * prices[1]
-                    distinct_out = tile[2] * counts[0] * counts[1] * counts[2] * counts[4]
+                    tile_count = counts[0] * counts[1] * counts[2] * counts[3] * counts[4]
+                    style = _stationarity(p, reduction_width, b, ow, oh, ic, oc)
+                    act_reads, wgt_reads, out_accesses = _buffer_reads(p, style, b, ow, oh, ic, oc, tile_count)
+                    compute, active = _compute(p, reduction_width, b, ow, oh, ic, oc, tile_count)
+                    compute_pj = (
+                        active * prices.active_unit_cycle + (compute * p.units - active) * prices.idle_unit_cycle
+                    )
+                    distinct_out = tile[_OUT] * counts[0] * counts[1] * counts[2] * counts[4]
                     real_out_tile = ow * oh * oc * b
-                    mask = 0
+                    repeated = 0  # the loops with more than one tile, as a mask
                     for loop in range(5):
                         if counts[loop] > 1:
-                            mask |= 1 << loop
-                    for r in range(reps.shape[1]):
-                        oi = reps[mask, r]
+                            repeated |= 1 << loop
+                    for r in range(representatives.shape[1]):
+                        oi = representatives[repeated, r]
                         if oi < 0:
                             break
-                        for x in range(3):
-                            fill[x] = tile[x]
-                            peak[x] = tile[x]
-                            promote[x] = 1
-                        for pos in range(4, -1, -1):
-                            loop = orders[oi, pos]
-                            n = counts[loop]
-                            for x in range(3):
-                                if promote[x]:
-                                    if deps[loop, x]:
-                                        fill[x] *= n
-                                        if fill[x] > cap[x]:
-                                            promote[x] = 0
-                                        else:
-                                            peak[x] = fill[x]
-                                else:
-                                    fill[x] *= n
-                        if fill_rule == 1:
-                            for x in range(3):
-                                peak[x] = tile[x]
-                        if policy == 0:
-                            dram_rd = fill[0] + fill[1] + fill[2]
-                            dram_wr = fill[2]
-                            first = peak[0] + peak[1] + peak[2]
-                            last = peak[2]
-                            obuf_w = out_rw + fill[2]
-                        else:
-                            spill = fill[2] - distinct_out
-                            dram_rd = fill[0] + fill[1] + spill
-                            dram_wr = spill + B * OH * OW * OC * out_bits
-                            first = peak[0] + peak[1]
-                            last = (peak[2] // tile[2]) * real_out_tile * out_bits
-                            obuf_w = out_rw + spill
-                        obuf_r = out_rw + fill[2]
-                        mem = _cdiv(dram_rd + dram_wr - first - last, bw)
-                        fill_drain = _cdiv(first, bw) + _cdiv(last, bw)
+                        act_fill, act_peak = _promote(tile[_ACT], capacity[_ACT], _ACT, orders, oi, counts, deps)
+                        wgt_fill, wgt_peak = _promote(tile[_WGT], capacity[_WGT], _WGT, orders, oi, counts, deps)
+                        out_fill, out_peak = _promote(tile[_OUT], capacity[_OUT], _OUT, orders, oi, counts, deps)
+                        peaks = tile if p.fill_rule == TILE else (act_peak, wgt_peak, out_peak)
+                        dram_read, dram_write, first, last, obuf_from_dram = _dram_traffic(
+                            p, (act_fill, wgt_fill, out_fill), peaks, tile[_OUT], distinct_out, real_out_tile
+                        )
+                        obuf_reads = out_accesses + out_fill
+                        obuf_writes = out_accesses + obuf_from_dram
+                        mem = _cdiv(dram_read + dram_write - first - last, p.dram_bits_per_cycle)
+                        fill_drain = _cdiv(first, p.dram_bits_per_cycle) + _cdiv(last, p.dram_bits_per_cycle)
                         stalls = max(0, mem - compute) + fill_drain
                         cycles = compute + stalls
                         energy = (
-                            e_compute
-                            + act_r * prices[2]
-                            + fill[0] * prices[3]
-                            + wgt_r * prices[4]
-                            + fill[1] * prices[5]
-                            + obuf_r * prices[6]
-                            + obuf_w * prices[7]
-                            + (dram_rd + dram_wr) * prices[8]
+                            compute_pj
+                            + act_reads * prices.act_read
+                            + act_fill * prices.act_write
+                            + wgt_reads * prices.wgt_read
+                            + wgt_fill * prices.wgt_write
+                            + obuf_reads * prices.out_read
+                            + obuf_writes * prices.out_write
+                            + (dram_read + dram_write) * prices.dram
                         )
-                        if objective == 0:
-                            key0, key1, key2 = float(cycles), energy, 0.0
-                        elif objective == 1:
-                            key0, key1, key2 = energy, float(cycles), 0.0
-                        else:
-                            key0, key1, key2 = cycles * energy, float(cycles), energy
-                        if found:
-                            if key0 != best_key0:
-                                if key0 > best_key0:
-                                    continue
-                            elif key1 != best_key1:
-                                if key1 > best_key1:
-                                    continue
-                            elif key2 != best_key2:
-                                if key2 > best_key2:
-                                    continue
-                            elif oi > best_oi or (oi == best_oi and ti > best_ti):
-                                continue
-                        found = True
-                        best_key0, best_key1, best_key2, best_oi, best_ti = key0, key1, key2, oi, ti
-                        best[0] = cycles
-                        best[1] = compute
-                        best[2] = stalls
-                        best[3] = mem
-                        best[4] = fill_drain
-                        best[5] = dram_rd
-                        best[6] = dram_wr
-                        best[7] = act_r
-                        best[8] = fill[0]
-                        best[9] = wgt_r
-                        best[10] = fill[1]
-                        best[11] = obuf_r
-                        best[12] = obuf_w
-                        best[13] = oi
-                        best[14] = b
-                        best[15] = o
-                        best[16] = ic
-                        best[17] = oc
-                        best[18] = style
-                        best[19] = active
-                        best[_NRESULT - 1] = energy
+                        key = _objective_key(p.objective, cycles, energy)
+                        if found and _loses(key, oi, tiling, best_key, best.order_index, best_tiling):
+                            continue
+                        found, best_key, best_tiling = True, key, tiling
+                        best = _Best(
+                            cycles, compute, stalls, mem, fill_drain, dram_read, dram_write, act_reads, act_fill,
+                            wgt_reads, wgt_fill, obuf_reads, obuf_writes, oi, b, o, ic, oc, style, active, energy,
+                        )  # fmt: skip
     return best
 
 
@@ -477,7 +512,7 @@ def search_reference(
     b_tiles, o_tiles, ic_tiles, oc_tiles = (list(map(int, t)) for t in _dims(batch, out_h, out_w, in_ch, out_ch, m))
     deps = {"B": ("act", "out"), "OW": ("act", "out"), "OH": ("act", "out"), "IC": ("act", "wgt"), "OC": ("wgt", "out")}
     caps = {"act": m.cap_act_bits, "wgt": m.cap_wgt_bits, "out": m.cap_out_bits}
-    red = m.rows * m.pack
+    reduction_width = m.rows * m.pack
     k2 = kernel * kernel
     e_active, e_idle, e_ar, e_aw, e_wr, e_ww, e_or, e_ow, e_dram = m.prices
     pairs = batch * out_h * out_w * out_ch
@@ -499,7 +534,7 @@ def search_reference(
                 act = (kernel + (ow - 1) * stride) * (kernel + (oh - 1) * stride) * ic * b * m.a_bits
             tile = {
                 "act": act,
-                "wgt": math.ceil(k2 * ic / red) * red * oc * m.w_bits,
+                "wgt": math.ceil(k2 * ic / reduction_width) * reduction_width * oc * m.w_bits,
                 "out": ow * oh * slots * b * m.acc_bits,
             }
             if any(tile[x] > caps[x] for x in tile):
@@ -519,7 +554,10 @@ def search_reference(
                 peak = dict(tile)
             ntiles = math.prod(counts.values())
             is_loop = math.ceil(oc / m.cols) * m.cols
-            os_loop = math.ceil(ic * k2 / red) * red if m.im2col else math.ceil(ic / red) * red * k2
+            if m.im2col:
+                os_loop = math.ceil(ic * k2 / reduction_width) * reduction_width
+            else:
+                os_loop = math.ceil(ic / reduction_width) * reduction_width * k2
             ws_loop = b * oh * ow
             proxies = [
                 (os_loop * ws_loop) * (m.a_bits + is_loop * (m.w_bits + m.acc_bits)),
@@ -529,9 +567,9 @@ def search_reference(
             style = proxies.index(min(proxies))
             window_reads = k2 * ic * oh * ow * b
             macs = window_reads * oc
-            act_r = (window_reads if style == 0 else macs) * m.a_bits * ntiles
-            wgt_r = (k2 * ic * oc if style == 2 else macs) * m.w_bits * ntiles
-            out_rw = (oc * oh * ow * b if style == 1 else macs) * m.acc_bits * ntiles
+            act_r = (window_reads if style == INPUT_STATIONARY else macs) * m.a_bits * ntiles
+            wgt_r = (k2 * ic * oc if style == WEIGHT_STATIONARY else macs) * m.w_bits * ntiles
+            out_rw = (oc * oh * ow * b if style == OUTPUT_STATIONARY else macs) * m.acc_bits * ntiles
             if m.output_policy == ACC:
                 dram_rd = fill["act"] + fill["wgt"] + fill["out"]
                 dram_wr = fill["out"]
@@ -549,10 +587,14 @@ def search_reference(
             obuf_r = out_rw + fill["out"]
             full, rest = divmod(in_ch, ic)
             if m.im2col:
-                per_tile = math.ceil(b * oh * ow / m.windows) * math.ceil(oc / m.cols) * math.ceil(k2 * ic / red)
+                per_tile = (
+                    math.ceil(b * oh * ow / m.windows) * math.ceil(oc / m.cols) * math.ceil(k2 * ic / reduction_width)
+                )
                 chunks = full * math.ceil(k2 * ic / m.unit_reduction) + math.ceil(k2 * rest / m.unit_reduction)
             else:
-                per_tile = b * math.ceil(oc / m.cols) * math.ceil(oh * ow / m.windows) * k2 * math.ceil(ic / red)
+                per_tile = (
+                    b * math.ceil(oc / m.cols) * math.ceil(oh * ow / m.windows) * k2 * math.ceil(ic / reduction_width)
+                )
                 chunks = k2 * (full * math.ceil(ic / m.unit_reduction) + math.ceil(rest / m.unit_reduction))
             compute = -(-ntiles * per_tile * m.temporal // m.temporal_div)
             active = pairs * chunks * m.unit_temporal
@@ -577,30 +619,29 @@ def search_reference(
             ]
             if best_key is None or key < best_key:  # strict: the first of equal keys (lowest order, tiling) stays
                 best_key = key
-                best = (
-                    cycles,
-                    compute,
-                    stalls,
-                    mem,
-                    fill_drain,
-                    dram_rd,
-                    dram_wr,
-                    act_r,
-                    fill["act"],
-                    wgt_r,
-                    fill["wgt"],
-                    obuf_r,
-                    obuf_w,
-                    order_index,
-                    b,
-                    o,
-                    ic,
-                    oc,
-                    style,
-                    active,
-                    energy,
+                best = _Best(
+                    cycles=cycles,
+                    compute_cycles=compute,
+                    stall_cycles=stalls,
+                    mem_cycles=mem,
+                    fill_drain_cycles=fill_drain,
+                    dram_read_bits=dram_rd,
+                    dram_write_bits=dram_wr,
+                    ibuf_read_bits=act_r,
+                    ibuf_write_bits=fill["act"],
+                    wbuf_read_bits=wgt_r,
+                    wbuf_write_bits=fill["wgt"],
+                    obuf_read_bits=obuf_r,
+                    obuf_write_bits=obuf_w,
+                    order_index=order_index,
+                    b_tile=b,
+                    o_tile=o,
+                    ic_tile=ic,
+                    oc_tile=oc,
+                    style=style,
+                    active_unit_cycles=active,
+                    energy_pj=energy,
                 )
     if best is None:
         raise ValueError("no tiling fits the buffers")
-    result = np.array([*best[:18], best[18], best[19], 0, best[-1]], dtype=np.float64)
-    return _to_search(result, out_h, out_w)
+    return _to_search(best, out_h, out_w)
