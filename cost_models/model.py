@@ -46,6 +46,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cost_models import _energy, _tiling, bitserial
 from cost_models._registry import array_mapping_for
@@ -65,6 +66,51 @@ _SRAM_FIELDS = (
     "obuf_read_bits",
     "obuf_write_bits",
 )
+
+
+class LayerShape(NamedTuple):
+    """What a layer's cost depends on (not its name, block or role): the key of the memoised cost functions, so equal
+    shapes in a network are costed once."""
+
+    in_ch: int
+    out_ch: int
+    in_h: int
+    in_w: int
+    kernel: int
+    stride: int
+    padding: int
+    groups: int
+    batch: int
+
+    @classmethod
+    def of(cls, layer: ConvLayer) -> LayerShape:
+        return cls(
+            layer.in_ch,
+            layer.out_ch,
+            layer.in_h,
+            layer.in_w,
+            layer.kernel,
+            layer.stride,
+            layer.padding,
+            layer.groups,
+            layer.batch,
+        )
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.padding - self.kernel) // self.stride + 1
+
+    def packed(self, groups_per_pass: int) -> LayerShape:
+        """The dense layer that runs ``groups_per_pass`` groups of this grouped layer block-diagonally in one pass."""
+        return self._replace(
+            in_ch=groups_per_pass * self.in_ch // self.groups,
+            out_ch=groups_per_pass * self.out_ch // self.groups,
+            groups=1,
+        )
 
 
 @dataclass(frozen=True)
@@ -117,9 +163,9 @@ def layer_cost(layer: ConvLayer, preset: Preset | str, w_bits: int, a_bits: int)
     """
     preset = load_preset(preset)
     _check_bits(w_bits, a_bits)
-    shape = _shape(layer)
-    if layer.groups > 1:
-        return _grouped_own(shape, preset, w_bits, a_bits)[0]
+    shape = LayerShape.of(layer)
+    if shape.groups > 1:
+        return _grouped_pick(shape, preset, w_bits, a_bits)[0]
     return _cached_cost(shape, preset, w_bits, a_bits)
 
 
@@ -141,7 +187,7 @@ def option_cost(layer: ConvLayer, preset: Preset | str, option: Option) -> Layer
     if option.w_bits == option.a_bits and option.w_bits <= FULL_PRECISION_BITS:
         _check_bits(option.w_bits, option.a_bits)
         ladder = _grouped_ladder if layer.groups > 1 else _ladder_cost
-        base = ladder(_shape(layer), preset, option.w_bits)[0]
+        base = ladder(LayerShape.of(layer), preset, option.w_bits)[0]
     else:
         base = layer_cost(layer, preset, option.w_bits, option.a_bits)
     if option.float and preset.policy.fp_bits == "fp_unit":
@@ -205,7 +251,7 @@ def _streamed(layer: ConvLayer, preset: Preset, option: Option, bits: int) -> La
     """``layer`` at ``option`` with ``bits`` (a multiple of ``b``, at least ``b``) activation bits streamed per step."""
     if bits >= option.a_bits:
         return option_cost(layer, preset, option)
-    return _effective(_shape(layer), preset, option.w_bits, option.a_bits, bits)
+    return _effective(LayerShape.of(layer), preset, option.w_bits, option.a_bits, bits)
 
 
 _LINEAR_FIELDS = ("compute_cycles", "e_compute_pj", "unit_cycles", "active_unit_cycles")
@@ -231,16 +277,19 @@ def trims(option: Option, preset: Preset) -> bool:
 
 
 @functools.lru_cache(maxsize=65536)
-def _effective(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, serial_a_bits: int) -> LayerCost:
+def _effective(shape: LayerShape, preset: Preset, w_bits: int, a_bits: int, serial_a_bits: int) -> LayerCost:
     """``effective_cost`` of one shape: the static pick (ladder or own search; for grouped shapes its packing) run
     with ``serial_a_bits`` streamed."""
-    if shape[7] > 1:
+    if shape.groups > 1:
         if w_bits == a_bits:
             packed = _grouped_ladder(shape, preset, a_bits)[1]
         else:
-            packed = _grouped_own(shape, preset, w_bits, a_bits)[1]
+            packed = _grouped_pick(shape, preset, w_bits, a_bits)[1]
         return _grouped_cost(shape, packed, lambda dense: _effective(dense, preset, w_bits, a_bits, serial_a_bits))
-    found = (_ladder_cost(shape, preset, a_bits) if w_bits == a_bits else _own(shape, preset, w_bits, a_bits))[1]
+    if w_bits == a_bits:
+        found = _ladder_cost(shape, preset, a_bits)[1]
+    else:
+        found = _search_pick(shape, preset, w_bits, a_bits)[1]
     return _search_cost(shape, preset, w_bits, a_bits, fixed=found, serial_a_bits=serial_a_bits)[0]
 
 
@@ -267,32 +316,18 @@ def skip_cost(layer: ConvLayer, preset: Preset | str) -> LayerCost:
     )
 
 
-def _shape(layer: ConvLayer) -> tuple[int, ...]:
-    return (
-        layer.in_ch,
-        layer.out_ch,
-        layer.in_h,
-        layer.in_w,
-        layer.kernel,
-        layer.stride,
-        layer.padding,
-        layer.groups,
-        layer.batch,
-    )
-
-
 @functools.lru_cache(maxsize=65536)
-def _own(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> tuple[LayerCost, _tiling.Search]:
+def _search_pick(shape: LayerShape, preset: Preset, w_bits: int, a_bits: int) -> tuple[LayerCost, _tiling.Search]:
     """The search's own pick for one layer shape at (w_bits, a_bits); the one memo of ``layer_cost`` and the ladder."""
     return _search_cost(shape, preset, w_bits, a_bits)
 
 
-def _cached_cost(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> LayerCost:
-    return _own(shape, preset, w_bits, a_bits)[0]
+def _cached_cost(shape: LayerShape, preset: Preset, w_bits: int, a_bits: int) -> LayerCost:
+    return _search_pick(shape, preset, w_bits, a_bits)[0]
 
 
 def _search_cost(
-    shape: tuple[int, ...],
+    shape: LayerShape,
     preset: Preset,
     w_bits: int,
     a_bits: int,
@@ -308,7 +343,7 @@ def _search_cost(
         found = _tiling.search(batch, out_h, out_w, group_in, group_out, kernel, stride, mapping, fixed=fixed)
     except ValueError:
         raise ValueError(
-            f"preset {preset.name!r}: no tile of layer {shape} fits the buffers at w={w_bits}, a={a_bits}"
+            f"preset {preset.name!r}: no tile of layer {tuple(shape)} fits the buffers at w={w_bits}, a={a_bits}"
         ) from None
     # DNNsim's pipelined FC columns (array.fc_dataflow = "columns"); any other preset or layer: unchanged
     found = bitserial.settle_fc_columns(preset, found, mapping, group_in, group_out, batch * out_h * out_w)
@@ -342,16 +377,14 @@ def search_problem(
     layer: ConvLayer, preset: Preset | str, w_bits: int, a_bits: int
 ) -> tuple[SearchDims, _tiling.Mapping]:
     """The (dims, mapping) that the tiling search solves for one layer; for benchmarks and tests of the search."""
-    return _search_problem(_shape(layer), load_preset(preset), w_bits, a_bits)
+    return _search_problem(LayerShape.of(layer), load_preset(preset), w_bits, a_bits)
 
 
 def _search_problem(
-    shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int, serial_a_bits: int | None = None
+    shape: LayerShape, preset: Preset, w_bits: int, a_bits: int, serial_a_bits: int | None = None
 ) -> tuple[SearchDims, _tiling.Mapping]:
-    in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
-    out_h = (in_h + 2 * padding - kernel) // stride + 1
-    out_w = (in_w + 2 * padding - kernel) // stride + 1
-    group_in, group_out = in_ch // groups, out_ch // groups
+    batch, out_h, out_w = shape.batch, shape.out_h, shape.out_w
+    group_in, group_out = shape.in_ch // shape.groups, shape.out_ch // shape.groups
     policy, buffers = preset.policy, preset.buffers
     # a fixed-width memory moves narrow operands in full words (bit-parallel only, where compute is the same)
     w_bits, a_bits = max(w_bits, policy.min_storage_bits), max(a_bits, policy.min_storage_bits)
@@ -373,7 +406,7 @@ def _search_problem(
     if serial_a_bits is not None:  # only bit-serial arrays stream fewer bits than they store
         common["serial_a_bits"] = serial_a_bits
     mapping = to_mapping(preset, group_in, a_bits, w_bits, layer_windows=batch * out_h * out_w, **common)
-    return (batch, out_h, out_w, group_in, group_out, kernel, stride), mapping
+    return (batch, out_h, out_w, group_in, group_out, shape.kernel, shape.stride), mapping
 
 
 def _dominates(low: LayerCost, high: LayerCost) -> bool:
@@ -381,7 +414,7 @@ def _dominates(low: LayerCost, high: LayerCost) -> bool:
 
 
 @functools.lru_cache(maxsize=65536)
-def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[LayerCost, _tiling.Search]:
+def _ladder_cost(shape: LayerShape, preset: Preset, bits: int) -> tuple[LayerCost, _tiling.Search]:
     """Cost at ``bits``-bit weights and activations, never above the cost at ``bits + 1`` (up to 32).
 
     Rule [our assumption]: a compiler may always run a layer with the mapping it found for more bits (its tiles
@@ -390,37 +423,31 @@ def _ladder_cost(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[Lay
     Reason: the cycle-first search trades large energy for a cycle or two of first fill, so without this rule
     fewer bits could be charged more energy on fast-DRAM presets.
     """
-    own = _own(shape, preset, bits, bits)
+    picked = _search_pick(shape, preset, bits, bits)
     if bits >= FULL_PRECISION_BITS:
-        return own
+        return picked
     upper, upper_mapping = _ladder_cost(shape, preset, bits + 1)
-    if _dominates(own[0], upper):
-        return own
+    if _dominates(picked[0], upper):
+        return picked
     try:
         reused = _search_cost(shape, preset, bits, bits, fixed=upper_mapping)
     except ValueError:
-        return own
-    return reused if _dominates(reused[0], upper) else own
+        return picked
+    return reused if _dominates(reused[0], upper) else picked
 
 
-def _packed_shape(shape: tuple[int, ...], packed: int) -> tuple[int, ...]:
-    """The dense layer that runs ``packed`` groups of a grouped ``shape`` block-diagonally in one pass."""
-    in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
-    return (packed * in_ch // groups, packed * out_ch // groups, in_h, in_w, kernel, stride, padding, 1, batch)
-
-
-def _packing_limit(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> int:
+def _packing_limit(shape: LayerShape, preset: Preset, w_bits: int, a_bits: int) -> int:
     """The most groups one pass of the array holds: ``min(groups, rows·pack // (C/g), cols // (K/g))``.
 
     ``rows·pack`` is the array's reduction width per cycle (input channels: Bit Fusion rows × spatial packing, SIP or
     multiplier lanes) and ``cols`` its output channels per cycle (Fusion-Unit columns, filter slots × tiles), both
     from the kind's ``array_mapping`` at these bits. Fewer bits never lower it (packing only grows)."""
-    in_ch, out_ch, groups = shape[0], shape[1], shape[7]
-    mapping = _search_problem(_packed_shape(shape, 1), preset, w_bits, a_bits)[1]
-    return max(1, min(groups, mapping.rows * mapping.pack // (in_ch // groups), mapping.cols // (out_ch // groups)))
+    group_in, group_out = shape.in_ch // shape.groups, shape.out_ch // shape.groups
+    mapping = _search_problem(shape.packed(1), preset, w_bits, a_bits)[1]
+    return max(1, min(shape.groups, mapping.rows * mapping.pack // group_in, mapping.cols // group_out))
 
 
-def _grouped_cost(shape: tuple[int, ...], packed: int, dense_cost) -> LayerCost:
+def _grouped_cost(shape: LayerShape, packed: int, dense_cost) -> LayerCost:
     """Cost of a grouped convolution run ``packed`` groups per pass: ``groups // packed`` passes of the packed dense
     layer plus one pass of the remaining groups, each costed by ``dense_cost(dense shape)``.
 
@@ -432,14 +459,12 @@ def _grouped_cost(shape: tuple[int, ...], packed: int, dense_cost) -> LayerCost:
     gates zero operands: the weights are laid out and fetched densely (``packed`` × the layer's weights) and the
     units that multiply them count as active; ``macs`` is the layer's own count.
     """
-    in_ch, out_ch, in_h, in_w, kernel, stride, padding, groups, batch = shape
-    passes, remainder = divmod(groups, packed)
-    total = dense_cost(_packed_shape(shape, packed)).scaled(passes)
+    passes, remainder = divmod(shape.groups, packed)
+    total = dense_cost(shape.packed(packed)).scaled(passes)
     if remainder:
-        total = total + dense_cost(_packed_shape(shape, remainder))
-    out_h = (in_h + 2 * padding - kernel) // stride + 1
-    out_w = (in_w + 2 * padding - kernel) // stride + 1
-    macs = batch * out_h * out_w * out_ch * (in_ch // groups) * kernel * kernel
+        total = total + dense_cost(shape.packed(remainder))
+    group_in = shape.in_ch // shape.groups
+    macs = shape.batch * shape.out_h * shape.out_w * shape.out_ch * group_in * shape.kernel * shape.kernel
     return dataclasses.replace(total, macs=macs)
 
 
@@ -460,7 +485,7 @@ def _best_packing(shape, preset, packings, dense_cost) -> tuple[LayerCost, int]:
 
 
 @functools.lru_cache(maxsize=65536)
-def _grouped_own(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: int) -> tuple[LayerCost, int]:
+def _grouped_pick(shape: LayerShape, preset: Preset, w_bits: int, a_bits: int) -> tuple[LayerCost, int]:
     """A grouped layer at (w_bits, a_bits): one group at a time or packed to the array's limit, the better one."""
     limit = _packing_limit(shape, preset, w_bits, a_bits)
     packings = (1,) if limit == 1 else (1, limit)
@@ -468,7 +493,7 @@ def _grouped_own(shape: tuple[int, ...], preset: Preset, w_bits: int, a_bits: in
 
 
 @functools.lru_cache(maxsize=65536)
-def _grouped_ladder(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[LayerCost, int]:
+def _grouped_ladder(shape: LayerShape, preset: Preset, bits: int) -> tuple[LayerCost, int]:
     """``_ladder_cost`` for grouped layers: the packing found for ``bits + 1`` is reused when the own pick at ``bits``
     would cost more (a packing that fits at more bits fits at fewer), and each packed pass is itself a ladder cost."""
     limit = _packing_limit(shape, preset, bits, bits)
@@ -477,14 +502,14 @@ def _grouped_ladder(shape: tuple[int, ...], preset: Preset, bits: int) -> tuple[
     def dense_cost(dense):
         return _ladder_cost(dense, preset, bits)[0]
 
-    own = _best_packing(shape, preset, packings, dense_cost)
+    picked = _best_packing(shape, preset, packings, dense_cost)
     if bits >= FULL_PRECISION_BITS:
-        return own
+        return picked
     upper, upper_packing = _grouped_ladder(shape, preset, bits + 1)
-    if _dominates(own[0], upper) or upper_packing == own[1]:
-        return own
+    if _dominates(picked[0], upper) or upper_packing == picked[1]:
+        return picked
     reused = _grouped_cost(shape, upper_packing, dense_cost), upper_packing
-    return reused if _dominates(reused[0], upper) else own
+    return reused if _dominates(reused[0], upper) else picked
 
 
 def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base: LayerCost) -> LayerCost:
