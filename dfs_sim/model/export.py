@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cost_models.budget import CostBasis
 from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
+from dfs_sim.layer_table import LayerTable
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
 from dfs_sim.model.config import static_model_options
 from dfs_sim.model.data import DATASETS, GEOMETRY, load_split, num_classes_of, split_validation
@@ -29,7 +30,7 @@ from dfs_sim.model.infer import Evaluation, calibrate_quantizers, evaluate
 from dfs_sim.model.precision import GROUP, MEASUREMENTS, POSITIONS, StepGeometry, step_measurement
 from dfs_sim.model.quantize import DEFAULT_QUANTIZER, LEGACY_QUANTIZER, QUANTIZERS
 from dfs_sim.model.registry import create_model, parse_model_name
-from dfs_sim.model.resnet import declared_layer_table, traced_layer_table
+from dfs_sim.model.resnet import GatedResNet, declared_layer_table, traced_layer_table
 from dfs_sim.model.training import apply_cost_basis
 from dfs_sim.options import DFS_OPTIONS, parse_options, skipnet_computation_pct
 from dfs_sim.traces import PRECISION_STEPS, TraceRun, make_meta, write_trace
@@ -237,12 +238,7 @@ def export(
     ``dfs_sim.model.precision``); the metadata's ``effective_precision.measurement`` names which; ``extra_meta``:
     more keys for the trace's metadata (e.g. how a mixed-precision assignment was searched)."""
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.is_dir():  # checked before the evaluation, so that a wrong --out costs nothing
-        raise ConfigError(out, "the output path is a folder; give a .parquet file name")
-    if not out.parent.is_dir():
-        raise ConfigError(out, "output folder does not exist")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise ConfigError(out, "output folder is not writable")
+    _check_output(out)  # before the evaluation, so that a wrong --out costs nothing
     if precision_positions not in POSITIONS:
         raise ConfigError("--precision-positions", f"must be one of {POSITIONS}, got {precision_positions!r}")
     if precision_measure not in MEASUREMENTS:
@@ -254,29 +250,14 @@ def export(
     if quantizer is not None and static_option is None:
         raise ConfigError("--quantizer", "applies to --static-option only; a trained checkpoint keeps its quantizer")
     source = open_for_export(checkpoint, static_option, quantizer)
-    record, checkpoint_sha256, model, method = source.record, source.sha256, source.model, source.method
-    static = method == "static"
-    config, dataset, split_seed, budget = record["config"], source.dataset, source.split_seed, source.budget
+    model = source.model
     data_path = data_path if data_path is not None else source.data_path
-    data = load_split(dataset, split, data_path, split_seed)
+    data = load_split(source.dataset, split, data_path, source.split_seed)
     model.to(torch_device)
-    geometry = GEOMETRY[dataset]
-    layers = traced_layer_table(model, input_size=geometry.size)
-    if layers != declared_layer_table(model, input_size=geometry.size):
-        raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
+    layers = _checked_layer_table(model, source.dataset, checkpoint)
     calibration = None
     if static_option is not None and any(not o.float for o in model.options):  # post-training: calibrate first
-        fraction = config.get("validation_fraction", 0.1)
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-            raise CheckpointError(
-                checkpoint, f"config.validation_fraction: expected a number in [0, 1), got {fraction!r}"
-            )
-        train_split = split_validation(load_split(dataset, "train", data_path, split_seed), fraction, split_seed)[0]
-        calibration = {
-            "split": "train",
-            "validation_held_out": fraction,
-            "images": calibrate_quantizers(model, train_split),
-        }
+        calibration = _calibrate(model, source, data_path, checkpoint)
     with step_measurement(model, step_geometry) if step_geometry is not None else contextlib.nullcontext():
         evaluation = evaluate(
             model,
@@ -285,61 +266,24 @@ def export(
             measure_precision=effective_precision,
             precision_positions=precision_positions,
         )
-    extra = {
-        "checkpoint": checkpoint.name,
-        "checkpoint_sha256": checkpoint_sha256[:16],
-        "checkpoint_stage": record["stage"],
-        "split": split,
-        "split_seed": split_seed,
-        "train_config": config,
-        "accuracy": evaluation.accuracy,
-        "computation_pct": evaluation.computation_pct,
-    }
-    if not static:
-        extra.update(cost_basis=model.cost_basis.to_meta(), budget_pct=evaluation.budget_pct)
-    if method == "skipnet":
-        extra.update(
-            alpha=config.get("alpha"),
-            skipnet_computation_pct=skipnet_computation_pct(evaluation.codes, model.skip_code),
-        )
-    if effective_precision and step_geometry is None:
-        extra["effective_precision"] = {
-            "measurement": "position",
-            "group_channels": GROUP,
-            "group_positions": precision_positions,
-            "steps_per_bit": PRECISION_STEPS,
-            "weights": "macs",
-        }
-    elif step_geometry is not None:
-        extra["effective_precision"] = {
-            "measurement": "step",
-            "preset": precision_preset,
-            **step_geometry.to_meta(),
-            "steps_per_bit": PRECISION_STEPS,
-            "weights": "steps",
-        }
-    extra["quantizer"] = model.quantizer
-    if static:
-        codes = [model.static_option] * model.num_gated if isinstance(model.static_option, int) else model.static_option
-        names = [model.options[code].name for code in codes]
-        extra["static_option"] = names[0] if len(set(names)) == 1 else None
-        extra["static_options"] = names
-        extra["static_training"] = "qat" if static_option is None else "ptq"
-        extra["quantizer_calibration"] = calibration
+    extra = _run_meta(source, checkpoint, split, evaluation, calibration, post_training=static_option is not None)
+    if effective_precision:
+        extra["effective_precision"] = _precision_meta(precision_positions, precision_preset, step_geometry)
     extra.update(extra_meta or {})
+    geometry = GEOMETRY[source.dataset]
     meta = make_meta(
-        method=method,
-        budget=budget,
+        method=source.method,
+        budget=source.budget,
         model={
             "arch": "cifar_resnet",
             "depth": model.depth,
-            "dataset": dataset,
+            "dataset": source.dataset,
             "num_classes": model.num_classes,
             "input_size": [geometry.channels, geometry.size, geometry.size],
         },
         options=model.options,
         layers=layers,
-        seed=int(record["seed"]),
+        seed=int(source.record["seed"]),
         command=command,
         **extra,
     )
@@ -354,6 +298,89 @@ def export(
     )
     path = write_trace(out, run)
     return ExportResult(path, evaluation, meta)
+
+
+def _check_output(out: Path) -> None:
+    if out.is_dir():
+        raise ConfigError(out, "the output path is a folder; give a .parquet file name")
+    if not out.parent.is_dir():
+        raise ConfigError(out, "output folder does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError(out, "output folder is not writable")
+
+
+def _checked_layer_table(model, dataset: str, checkpoint: Path) -> LayerTable:
+    """The model's layer table as a forward pass observes it, which must be the one its shape declares."""
+    size = GEOMETRY[dataset].size
+    layers = traced_layer_table(model, input_size=size)
+    if layers != declared_layer_table(model, input_size=size):
+        raise LayerTableError(checkpoint, "the model's traced layer table differs from cifar_resnet_layers")
+    return layers
+
+
+def _calibrate(model, source: ExportSource, data_path: str | None, checkpoint: Path) -> dict:
+    """A post-training static model's activation ranges, calibrated on the training split with the checkpoint's
+    validation part held out; what the trace records of it."""
+    fraction = source.record["config"].get("validation_fraction", 0.1)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise CheckpointError(checkpoint, f"config.validation_fraction: expected a number in [0, 1), got {fraction!r}")
+    train = load_split(source.dataset, "train", data_path, source.split_seed)
+    train_split = split_validation(train, fraction, source.split_seed)[0]
+    return {"split": "train", "validation_held_out": fraction, "images": calibrate_quantizers(model, train_split)}
+
+
+def _run_meta(
+    source: ExportSource, checkpoint: Path, split: str, evaluation, calibration: dict | None, post_training: bool
+) -> dict:
+    """What the trace records of the run beyond ``make_meta``'s keys: its checkpoint, split, training config,
+    evaluation, budget basis, SkipNet's own computation, quantizer and, for a static run, its widths."""
+    record, model, config = source.record, source.model, source.record["config"]
+    assert isinstance(model, GatedResNet)
+    extra = {
+        "checkpoint": checkpoint.name,
+        "checkpoint_sha256": source.sha256[:16],
+        "checkpoint_stage": record["stage"],
+        "split": split,
+        "split_seed": source.split_seed,
+        "train_config": config,
+        "accuracy": evaluation.accuracy,
+        "computation_pct": evaluation.computation_pct,
+        "quantizer": model.quantizer,
+    }
+    if source.method != "static":
+        extra.update(cost_basis=model.cost_basis.to_meta(), budget_pct=evaluation.budget_pct)
+    if source.method == "skipnet":
+        extra.update(
+            alpha=config.get("alpha"),
+            skipnet_computation_pct=skipnet_computation_pct(evaluation.codes, model.skip_code),
+        )
+    if source.method == "static":
+        codes = [model.static_option] * model.num_gated if isinstance(model.static_option, int) else model.static_option
+        names = [model.options[code].name for code in codes]
+        extra["static_option"] = names[0] if len(set(names)) == 1 else None
+        extra["static_options"] = names
+        extra["static_training"] = "ptq" if post_training else "qat"
+        extra["quantizer_calibration"] = calibration
+    return extra
+
+
+def _precision_meta(positions: int, preset: str, step_geometry: StepGeometry | None) -> dict:
+    """How the effective precisions were measured (``effective_precision`` in the metadata)."""
+    if step_geometry is None:
+        return {
+            "measurement": "position",
+            "group_channels": GROUP,
+            "group_positions": positions,
+            "steps_per_bit": PRECISION_STEPS,
+            "weights": "macs",
+        }
+    return {
+        "measurement": "step",
+        "preset": preset,
+        **step_geometry.to_meta(),
+        "steps_per_bit": PRECISION_STEPS,
+        "weights": "steps",
+    }
 
 
 def _step_geometry(preset_name: str) -> StepGeometry:
