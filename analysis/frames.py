@@ -19,7 +19,7 @@ from cost_models.model import METRICS
 from dfs_sim.traces import TraceRun
 
 __all__ = [
-    "COST_LANES",
+    "COST_METRIC_INDEX",
     "COST_METRICS",
     "ENERGY_PARTS",
     "FRONT_AXES",
@@ -39,7 +39,7 @@ __all__ = [
 ENERGY_PARTS = ("e_compute_pj", "e_sram_pj", "e_dram_pj")
 # the cost-table metrics replayed per input (the unit-cycles are summed per run from the decision counts instead)
 COST_METRICS = ("cycles", *ENERGY_PARTS, "dram_bits")
-COST_LANES = [METRICS.index(name) for name in COST_METRICS]
+COST_METRIC_INDEX = [METRICS.index(name) for name in COST_METRICS]  # where each sits in a cost table
 Z_95 = 1.959963984540054  # the standard normal quantile at 0.975, for a two-sided 95% interval
 QUANTILES = (1, 25, 50, 75, 99)  # of energy and latency per run: p50 and p99 go to per_run; all five draw the boxes
 PER_RUN_QUANTILES = (50, 99)

@@ -2,10 +2,10 @@
 
     out[n, lane] = fixed[lane] + Σ_b tables[b, codes[n, b], lane]
 
-A lane is one metric of one preset (``replay_costs``: the five metrics of a cost table) or one metric on many
-presets (``replay_presets``). Both run the same pair kernel: adjacent gated blocks are combined into one table, so
-each input needs half the lookups. Its plain-numpy twin is ``replay_reference``; ``_replay_kernel``, one lookup per
-block, serves option sets too large to pair. Imports numpy and numba only.
+A lane is one metric of one preset (``replay_costs``: every metric of a cost table, ``cost_models.METRICS``) or one
+metric on many presets (``replay_presets``). Both run the same pair kernel: adjacent gated blocks are combined into
+one table, so each input needs half the lookups. Its plain-numpy twin is ``replay_reference``; ``_replay_kernel``,
+one lookup per block, serves option sets too large to pair. Imports numpy and numba only.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ __all__ = [
     "tally_decisions_reference",
 ]
 
-# Lanes are summed in groups of LANES per pass, each lane a running total that stays in a register. Five is the
-# shipped preset count and the cost-table metric count; with the SLP vectoriser the five become one 4-wide AVX2 add
-# and one scalar add per lookup, which measured faster than eight lanes padded to a cache line (two 4-wide adds).
-LANES = 5
+# Lanes are summed LANE_GROUP at a time per pass, each lane a running total that stays in a register. Five is the
+# shipped preset count and the replayed metric count (analysis.frames.COST_METRICS); with the SLP vectoriser the
+# five become one 4-wide AVX2 add and one scalar add per lookup, which measured faster than eight lanes padded to a
+# cache line (two 4-wide adds).
+LANE_GROUP = 5
 # Pair tables have 2^(2·bits) rows for options coded in `bits` bits; beyond 16 options (256 rows) the tables outgrow
 # the L1 cache and the one-lookup-per-block kernel is used instead.
 MAX_PAIRED_OPTIONS = 16
@@ -119,33 +120,33 @@ def code_bits(options: int) -> int:
 
 
 def pair_tables(tables: np.ndarray) -> np.ndarray:
-    """Combine adjacent gated blocks, lanes in groups of ``LANES``:
-    ``pairs[g, j, k1 << bits | k2, l] = tables[2j, k1, g·LANES + l] + tables[2j+1, k2, g·LANES + l]``.
+    """Combine adjacent gated blocks, lanes in groups of ``LANE_GROUP``:
+    ``pairs[g, j, k1 << bits | k2, l] = tables[2j, k1, g·LANE_GROUP + l] + tables[2j+1, k2, g·LANE_GROUP + l]``.
 
     ``tables`` is (B, K, P). Codes that are not options (``K <= k < 2**bits``) cost zero, so every code masked to
     ``bits`` bits indexes inside the table. An odd last block is paired with a zero-cost dummy block whose code is
-    always 0, and P is padded with zero lanes to a multiple of ``LANES``. Each input then needs B/2 lookups instead
-    of B, and each lookup reads ``LANES`` adjacent float64, which the vectoriser turns into vector loads.
+    always 0, and P is padded with zero lanes to a multiple of ``LANE_GROUP``. Each input then needs B/2 lookups instead
+    of B, and each lookup reads ``LANE_GROUP`` adjacent float64, which the vectoriser turns into vector loads.
     """
     tables = np.asarray(tables, dtype=np.float64)
     blocks, options, lanes = tables.shape
     if blocks % 2:
         tables = np.concatenate([tables, np.zeros((1, options, lanes))], axis=0)
     bits = code_bits(options)
-    groups = -(-lanes // LANES)
-    padded = np.zeros((tables.shape[0], 1 << bits, groups * LANES))
+    groups = -(-lanes // LANE_GROUP)
+    padded = np.zeros((tables.shape[0], 1 << bits, groups * LANE_GROUP))
     padded[:, :options, :lanes] = tables
     pairs = padded[0::2, :, None, :] + padded[1::2, None, :, :]  # (B/2, rows, rows, lanes)
-    pairs = pairs.reshape(pairs.shape[0], 1 << 2 * bits, groups, LANES)
+    pairs = pairs.reshape(pairs.shape[0], 1 << 2 * bits, groups, LANE_GROUP)
     return np.ascontiguousarray(pairs.transpose(2, 0, 1, 3))
 
 
 def _pair_kernel_source(bits: int):
     """The pair kernel's Python source for codes of ``bits`` bits, a closure so that Numba compiles the shift and
-    mask as constants (1.3x faster than passing them in). It fills ``out`` (N, groups·LANES) one group of five
-    lanes per pass, with even and odd pairs in two separate sets of totals, which halves each chain of dependent
-    additions. Codes are masked to ``bits`` bits, so any code reads inside ``pairs``; an odd last block is looked
-    up alone (its pair's dummy is 0)."""
+    mask as constants (1.3x faster than passing them in). It fills ``out`` (N, groups·LANE_GROUP) one group of
+    ``LANE_GROUP`` lanes per pass, with even and odd pairs in two separate sets of totals, which halves each chain of
+    dependent additions. Codes are masked to ``bits`` bits, so any code reads inside ``pairs``; an odd last block is
+    looked up alone (its pair's dummy is 0)."""
     mask = (1 << bits) - 1
 
     def kernel(codes, pairs, fixed, out):  # pragma: no cover - compiled
@@ -269,7 +270,7 @@ def replay_presets(
     ``TraceRun``'s; the pair kernel never reads outside its tables whatever the codes, but out-of-range codes then
     give wrong totals instead of an error (more than ``MAX_PAIRED_OPTIONS`` options are always checked).
 
-    Returns an (N, P) float64 view of an (N, P padded to a multiple of ``LANES``) buffer, which can be passed back
+    Returns an (N, P) float64 view of an (N, P padded to a multiple of ``LANE_GROUP``) buffer, which can be passed back
     as ``out`` to avoid allocating (and page-faulting) a new one for every chunk. With more than
     ``MAX_PAIRED_OPTIONS`` options, ``out`` is not used.
     """
@@ -279,7 +280,7 @@ def replay_presets(
         wide = np.ascontiguousarray(codes, dtype=np.uint8 if tables.shape[1] <= 256 else np.int64)
         return _replay_kernel(wide, tables, fixed)
     pairs = pair_tables(tables)
-    width = pairs.shape[0] * LANES
+    width = pairs.shape[0] * LANE_GROUP
     padded_fixed = np.zeros(width)
     padded_fixed[:lanes] = fixed
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
@@ -292,7 +293,7 @@ def replay_presets(
     ):
         out = np.empty((codes.shape[0], width), dtype=np.float64)
     bits = code_bits(tables.shape[1])
-    _pair_kernel(bits)(codes, pairs, padded_fixed.reshape(-1, LANES), out)
+    _pair_kernel(bits)(codes, pairs, padded_fixed.reshape(-1, LANE_GROUP), out)
     return out[:, :lanes]
 
 

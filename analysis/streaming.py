@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from analysis.frames import COST_LANES, COST_METRICS, ENERGY_PARTS, QUANTILES, run_labels, wilson_interval
+from analysis.frames import COST_METRIC_INDEX, COST_METRICS, ENERGY_PARTS, QUANTILES, run_labels, wilson_interval
 from analysis.replay_kernel import precision_deltas, replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
@@ -38,7 +38,7 @@ _METRICS = len(COST_METRICS)
 _CYCLES, _DRAM_BITS = COST_METRICS.index("cycles"), COST_METRICS.index("dram_bits")
 _PARTS = [COST_METRICS.index(name) for name in ENERGY_PARTS]
 _QUANTILE_COLUMNS = ("energy_pj", "latency_us")
-_LANES = np.array([_CYCLES, *_PARTS])  # where split_presets finds cycles and the energy parts
+_SPLIT_METRICS = np.array([_CYCLES, *_PARTS])  # where split_presets finds cycles and the energy parts
 
 
 @dataclass
@@ -115,8 +115,8 @@ def replay_run(
     "compact"; none are made without ``write``); ``progress(inputs)`` is told how many inputs each pass finished.
     """
     # (blocks, options, presets × the metrics replayed per input)
-    lanes = np.concatenate([table.block[:, :, COST_LANES] for table in tables], axis=2)
-    fixed = np.concatenate([table.fixed[COST_LANES] for table in tables])
+    lanes = np.concatenate([table.block[:, :, COST_METRIC_INDEX] for table in tables], axis=2)
+    fixed = np.concatenate([table.fixed[COST_METRIC_INDEX] for table in tables])
     us_per_cycle = np.array([float(preset.cycles_to_us(1.0)) for preset in presets])
     count = len(presets)
     keys = [(p, name) for p in range(count) for name in _QUANTILE_COLUMNS]
@@ -136,7 +136,7 @@ def replay_run(
         buffer = costs.base
         trimming.apply(chunk, costs, count_units=True)
         size = chunk.num_inputs
-        split_presets(costs, us_per_cycle, _LANES, by_metric[:, :, :size], energy[:, :size], latency[:, :size])
+        split_presets(costs, us_per_cycle, _SPLIT_METRICS, by_metric[:, :, :size], energy[:, :size], latency[:, :size])
         correct += int(np.count_nonzero(chunk.correct))
         decisions.add(chunk)
         stop = start + size
@@ -338,7 +338,7 @@ class _Trimming:
     what its recorded effective precisions save (``CostTable.precision_deltas``); a run without precisions, or a
     static preset, is replayed as it is."""
 
-    _UNIT_LANES = (METRICS.index("active_unit_cycles"), METRICS.index("unit_cycles"))
+    _UNIT_METRICS = (METRICS.index("active_unit_cycles"), METRICS.index("unit_cycles"))
 
     def __init__(self, run, tables) -> None:
         self.deltas = {
@@ -359,9 +359,9 @@ class _Trimming:
         scratch = self.scratch[: chunk.num_inputs]
         for p, deltas in self.deltas.items():
             precision_deltas(chunk.codes, chunk.precision, deltas, scratch)
-            costs[:, p * _METRICS : (p + 1) * _METRICS] += scratch[:, COST_LANES]
+            costs[:, p * _METRICS : (p + 1) * _METRICS] += scratch[:, COST_METRIC_INDEX]
             if count_units:
-                active, units = (float(scratch[:, lane].sum()) for lane in self._UNIT_LANES)
+                active, units = (float(scratch[:, lane].sum()) for lane in self._UNIT_METRICS)
                 before = self.unit_sums.get(p, (0.0, 0.0))
                 self.unit_sums[p] = (before[0] + active, before[1] + units)
 
