@@ -246,14 +246,16 @@ def search(
         ic_tiles, oc_tiles = np.array([ic], np.int64), np.array([oc], np.int64)
         order_offset = LOOPS_INDEX[fixed.order]
         orders, forced_style = ORDERS[order_offset : order_offset + 1], fixed.style
-    m = mapping
+    # positional, in _Problem's order (keywords would cost the search 2 µs a call)
     problem = _Problem(
-        batch, out_h, out_w, in_ch, out_ch, kernel, stride, int(m.im2col), m.rows, m.cols, m.windows, m.pack,
-        m.temporal, m.a_bits, m.w_bits, m.acc_bits, m.out_bits, m.output_policy, m.cap_act_bits, m.cap_wgt_bits,
-        m.cap_out_bits, m.dram_bits_per_cycle, int(m.pad_outputs), m.fill_rule, forced_style, m.units,
-        m.unit_reduction, m.unit_temporal, m.temporal_div, m.objective,
+        batch, out_h, out_w, in_ch, out_ch, kernel, stride,
+        int(mapping.im2col), mapping.rows, mapping.cols, mapping.windows, mapping.pack, mapping.temporal,
+        mapping.a_bits, mapping.w_bits, mapping.acc_bits, mapping.out_bits, mapping.output_policy,
+        mapping.cap_act_bits, mapping.cap_wgt_bits, mapping.cap_out_bits, mapping.dram_bits_per_cycle,
+        int(mapping.pad_outputs), mapping.fill_rule, forced_style,
+        mapping.units, mapping.unit_reduction, mapping.unit_temporal, mapping.temporal_div, mapping.objective,
     )  # fmt: skip
-    prices = _Prices._make(map(float, m.prices))
+    prices = _Prices._make(map(float, mapping.prices))
     representatives = _REPRESENTATIVES if fixed is None else _representative_orders(orders)
     best = _search_kernel(problem, prices, b_tiles, o_tiles, ic_tiles, oc_tiles, orders, representatives, _DEPS)
     return _to_search(best, out_h, out_w, order_offset)

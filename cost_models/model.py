@@ -11,7 +11,7 @@ Choices (also recorded in each preset's ``[policy]``):
   Bit Fusion simulator's policy, every output tile is read and written as ``acc_bits`` partial sums [repo].
 * Search objective (``search_objective``): ``"cycles"`` (the public simulator: fewest cycles, then least energy;
   the anchor tests use it), ``"energy"`` or ``"edp"`` (energy × cycles; the shipped presets' default). See
-  ``_tiling`` and the preset files for the reasons.
+  docs/hardware.md §5.8 and the preset files for the reasons.
 * Compute energy: active unit-cycles at ``unit_cycle_pj``, idle ones at ``idle_unit_cycle_pj`` (docs/hardware.md §5.2,
   §5.3); which units count as active is the kind module's ``array_mapping`` (``bitfusion``, ``bitserial``,
   ``bitparallel``).
@@ -21,7 +21,8 @@ Choices (also recorded in each preset's ``[policy]``):
   ``filters·tiles`` SIPs, one weight read ``windows`` SIPs) this overstates the buffer reads; it is kept as the
   simulator's proxy so that every kind is counted the same way.
 * First fill and last drain (``fill_drain``): ``"tile"`` (default): only the first tile of each operand and the last
-  output tile are exposed; ``"promoted"``: the public simulator's whole promoted blocks [repo]. See ``_tiling``.
+  output tile are exposed; ``"promoted"``: the public simulator's whole promoted blocks [repo]. See
+  docs/hardware.md §5.8.
 * Full precision (``fp_bits``) on integer hardware: ``"int32"`` (default): a 32×32 integer MAC by the array's own
   extension (Bit Fusion temporal fusion: 16 passes at pmax 8; bit-serial: 32 serial bits; bit-parallel 16-bit:
   4 passes), traffic at 32 bits. Reason: none of these designs has a float unit, and int32 is the cheapest exact
