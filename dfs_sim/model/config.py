@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,15 +151,28 @@ def _key(key: object) -> str:
 
 
 def validate_train_config(config: TrainConfig, source: object = "config") -> TrainConfig:
-    """``config`` checked (``ConfigError`` naming ``source`` and the key), with ``out_dir`` resolved."""
-    from dfs_sim.model.data import AUGMENTATIONS, DATASETS
-    from dfs_sim.model.device import resolve_device
-    from dfs_sim.model.registry import list_models
+    """``config`` checked (``ConfigError`` naming ``source`` and the key), with its stages defaulted to what the model
+    trains and ``out_dir`` resolved."""
 
     def bad(key: str, problem: str) -> ConfigError:
         return ConfigError(source, f"{key}: {problem}")
 
     _check_types(config, source)
+    _check_model(config, bad)
+    config = _with_stages(config, bad)
+    _check_run_settings(config, bad)
+    _check_options(config, bad)
+    _check_objective(config, bad)
+    _check_schedules(config, bad)
+    if config.out_dir is None:
+        config = dataclasses.replace(config, out_dir=default_out_dir(config))
+    return config
+
+
+def _check_model(config: TrainConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The model, its static widths, the quantizer and the data."""
+    from dfs_sim.model.data import AUGMENTATIONS, DATASETS
+    from dfs_sim.model.registry import list_models
 
     if config.model not in list_models():
         hint = did_you_mean(config.model, list_models())
@@ -184,6 +197,11 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("dataset", f"must be one of {DATASETS}, got {config.dataset!r}")
     if config.augment not in AUGMENTATIONS:
         raise bad("augment", f"must be one of {AUGMENTATIONS}, got {config.augment!r}")
+
+
+def _with_stages(config: TrainConfig, bad: Callable[[str, str], ConfigError]) -> TrainConfig:
+    """``config`` with its stages (default: every stage its model trains), checked against what the model trains."""
+    static = config.model.startswith("static_")
     allowed = SKIPNET_STAGES if config.model.startswith("skipnet_") else STATIC_STAGES if static else DFS_STAGES
     if config.stages is None:
         config = dataclasses.replace(config, stages=allowed)
@@ -201,6 +219,13 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
             f"{'/'.join(s for s in allowed if s != 'backbone')} start from a trained backbone: give init_from "
             f"(--init-from), or include the backbone stage (got {list(config.stages)})",
         )
+    return config
+
+
+def _check_run_settings(config: TrainConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """Paths, device, seeds, evaluation and checkpoint settings."""
+    from dfs_sim.model.device import resolve_device
+
     for key in ("data_path", "init_from", "out_dir"):
         if getattr(config, key) == "":
             raise bad(key, "must be a path, got an empty string")
@@ -228,6 +253,10 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         raise bad("batch_size", "must be >= 1")
     if config.checkpoint_every < 1:
         raise bad("checkpoint_every", "must be >= 1")
+
+
+def _check_options(config: TrainConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """A DFS model's own option list."""
     if config.options is not None:
         try:
             parse_options(list(config.options))
@@ -242,6 +271,10 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
                 f"{narrowed[0]}: the gated ResNets run every option at full width; dynamic width is priced from "
                 "traces written with dfs_sim.traces.new_trace",
             )
+
+
+def _check_objective(config: TrainConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """What the gates are trained toward: the cost basis, the budget and the penalty weights."""
     try:
         config.cost.check()
     except ConfigError as error:
@@ -254,6 +287,10 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
         value = getattr(config, key)
         if not (value >= 0 and math.isfinite(value)):
             raise bad(key, f"must be a finite number >= 0, got {value}")
+
+
+def _check_schedules(config: TrainConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """Every stage's iterations, learning rate, momentum, weight decay and milestones."""
     for name in STAGES:
         stage = config.stage(name)
         if stage.iterations < 0:
@@ -274,9 +311,6 @@ def validate_train_config(config: TrainConfig, source: object = "config") -> Tra
                 "milestone at or past the end never lowers the learning rate; set "
                 f"{name}.milestones too",
             )
-    if config.out_dir is None:
-        config = dataclasses.replace(config, out_dir=default_out_dir(config))
-    return config
 
 
 def static_model_options(names: Sequence[str], model: str) -> tuple[tuple[Option, ...], int | tuple[int, ...]]:
