@@ -105,13 +105,22 @@ def layer_table_from_onnx(
         raise LayerTableError(source, str(error)) from None
 
     model = _load(onnx, source)
-    graph = model.graph
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
-    shapes = _static_shapes(onnx, model, source)
-    constant = _constant_tensors(graph, initializers)
+    rows, left_out = _rows(model.graph, _static_shapes(onnx, model, source), source, gated, fp)
+    if left_out:
+        listing = ", ".join(f"{op} x{count}" for op, count in sorted(left_out.items()))
+        warnings.warn(
+            f"{source}: {sum(left_out.values())} nodes carry compute that the layer table leaves out "
+            f"(unsupported): {listing}",
+            stacklevel=2,
+        )
+    return LayerTable(rows, source=source)
+
+
+def _rows(graph: Any, shapes: dict, source: str, gated, fp: int) -> tuple[list[ConvLayer], Counter[str]]:
+    """The graph's rows in node order, placed in their units, and the compute nodes no row describes (by type)."""
+    constant = _constant_tensors(graph, {tensor.name: tensor for tensor in graph.initializer})
     unit_of = gated_unit_finder(gated)
     numbering = UnitNumbering(fp)
-
     rows: list[ConvLayer] = []
     left_out: Counter[str] = Counter()
     names: Counter[str] = Counter()
@@ -128,30 +137,17 @@ def layer_table_from_onnx(
         name = node.name or f"{op}_{index}"
         names[name] += 1
         node_ref = _NodeRef(source, name, op, shapes)
-        if op == "Conv":
-            shape = _conv_shape(node, node_ref)
-            kind = "conv"
-        else:
-            shape = _linear_shape(node, node_ref, constant)
-            kind = "linear"
+        shape = _conv_shape(node, node_ref) if op == "Conv" else _linear_shape(node, node_ref, constant)
         if isinstance(shape, str):  # a compute node that no row describes
             left_out[shape] += 1
             continue
         placed = numbering.place(unit_of(node.name), convolution=op == "Conv")
         row_name = name if names[name] == 1 else f"{name}#{names[name]}"
         try:
-            rows.append(ConvLayer(**{**shape, **placed}, name=row_name, kind=kind))
+            rows.append(ConvLayer(**{**shape, **placed}, name=row_name, kind="conv" if op == "Conv" else "linear"))
         except LayerTableError as error:
             raise LayerTableError(source, f"node {node_ref.name!r} ({op}): {error.problem}") from None
-
-    if left_out:
-        listing = ", ".join(f"{op} x{count}" for op, count in sorted(left_out.items()))
-        warnings.warn(
-            f"{source}: {sum(left_out.values())} nodes carry compute that the layer table leaves out "
-            f"(unsupported): {listing}",
-            stacklevel=2,
-        )
-    return LayerTable(rows, source=source)
+    return rows, left_out
 
 
 # ------------------------------------------------------------------------------------------------------ loading
