@@ -30,8 +30,25 @@ def _static_name(run) -> str:
     return DFS_OPTIONS[option].name if isinstance(option, int) else option
 
 
+def _check_early_exit(run) -> None:
+    """An early-exit run: each input runs a prefix of the units (leaving early skips every later one), and the exit
+    fractions it records are those its codes say."""
+    assert run.method == "early_exit" and isinstance(run.meta["seed"], int)
+    units_run = (run.codes != 0).astype(int)  # stage 2, the second exit, stage 3 with the last exit
+    prefixes = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 1]])  # leaving at exit 0, 1 or 2
+    matches = (units_run[:, None, :] == prefixes[None, :, :]).all(axis=2)
+    assert matches.any(axis=1).all()
+    exits = matches.argmax(axis=1)
+    fractions = np.bincount(exits, minlength=3) / run.num_inputs
+    assert fractions.tolist() == pytest.approx(run.meta["exit_fractions"])
+
+
 def _check_common(runs, dataset: str, inputs: int, input_size: int, in_channels: int) -> None:
     for run in runs:
+        assert run.meta["model"]["dataset"] == dataset and run.num_inputs == inputs
+        if run.meta["model"].get("arch") != "cifar_resnet":  # another network: examples/early_exit.py's
+            _check_early_exit(run)
+            continue
         depth = run.meta["model"]["depth"]
         options = SKIPNET_OPTIONS if run.method in ("skipnet", "dfs_binary") else DFS_OPTIONS
         if run.method == "static" or run.meta["train_config"].get("options"):  # its own widths, fp among them
