@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis.pareto import pareto_front
 from analysis.summary import block_fractions, proxy_per_input
-from cost_models.model import METRICS
+from cost_models.pricing import METRICS
 from dfs_sim.traces import TraceRun
 
 __all__ = [

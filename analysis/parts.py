@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cost_models.cost_table import MODEL_VERSION
+from cost_models.block_costs import MODEL_VERSION
 from dfs_sim._atomic import atomic_write_text
 
 __all__ = ["FRAME_VERSION", "PARTS_DIR", "PER_INPUT_DIR", "PartStore", "PartWriters", "part_name"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from analysis.parts import FRAME_VERSION
 from analysis.plot_workers import FORMATS, REPLAY_PLOTS, PlotWorkers, draw_replay_plots, plots_source
-from cost_models.cost_table import MODEL_VERSION
+from cost_models.block_costs import MODEL_VERSION
 from dfs_sim._atomic import atomic_write_text
 
 __all__ = ["PLOTS_DIR", "PLOT_VERSION", "plots_current", "plots_stamp", "write_plots"]

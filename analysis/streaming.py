@@ -25,7 +25,7 @@ from analysis.frames import COST_METRIC_INDEX, COST_METRICS, ENERGY_PARTS, QUANT
 from analysis.replay_kernel import precision_deltas, replay_presets, split_presets, tally_decisions
 from analysis.summary import proxy_per_input
 from cost_models.budget import CostBasis, budget_costs
-from cost_models.model import METRICS
+from cost_models.pricing import METRICS
 from dfs_sim.options import proxy_costs, skip_or_run
 from dfs_sim.traces import CHUNK_INPUTS, TraceRun
 

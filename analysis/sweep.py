@@ -33,7 +33,7 @@ from analysis.matched import BASELINES, matched_comparison
 from analysis.replay_kernel import precision_deltas, replay_costs
 from analysis.summary import block_fractions
 from cost_models import METRICS, CostTable, build_cost_table
-from cost_models.cost_table import MODEL_VERSION
+from cost_models.block_costs import MODEL_VERSION
 from cost_models.preset import PRESET_DIR, Preset, preset_from_dict
 from dfs_sim._toml import read_toml
 from dfs_sim.errors import ConfigError, did_you_mean

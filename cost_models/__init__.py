@@ -6,9 +6,9 @@ whole layer table per layer and option, as a tidy DataFrame; ``build_cost_table`
 on disk. See docs/design.md §3 and docs/hardware.md.
 """
 
-from cost_models.cost_table import CostTable, build_cost_table, default_cache_dir
-from cost_models.model import METRICS, LayerCost, layer_cost, option_cost, skip_cost
+from cost_models.block_costs import CostTable, build_cost_table, default_cache_dir
 from cost_models.preset import Preset, list_presets, load_preset
+from cost_models.pricing import METRICS, LayerCost, layer_cost, option_cost, skip_cost
 from cost_models.rows import layer_costs
 
 __all__ = [

@@ -57,7 +57,7 @@ from cost_models.step_widths import pipelined_cycles
 from dfs_sim.errors import ConfigError
 
 if TYPE_CHECKING:
-    from cost_models.model import LayerCost
+    from cost_models.pricing import LayerCost
     from dfs_sim.layer_table import ConvLayer
 
 __all__ = [
@@ -303,8 +303,8 @@ def stepwise_cost(
     sees the data), with the compute cycles, the active and idle SIP-cycles and the roofline stalls of the trimmed
     steps. A static preset (no per-step trimming: DaDianNao, Stripes) ignores the widths: ``layer_cost``."""
     from cost_models import _energy
-    from cost_models.model import layer_cost
     from cost_models.preset import load_preset
+    from cost_models.pricing import layer_cost
 
     preset = load_preset(preset)
     static = layer_cost(layer, preset, w_bits, a_bits)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_models.cost_table import build_cost_table
-from cost_models.model import METRICS
+from cost_models.block_costs import build_cost_table
 from cost_models.preset import load_preset
+from cost_models.pricing import METRICS
 from dfs_sim.errors import ConfigError
 from dfs_sim.layer_table import LayerTable
 from dfs_sim.options import Option, full_precision_code, proxy_costs

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
-from cost_models.model import layer_cost
 from cost_models.preset import Preset, load_preset
+from cost_models.pricing import layer_cost
 from dfs_sim._atomic import atomic_path
 from dfs_sim.layer_table import LayerTable
 

@@ -60,7 +60,7 @@ class SerialArray:
 
     ``variant`` is ``"stripes"`` (activations serial, weights ``pe_width`` bits parallel) or ``"loom"`` (both serial,
     ``act_bits_per_cycle`` activation bits and one weight bit per cycle). ``dynamic_precision`` (optional, default
-    false): the serial activation bits are the ones each input's data needs (``cost_models.model.effective_cost``).
+    false): the serial activation bits are the ones each input's data needs (``cost_models.pricing.effective_cost``).
 
     Optional keys for DNNsim's schedules (isakedo/DNNsim @4748a60; their defaults are the behaviour of the presets
     that do not name them, and they are left out of ``Preset.content_hash`` when at their defaults):

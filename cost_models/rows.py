@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from cost_models.model import effective_cost, option_cost, trims
 from cost_models.preset import Preset, load_preset
+from cost_models.pricing import effective_cost, option_cost, trims
 from dfs_sim.layer_table import ConvLayer, LayerTable, narrowed
 from dfs_sim.options import DFS_OPTIONS, Option
 
@@ -46,7 +46,7 @@ def layer_costs(
 def cost_row(layer: ConvLayer, option: Option, preset: Preset, effective_bits: int | None = None) -> dict:
     """``layer`` at ``option`` on ``preset``: what it is, its cycles, latency, energy and its parts, DRAM bits, and
     its ``breakdown``; with ``effective_bits`` (a dynamic-precision preset), when its activations need only that
-    many bits (``cost_models.model.effective_cost``), and a column saying so."""
+    many bits (``cost_models.pricing.effective_cost``), and a column saying so."""
     if effective_bits is None:
         cost = option_cost(layer, preset, option)
     else:

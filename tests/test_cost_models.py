@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from cost_models import layer_cost, list_presets, load_preset, option_cost
 from cost_models.bitserial import parallel_twin, serial_cycles
-from cost_models.model import skip_cost
+from cost_models.pricing import skip_cost
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.options import DFS_OPTIONS, SKIPNET_OPTIONS, Option
 

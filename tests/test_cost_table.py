@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import cost_models.cost_table as cost_table_module
+import cost_models.block_costs as cost_table_module
 from cost_models import METRICS, CostTable, LayerCost, build_cost_table, list_presets, load_preset, option_cost
 from cost_models.haq import haq_table
-from cost_models.model import layer_cost
+from cost_models.pricing import layer_cost
 from cost_models.table import main
 from dfs_sim.errors import LayerTableError
 from dfs_sim.importers import layer_table_from_scalesim as read_scalesim_topology

@@ -26,8 +26,8 @@ import pytest
 
 from cost_models import Preset, layer_cost, list_presets, load_preset
 from cost_models.bitserial import column_pipeline_cycles, stepwise_cost
-from cost_models.model import effective_cost
 from cost_models.preset import REFERENCE_DIR
+from cost_models.pricing import effective_cost
 from cost_models.step_widths import (
     conv_act_step_widths,
     conv_wgt_step_widths,
@@ -236,7 +236,7 @@ def project_dynamic_cycles(row: dict) -> float:
     """stripes_dynamic's compute cycles for ``row``'s activations as replay charges them: the export's effective
     bits (dfs_sim/model/precision.py ``needed_bits``: mean over groups of 16 channels at one position of the bit
     length of the group's largest level, at least 1; stored in eighths), the cost linear between whole bits
-    (cost_models.model.effective_cost; analysis/replay_kernel.py interpolates between whole bits)."""
+    (cost_models.pricing.effective_cost; analysis/replay_kernel.py interpolates between whole bits)."""
     acts = _acts(row).reshape(row["in_ch"], -1)
     acts = np.pad(acts, ((0, -row["in_ch"] % 16), (0, 0)))
     largest = acts.reshape(-1, 16, acts.shape[1]).max(axis=1)

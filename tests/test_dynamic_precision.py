@@ -12,7 +12,7 @@ import torch
 from analysis.replay_kernel import precision_deltas, precision_deltas_reference
 from analysis.streaming import replay_run
 from cost_models import build_cost_table, layer_cost, load_preset, option_cost
-from cost_models.model import effective_cost
+from cost_models.pricing import effective_cost
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.model.blocks import GatedBasicBlock
 from dfs_sim.model.precision import PrecisionMeter, needed_bits

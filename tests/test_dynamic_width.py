@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cost_models import build_cost_table, list_presets, load_preset
-from cost_models.model import option_cost
+from cost_models.pricing import option_cost
 from dfs_sim.layer_table import ConvLayer, LayerTable, narrowed
 from dfs_sim.options import canonical_name, options_from_meta, options_to_meta, parse_options
 from dfs_sim.traces import new_trace, read_trace, write_trace

@@ -8,7 +8,7 @@ import torch
 
 from cost_models import load_preset, option_cost
 from cost_models.bitserial import stepwise_compute
-from cost_models.model import effective_cost
+from cost_models.pricing import effective_cost
 from cost_models.step_widths import conv_act_step_widths
 from dfs_sim.layer_table import ConvLayer
 from dfs_sim.model.blocks import GatedBasicBlock

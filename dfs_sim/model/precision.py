@@ -24,7 +24,7 @@ the output's first spatial axis, zero padding and empty lanes read as zeros). ``
 width for one convolution; a decision records the mean per-step width over its block's convolutions, each step
 rounded up to the preset's ``bits_per_cycle`` (Loom streams ``b`` bits a cycle, so a step of width ``x`` streams
 ``b·ceil(x/b)``) and each convolution weighted by its steps × filter sets, so that a cost linear in the streamed bits
-charged at the mean equals DNNsim's sum over steps (``cost_models.model.effective_cost``). The model code hands the
+charged at the mean equals DNNsim's sum over steps (``cost_models.pricing.effective_cost``). The model code hands the
 meter only the levels and MACs; ``step_measurement(model, geometry)`` adds the convolution's kernel, stride, padding
 and filters through a forward pre-hook on each quantized convolution.
 """

@@ -6,7 +6,7 @@ An option with a ``width`` below 1 prices the block's main layers narrowed (``df
 ``CostTable.fixed[m]`` sums every always-run layer (stem, first block, fc, gates) at its ``fixed_option``. A block's
 cost depends only on its own option's (w_bits, a_bits, float, skip), so replay is a gather-sum. On a preset with
 ``array.dynamic_precision``, ``CostTable.effective[b, k, e, m]`` is block ``b`` at option ``k`` when its activations
-stream on average ``e`` bits per step (``cost_models.model.effective_cost`` for its main layers; the projection stays
+stream on average ``e`` bits per step (``cost_models.pricing.effective_cost`` for its main layers; the projection stays
 static).
 
 Skip under ``skip = "copy"``: a skipped block without a projection copies its input once (its first main layer's
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cost_models.model import METRICS, LayerCost, effective_cost, option_cost, skip_cost, trims
 from cost_models.preset import Preset, load_preset
+from cost_models.pricing import METRICS, LayerCost, effective_cost, option_cost, skip_cost, trims
 from dfs_sim._atomic import atomic_write_bytes
 from dfs_sim.layer_table import ConvLayer, LayerTable, narrowed
 from dfs_sim.options import DFS_OPTIONS, Option, options_to_meta
@@ -68,7 +68,7 @@ class CostTable:
         is block ``b`` at option ``k`` with activations that need ``e / PRECISION_STEPS`` bits, minus its static cost
         (``e = 0``: not measured, no change; any uint8 ``e`` indexes it). Between whole bits the cost is interpolated
         linearly. That is exact for the compute cycles, unit-cycles and compute energy: ``effective`` holds
-        ``cost_models.model.effective_cost`` at whole bits, which is linear in the mean streamed passes
+        ``cost_models.pricing.effective_cost`` at whole bits, which is linear in the mean streamed passes
         ``e / act_bits_per_cycle`` between multiples of ``act_bits_per_cycle`` (for 1 bit per cycle: between any two
         whole bits), and every whole bit is such a point or lies on such a segment. The cycles (compute + roofline
         stalls, summed over the block's layers) are exact too except on the one-bit interval where a layer turns
