@@ -9,7 +9,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["DfsSimError", "TraceFormatError", "LayerTableError", "ConfigError", "OutputError", "did_you_mean"]
+__all__ = [
+    "DfsSimError",
+    "TraceFormatError",
+    "LayerTableError",
+    "ConfigError",
+    "OutputError",
+    "EXIT_BAD_INPUT",
+    "did_you_mean",
+    "report_bad_input",
+]
+
+EXIT_BAD_INPUT = 2
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
@@ -41,3 +52,16 @@ class ConfigError(DfsSimError):
 
 class OutputError(DfsSimError):
     """An output location cannot be written safely."""
+
+
+def report_bad_input(error: Exception, where: object = None) -> int:
+    """What a command does with bad input: one line on stderr, ``error: ...``, and the exit code to return. An
+    ``OSError`` (a scheduler address nobody answers at, a full disk) is named by ``where`` and its first line."""
+    import sys
+
+    if isinstance(error, DfsSimError):
+        print(f"error: {error}", file=sys.stderr)
+    else:
+        lines = str(error).splitlines() or [type(error).__name__]
+        print(f"error: {where}: {lines[0]}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -14,9 +14,7 @@ import sys
 import warnings
 from contextlib import contextmanager, nullcontext
 
-from dfs_sim.errors import DfsSimError
-
-EXIT_BAD_INPUT = 2
+from dfs_sim.errors import DfsSimError, report_bad_input
 
 
 def _preset_names(pattern: str) -> list[str]:
@@ -112,13 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                 scheduler=args.scheduler,
                 **({} if args.chunk_inputs is None else {"chunk_inputs": args.chunk_inputs}),
             )
-    except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:  # e.g. a scheduler address nobody answers at, or a full disk
-        lines = str(error).splitlines() or [type(error).__name__]
-        print(f"error: {args.scheduler or args.out}: {lines[0]}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (DfsSimError, OSError) as error:
+        return report_bad_input(error, args.scheduler or args.out)
     if not args.quiet:
         print(_summary_table(result.per_run))
         print()

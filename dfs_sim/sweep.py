@@ -9,9 +9,7 @@ import argparse
 import shlex
 import sys
 
-from dfs_sim.errors import DfsSimError
-
-EXIT_BAD_INPUT = 2
+from dfs_sim.errors import EXIT_BAD_INPUT, DfsSimError, report_bad_input
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,13 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=False if args.quiet else None,
             command=command,
         )
-    except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:  # e.g. a scheduler address nobody answers at, or a full disk
-        lines = str(error).splitlines() or [type(error).__name__]
-        print(f"error: {args.scheduler or args.out}: {lines[0]}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (DfsSimError, OSError) as error:
+        return report_bad_input(error, args.scheduler or args.out)
     if not args.quiet:
         frame = result.frame
         dfs = frame[frame["method"] == "dfs"]

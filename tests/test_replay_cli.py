@@ -98,6 +98,7 @@ def test_empty_folder_and_output_file(tmp_path, capsys):
 
 def test_a_scheduler_nobody_answers_at_is_one_line_exit_2(tmp_path, capsys):
     import dask
+    import distributed  # noqa: F401  # its defaults loaded first, or leaving the set() below would delete them
 
     folder = write_runs(tmp_path / "traces", {"dfs_a.parquet": make_run("dfs", n=10, seed=1)})
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
