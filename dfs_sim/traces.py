@@ -311,10 +311,12 @@ def new_trace(
         raise bad("options", f"must be a list of option names, got the string {options!r}")
     try:
         given = [o for o in options if isinstance(o, Option)]
-        if len(given) == len(options):
+        if given and len(given) != len(options):
+            raise ValueError("give option names or Option objects, not a mix")
+        if given:
             parsed = options_from_meta(options_to_meta(tuple(given)))  # codes in order, consistent bits
         else:
-            parsed = parse_options([str(name) if isinstance(name, Option) else name for name in options])
+            parsed = parse_options([name for name in options if not isinstance(name, Option)])
     except ValueError as error:
         raise bad("options", str(error)) from None
     try:

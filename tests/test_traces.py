@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dfs_sim.layer_table import cifar_resnet_layers
+from dfs_sim.options import SKIPNET_OPTIONS
 from dfs_sim.traces import (
     FORMAT_VERSION,
     TraceFormatError,
@@ -278,6 +279,7 @@ def test_new_trace_fills_the_provenance_and_any_method_or_model_reads_back(tmp_p
         ({"input_ids": np.zeros(20, dtype=int)}, "input_ids: must be 20 distinct integers"),
         ({"options": ["skip", "q4"]}, "options: the list needs exactly one full-precision"),
         ({"options": "skip,fp"}, "options: must be a list"),
+        ({"options": ["skip", "q4", SKIPNET_OPTIONS[1]]}, "options: give option names or Option objects, not a mix"),
         ({"budget": -5}, "budget must be a percentage in 0..100"),
         ({"method": "two words"}, "method must be a name"),
         ({"num_classes": 0}, "num_classes: must be a positive integer"),
