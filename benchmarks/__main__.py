@@ -293,14 +293,14 @@ def bench_read(inputs: int) -> dict:
 
 def bench_tables() -> dict:
     """Every (layer, option) of ResNet-74 for every shipped preset (no disk cache), and the tiling search."""
-    from cost_models import build_cost_table, list_presets, load_preset, model
+    from cost_models import build_cost_table, list_presets, load_preset, pricing
     from cost_models._tiling import search, search_reference
     from dfs_sim.layer_table import ConvLayer, cifar_resnet_layers
 
     layers = cifar_resnet_layers(74)
     build_cost_table(cifar_resnet_layers(8), "bitfusion_eyeriss", use_cache=False)  # compile the kernels
 
-    memos = [value for value in vars(model).values() if hasattr(value, "cache_clear")]
+    memos = [value for value in vars(pricing).values() if hasattr(value, "cache_clear")]
 
     def all_tables():
         for memo in memos:  # every entry is searched again, not looked up
@@ -313,7 +313,7 @@ def bench_tables() -> dict:
         policy__output_bits="acc", policy__fill_drain="promoted", policy__search_objective="cycles"
     )
     layer = ConvLayer(in_ch=64, out_ch=64, in_h=58, in_w=58, kernel=3)  # the public simulator's anchor layer
-    dims, mapping = model.search_problem(layer, preset, 8, 8)
+    dims, mapping = pricing.search_problem(layer, preset, 8, 8)
     assert search(*dims, mapping) == search_reference(*dims, mapping), "search differs from its reference"
     fast_s = best_of(lambda: search(*dims, mapping), repeat=20)
     reference_s = best_of(lambda: search_reference(*dims, mapping), repeat=1)
