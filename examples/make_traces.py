@@ -58,6 +58,17 @@ def split_seed_suffix(name: str) -> tuple[str, int]:
     return (stem, int(last)) if stem and last.isdecimal() else (name, 0)
 
 
+# The runs exported again with the activation bits each decision needed (docs/hardware.md §2.3): per group of 16
+# channels at one position, per group of 16 channels x 16 windows, and per step as DNNsim's ShapeShifter and Loom
+# charge it (the geometry of stripes_dynamic).
+DYNAMIC_OUT = "examples/traces_dynamic"
+DYNAMIC_FORMS = {
+    "": ["--effective-precision"],
+    "-windows": ["--effective-precision", "--precision-positions", "16"],
+    "-steps": ["--effective-precision", "--precision-measure", "step", "--precision-preset", "stripes_dynamic"],
+}
+
+
 @dataclass(frozen=True)
 class Example:
     """One bundled example: a config, the runs trained from its backbone, and where things go."""
@@ -83,6 +94,7 @@ class Example:
     run_settings: dict[str, tuple[str, ...]]  # per run (all its seeds), --set overrides after joint_settings
     joint_settings: tuple[str, ...]  # --set overrides of the gate and joint runs
     skipnet_settings: tuple[str, ...]  # --set overrides of SkipNet's two phases
+    dynamic: tuple[str, ...]  # runs exported again with effective precisions, after every run is made
     backbone: str  # the committed backbone checkpoint
     work_dir: str  # checkpoints of the gate/joint runs (not committed)
     out: str  # traces
@@ -181,6 +193,11 @@ class Example:
         method, setting = name.rsplit("_", 1)
         return ROOT / self.out / f"{method}_r{self.depth}_{setting}.parquet"
 
+    def dynamic_traces(self, name: str) -> dict[Path, list[str]]:
+        """The effective-precision exports of a run (``DYNAMIC_FORMS``) in ``DYNAMIC_OUT``, with their options."""
+        stem = self.trace(name).stem
+        return {ROOT / DYNAMIC_OUT / f"{stem}{suffix}.parquet": options for suffix, options in DYNAMIC_FORMS.items()}
+
 
 EXAMPLES = {
     "fashion-mnist": Example(
@@ -241,6 +258,7 @@ EXAMPLES = {
         joint_settings=("keep=best", "eval_every=25", "checkpoint_every=50"),
         # SkipNet keeps its last iterate: its trade-off is set by alpha, not by a budget to select against
         skipnet_settings=("eval_every=50", "checkpoint_every=50"),
+        dynamic=("dfs_b4", "dfs_b20", "static_q8"),
         backbone="examples/checkpoints/fashion-mnist_r38_backbone.pt",
         work_dir="runs/fashion-mnist_r38",
         out="examples/traces",
@@ -267,6 +285,7 @@ EXAMPLES = {
         run_settings={},
         joint_settings=(),
         skipnet_settings=(),
+        dynamic=(),
         backbone="runs/digits_r38/backbone/backbone.pt",  # seconds to train: not committed
         work_dir="runs/digits_r38",
         out="tests/data/digits_traces",
@@ -373,6 +392,42 @@ def make_run(example: Example, name: str, method: str, value: float | None, back
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])
 
 
+def make_dynamic_traces(example: Example, name: str, method: str, backbone: Path) -> None:
+    """Export ``name`` again in every ``DYNAMIC_FORMS``, from the checkpoint its trace came from, where the export is
+    missing or was made with another quantizer or measurement; after its own trace is current (else later)."""
+    if not example.current(name, method):
+        print(f"{name}: its trace is not made yet; its effective-precision exports wait for it", flush=True)
+        return
+    if method == "static":
+        source = [backbone, "--static-option", name.split("_", 1)[1], "--quantizer", example.quantizer]
+    else:
+        source = [example.work_folder(name, method) / "joint.pt"]
+    for path, options in example.dynamic_traces(name).items():
+        if _dynamic_current(example, path, options):
+            print(f"{name}: {path.relative_to(ROOT)} exists, skipped", flush=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run([sys.executable, "-m", "dfs_sim.export", *source, *options, "--out", path])
+
+
+def _dynamic_current(example: Example, path: Path, options: list[str]) -> bool:
+    """Whether an effective-precision export exists, made with the example's quantizer and the asked measurement."""
+    if not path.is_file():
+        return False
+    from dfs_sim.errors import DfsSimError
+    from dfs_sim.traces import open_trace
+
+    try:
+        meta = open_trace(path).meta
+    except DfsSimError:
+        return False
+    measured = meta.get("effective_precision") or {}
+    wanted = "step" if "step" in options else "position"
+    return (
+        meta.get("quantizer", "dfs_authors") == example.quantizer and measured.get("measurement", "position") == wanted
+    )
+
+
 def make_skipnet_run(example: Example, name: str, alpha: float, backbone: Path, quiet: list[str]) -> None:
     """SkipNet's two phases: the supervised one once for the example, then reinforcement learning at ``alpha``."""
     model = ["--model", f"skipnet_resnet{example.depth}"]
@@ -420,6 +475,10 @@ def main() -> int:
                 else "to do"
             )
             print(f"{name}: {state} ({example.trace(name).relative_to(ROOT)})")
+        for name in example.dynamic:
+            for path, options in example.dynamic_traces(name).items():
+                state = "done" if _dynamic_current(example, path, options) else "to do"
+                print(f"{name} with effective precisions: {state} ({path.relative_to(ROOT)})")
         return 0
     (ROOT / example.out).mkdir(parents=True, exist_ok=True)
     quiet = ["--no-progress"] if args.no_progress else []
@@ -428,6 +487,10 @@ def main() -> int:
         for name, method, budget in runs:
             if not args.only or name in args.only:
                 make_run(example, name, method, budget, backbone, quiet)
+        methods = {name: method for name, method, _ in runs}
+        for name in example.dynamic:
+            if not args.only or name in args.only:
+                make_dynamic_traces(example, name, methods[name], backbone)
     except subprocess.CalledProcessError as error:
         print(
             f"error: a step failed (exit {error.returncode}); rerun to continue from where it stopped", file=sys.stderr

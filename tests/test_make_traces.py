@@ -213,8 +213,10 @@ def test_the_command_line(make_traces, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["make_traces.py", "--list"])
     assert make_traces.main() == 0
     listed = capsys.readouterr().out.splitlines()
-    runs = make_traces.EXAMPLES["fashion-mnist"].runs()
-    assert listed[0].startswith("backbone: to train") and len(listed) == 1 + len(runs)
+    example = make_traces.EXAMPLES["fashion-mnist"]
+    runs = example.runs()
+    exports = len(example.dynamic) * len(make_traces.DYNAMIC_FORMS)  # the effective-precision exports
+    assert listed[0].startswith("backbone: to train") and len(listed) == 1 + len(runs) + exports
     assert len(runs) >= 6 + 4 + 5  # DFS budgets, SkipNet alphas, static options
     assert "skipnet_a1: to do (examples/traces/skipnet_r38_a1.parquet)" in listed
     assert "dfs_b3: to do (examples/traces/dfs_r38_b3.parquet)" in listed
@@ -236,3 +238,23 @@ def test_a_trace_trained_without_its_run_settings_is_made_again_with_them(make_t
     make_traces.make_run(example, "dfs_b2.5-lowbit", "dfs", 2.5, tmp_path / example.backbone, [])
     trained = make_traces.commands[0]
     assert trained[trained.index("keep_within=0.5") - 1] == "--set"
+
+
+def test_effective_precision_exports_follow_their_runs_in_every_measurement(make_traces, tmp_path):
+    example = dataclasses.replace(_example(make_traces), dynamic=("static_q8", "dfs_b3"))
+    (tmp_path / example.out).mkdir(parents=True)
+    backbone = tmp_path / example.backbone
+    _write_current_trace(example, example.trace("static_q8"))
+    make_traces.make_dynamic_traces(example, "dfs_b3", "dfs", backbone)  # its own trace is not made yet
+    assert make_traces.commands == []
+    make_traces.make_dynamic_traces(example, "static_q8", "static", backbone)
+    outputs = [command[command.index("--out") + 1] for command in make_traces.commands]
+    assert outputs == [
+        "examples/traces_dynamic/static_r38_q8.parquet",
+        "examples/traces_dynamic/static_r38_q8-windows.parquet",
+        "examples/traces_dynamic/static_r38_q8-steps.parquet",
+    ]
+    steps = make_traces.commands[2]
+    assert steps[steps.index("--precision-measure") + 1] == "step" and "--static-option" in steps
+    bundled = ROOT / "examples/traces_dynamic/static_r38_q8.parquet"  # measured per position, authors' quantizer
+    assert not make_traces._dynamic_current(example, bundled, make_traces.DYNAMIC_FORMS[""])
