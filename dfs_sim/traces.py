@@ -301,50 +301,37 @@ def new_trace(
     ``TraceFormatError`` naming the parameter.
     """
     source = "new_trace"
-
-    def bad(parameter: str, problem: str) -> TraceFormatError:
-        return TraceFormatError(source, f"{parameter}: {problem}")
-
     if not isinstance(name, str) or not name:
-        raise bad("name", f"must be a non-empty string, got {name!r}")
-    if isinstance(options, str):
-        raise bad("options", f"must be a list of option names, got the string {options!r}")
-    try:
-        given = [o for o in options if isinstance(o, Option)]
-        if given and len(given) != len(options):
-            raise ValueError("give option names or Option objects, not a mix")
-        if given:
-            parsed = options_from_meta(options_to_meta(tuple(given)))  # codes in order, consistent bits
-        else:
-            parsed = parse_options([name for name in options if not isinstance(name, Option)])
-    except ValueError as error:
-        raise bad("options", str(error)) from None
+        raise _bad_argument("name", f"must be a non-empty string, got {name!r}")
+    parsed = _new_trace_options(options)
     try:
         table = layers if isinstance(layers, LayerTable) else LayerTable(layers, source="layers")
         table.check_options(len(parsed))
     except (LayerTableError, TypeError) as error:
-        raise bad("layers", getattr(error, "problem", str(error))) from None
+        raise _bad_argument("layers", getattr(error, "problem", str(error))) from None
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise bad("num_classes", f"must be a positive integer, got {num_classes!r}")
+        raise _bad_argument("num_classes", f"must be a positive integer, got {num_classes!r}")
     code_array = np.asarray(codes)
     if code_array.ndim != 2 or code_array.shape[1] != table.num_blocks:
-        raise bad("codes", f"must be (inputs x {table.num_blocks} gated units), got shape {code_array.shape}")
+        raise _bad_argument("codes", f"must be (inputs x {table.num_blocks} gated units), got shape {code_array.shape}")
     count = code_array.shape[0]
     arrays = {"codes": code_array}
     for parameter, values in (("labels", labels), ("predictions", predictions), ("confidences", confidences)):
         arrays[parameter] = np.asarray(values)
         if arrays[parameter].shape != (count,):
-            raise bad(parameter, f"must have one value per input ({count}), got shape {arrays[parameter].shape}")
+            raise _bad_argument(
+                parameter, f"must have one value per input ({count}), got shape {arrays[parameter].shape}"
+            )
     for parameter, high in (("codes", len(parsed)), ("labels", num_classes), ("predictions", num_classes)):
         values = arrays[parameter]
         if count and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= high):
-            raise bad(parameter, f"must be integers in 0..{high - 1}")
+            raise _bad_argument(parameter, f"must be integers in 0..{high - 1}")
     confidence = arrays["confidences"]
     if count and (confidence.dtype.kind not in "fiu" or not np.all((confidence >= 0) & (confidence <= 1))):
-        raise bad("confidences", "must be numbers in [0, 1] (the top softmax probability)")
+        raise _bad_argument("confidences", "must be numbers in [0, 1] (the top softmax probability)")
     ids = np.arange(count) if input_ids is None else np.asarray(input_ids)
     if ids.shape != (count,) or (count and ids.dtype.kind not in "iu") or len(np.unique(ids)) != count:
-        raise bad("input_ids", f"must be {count} distinct integers")
+        raise _bad_argument("input_ids", f"must be {count} distinct integers")
     described = {key: value for key, value in (model or {}).items() if key not in ("dataset", "num_classes")}
     try:
         meta = make_meta(
@@ -370,6 +357,25 @@ def new_trace(
         # name the parameter: the checks of make_meta and the trace's own speak of metadata and columns
         problem = error.problem.replace("metadata ", "")
         raise TraceFormatError(source, problem) from None
+
+
+def _bad_argument(parameter: str, problem: str) -> TraceFormatError:
+    return TraceFormatError("new_trace", f"{parameter}: {problem}")
+
+
+def _new_trace_options(options: Sequence[str] | Sequence[Option]) -> tuple[Option, ...]:
+    """``new_trace``'s options: names (``parse_options``) or ``Option`` objects, not a mix."""
+    if isinstance(options, str):
+        raise _bad_argument("options", f"must be a list of option names, got the string {options!r}")
+    try:
+        given = [o for o in options if isinstance(o, Option)]
+        if given and len(given) != len(options):
+            raise ValueError("give option names or Option objects, not a mix")
+        if given:
+            return options_from_meta(options_to_meta(tuple(given)))  # codes in order, consistent bits
+        return parse_options([name for name in options if not isinstance(name, Option)])
+    except ValueError as error:
+        raise _bad_argument("options", str(error)) from None
 
 
 def write_trace(path: str | os.PathLike, run: TraceRun) -> Path:
