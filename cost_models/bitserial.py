@@ -304,7 +304,7 @@ def stepwise_cost(
     steps. A static preset (no per-step trimming: DaDianNao, Stripes) ignores the widths: ``layer_cost``."""
     from cost_models import _energy
     from cost_models.preset import load_preset
-    from cost_models.pricing import layer_cost
+    from cost_models.pricing import layer_cost, retimed
 
     preset = load_preset(preset)
     static = layer_cost(layer, preset, w_bits, a_bits)
@@ -313,12 +313,9 @@ def stepwise_cost(
     compute, active = stepwise_compute(layer, preset, w_bits, a_bits, act_widths, wgt_widths)
     array: SerialArray = preset.array
     unit_cycles = compute * array.tiles * array.filters * array.windows
-    stalls = max(0, static.mem_cycles - compute) + static.fill_drain_cycles
-    return dataclasses.replace(
+    return retimed(
         static,
-        cycles=compute + stalls,
-        compute_cycles=compute,
-        stall_cycles=stalls,
+        compute,
         unit_cycles=unit_cycles,
         active_unit_cycles=active,
         e_compute_pj=_energy.price_compute(active, unit_cycles - active, preset),

@@ -52,7 +52,7 @@ from typing import NamedTuple
 from cost_models import _energy, _tiling, bitserial
 from cost_models._registry import array_mapping_for
 from cost_models.preset import Preset, load_preset
-from dfs_sim.layer_table import ConvLayer
+from dfs_sim.layer_table import ConvLayer, output_size
 from dfs_sim.options import FULL_PRECISION_BITS, Option
 
 __all__ = ["METRICS", "LayerCost", "effective_cost", "layer_cost", "option_cost", "skip_cost", "trims"]
@@ -99,11 +99,11 @@ class LayerShape(NamedTuple):
 
     @property
     def out_h(self) -> int:
-        return (self.in_h + 2 * self.padding - self.kernel) // self.stride + 1
+        return output_size(self.in_h, self.kernel, self.stride, self.padding)
 
     @property
     def out_w(self) -> int:
-        return (self.in_w + 2 * self.padding - self.kernel) // self.stride + 1
+        return output_size(self.in_w, self.kernel, self.stride, self.padding)
 
     def packed(self, groups_per_pass: int) -> LayerShape:
         """The dense layer that runs ``groups_per_pass`` groups of this grouped layer block-diagonally in one pass."""
@@ -513,16 +513,20 @@ def _grouped_ladder(shape: LayerShape, preset: Preset, bits: int) -> tuple[Layer
     return reused if _dominates(reused[0], upper) else picked
 
 
+def retimed(base: LayerCost, compute: int, **changes) -> LayerCost:
+    """``base`` with ``compute`` compute cycles and the rest of its mapping kept: the roofline stalls (memory beyond
+    compute, plus the exposed fill and drain) follow [docs/hardware.md §5.6]; ``changes`` replace other fields."""
+    stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
+    return dataclasses.replace(base, cycles=compute + stalls, compute_cycles=compute, stall_cycles=stalls, **changes)
+
+
 def _on_fp_unit(layer: ConvLayer, preset: Preset, w_bits: int, a_bits: int, base: LayerCost) -> LayerCost:
     """Full precision on a separate fp32 unit: traffic of the int32 mapping, MACs at ``fp_macs_per_cycle``
     [docs/hardware.md §5.4]."""
     compute = math.ceil(base.macs / preset.policy.fp_macs_per_cycle)
-    stalls = max(0, base.mem_cycles - compute) + base.fill_drain_cycles
-    return dataclasses.replace(
+    return retimed(
         base,
-        cycles=compute + stalls,
-        compute_cycles=compute,
-        stall_cycles=stalls,
+        compute,
         unit_cycles=base.macs,
         active_unit_cycles=base.macs,
         e_compute_pj=base.macs * preset.policy.fp_mac_pj,

@@ -42,6 +42,11 @@ CIFAR_DEPTHS = (8, 14, 20, 26, 32, 38, 44, 56, 74, 110)
 GATE_EMBED_DIM = 10  # the gate's 1×1 conv width and LSTM size in the DFS and SkipNet reference code
 
 
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """A convolution's output height (or width): ``(size + 2·padding - kernel) // stride + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 @dataclass(frozen=True)
 class ConvLayer:
     """One compute layer; a fully connected layer is a 1×1 convolution on a 1×1 input.
@@ -97,11 +102,11 @@ class ConvLayer:
 
     @property
     def out_h(self) -> int:
-        return (self.in_h + 2 * self.padding - self.kernel) // self.stride + 1
+        return output_size(self.in_h, self.kernel, self.stride, self.padding)
 
     @property
     def out_w(self) -> int:
-        return (self.in_w + 2 * self.padding - self.kernel) // self.stride + 1
+        return output_size(self.in_w, self.kernel, self.stride, self.padding)
 
     @property
     def macs(self) -> int:
