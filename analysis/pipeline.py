@@ -153,6 +153,7 @@ def replay(
     _check_unique([preset.name for preset in loaded], "--presets")
     _check_unique([run.name for run in runs], "traces")
     _warn_if_nothing_to_trim(runs, loaded)
+    _warn_if_measured_on_another_geometry(runs, loaded)
     fingerprint = _inputs_fingerprint(runs)
     out_dir = None
     if out is not None:
@@ -436,6 +437,36 @@ def _warn_if_nothing_to_trim(runs: Sequence, presets: Sequence) -> None:
             "--effective-precision), so these presets replay at each option's static precision",
             stacklevel=3,
         )
+
+
+def _warn_if_measured_on_another_geometry(runs: Sequence, presets: Sequence) -> None:
+    """A trace measured per step (``--precision-measure step``) holds the widths of one preset's steps: its windows,
+    lanes, filter set and bits per cycle (Loom's two bits a cycle round each step up to even bits). Charged on a
+    dynamic preset with another geometry they are only an approximation, which is worth a word per preset."""
+    for preset in presets:
+        array = preset.array
+        if not preset.dynamic_precision or getattr(array, "trim_group", "") != "step":
+            continue
+        geometry = {
+            "windows": array.windows,
+            "lanes": array.lanes,
+            "filters_per_set": array.filters * array.tiles,
+            "bits_per_cycle": array.act_bits_per_cycle,
+        }
+        others = sorted(
+            run.name
+            for run in runs
+            if run.has_precision
+            and (measured := run.meta.get("effective_precision") or {}).get("measurement") == "step"
+            and any(measured.get(key) != value for key, value in geometry.items())
+        )
+        if others:
+            warnings.warn(
+                f"{preset.name}: {len(others)} trace(s) were measured per step on another preset's geometry "
+                f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); their trimmed costs here are "
+                f"approximate (export with --precision-measure step --precision-preset {preset.name})",
+                stacklevel=3,
+            )
 
 
 def _check_unique(names: list[str], source: str) -> None:

@@ -60,12 +60,14 @@ def split_seed_suffix(name: str) -> tuple[str, int]:
 
 # The runs exported again with the activation bits each decision needed (docs/hardware.md §2.3): per group of 16
 # channels at one position, per group of 16 channels x 16 windows, and per step as DNNsim's ShapeShifter and Loom
-# charge it (the geometry of stripes_dynamic).
+# charge it: on the geometry of stripes_dynamic (one bit a cycle) and of loom_dynamic (two bits a cycle, so each
+# step's width is rounded up to even bits before the mean).
 DYNAMIC_OUT = "examples/traces_dynamic"
 DYNAMIC_FORMS = {
     "": ["--effective-precision"],
     "-windows": ["--effective-precision", "--precision-positions", "16"],
     "-steps": ["--effective-precision", "--precision-measure", "step", "--precision-preset", "stripes_dynamic"],
+    "-loom-steps": ["--effective-precision", "--precision-measure", "step", "--precision-preset", "loom_dynamic"],
 }
 
 
@@ -412,7 +414,8 @@ def make_dynamic_traces(example: Example, name: str, method: str, backbone: Path
 
 
 def _dynamic_current(example: Example, path: Path, options: list[str]) -> bool:
-    """Whether an effective-precision export exists, made with the example's quantizer and the asked measurement."""
+    """Whether an effective-precision export exists, made with the example's quantizer and the asked measurement
+    (and, per step, on the asked preset's geometry)."""
     if not path.is_file():
         return False
     from dfs_sim.errors import DfsSimError
@@ -424,8 +427,11 @@ def _dynamic_current(example: Example, path: Path, options: list[str]) -> bool:
         return False
     measured = meta.get("effective_precision") or {}
     wanted = "step" if "step" in options else "position"
+    preset = options[options.index("--precision-preset") + 1] if "--precision-preset" in options else None
     return (
-        meta.get("quantizer", "dfs_authors") == example.quantizer and measured.get("measurement", "position") == wanted
+        meta.get("quantizer", "dfs_authors") == example.quantizer
+        and measured.get("measurement", "position") == wanted
+        and measured.get("preset") == preset
     )
 
 

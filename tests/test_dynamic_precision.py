@@ -326,3 +326,24 @@ def test_a_replay_beside_a_dynamic_preset_pairs_only_the_static_presets():
     result = replay(folder, presets=["stripes", "stripes_dynamic"], out=None, plots=False, per_input="none")
     assert set(result.per_run["preset"]) == {"stripes", "stripes_dynamic"}
     assert set(result.oracle["preset"]) == {"stripes"}
+
+
+def test_a_trace_measured_on_another_steps_geometry_says_so(tmp_path):
+    import dataclasses
+    import warnings
+
+    from dfs_sim.replay import main
+    from tests.factories import write_runs
+
+    run = make_run("dfs", depth=8, n=20)
+    stripes_steps = {"measurement": "step", "preset": "stripes_dynamic", "windows": 16, "lanes": 16}
+    stripes_steps |= {"filters_per_set": 256, "bits_per_cycle": 1, "steps_per_bit": 8, "weights": "steps"}
+    measured = run.with_precision(_full_precision_of(run))
+    measured = dataclasses.replace(measured, meta={**measured.meta, "effective_precision": stripes_steps})
+    folder = write_runs(tmp_path / "traces", {"steps.parquet": measured})
+    args = ["--no-plots", "--quiet"]
+    with pytest.warns(UserWarning, match="loom_dynamic: 1 trace.* another preset's geometry"):
+        assert main([str(folder), "--presets", "loom_dynamic", *args, "--out", str(tmp_path / "loom")]) == 0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*geometry")  # its own geometry: nothing to say
+        assert main([str(folder), "--presets", "stripes_dynamic", *args, "--out", str(tmp_path / "stripes")]) == 0

@@ -253,8 +253,13 @@ def test_effective_precision_exports_follow_their_runs_in_every_measurement(make
         "examples/traces_dynamic/static_r38_q8.parquet",
         "examples/traces_dynamic/static_r38_q8-windows.parquet",
         "examples/traces_dynamic/static_r38_q8-steps.parquet",
+        "examples/traces_dynamic/static_r38_q8-loom-steps.parquet",
     ]
-    steps = make_traces.commands[2]
+    steps, loom_steps = make_traces.commands[2:]
     assert steps[steps.index("--precision-measure") + 1] == "step" and "--static-option" in steps
-    bundled = ROOT / "examples/traces_dynamic/static_r38_q8.parquet"  # measured per position, authors' quantizer
-    assert not make_traces._dynamic_current(example, bundled, make_traces.DYNAMIC_FORMS[""])
+    assert loom_steps[loom_steps.index("--precision-preset") + 1] == "loom_dynamic"
+    forms = make_traces.DYNAMIC_FORMS
+    bundled = ROOT / "examples/traces_dynamic/static_r38_q8-steps.parquet"  # per step, stripes_dynamic's geometry
+    assert make_traces._dynamic_current(example, bundled, forms["-steps"])
+    assert not make_traces._dynamic_current(example, bundled, forms[""])  # another measurement
+    assert not make_traces._dynamic_current(example, bundled, forms["-loom-steps"])  # another geometry
