@@ -355,24 +355,25 @@ def _difficulty(difficulty: pd.DataFrame, dfs_runs: Sequence[str]) -> list[str]:
     return [text, ""]
 
 
-def update_readme(readme: str | Path, text: str) -> bool:
-    """Replace the block between ``BEGIN`` and ``END`` in ``readme`` with ``text``; returns whether it changed."""
+def update_readme(readme: str | Path, text: str, begin: str = BEGIN, end: str = END) -> bool:
+    """Replace the block between ``begin`` and ``end`` (the findings markers by default) in ``readme`` with
+    ``text``; returns whether it changed."""
     readme = Path(readme)
     content = readme.read_text()
-    if BEGIN not in content or END not in content:
-        raise ConfigError(readme, f"has no findings block ({BEGIN!r} … {END!r})")
-    head, rest = content.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    updated = f"{head}{BEGIN}\n{text}{END}{tail}"
+    if begin not in content or end not in content:
+        raise ConfigError(readme, f"has no findings block ({begin!r} … {end!r})")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    updated = f"{head}{begin}\n{text}{end}{tail}"
     if updated != content:
         atomic_write_text(readme, updated)
     return updated != content
 
 
-def readme_block(readme: str | Path) -> str:
+def readme_block(readme: str | Path, begin: str = BEGIN, end: str = END) -> str:
     """The text between the markers of ``readme``."""
     content = Path(readme).read_text()
-    return content.split(BEGIN, 1)[1].split(END, 1)[0].removeprefix("\n")
+    return content.split(begin, 1)[1].split(end, 1)[0].removeprefix("\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
