@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.findings import update_readme
+from analysis.findings import print_or_update
 from dfs_sim.errors import ConfigError, DfsSimError
 from dfs_sim.traces import PRECISION_STEPS, open_traces
 
@@ -158,6 +158,21 @@ def dynamic_markdown(summary: pd.DataFrame, ratios: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _per_run(results: Path) -> pd.DataFrame:
+    """A replay's ``per_run.csv`` with the columns the ratios need; anything else is a one-line error naming it."""
+    path = results / "per_run.csv"
+    if not path.is_file():
+        raise ConfigError(path, "missing: give the output folder of python -m dfs_sim.replay")
+    try:
+        per_run = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ConfigError(path, f"not a replay's CSV ({str(error).splitlines()[0]})") from None
+    missing = sorted({"run", "preset", "latency_us_mean", "energy_pj_mean"} - set(per_run.columns))
+    if missing:
+        raise ConfigError(path, f"not a replay's per_run.csv (no column {', '.join(missing)})")
+    return per_run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.dynamic_findings", description=__doc__.split("\n")[0])
     parser.add_argument("traces", help="the traces with effective precisions (a folder)")
@@ -165,15 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--readme", help="rewrite this file's dynamic-precision block instead of printing")
     args = parser.parse_args(argv)
     try:
-        per_run_path = Path(args.results) / "per_run.csv"
-        if not per_run_path.is_file():
-            raise ConfigError(per_run_path, "missing: give the output folder of python -m dfs_sim.replay")
-        text = dynamic_markdown(precision_summary(args.traces), preset_ratios(pd.read_csv(per_run_path)))
-        if args.readme:
-            changed = update_readme(args.readme, text, BEGIN, END)
-            print(f"{args.readme}: dynamic-precision block {'rewritten' if changed else 'already current'}")
-        else:
-            print(text, end="")
+        text = dynamic_markdown(precision_summary(args.traces), preset_ratios(_per_run(Path(args.results))))
+        print_or_update(text, args.readme, "dynamic-precision block", BEGIN, END)
     except DfsSimError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

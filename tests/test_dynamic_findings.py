@@ -85,3 +85,10 @@ def test_the_command(bundled, tmp_path, capsys):
     write_runs(tmp_path / "other", {"other.parquet": run.with_precision(_needed(run, lambda bits: bits))})
     assert main([str(tmp_path / "other"), str(bundled)]) == 2  # results of other traces
     assert "not replayed from these traces" in capsys.readouterr().err
+
+
+def test_a_results_folder_that_is_not_a_replays_is_named(tmp_path, capsys):
+    (tmp_path / "per_run.csv").write_text("a,b\n1,2\n")
+    assert main([str(BUNDLE), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "per_run.csv" in err and "no column" in err
