@@ -7,6 +7,7 @@ import math
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -175,7 +176,7 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean", zoom: b
         axis.set_xlabel(label)
         axis.set_ylabel("Top-1 accuracy (%)")
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower right", fontsize=7)
+    _shared_legend(figure, axes)
     what = "energy" if cost.startswith("energy") else "latency"
     scope = f", within {ZOOM_POINTS:g} points of the best run" if zoom else ""
     _suptitle(
@@ -184,6 +185,16 @@ def frontier_figure(per_run: pd.DataFrame, cost: str = "energy_pj_mean", zoom: b
         "lines join each family's Pareto front",
     )
     return figure
+
+
+def _shared_legend(figure: plt.Figure, axes) -> None:
+    """One legend under the panels for every family any panel draws: inside a panel it hid the runs beneath it."""
+    entries: dict[str, Any] = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=min(len(entries), 7))
 
 
 def _zoom(axis, rows: pd.DataFrame, cost: str, scale: float) -> None:

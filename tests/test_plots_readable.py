@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot
 import matplotlib.text
 import pytest
 
@@ -81,3 +82,14 @@ def test_no_text_overlaps_or_is_clipped(frames, stem, monkeypatch):
         assert width <= 2400 and height <= 12000, f"{stem}: {width:.0f} x {height:.0f} px"
     finally:
         matplotlib.pyplot.close(figure)
+
+
+@pytest.mark.parametrize("zoom", [False, True])
+def test_the_fronts_share_one_legend_below_the_panels(frames, zoom):
+    figure = plots.frontier_figure(frames["per_run"], zoom=zoom)
+    assert all(axis.get_legend() is None for axis in figure.axes)  # none inside a panel, over its runs
+    (legend,) = figure.legends
+    labels = [text.get_text() for text in legend.get_texts()]
+    drawn = {label for axis in figure.axes for label in axis.get_legend_handles_labels()[1]}
+    assert len(labels) == len(set(labels)) and set(labels) == drawn
+    matplotlib.pyplot.close(figure)
