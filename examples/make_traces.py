@@ -104,8 +104,8 @@ class Example:
     def runs(self) -> list[tuple[str, str, float | None]]:
         """``(name, method, value)`` in the order they are made (value: the budget; SkipNet: alpha; mixed
         precision: the target; static: None): post-training static, quantization-aware seed 0, mixed precision,
-        low-bit DFS, the further seeds (the issue's "3 seeds" before the longer retrains), the 7-option DFS runs,
-        then the binary ablation and SkipNet."""
+        low-bit DFS, the further seeds (what the seed statistics need, before the longer retrains), the 7-option
+        DFS runs, then the binary ablation and SkipNet."""
         first_seed = [s for s in self.qat_seeds if s == 0]
         later_seeds = [s for s in self.qat_seeds if s != 0]
         runs: list[tuple[str, str, float | None]] = [(f"static_{option}", "static", None) for option in self.static]
