@@ -120,9 +120,16 @@ def sweep_markdown(outcomes: Sequence[SweepOutcome]) -> str:
         ratio = f"energy_ratio_vs_{baseline}"
         values = np.concatenate(
             [o.frame.loc[o.frame["method"] == "dfs", ratio].dropna().to_numpy() for o in outcomes if ratio in o.frame]
+            or [np.empty(0)]
         )
         if values.size:
-            side = "more" if values.min() > 1 else "less" if values.max() < 1 else "more at some points, less at others"
+            side = (
+                "more"
+                if values.min() > 1
+                else "less"
+                if values.max() < 1
+                else "more for some runs or points, less for others"
+            )
             verdicts.append(f"{label} needs {side} energy than DFS for the same accuracy")
     lines.append("")
     lines.append(

@@ -62,7 +62,7 @@ def test_the_sentences_follow_the_ratios():
     assert "`dram.pj_per_bit`: 3.00× at 5, 2.00× at 40" in text
     assert "more than DFS at every point for 0 of them and less at every point for 1." in text  # dfs_b only
     assert "SkipNet needs more energy than DFS" in text
-    assert "the static front needs more at some points, less at others" in text
+    assert "the static front needs more for some runs or points, less for others" in text
 
 
 def test_the_command(swept, tmp_path, capsys):
