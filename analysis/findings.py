@@ -119,6 +119,7 @@ def findings_markdown(frames: dict[str, pd.DataFrame]) -> str:
     lines += _static_families(per_run)
     lines += _bases(frames["bases"], per_run)
     lines += _seeds(frames["seeds"])
+    lines += _missed_budgets(per_run)
     lines += _headroom(frames["headroom"], frames["oracle"], per_run)
     lines += _difficulty(frames["difficulty"], dfs_runs)
     return "\n".join(lines).rstrip() + "\n"
@@ -299,6 +300,34 @@ def _seeds(seeds: pd.DataFrame) -> list[str]:
         f"seeds. Their test accuracy moves by {_span(spreads.tolist())} points between seeds (largest: "
         f"`{repeated.iloc[int(np.argmax(spreads.to_numpy()))]['group']}`), so a difference of that size between two "
         "single runs is not a finding."
+    )
+    if {"budget_pct_max", "budget_pct_min"} <= set(repeated.columns):
+        moves = repeated["budget_pct_max"] - repeated["budget_pct_min"]
+        text += (
+            f" Their realised computation (on each run's own cost basis) moves by {_span(moves.tolist(), '{:.1f}')} "
+            f"points (largest: `{repeated.iloc[int(np.argmax(moves.to_numpy()))]['group']}`)."
+        )
+    return [text, ""]
+
+
+MISSED_BUDGET_POINTS = 2.0  # the default keep_within: a DFS run kept further above its budget did not reach it
+
+
+def _missed_budgets(per_run: pd.DataFrame) -> list[str]:
+    """The DFS runs whose realised computation ended more than ``MISSED_BUDGET_POINTS`` above their budget."""
+    if not {"budget", "budget_pct"} <= set(per_run.columns):
+        return []
+    runs = per_run[per_run["method"] == "dfs"].drop_duplicates("run")
+    missed = runs[runs["budget_pct"] > runs["budget"] + MISSED_BUDGET_POINTS].sort_values("run")
+    if missed.empty:
+        return []
+    listed = ", ".join(
+        f"`{row.run}` (budget {row.budget:g}%, realised {row.budget_pct:.1f}%)" for row in missed.itertuples()
+    )
+    text = (
+        f"**Budgets missed.** {len(missed)} of {len(runs)} DFS runs ended more than {MISSED_BUDGET_POINTS:g} points "
+        f"above the budget they were trained to: {listed}. They are compared above as measured, at the cost they "
+        "realised."
     )
     return [text, ""]
 

@@ -275,7 +275,8 @@ def _verdict(row: pd.Series, accuracy: str = "dfs_accuracy") -> str:
 
 def seed_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     """Per seed group (``seed_group``) and preset: how many seeds, and the mean, standard deviation, minimum and
-    maximum of accuracy, mean energy and mean latency, with a 95% t interval of the mean accuracy (NaN for one seed)."""
+    maximum of accuracy, mean energy, mean latency and (where ``per_run`` has it) the realised computation on the run's
+    own basis (``budget_pct``), with a 95% t interval of the mean accuracy (NaN for one seed)."""
     if per_run.empty:
         return pd.DataFrame()
     frame = per_run.assign(group=per_run["run"].map(seed_group))
@@ -284,7 +285,7 @@ def seed_summary(per_run: pd.DataFrame) -> pd.DataFrame:
         n = len(runs)
         row = {"group": group, "preset": preset, "method": runs["method"].iloc[0], "seeds": n}
         row["runs"] = " ".join(sorted(runs["run"]))
-        for column in ("accuracy", "energy_pj_mean", "latency_us_mean"):
+        for column in (c for c in ("accuracy", "energy_pj_mean", "latency_us_mean", "budget_pct") if c in runs):
             values = runs[column].to_numpy(dtype=float)
             row[f"{column}_mean"] = float(values.mean())
             row[f"{column}_std"] = float(values.std(ddof=1)) if n > 1 else np.nan

@@ -79,3 +79,20 @@ def test_a_mixed_run_is_set_against_the_uniform_front_where_it_was_searched():
     )
     (line,) = _mixed_against_uniform(per_run)
     assert "`mixed_a` 93.00% at 150 µJ (uniform 92.00%)" in line  # the front halfway between q4 and q8
+
+
+def test_runs_that_ended_far_above_their_budget_are_named():
+    from analysis.findings import _missed_budgets
+
+    per_run = pd.DataFrame(
+        {
+            "run": ["dfs_a", "dfs_a", "dfs_b", "static_q8"],
+            "preset": ["p", "q", "p", "p"],
+            "method": ["dfs", "dfs", "dfs", "static"],
+            "budget": [1.5, 1.5, 5.0, float("nan")],
+            "budget_pct": [100.0, 100.0, 6.9, 6.25],  # dfs_b is within 2 points
+        }
+    )
+    (text, _) = _missed_budgets(per_run)
+    assert text.startswith("**Budgets missed.** 1 of 2 DFS runs") and "`dfs_a` (budget 1.5%, realised 100.0%)" in text
+    assert _missed_budgets(per_run[per_run["run"] != "dfs_a"]) == []

@@ -63,9 +63,11 @@ def test_seed_groups_and_their_summary():
             "accuracy": [0.90, 0.92, 0.94, 0.5],
             "energy_pj_mean": [1.0, 2.0, 3.0, 4.0],
             "latency_us_mean": [1.0, 1.0, 1.0, 1.0],
+            "budget_pct": [1.5, 1.6, 100.0, 3.0],  # one seed never left full execution
         }
     )
     summary = seed_summary(per_run).set_index("group")
+    assert summary.loc["a", "budget_pct_min"] == 1.5 and summary.loc["a", "budget_pct_max"] == 100.0
     assert summary.loc["a", "seeds"] == 3 and summary.loc["a", "accuracy_mean"] == pytest.approx(0.92)
     assert summary.loc["a", "accuracy_std"] == pytest.approx(0.02)
     half = 4.302652729911275 * 0.02 / np.sqrt(3)  # t(0.975, 2)

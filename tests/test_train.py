@@ -210,3 +210,13 @@ def test_keep_best_picks_the_most_accurate_evaluation_within_keep_within_of_the_
     assert kept(TrainConfig(budget=1.0, keep_within=0)) == "at 1.2%"  # none in range: the nearest
     with pytest.raises(ConfigError, match="keep_within"):
         config_from_dict({"keep_within": -1})
+
+
+def test_a_joint_stage_kept_away_from_its_budget_is_warned_of():
+    from dfs_sim.model.training import _budget_missed
+
+    config = TrainConfig(budget=1.5, keep_within=0.5)
+    assert _budget_missed("joint", config, 1.9) == ""
+    said = _budget_missed("joint", config, 100.0)
+    assert "100.0%" in said and "98.5 points from the budget 1.5%" in said and "keep_within 0.5" in said
+    assert _budget_missed("gate", config, 100.0) == ""  # the gate stage has its own target

@@ -197,6 +197,17 @@ def _score(stage: str, config: TrainConfig, accuracy: float, computation: float)
     return (-max(abs(computation - target) - config.keep_within, 0.0), accuracy)
 
 
+def _budget_missed(stage: str, config: TrainConfig, computation: float) -> str:
+    """What to say when a joint stage ends with no evaluation within ``keep_within`` of its budget (empty: nothing):
+    its gates did not reach the budget, and its trace will say so only through its realised computation."""
+    if stage != "joint" or config.budget is None or abs(computation - config.budget) <= config.keep_within:
+        return ""
+    return (
+        f"the kept evaluation's computation {computation:.1f}% is {abs(computation - config.budget):.1f} points from "
+        f"the budget {config.budget:g}% (keep_within {config.keep_within:g}): no evaluation reached it"
+    )
+
+
 def train(
     config: TrainConfig,
     resume: str | Path | None = None,
@@ -738,6 +749,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{metrics['computation_pct']:.1f}% (iteration {metrics['kept_iteration']}), "
                 f"checkpoint {result.checkpoints[stage]}"
             )
+            missed = _budget_missed(stage, result.config, metrics["computation_pct"])
+            if missed:
+                print(f"warning: {stage}: {missed}", file=sys.stderr)
         else:
             print(
                 f"{stage}: no validation split; last {_LOG_EVERY} iterations' training accuracy "
