@@ -297,9 +297,9 @@ def _seeds(seeds: pd.DataFrame) -> list[str]:
     spreads = (repeated["accuracy_max"] - repeated["accuracy_min"]) * 100
     text = (
         f"**Seeds.** {len(repeated)} configurations were trained with {_span(repeated['seeds'].tolist(), '{:.0f}')} "
-        f"seeds. Their test accuracy moves by {_span(spreads.tolist())} points between seeds (largest: "
-        f"`{repeated.iloc[int(np.argmax(spreads.to_numpy()))]['group']}`), so a difference of that size between two "
-        "single runs is not a finding."
+        f"seeds. Their test accuracy moves by {_span(spreads.tolist())} points between seeds (median "
+        f"{spreads.median():.2f}; largest: `{repeated.iloc[int(np.argmax(spreads.to_numpy()))]['group']}`), so a "
+        "difference of that size between two single runs is not a finding."
     )
     if {"budget_pct_max", "budget_pct_min"} <= set(repeated.columns):
         moves = repeated["budget_pct_max"] - repeated["budget_pct_min"]
