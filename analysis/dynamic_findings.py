@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.findings import print_or_update
-from dfs_sim.errors import ConfigError, DfsSimError
+from analysis.findings import print_or_update, span
+from dfs_sim.errors import ConfigError, DfsSimError, report_bad_input
 from dfs_sim.traces import PRECISION_STEPS, open_traces
 
 __all__ = ["BEGIN", "END", "dynamic_markdown", "main", "precision_summary", "preset_ratios"]
@@ -102,11 +102,6 @@ def preset_ratios(per_run: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "preset", "latency", "energy"])
 
 
-def _span(values: Sequence[float], form: str) -> str:
-    low, high = form.format(min(values)), form.format(max(values))
-    return low if low == high else f"{low}–{high}"
-
-
 def dynamic_markdown(summary: pd.DataFrame, ratios: pd.DataFrame) -> str:
     """The README block: a table of bits given and needed and each dynamic preset's ratios, and what they say."""
     if summary.empty or ratios.empty:
@@ -145,14 +140,14 @@ def dynamic_markdown(summary: pd.DataFrame, ratios: pd.DataFrame) -> str:
     by_measurement = saved.groupby("measurement", sort=False)["saved"]
     lines.append(
         "Bits needed below bits given, over the quantized decisions: "
-        + "; ".join(f"{name}: {_span(values.tolist(), '{:.2f}')} bits" for name, values in by_measurement)
+        + "; ".join(f"{name}: {span(values.tolist(), '{:.2f}')} bits" for name, values in by_measurement)
         + "."
     )
     own = saved.merge(ratios, left_on=["run", "geometry"], right_on=["run", "preset"])
     for preset, rows in own.groupby("preset", sort=False):
         lines.append(
-            f"On `{preset!s}`, measured on its own steps, latency is {_span(rows['latency'].tolist(), '{:.3f}')}× "
-            f"and energy {_span(rows['energy'].tolist(), '{:.3f}')}× the static preset's "
+            f"On `{preset!s}`, measured on its own steps, latency is {span(rows['latency'].tolist(), '{:.3f}')}× "
+            f"and energy {span(rows['energy'].tolist(), '{:.3f}')}× the static preset's "
             f"({len(rows)} runs)."
         )
     return "\n".join(lines) + "\n"
@@ -183,8 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = dynamic_markdown(precision_summary(args.traces), preset_ratios(_per_run(Path(args.results))))
         print_or_update(text, args.readme, "dynamic-precision block", BEGIN, END)
     except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input(error)
     return 0
 
 

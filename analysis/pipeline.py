@@ -69,6 +69,7 @@ from analysis.plot_workers import PlotWorkers
 from analysis.report import write_report
 from analysis.streaming import PER_INPUT_FORMS, RunTotals, replay_run
 from cost_models import CostTable, build_cost_table, list_presets, load_preset
+from cost_models.preset import SerialArray
 from dfs_sim._atomic import atomic_write_text
 from dfs_sim.errors import ConfigError
 from dfs_sim.traces import CHUNK_INPUTS, TraceFile, TraceRun, open_traces
@@ -445,14 +446,9 @@ def _warn_if_measured_on_another_geometry(runs: Sequence, presets: Sequence) -> 
     dynamic preset with another geometry they are only an approximation, which is worth a word per preset."""
     for preset in presets:
         array = preset.array
-        if not preset.dynamic_precision or getattr(array, "trim_group", "") != "step":
+        if not preset.dynamic_precision or not isinstance(array, SerialArray) or array.trim_group != "step":
             continue
-        geometry = {
-            "windows": array.windows,
-            "lanes": array.lanes,
-            "filters_per_set": array.filters * array.tiles,
-            "bits_per_cycle": array.act_bits_per_cycle,
-        }
+        geometry = array.step_geometry()
         others = sorted(
             run.name
             for run in runs

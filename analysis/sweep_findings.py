@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.findings import print_or_update
-from dfs_sim.errors import ConfigError, DfsSimError
+from analysis.findings import print_or_update, span
+from dfs_sim.errors import ConfigError, DfsSimError, report_bad_input
 
 __all__ = ["BEGIN", "END", "SweepOutcome", "main", "read_sweep", "sweep_markdown"]
 
@@ -62,11 +62,6 @@ def read_sweep(folder: str | Path) -> SweepOutcome:
     return SweepOutcome(spec, frame)
 
 
-def _span(values: Sequence[float], form: str = "{:.2f}") -> str:
-    low, high = form.format(min(values)), form.format(max(values))
-    return low if low == high else f"{low}–{high}"
-
-
 def _axis_means(dfs: pd.DataFrame, ratio: str) -> list[str]:
     """Per axis of the sweep: the mean ratio at each of its values (over points and DFS runs)."""
     parts = []
@@ -90,7 +85,7 @@ def _baseline_line(dfs: pd.DataFrame, baseline: str, label: str) -> str | None:
     dearer = int((per_run.min() > 1).sum())
     runs = reached["run"].nunique()
     return (
-        f"{label} needs {_span(reached[ratio].tolist())}× DFS's energy for the same accuracy ({runs} DFS runs it "
+        f"{label} needs {span(reached[ratio].tolist())}× DFS's energy for the same accuracy ({runs} DFS runs it "
         f"reaches; mean by {'; '.join(_axis_means(reached, ratio))}). It needs more than DFS at every point for "
         f"{dearer} of them and less at every point for {cheaper}."
     )
@@ -106,10 +101,10 @@ def sweep_markdown(outcomes: Sequence[SweepOutcome]) -> str:
         points = frame["point"].nunique()
         axes = [column.removeprefix("axis:") for column in frame.columns if column.startswith("axis:")]
         lines.append(f"- **`{outcome.spec}`** ({points} points over {', '.join(f'`{axis}`' for axis in axes)}):")
-        eight = frame[(frame["method"] == "static") & frame["run"].map(lambda run: bool(EIGHT_BIT_STATIC.match(run)))]
+        eight = frame[(frame["method"] == "static") & frame["run"].str.match(EIGHT_BIT_STATIC)]
         if not eight.empty:
             share = (eight["e_compute_pj_mean"] / eight["energy_pj_mean"] * 100).tolist()
-            lines.append(f"  at 8 bits (`{eight['run'].iloc[0]}`) compute is {_span(share, '{:.0f}')}% of the energy.")
+            lines.append(f"  at 8 bits (`{eight['run'].iloc[0]}`) compute is {span(share, '{:.0f}')}% of the energy.")
         dfs = frame[frame["method"] == "dfs"]
         for baseline, label in (("skipnet", "SkipNet"), ("static", "The static front (every width, QAT, mixed)")):
             line = _baseline_line(dfs, baseline, label)
@@ -148,8 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = sweep_markdown([read_sweep(folder) for folder in args.sweeps])
         print_or_update(text, args.readme, "sweep findings", BEGIN, END)
     except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input(error)
     return 0
 
 

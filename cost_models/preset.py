@@ -92,6 +92,17 @@ class SerialArray:
     trim_group: str = "position"
     dynamic_weights: bool = False
 
+    def step_geometry(self) -> dict[str, int]:
+        """What one step holds, as a per-step precision measurement records it (trace metadata
+        ``effective_precision``): ``windows`` × ``lanes`` of one kernel tap, for ``filters_per_set`` filters
+        (``filters·tiles``), streaming ``bits_per_cycle`` activation bits a cycle (DNNsim's window dataflow)."""
+        return {
+            "windows": self.windows,
+            "lanes": self.lanes,
+            "filters_per_set": self.filters * self.tiles,
+            "bits_per_cycle": self.act_bits_per_cycle,
+        }
+
 
 @dataclass(frozen=True)
 class ParallelArray:

@@ -395,7 +395,7 @@ def _step_geometry(preset_name: str) -> StepGeometry:
     array = preset.array
     if not isinstance(array, SerialArray):
         raise ConfigError("--precision-preset", f"{preset_name!r} is not a bit-serial preset")
-    return StepGeometry(array.windows, array.lanes, array.filters * array.tiles, array.act_bits_per_cycle)
+    return StepGeometry(**array.step_geometry())
 
 
 def _parser() -> argparse.ArgumentParser:
