@@ -24,6 +24,7 @@ machine type reproduces the files; a run named ``...-sN`` trains with seed N. Th
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import subprocess
@@ -91,7 +92,7 @@ class Example:
     lowbit_budgets: tuple[float, ...]  # DFS with LOWBIT_OPTIONS on the proxy
     lowbit_hardware: tuple[tuple[float, str, str], ...]  # the same with the budget on a preset
     lowbit_seeds: dict[float, tuple[int, ...]]  # further seeds of some proxy low-bit budgets
-    beta: dict[str, float | None]  # per method; None keeps the config's β
+    beta_by_method: dict[str, float | None]  # per method; None keeps the config's β
     run_beta: dict[str, float]  # per run, beating the method's
     run_settings: dict[str, tuple[str, ...]]  # per run (all its seeds), --set overrides after joint_settings
     joint_settings: tuple[str, ...]  # --set overrides of the gate and joint runs
@@ -155,11 +156,13 @@ class Example:
         return name != "static_fp"
 
     def current(self, name: str, method: str) -> bool:
-        """Whether the run's trace exists and was made with the example's quantizer (when it quantizes)."""
+        """Whether the run's trace exists and was made with the example's quantizer (when it quantizes), its own
+        ``run_settings`` and (when it has a gate stage) the gate stage's weight it would be trained with now."""
         path = self.trace(name)
         if not path.is_file():
             return False
-        if not self.quantizes(name, method):
+        gated = method in ("dfs", "dfs_binary")
+        if not self.quantizes(name, method) and not gated:
             return True
         from dfs_sim.errors import DfsSimError
         from dfs_sim.traces import open_trace
@@ -168,21 +171,52 @@ class Example:
             meta = open_trace(path).meta
         except DfsSimError:  # an unreadable trace is made again
             return False
-        return meta.get("quantizer", "dfs_authors") == self.quantizer and self._settings_match(name, meta)
+        if self.quantizes(name, method) and meta.get("quantizer", "dfs_authors") != self.quantizer:
+            return False
+        return self.trained_as_now(name, method, meta.get("train_config") or {})
 
-    def _settings_match(self, name: str, meta: dict) -> bool:
-        """Whether a trace was trained with the run's own ``run_settings`` (a setting added later remakes it)."""
+    def trained_as_now(self, name: str, method: str, trained: dict) -> bool:
+        """Whether a run trained with config ``trained`` (a trace's ``train_config``, a checkpoint's ``config``)
+        had the run's own ``run_settings`` and, with a gate stage, the gate stage's weight it would get now."""
+        gated = method in ("dfs", "dfs_binary")
+        return self._settings_match(name, trained) and (not gated or self._gate_push_matches(name, method, trained))
+
+    def _settings_match(self, name: str, trained: dict) -> bool:
+        """Whether a run was trained with its own ``run_settings`` (a setting added later remakes it)."""
         import tomllib
 
         from dfs_sim.model.config import TrainConfig
 
-        trained = meta.get("train_config") or {}
         for setting in self.run_settings.get(split_seed_suffix(name)[0], ()):
             key, value = setting.split("=", 1)
             wanted = tomllib.loads(f"v = {value}")["v"]
             if trained.get(key, getattr(TrainConfig(), key)) != wanted:
                 return False
         return True
+
+    def beta(self, name: str, method: str) -> float:
+        """The cost term's weight of a gated run's joint stage: its own, its method's, else the config's."""
+        from dfs_sim._toml import read_toml
+        from dfs_sim.model.config import TrainConfig
+
+        stem = split_seed_suffix(name)[0]
+        value = self.run_beta.get(stem, self.beta_by_method[method])
+        return float(read_toml(ROOT / self.config).get("beta", TrainConfig.beta) if value is None else value)
+
+    def gate_beta(self, name: str, method: str) -> float:
+        """The cost term's weight of a gated run's gate stage: the config's ``gate_beta``, else the run's β."""
+        from dfs_sim._toml import read_toml
+
+        value = read_toml(ROOT / self.config).get("gate_beta")
+        return self.beta(name, method) if value is None else float(value)
+
+    def _gate_push_matches(self, name: str, method: str, trained: dict) -> bool:
+        """Whether a gated run was trained with the gate stage's weight it would get now (runs from before
+        ``gate_beta`` existed had their β there)."""
+        if "beta" not in trained:
+            return False
+        pushed = trained.get("gate_beta")
+        return math.isclose(trained["beta"] if pushed is None else pushed, self.gate_beta(name, method))
 
     def work_folder(self, name: str, method: str) -> Path:
         """Where a trained run's checkpoints go: under the quantizer's name when the run quantizes, so that a run
@@ -242,7 +276,7 @@ EXAMPLES = {
         lowbit_seeds={1.5: (1, 2), 2.5: (1, 2), 4: (1, 2)},
         # the binary ablation's one gated choice (skip or full precision) moves 16x the proxy cost of DFS's 8-bit
         # option per decision; a smaller β keeps its gates from flipping in bulk (as on digits)
-        beta={"dfs": None, "dfs_binary": 0.00125},
+        beta_by_method={"dfs": None, "dfs_binary": 0.00125},
         # below every-block-at-8-bits (6.25%) the gates must skip whole blocks; at the config's β the 3% run settled
         # at 5.3% computation in 300 iterations, so it gets 4x the push
         run_beta={
@@ -283,7 +317,7 @@ EXAMPLES = {
         lowbit_budgets=(),
         lowbit_hardware=(),
         lowbit_seeds={},
-        beta={"dfs": None, "dfs_binary": 0.005},
+        beta_by_method={"dfs": None, "dfs_binary": 0.005},
         run_beta={},
         run_settings={},
         joint_settings=(),
@@ -381,7 +415,7 @@ def make_run(example: Example, name: str, method: str, value: float | None, back
         run([sys.executable, "-m", "dfs_sim.export", final, "--out", trace])
         return
     joint = folder / "joint.pt"
-    beta_value = example.run_beta.get(stem, example.beta[method])
+    beta_value = example.run_beta.get(stem, example.beta_by_method[method])
     beta = [] if beta_value is None else ["--beta", str(beta_value)]
     basis = example.cost_basis(name)
     if basis is not None:
@@ -391,8 +425,31 @@ def make_run(example: Example, name: str, method: str, value: float | None, back
         settings += ["--set", "options=[" + ", ".join(f'"{option}"' for option in options) + "]"]
     model = ["--model", f"{method}_resnet{example.depth}", "--stages", "gate,joint", "--budget", f"{value:g}"]
     model += seed_option
+    set_aside_superseded(example, name, method, folder)
     train(folder, joint, ["--config", example.config, *model, *beta, *settings, "--init-from", backbone], quiet)
     run([sys.executable, "-m", "dfs_sim.export", joint, "--out", trace])
+
+
+def set_aside_superseded(example: Example, name: str, method: str, folder: Path) -> None:
+    """Move a run's checkpoints trained otherwise than the run is now (an earlier gate push or run settings) to
+    ``<folder>.superseded`` (then ``.superseded1``, ...): kept, but never resumed or exported as this run."""
+    from dfs_sim.model.checkpoint import CheckpointError, load_checkpoint
+
+    for checkpoint in (folder / "joint.pt", folder / "last.pt", folder / "gate.pt"):
+        if not checkpoint.is_file():
+            continue
+        try:
+            record = load_checkpoint(checkpoint)
+        except CheckpointError:  # unreadable: left for training to report (one line) or write over
+            return
+        if example.trained_as_now(name, method, record.get("config") or {}):
+            return
+        aside = next(
+            path for n in range(1000) if not (path := folder.with_name(f"{folder.name}.superseded{n or ''}")).exists()
+        )
+        folder.rename(aside)
+        print(f"{name}: {folder.relative_to(ROOT)} was trained otherwise; moved to {aside.name}", flush=True)
+        return
 
 
 def make_dynamic_traces(example: Example, name: str, method: str, backbone: Path) -> None:
@@ -406,16 +463,16 @@ def make_dynamic_traces(example: Example, name: str, method: str, backbone: Path
     else:
         source = [example.work_folder(name, method) / "joint.pt"]
     for path, options in example.dynamic_traces(name).items():
-        if _dynamic_current(example, path, options):
+        if _dynamic_current(example, name, path, options):
             print(f"{name}: {path.relative_to(ROOT)} exists, skipped", flush=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         run([sys.executable, "-m", "dfs_sim.export", *source, *options, "--out", path])
 
 
-def _dynamic_current(example: Example, path: Path, options: list[str]) -> bool:
-    """Whether an effective-precision export exists, made with the example's quantizer and the asked measurement
-    (and, per step, on the asked preset's geometry)."""
+def _dynamic_current(example: Example, name: str, path: Path, options: list[str]) -> bool:
+    """Whether an effective-precision export exists, made from the checkpoint of the run's own trace with the
+    example's quantizer and the asked measurement (and, per step, on the asked preset's geometry)."""
     if not path.is_file():
         return False
     from dfs_sim.errors import DfsSimError
@@ -428,8 +485,13 @@ def _dynamic_current(example: Example, path: Path, options: list[str]) -> bool:
     measured = meta.get("effective_precision") or {}
     wanted = "step" if "step" in options else "position"
     preset = options[options.index("--precision-preset") + 1] if "--precision-preset" in options else None
+    try:
+        source = open_trace(example.trace(name)).meta.get("checkpoint_sha256")
+    except DfsSimError:  # the run's own trace is missing or unreadable: made again first
+        return False
     return (
         meta.get("quantizer", "dfs_authors") == example.quantizer
+        and meta.get("checkpoint_sha256") == source  # from the checkpoint the run's own trace came from
         and measured.get("measurement", "position") == wanted
         and measured.get("preset") == preset
     )
@@ -484,7 +546,7 @@ def main() -> int:
             print(f"{name}: {state} ({example.trace(name).relative_to(ROOT)})")
         for name in example.dynamic:
             for path, options in example.dynamic_traces(name).items():
-                state = "done" if _dynamic_current(example, path, options) else "to do"
+                state = "done" if _dynamic_current(example, name, path, options) else "to do"
                 print(f"{name} with effective precisions: {state} ({path.relative_to(ROOT)})")
         return 0
     (ROOT / example.out).mkdir(parents=True, exist_ok=True)

@@ -45,11 +45,14 @@ def _example(module):
 
 
 def _write_current_trace(example, path):
-    """A real trace at ``path`` made with the example's quantizer (from a bundled one)."""
+    """A real trace at ``path`` made with the example's quantizer and, for a gated run, its gate push now (from a
+    bundled one)."""
     from dfs_sim.traces import read_trace, write_trace
 
     bundled = read_trace(ROOT / "examples/traces/static_r38_q8.parquet")
-    write_trace(path, dataclasses.replace(bundled, meta={**bundled.meta, "quantizer": example.quantizer}))
+    trained = {"beta": 0.01, "gate_beta": 0.0025}  # the config's gate push (examples/fashion_mnist_r38.toml)
+    meta = {**bundled.meta, "quantizer": example.quantizer, "train_config": trained}
+    write_trace(path, dataclasses.replace(bundled, meta=meta))
 
 
 def test_every_run_state_gets_the_step_it_needs(make_traces, tmp_path):
@@ -229,7 +232,7 @@ def test_a_trace_trained_without_its_run_settings_is_made_again_with_them(make_t
     (tmp_path / example.out).mkdir(parents=True)
     bundled = read_trace(ROOT / "examples/traces/static_r38_q8.parquet")
     for name, keep_within in (("dfs_b2.5-lowbit", None), ("dfs_b2.5-lowbit-s1", 0.5)):
-        config = {**(bundled.meta.get("train_config") or {}), "keep_within": keep_within}
+        config = {"beta": 0.01, "gate_beta": 0.0025, "keep_within": keep_within}
         config = {k: v for k, v in config.items() if v is not None}  # None: a trace from before the setting existed
         meta = {**bundled.meta, "quantizer": example.quantizer, "train_config": config}
         write_trace(example.trace(name), dataclasses.replace(bundled, meta=meta))
@@ -260,6 +263,47 @@ def test_effective_precision_exports_follow_their_runs_in_every_measurement(make
     assert loom_steps[loom_steps.index("--precision-preset") + 1] == "loom_dynamic"
     forms = make_traces.DYNAMIC_FORMS
     bundled = ROOT / "examples/traces_dynamic/static_r38_q8-steps.parquet"  # per step, stripes_dynamic's geometry
-    assert make_traces._dynamic_current(example, bundled, forms["-steps"])
-    assert not make_traces._dynamic_current(example, bundled, forms[""])  # another measurement
-    assert not make_traces._dynamic_current(example, bundled, forms["-loom-steps"])  # another geometry
+    assert make_traces._dynamic_current(example, "static_q8", bundled, forms["-steps"])
+    assert not make_traces._dynamic_current(example, "static_q8", bundled, forms[""])  # another measurement
+    assert not make_traces._dynamic_current(example, "static_q8", bundled, forms["-loom-steps"])  # another geometry
+    # made from another checkpoint than the run's own trace (the run retrained since): made again
+    from dfs_sim.traces import read_trace, write_trace
+
+    own = read_trace(example.trace("static_q8"))
+    write_trace(example.trace("static_q8"), dataclasses.replace(own, meta={**own.meta, "checkpoint_sha256": "0" * 16}))
+    assert not make_traces._dynamic_current(example, "static_q8", bundled, forms["-steps"])
+
+
+def test_a_gated_run_trained_with_another_gate_push_is_retrained_from_scratch(make_traces, tmp_path):
+    """A trace from before ``gate_beta`` (its gate stage pushed with the run's β) is stale where β differs from the
+    config's gate push; its checkpoints are set aside rather than resumed or exported again."""
+    import torch
+
+    from dfs_sim.model.checkpoint import CHECKPOINT_FORMAT
+    from dfs_sim.traces import read_trace, write_trace
+
+    example = _example(make_traces)
+    (tmp_path / example.out).mkdir(parents=True)
+    bundled = read_trace(ROOT / "examples/traces/static_r38_q8.parquet")
+    trained_before = {  # run: the config its trace was trained with
+        "dfs_b3": {"beta": 0.01},  # its β 0.01 also pushed its gate stage: stale
+        "dfs_b2.5-lowbit-s1": {"beta": 0.01, "gate_beta": 0.0025},  # current
+        "dfs_binary_b40": {"beta": 0.00125},  # the binary ablation has a gate stage too: stale
+    }
+    for name, config in trained_before.items():
+        meta = {**bundled.meta, "quantizer": example.quantizer, "train_config": config}
+        write_trace(example.trace(name), dataclasses.replace(bundled, meta=meta))
+    assert example.gate_beta("dfs_b3", "dfs") == 0.0025 and example.beta("dfs_b3", "dfs") == 0.01
+    assert not example.current("dfs_b3", "dfs")
+    assert example.current("dfs_b2.5-lowbit-s1", "dfs")
+    assert not example.current("dfs_binary_b40", "dfs_binary")
+
+    folder = example.work_folder("dfs_b3", "dfs")
+    folder.mkdir(parents=True)
+    record = {"format": CHECKPOINT_FORMAT, "model_name": "dfs_resnet38", "num_classes": 10, "stage": "joint"}
+    record |= {"model": {"w": torch.zeros(1)}, "iteration": 300, "seed": 0, "config": {"beta": 0.01}}
+    torch.save(record, folder / "joint.pt")  # (save_checkpoint asks git, which the fixture's subprocess stub cannot)
+    make_traces.make_run(example, "dfs_b3", "dfs", 3, tmp_path / example.backbone, [])
+    assert (folder.with_name("dfs_b3.superseded") / "joint.pt").is_file()  # kept, out of the way
+    trained = make_traces.commands[0]
+    assert "--resume" not in trained and trained[trained.index("--out-dir") + 1].endswith("dfs_b3")

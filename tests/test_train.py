@@ -70,6 +70,24 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert final["config"]["model"] == "dfs_resnet8" and "optimizer" in final and "stream" in final
 
 
+def test_the_gate_stage_pushes_with_gate_beta_whatever_the_joint_beta(tmp_path):
+    backbone = train(_tiny(tmp_path / "bb", stages=("backbone",), backbone=StageConfig(8, 0.05)), progress=False)
+    gates = {}
+    for name, beta, gate_beta in (("own", 0.05, None), ("fixed", 0.5, 0.05), ("joint_beta", 0.5, None)):
+        config = _tiny(
+            tmp_path / name,
+            stages=("gate",),
+            beta=beta,
+            gate_beta=gate_beta,
+            gate=StageConfig(6, 0.01),
+            init_from=str(backbone.checkpoints["backbone"]),
+        )
+        model = train(config, progress=False).model
+        gates[name] = torch.cat([p.detach().flatten() for p in model.gate_parameters()])
+    assert torch.equal(gates["own"], gates["fixed"])  # the same push, whatever beta the joint stage would get
+    assert not torch.allclose(gates["own"], gates["joint_beta"])
+
+
 def test_config_validation_names_file_and_key(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('model = "dfs_resnet8"\nbogus = 1\n')

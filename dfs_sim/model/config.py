@@ -93,6 +93,9 @@ class TrainConfig:
     augment: str = "crop_flip"
     budget: float = 50.0
     beta: float = 1e-5
+    # the cost term's weight in the gate stage (None: ``beta``); one value for every run keeps the gates' starting
+    # point (how saturated at full execution) independent of each run's joint-stage β
+    gate_beta: float | None = None
     gate_target: float = 100.0
     cost: CostBasis = field(default_factory=CostBasis)  # what budget and gate_target are measured in
     # the gates' choices by name (skip, fp, qN, wNaM; dfs_sim.options.parse_options); None: the method's own list
@@ -283,8 +286,10 @@ def _check_objective(config: TrainConfig, bad: Callable[[str, str], ConfigError]
         value = getattr(config, key)
         if not 0 <= value <= 100:
             raise bad(key, f"must be a computation percentage in 0..100, got {value}")
-    for key in ("beta", "alpha", "rl_weight"):
+    for key in ("beta", "gate_beta", "alpha", "rl_weight"):
         value = getattr(config, key)
+        if key == "gate_beta" and value is None:
+            continue
         if not (value >= 0 and math.isfinite(value)):
             raise bad(key, f"must be a finite number >= 0, got {value}")
 
@@ -358,6 +363,7 @@ _TYPES = {
     "augment": str,
     "budget": (int, float),
     "beta": (int, float),
+    "gate_beta": (int, float, type(None)),
     "gate_target": (int, float),
     "alpha": (int, float),
     "rl_weight": (int, float),
@@ -445,8 +451,8 @@ def config_from_dict(data: dict[str, Any], source: object = "config", base: Trai
             value = _typed(source, key, value, _TYPES[key])
             if key in _NAME_LISTS and value is not None:
                 value = tuple(_typed(source, key, item, str) for item in value)
-            elif key in ("budget", "beta", "gate_target", "alpha", "rl_weight", "validation_fraction"):
-                value = float(value)
+            elif key in ("budget", "beta", "gate_beta", "gate_target", "alpha", "rl_weight", "validation_fraction"):
+                value = None if value is None else float(value)
             updates[key] = value
         else:
             valid = [*_TYPES, "cost", *STAGES]

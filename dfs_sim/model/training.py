@@ -3,8 +3,9 @@
 1. ``backbone``: every gated block at full precision, no gates; SGD over the backbone.
 2. ``gate``: as the reference trains it, the backbone frozen and run at full precision only (BatchNorm statistics
    follow full-precision activations; activation ranges are untouched), the gates trained by the cost term alone
-   toward full execution (target ``gate_target`` = 100). ``gate_stage_forward = "gated"`` keeps this project's
-   earlier variant (the all-candidates forward, so cross-entropy reaches the gates too).
+   toward full execution (target ``gate_target`` = 100, weight ``gate_beta``, default β).
+   ``gate_stage_forward = "gated"`` keeps this project's earlier variant (the all-candidates forward, so
+   cross-entropy reaches the gates too).
 3. ``joint``: everything trained with loss = CE + sign·β·Σ mask·cost, sign = +1 while the batch's computation
    percentage is above ``budget`` and −1 at or below it. The cost is the paper's proxy, or with ``[cost]`` a preset's
    energy or latency of each gated block and option (``cost_models.budget``), and "computation" in the logs and
@@ -360,6 +361,8 @@ class _Stage:
                 raise CheckpointError(source, f"optimizer: not this stage's optimizer state ({error})") from None
         self.runner = context.dist.wrap(model)
         self.target = config.gate_target if name == "gate" else config.budget
+        gate_beta = config.beta if config.gate_beta is None else config.gate_beta
+        self.beta = gate_beta if name == "gate" else config.beta
         self.totals = torch.zeros(3, device=context.device)  # loss, correct fraction, computation; summed until shown
         self.window_start = self.first  # the first iteration summed in totals
         self.shown: dict[str, float] = {}
@@ -420,7 +423,7 @@ class _Stage:
         elif self.name in ("gate", "joint"):
             # sign·β without reading the percentage back to the host; DDP averages gradients over processes,
             # so the summed cost of this process's share is scaled to the global batch's
-            scale = torch.where(computation > self.target, config.beta, -config.beta) * dist.world_size
+            scale = torch.where(computation > self.target, self.beta, -self.beta) * dist.world_size
             loss = loss + scale * model.computation_cost(masks.float())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
