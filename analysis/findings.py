@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.paired import seed_group
 from dfs_sim._atomic import atomic_write_text
 from dfs_sim.errors import ConfigError, DfsSimError, report_bad_input
 
@@ -40,6 +41,7 @@ END = "<!-- end of findings -->"
 FRAMES = ("per_run", "matched", "bases", "seeds", "oracle", "headroom", "difficulty", "others")
 AXIS_NAMES = {"energy_pj_mean": "energy", "latency_us_mean": "latency"}
 VERDICTS = ("better", "worse", "mixed", "no difference")
+SEEDS_DISAGREE = "split by seed"  # a configuration whose seeds got different verdicts
 
 
 def frames_from_folder(folder: str | Path) -> dict[str, pd.DataFrame]:
@@ -82,10 +84,21 @@ def span(values: Sequence[float], form: str = "{:.2f}") -> str:
     return f"{low} to {high}" if low.startswith("−") or high.startswith("−") else f"{low}–{high}"
 
 
-def _verdict_counts(rows: pd.DataFrame) -> str:
-    counts = rows["paired_verdict"].value_counts()
-    parts = [f"{counts.get(verdict, 0)} {verdict}" for verdict in VERDICTS if counts.get(verdict, 0)]
+def _verdict_counts(verdicts: pd.Series) -> str:
+    counts = verdicts.value_counts()
+    parts = [f"{counts.get(verdict, 0)} {verdict}" for verdict in (*VERDICTS, SEEDS_DISAGREE) if counts.get(verdict, 0)]
     return ", ".join(parts) if parts else "none compared"
+
+
+def configuration_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per configuration (runs that differ only in seed, ``seed_group``), preset and axis: its seeds'
+    common verdict, or ``SEEDS_DISAGREE`` when they differ, so that a configuration trained with three seeds counts
+    once, as one trained with one seed does."""
+    grouped = rows.assign(configuration=rows["run"].map(seed_group)).groupby(
+        ["configuration", "preset", "axis"], sort=False
+    )["paired_verdict"]
+    common = grouped.agg(lambda verdicts: verdicts.iloc[0] if verdicts.nunique() == 1 else SEEDS_DISAGREE)
+    return common.reset_index()
 
 
 def findings_markdown(frames: dict[str, pd.DataFrame]) -> str:
@@ -140,14 +153,22 @@ def _against(matched: pd.DataFrame, baseline: str, title: str, listed: int = 8, 
     rows = matched[(matched["baseline"] == baseline) & (matched["paired_verdict"] != "")]
     where = "" if subject == "DFS" else "; its tests are Holm-adjusted over `others.csv`"
     count = rows["run"].nunique()
-    lines = [f"**{subject} against {title}** ({count} {subject} runs; verdicts per preset and axis{where}):"]
+    verdicts = configuration_verdicts(rows)
+    configurations = verdicts["configuration"].nunique()
+    counted = (
+        f"{count} {subject} runs; verdicts per preset and axis"
+        if configurations == count
+        else f"{count} {subject} runs in {configurations} configurations; verdicts per configuration, preset and "
+        f"axis, its seeds counted once: their verdict where they agree, *{SEEDS_DISAGREE}* where they do not"
+    )
+    lines = [f"**{subject} against {title}** ({counted}{where}):"]
     lines.append("")
     if rows.empty:
         return [*lines, "- no paired comparison was possible.", ""]
     lines.append("| preset | energy | latency |")
     lines.append("|---|---|---|")
-    for preset, at_preset in rows.groupby("preset", sort=False):
-        cells = [_verdict_counts(at_preset[at_preset["axis"] == axis]) for axis in AXIS_NAMES]
+    for preset, at_preset in verdicts.groupby("preset", sort=False):
+        cells = [_verdict_counts(at_preset.loc[at_preset["axis"] == axis, "paired_verdict"]) for axis in AXIS_NAMES]
         lines.append(f"| {preset} | {cells[0]} | {cells[1]} |")
     lines.append("")
     better = rows[rows["paired_verdict"] == "better"]

@@ -96,3 +96,22 @@ def test_runs_that_ended_far_above_their_budget_are_named():
     (text, _) = _missed_budgets(per_run)
     assert text.startswith("**Budgets missed.** 1 of 2 DFS runs") and "`dfs_a` (budget 1.5%, realised 100.0%)" in text
     assert _missed_budgets(per_run[per_run["run"] != "dfs_a"]) == []
+
+
+def test_a_configuration_trained_with_several_seeds_gets_one_verdict():
+    from analysis.findings import SEEDS_DISAGREE, configuration_verdicts
+
+    rows = pd.DataFrame(
+        {
+            "run": ["dfs_b4", "dfs_b4-s1", "dfs_b4-s2", "dfs_b4", "dfs_b4-s1", "dfs_b8"],
+            "preset": ["stripes"] * 6,
+            "axis": ["energy_pj", "energy_pj", "energy_pj", "latency_us", "latency_us", "energy_pj"],
+            "paired_verdict": ["worse", "worse", "worse", "better", "no difference", "better"],
+        }
+    )
+    verdicts = configuration_verdicts(rows).set_index(["configuration", "axis"])["paired_verdict"]
+    assert verdicts.to_dict() == {
+        ("dfs_b4", "energy_pj"): "worse",  # three seeds, counted once
+        ("dfs_b4", "latency_us"): SEEDS_DISAGREE,
+        ("dfs_b8", "energy_pj"): "better",
+    }
