@@ -415,8 +415,7 @@ def make_run(example: Example, name: str, method: str, value: float | None, back
         run([sys.executable, "-m", "dfs_sim.export", final, "--out", trace])
         return
     joint = folder / "joint.pt"
-    beta_value = example.run_beta.get(stem, example.beta_by_method[method])
-    beta = [] if beta_value is None else ["--beta", str(beta_value)]
+    beta = ["--beta", f"{example.beta(name, method):g}"]
     basis = example.cost_basis(name)
     if basis is not None:
         settings += ["--set", f'cost.preset="{basis[0]}"', "--set", f'cost.metric="{basis[1]}"']
