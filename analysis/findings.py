@@ -28,11 +28,12 @@ from dfs_sim.errors import ConfigError, DfsSimError, report_bad_input
 __all__ = [
     "BEGIN",
     "END",
+    "configuration_verdicts",
     "findings_markdown",
-    "span",
     "frames_from_folder",
     "main",
     "print_or_update",
+    "span",
     "update_readme",
 ]
 

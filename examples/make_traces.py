@@ -31,10 +31,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_OPTIONS = ("skip", "w2a2", "w4a4", "w4a8", "w8a4", "w8a8", "fp")  # Bit Fusion's native widths
 LOWBIT_OPTIONS = ("skip", "q3", "q4", "q5", "q6", "q8", "fp")  # DFS below 8 bits, where the static front lies
+GATED_METHODS = ("dfs", "dfs_binary")  # the methods trained with a gate stage
 SKIPNET_ALPHAS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)  # from a calibration run: examples/README.md
 
 
@@ -143,10 +145,15 @@ class Example:
     @property
     def quantizer(self) -> str:
         """The quantizer every quantizing run uses: the config's (the project's default when it names none)."""
-        from dfs_sim._toml import read_toml
         from dfs_sim.model.quantize import DEFAULT_QUANTIZER
 
-        return str(read_toml(ROOT / self.config).get("quantizer", DEFAULT_QUANTIZER))
+        return str(self._config_value("quantizer", DEFAULT_QUANTIZER))
+
+    def _config_value(self, key: str, default: Any = None) -> Any:
+        """A top-level setting of the example's config file (``default`` when it names none)."""
+        from dfs_sim._toml import read_toml
+
+        return read_toml(ROOT / self.config).get(key, default)
 
     def quantizes(self, name: str, method: str) -> bool:
         """Whether a run's trace depends on the quantizer: DFS with quantized options, static below full
@@ -161,8 +168,7 @@ class Example:
         path = self.trace(name)
         if not path.is_file():
             return False
-        gated = method in ("dfs", "dfs_binary")
-        if not self.quantizes(name, method) and not gated:
+        if not self.quantizes(name, method) and method not in GATED_METHODS:
             return True
         from dfs_sim.errors import DfsSimError
         from dfs_sim.traces import open_trace
@@ -178,8 +184,8 @@ class Example:
     def trained_as_now(self, name: str, method: str, trained: dict) -> bool:
         """Whether a run trained with config ``trained`` (a trace's ``train_config``, a checkpoint's ``config``)
         had the run's own ``run_settings`` and, with a gate stage, the gate stage's weight it would get now."""
-        gated = method in ("dfs", "dfs_binary")
-        return self._settings_match(name, trained) and (not gated or self._gate_push_matches(name, method, trained))
+        gate_push_ok = method not in GATED_METHODS or self._gate_push_matches(name, method, trained)
+        return self._settings_match(name, trained) and gate_push_ok
 
     def _settings_match(self, name: str, trained: dict) -> bool:
         """Whether a run was trained with its own ``run_settings`` (a setting added later remakes it)."""
@@ -196,18 +202,14 @@ class Example:
 
     def beta(self, name: str, method: str) -> float:
         """The cost term's weight of a gated run's joint stage: its own, its method's, else the config's."""
-        from dfs_sim._toml import read_toml
         from dfs_sim.model.config import TrainConfig
 
-        stem = split_seed_suffix(name)[0]
-        value = self.run_beta.get(stem, self.beta_by_method[method])
-        return float(read_toml(ROOT / self.config).get("beta", TrainConfig.beta) if value is None else value)
+        value = self.run_beta.get(split_seed_suffix(name)[0], self.beta_by_method[method])
+        return float(self._config_value("beta", TrainConfig.beta) if value is None else value)
 
     def gate_beta(self, name: str, method: str) -> float:
         """The cost term's weight of a gated run's gate stage: the config's ``gate_beta``, else the run's β."""
-        from dfs_sim._toml import read_toml
-
-        value = read_toml(ROOT / self.config).get("gate_beta")
+        value = self._config_value("gate_beta")
         return self.beta(name, method) if value is None else float(value)
 
     def _gate_push_matches(self, name: str, method: str, trained: dict) -> bool:
@@ -434,21 +436,20 @@ def set_aside_superseded(example: Example, name: str, method: str, folder: Path)
     ``<folder>.superseded`` (then ``.superseded1``, ...): kept, but never resumed or exported as this run."""
     from dfs_sim.model.checkpoint import CheckpointError, load_checkpoint
 
-    for checkpoint in (folder / "joint.pt", folder / "last.pt", folder / "gate.pt"):
-        if not checkpoint.is_file():
-            continue
-        try:
-            record = load_checkpoint(checkpoint)
-        except CheckpointError:  # unreadable: left for training to report (one line) or write over
-            return
-        if example.trained_as_now(name, method, record.get("config") or {}):
-            return
-        aside = next(
-            path for n in range(1000) if not (path := folder.with_name(f"{folder.name}.superseded{n or ''}")).exists()
-        )
-        folder.rename(aside)
-        print(f"{name}: {folder.relative_to(ROOT)} was trained otherwise; moved to {aside.name}", flush=True)
+    checkpoint = next((folder / f for f in ("joint.pt", "last.pt", "gate.pt") if (folder / f).is_file()), None)
+    if checkpoint is None:
         return
+    try:
+        record = load_checkpoint(checkpoint)
+    except CheckpointError:  # unreadable: left for training to report (one line) or write over
+        return
+    if example.trained_as_now(name, method, record.get("config") or {}):
+        return
+    aside = next(
+        path for n in range(1000) if not (path := folder.with_name(f"{folder.name}.superseded{n or ''}")).exists()
+    )
+    folder.rename(aside)
+    print(f"{name}: {folder.relative_to(ROOT)} was trained otherwise; moved to {aside.name}", flush=True)
 
 
 def make_dynamic_traces(example: Example, name: str, method: str, backbone: Path) -> None:

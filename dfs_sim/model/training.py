@@ -361,8 +361,7 @@ class _Stage:
                 raise CheckpointError(source, f"optimizer: not this stage's optimizer state ({error})") from None
         self.runner = context.dist.wrap(model)
         self.target = config.gate_target if name == "gate" else config.budget
-        gate_beta = config.beta if config.gate_beta is None else config.gate_beta
-        self.beta = gate_beta if name == "gate" else config.beta
+        self.beta = config.gate_beta if name == "gate" and config.gate_beta is not None else config.beta
         self.totals = torch.zeros(3, device=context.device)  # loss, correct fraction, computation; summed until shown
         self.window_start = self.first  # the first iteration summed in totals
         self.shown: dict[str, float] = {}
