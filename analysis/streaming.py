@@ -267,8 +267,9 @@ def _quantiles_by_pass(run, binned, lanes, fixed, us_per_cycle, chunk_inputs, pr
 def order_keys(values: np.ndarray, bits: int = ORDER_BITS) -> np.ndarray:
     """Each float64's bin among ``2**bits``, in the values' numeric order: the leading ``bits`` of its IEEE-754
     pattern with a negative number's bits flipped and a positive number's sign bit set (so that unsigned order is
-    numeric order; Herf, "Radix tricks", 2001)."""
-    pattern = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    numeric order; Herf, "Radix tricks", 2001). −0.0 takes +0.0's bin (adding +0.0 turns it into +0.0), as the two
+    are one value to ``np.unique`` and to the order statistics."""
+    pattern = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
     negative = (pattern >> np.uint64(63)).astype(bool)
     ordered = np.where(negative, ~pattern, pattern | np.uint64(1 << 63))
     return (ordered >> np.uint64(64 - bits)).astype(np.intp)

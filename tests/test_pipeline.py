@@ -253,3 +253,15 @@ def test_binned_quantiles_are_numpys_to_the_bit(values, counted, gathered):
     for start in range(0, column.size, gathered):
         binned.gather("column", column[start : start + gathered])
     assert binned.quantiles("column") == [float(value) for value in np.percentile(column, QUANTILES)]
+
+
+def test_binned_quantiles_take_negative_zero_as_zero():
+    """−0.0 and +0.0 are one value to np.unique; once they fell in two bins and the quantiles came out wrong."""
+    from analysis.streaming import QUANTILES, BinnedQuantiles
+
+    column = np.array([0.0, 1.0, -0.0])
+    binned = BinnedQuantiles(["column"], column.size)
+    binned.count("column", column)
+    binned.plan()
+    binned.gather("column", column)
+    assert binned.quantiles("column") == [float(value) for value in np.percentile(column, QUANTILES)]
