@@ -1,14 +1,15 @@
 """What a design-space sweep says of DFS against its baselines, written from the sweep's results.
 
+    python -m dfs_sim.sweep examples/sweeps/bitfusion_memory.toml examples/traces --out sweep_memory
     python -m dfs_sim.sweep examples/sweeps/bitfusion_prices.toml examples/traces --out sweep_bf
     python -m dfs_sim.sweep examples/sweeps/loom_prices.toml examples/traces --out sweep_loom
-    python -m analysis.sweep_findings sweep_bf sweep_loom                     # print
-    python -m analysis.sweep_findings sweep_bf sweep_loom --readme README.md  # rewrite the README's block
+    python -m analysis.sweep_findings sweep_memory sweep_bf sweep_loom                     # print
+    python -m analysis.sweep_findings sweep_memory sweep_bf sweep_loom --readme README.md  # rewrite the README's block
 
 Each sweep folder holds ``sweep.parquet`` (one row per point × run, with each DFS run's matched-accuracy energy ratio
 over SkipNet and over the static front: the energy the baseline needs for DFS's accuracy over DFS's own, NaN where
 no baseline run is that accurate; ``analysis.sweep``) and ``manifest.json`` (the spec it ran). Every number in the
-README's block between ``BEGIN`` and ``END`` comes from here; ``tests/test_sweep_findings.py`` runs the bundled price
+README's block between ``BEGIN`` and ``END`` comes from here; ``tests/test_sweep_findings.py`` runs the three bundled
 sweeps and fails when the README differs.
 """
 

@@ -128,3 +128,26 @@ def test_small_sweeps_run_in_process_by_default():
     assert default_workers(18, 9) == 0
     assert default_workers(IN_PROCESS_EVALUATIONS, 1) == 0
     assert default_workers(IN_PROCESS_EVALUATIONS + 1, 1) == min(2, os.cpu_count() or 1)
+
+
+def test_gain_by_axis_counts_only_the_runs_a_baseline_reaches():
+    from analysis.sweep_plots import gain_by_axis_figure
+
+    rows = [
+        {
+            "run": run,
+            "method": "dfs",
+            "axis:dram.pj_per_bit": dram,
+            "energy_ratio_vs_skipnet": skipnet,
+            "energy_ratio_vs_static": 0.5,
+            "energy_ratio_vs_dfs_binary": float("nan"),  # no binary run: no line
+        }
+        for run, skipnet in (("dfs_a", 3.0), ("dfs_b", float("nan")))
+        for dram in (5.0, 15.0)
+    ]
+    figure = gain_by_axis_figure(pd.DataFrame(rows), ["dram.pj_per_bit"])
+    labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+    assert labels == [
+        "vs SkipNet (median over 1 DFS runs; band: their range)",
+        "vs static (median over 2 DFS runs; band: their range)",
+    ]

@@ -1,4 +1,4 @@
-"""The README's price-sweep block is what analysis.sweep_findings writes from the bundled price sweeps."""
+"""The README's sweep-findings block is what analysis.sweep_findings writes from the three bundled sweeps."""
 
 from pathlib import Path
 
@@ -10,7 +10,11 @@ from analysis.sweep import run_sweep
 from analysis.sweep_findings import BEGIN, END, SweepOutcome, main, read_sweep, sweep_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ["examples/sweeps/bitfusion_prices.toml", "examples/sweeps/loom_prices.toml"]
+SPECS = [
+    "examples/sweeps/bitfusion_memory.toml",
+    "examples/sweeps/bitfusion_prices.toml",
+    "examples/sweeps/loom_prices.toml",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +31,8 @@ def test_the_readme_block_is_the_bundled_sweeps(swept):
     outcomes = [read_sweep(folder) for folder in swept]
     outcomes = [SweepOutcome(spec, outcome.frame) for spec, outcome in zip(SPECS, outcomes, strict=True)]
     assert readme_block(ROOT / "README.md", BEGIN, END) == sweep_markdown(outcomes), (
-        "README.md's price-sweep block differs from the bundled sweeps: run the three commands under 'How much the "
-        "findings owe to the prices we assumed' with --readme README.md"
+        "README.md's sweep-findings block differs from the bundled sweeps: run the four commands under 'What the "
+        "sweeps say' with --readme README.md"
     )
 
 
