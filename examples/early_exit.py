@@ -29,7 +29,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from dfs_sim.errors import DfsSimError  # noqa: E402
+from dfs_sim.errors import DfsSimError, report_bad_input  # noqa: E402
 from dfs_sim.importers import layer_table_from_module  # noqa: E402
 from dfs_sim.model.data import load_split, split_validation  # noqa: E402
 from dfs_sim.options import parse_options  # noqa: E402
@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             write_trace(path, run)
             print(f"{_shown(path)}: accuracy {run.accuracy:.2%}, exits {np.bincount(exits, minlength=3)}")
     except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input(error)
     return 0
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cost_models.budget import CostBasis
-from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError
+from dfs_sim.errors import ConfigError, DfsSimError, LayerTableError, report_bad_input
 from dfs_sim.layer_table import LayerTable
 from dfs_sim.model.checkpoint import CheckpointError, load_backbone_into, load_checkpoint_hashed, load_weights_into
 from dfs_sim.model.config import static_model_options
@@ -470,8 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             precision_preset=args.precision_preset,
         )
     except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input(error)
     print(
         f"{result.path}: {result.meta['method']} accuracy {result.evaluation.accuracy * 100:.2f}%, "
         f"computation {result.evaluation.computation_pct:.1f}%, {len(result.evaluation.label)} inputs"

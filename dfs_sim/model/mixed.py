@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from cost_models.budget import CostBasis, budget_costs, budget_pct
 from cost_models.mixed_precision import search_widths
-from dfs_sim.errors import ConfigError, DfsSimError
+from dfs_sim.errors import ConfigError, DfsSimError, report_bad_input
 from dfs_sim.model.checkpoint import load_checkpoint
 from dfs_sim.model.data import GEOMETRY, Split, load_split, split_validation
 from dfs_sim.model.export import export, model_from_checkpoint
@@ -152,8 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         )
     except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input(error)
     print(
         f"{result.path}: mixed precision at {reached:.2f}% of {basis.label} (target {args.target:g}%): "
         f"{','.join(names)}; accuracy {result.evaluation.accuracy * 100:.2f}%"

@@ -47,7 +47,7 @@ import torch
 from torch.nn import functional as F
 
 from cost_models.budget import CostBasis, budget_costs
-from dfs_sim.errors import ConfigError, DfsSimError
+from dfs_sim.errors import ConfigError, DfsSimError, report_bad_input
 from dfs_sim.model.checkpoint import (
     CheckpointError,
     check_writable_folder,
@@ -740,8 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
         )
     except DfsSimError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input(error)
     if not Distributed.from_environment().is_main:
         return 0
     for stage, metrics in result.metrics.items():
