@@ -258,7 +258,7 @@ EXAMPLES = {
             (14, "stripes", "latency"),
         ),
         native_budgets=((15, "bitfusion_eyeriss", "energy"),),
-        static=("q2", "q3", "q4", "q5", "q6", "q8", "q10", "q12", "q16", "fp", "w8a4", "w4a8", "w6a4", "w4a6"),
+        static=("q2", "q3", "q4", "q5", "q6", "q7", "q8", "q10", "q12", "q16", "fp", "w8a4", "w4a8", "w6a4", "w4a6"),
         # w4a4 is q4 (the same widths, one option): the fourth width is Bit Fusion's native w4a8
         qat=("q3", "q4", "w4a8", "w8a4"),
         qat_seeds=(0, 1, 2),

@@ -86,7 +86,7 @@ def test_fashion_mnist_traces_are_full_test_set_runs_of_the_real_geometry():
     assert all(np.array_equal(run.label, labels) for run in runs)  # the test set's own labels, in one order
     assert np.bincount(labels, minlength=10).tolist() == [1000] * 10
     static = {_static_name(run): run for run in runs if run.method == "static" and run.meta["static_option"]}
-    assert {"q2", "q3", "q4", "q5", "q6", "q8", "q10", "q12", "q16", "fp"} <= set(static)  # every width
+    assert {"q2", "q3", "q4", "q5", "q6", "q7", "q8", "q10", "q12", "q16", "fp"} <= set(static)  # every width
     assert {"w8a4", "w4a8", "w6a4", "w4a6"} <= set(static)  # weights and activations apart
     assert static["fp"].accuracy >= 0.93
     for run in runs:
