@@ -24,6 +24,7 @@ machine type reproduces the files; a run named ``...-sN`` trains with seed N. Th
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import shlex
@@ -149,11 +150,16 @@ class Example:
 
         return str(self._config_value("quantizer", DEFAULT_QUANTIZER))
 
-    def _config_value(self, key: str, default: Any = None) -> Any:
-        """A top-level setting of the example's config file (``default`` when it names none)."""
+    @functools.cached_property
+    def _config_file(self) -> dict[str, Any]:
+        """The example's config file, read once (every run's staleness check asks it)."""
         from dfs_sim._toml import read_toml
 
-        return read_toml(ROOT / self.config).get(key, default)
+        return read_toml(ROOT / self.config)
+
+    def _config_value(self, key: str, default: Any = None) -> Any:
+        """A top-level setting of the example's config file (``default`` when it names none)."""
+        return self._config_file.get(key, default)
 
     def quantizes(self, name: str, method: str) -> bool:
         """Whether a run's trace depends on the quantizer: DFS with quantized options, static below full
